@@ -1,0 +1,215 @@
+"""The ``cadastre`` command: a thin layer over library functions.
+
+Exit codes: 0 success, 1 a domain error (printed with its stable code), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cadastre.errors import CadastreError
+from cadastre.settings import Settings, get_settings, unknown_env_keys
+from cadastre.store import migrate as migrations
+from cadastre.store.admin import (
+    database_size,
+    demo_loaded,
+    ensure_database,
+    registry_counts,
+)
+from cadastre.store.db import connect, embedded_cluster
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(help="不动产登记查询与三维可视化服务 / cadastral query and 3D server",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="数据库 / database (embedded PostGIS or DATABASE_URL)",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _require_embedded(settings: Settings) -> None:
+    if not settings.embedded:
+        err.print("[yellow]DATABASE_URL 已设置，内嵌数据库未使用 / DATABASE_URL is set; "
+                  "the embedded cluster is not in use[/]")
+        raise typer.Exit(2)
+
+
+# ----------------------------------------------------------------------------- db
+@db_app.command("init")
+def db_init(force: bool = typer.Option(False, help="delete and recreate the cluster")) -> None:
+    """Create the embedded PostgreSQL/PostGIS cluster under the data dir."""
+    s = _settings()
+    _require_embedded(s)
+    cluster = embedded_cluster(s)
+    if force:
+        cluster.destroy()
+    state = cluster.init()
+    console.print(f"cluster: {state.pgdata} (PostgreSQL {state.major}, port {state.port})")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded cluster (idempotent; creates it if needed)."""
+    s = _settings()
+    _require_embedded(s)
+    st = embedded_cluster(s).start()
+    if st.stale_pid_removed:
+        console.print("[yellow]removed a stale pid file left by a crash[/]")
+    console.print(f"running: pid {st.pid}, 127.0.0.1:{st.port}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster (idempotent)."""
+    s = _settings()
+    _require_embedded(s)
+    was = embedded_cluster(s).stop()
+    console.print("stopped" if was else "not running")
+
+
+@db_app.command("status")
+def db_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Cluster state, versions and row counts."""
+    s = _settings()
+    out: dict[str, object] = {"embedded": s.embedded}
+    if s.embedded:
+        st = embedded_cluster(s).status()
+        out.update(initialized=st.initialized, running=st.running, pid=st.pid, port=st.port,
+                   pgdata=st.pgdata)
+        if not st.running:
+            _emit(out, as_json)
+            raise typer.Exit(3)
+    url = embedded_cluster(s).url() if s.embedded else s.database.url.get_secret_value()  # type: ignore[union-attr]
+    from cadastre.store.db import server_info
+
+    with connect(url) as conn:
+        info = server_info(conn)
+        out.update(postgresql=info.server_version, postgis=info.postgis_version,
+                   pending_migrations=[m.path.name for m in migrations.pending(conn)],
+                   counts=registry_counts(conn), database_bytes=database_size(conn))
+    _emit(out, as_json)
+
+
+def _emit(out: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(out, default=str))
+        return
+    table = Table(show_header=False)
+    for k, v in out.items():
+        table.add_row(k, json.dumps(v, ensure_ascii=False, default=str) if isinstance(
+            v, dict | list) else str(v))
+    console.print(table)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations (forward-only)."""
+    ready = ensure_database(_settings())
+    console.print(f"PostgreSQL {ready.info.server_version}, PostGIS {ready.info.postgis_version}")
+    console.print("applied: " + (", ".join(ready.applied) or "nothing (up to date)"))
+
+
+@db_app.command("psql", context_settings={"allow_extra_args": True,
+                                          "ignore_unknown_options": True})
+def db_psql(ctx: typer.Context) -> None:
+    """Open psql on the database in use (extra arguments are passed to psql)."""
+    s = _settings()
+    url = ensure_database(s, migrate=False).url
+    psql = shutil.which("psql")
+    if psql is None:
+        err.print("psql not found: sudo apt-get install postgresql-client")
+        raise typer.Exit(1)
+    os.execv(psql, [psql, url, *ctx.args])
+
+
+# ---------------------------------------------------------------------------- demo
+@app.command("demo")
+def demo(
+    scale: int = typer.Option(2000, "--scale", min=10,
+                              help="number of parcels (≥ 2000 for the standard demo)"),
+    seed: int = typer.Option(20260630, help="random seed (same seed, same district)"),
+    reset: bool = typer.Option(False, help="drop the registry and load the demo again"),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="start the server after"),
+) -> None:
+    """Load the generated demo district (once) and serve it on http://127.0.0.1:8000."""
+    from cadastre.demo.load import load_demo
+    from cadastre.pii import load_cipher
+
+    s = _settings()
+    ready = ensure_database(s, migrate=False)
+    if reset:
+        migrations.reset(ready.url)
+    applied = migrations.migrate(ready.url)
+    if applied:
+        console.print("migrations: " + ", ".join(m.path.name for m in applied))
+    with connect(ready.url) as conn:
+        if demo_loaded(conn):
+            console.print("demo already loaded (use --reset to reload)")
+        else:
+            with Progress(TextColumn("[bold]演示数据 demo[/]"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as bar:
+                task = bar.add_task("parcels", total=scale)
+                stats = load_demo(conn, load_cipher(s), parcels=scale, seed=seed,
+                                  progress=lambda done, total: bar.update(task, completed=done))
+            console.print(f"loaded in {stats.seconds:.1f} s")
+            for d in stats.defects:
+                console.print(f"  planted defect: {d}")
+        counts = registry_counts(conn)
+        size = database_size(conn)
+    _emit({**counts, "database_MB": round(size / 2**20, 1)}, False)
+    if serve_after:
+        serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
+
+
+# ---------------------------------------------------------------------------- serve
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, help="default from CADASTRE_HOST (127.0.0.1)"),
+    port: int | None = typer.Option(None, help="default from CADASTRE_PORT (8000)"),
+    workers: int | None = typer.Option(None, help="uvicorn worker processes"),
+) -> None:
+    """Run the HTTP server (database started and migrated first)."""
+    import uvicorn
+
+    s = _settings()
+    ensure_database(s)
+    host = host or s.api.host
+    port = port or s.api.port
+    console.print(f"serving on http://{host}:{port}")
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
+                workers=workers or s.api.workers, log_level="info")
+
+
+# ------------------------------------------------------------------------- settings
+@app.command("settings")
+def settings_cmd(reveal: bool = typer.Option(False, help="show secrets")) -> None:
+    """Print the resolved settings (secrets masked)."""
+    s = _settings()
+    console.print_json(json.dumps(s.as_dict(reveal=reveal), ensure_ascii=False, default=str))
+    unknown = unknown_env_keys()
+    if unknown:
+        err.print(f"[yellow]unknown settings ignored: {', '.join(unknown)}[/]")
+
+
+def main() -> None:
+    logging.basicConfig(level=get_settings().api.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except CadastreError as exc:
+        err.print(f"[red]{exc.code}[/]: {exc.message}")
+        sys.exit(1)

@@ -1,0 +1,65 @@
+"""Health and landing page."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from psycopg import AsyncConnection
+
+from cadastre.store.admin import COUNTED_TABLES
+
+router = APIRouter(tags=["system"])
+
+_COUNT_TTL = 30.0  # counting millions of rows on every probe would be wasteful
+
+
+async def _scalar(conn: AsyncConnection, sql: str) -> Any:
+    cur = await conn.execute(sql)  # type: ignore[arg-type]
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def _collect(conn: AsyncConnection) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    if await _scalar(conn, "SELECT to_regclass('cad.parcel') IS NOT NULL"):
+        for name, sql in COUNTED_TABLES.items():
+            counts[name] = int(await _scalar(conn, sql))
+    schema = None
+    if await _scalar(conn, "SELECT to_regclass('public.schema_migrations') IS NOT NULL"):
+        schema = await _scalar(conn, "SELECT max(version) FROM public.schema_migrations")
+    size = int(await _scalar(conn, "SELECT pg_database_size(current_database())"))
+    return {"schema_version": schema, "database_bytes": size, "counts": counts}
+
+
+@router.get("/health", summary="服务健康状态 / health")
+async def health(request: Request) -> dict[str, Any]:
+    """PostgreSQL and PostGIS versions, schema version and registry row counts."""
+    state = request.app.state
+    cached = getattr(state, "health_cache", None)
+    if cached is None or time.monotonic() - cached[0] > _COUNT_TTL:
+        async with state.pool.connection() as conn:
+            cached = (time.monotonic(), await _collect(conn))
+        state.health_cache = cached
+    info = state.server_info
+    return {"status": "ok", "postgresql": info.server_version, "postgis": info.postgis_version,
+            **cached[1]}
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def index() -> str:
+    return _INDEX
+
+
+_INDEX = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>不动产登记查询服务</title></head>
+<body>
+<h1>不动产登记查询与三维可视化服务 <small>Cadastre server</small></h1>
+<ul>
+<li><a href="/health">/health</a> 服务状态 / health</li>
+<li><a href="/docs">/docs</a> 接口文档 / API documentation</li>
+</ul>
+</body></html>
+"""

@@ -1,0 +1,433 @@
+"""Generate the demo district deterministically and stream it into PostGIS with COPY.
+
+``load_demo(url, cipher, parcels=2000)`` writes ≥ 2,000 parcels, their boundary points and lines,
+buildings with floors and units, parties (encrypted) and registration records, plus three planted
+defects (an overlap, a sliver gap, an area discrepancy) listed in ``cad.demo_defect``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import psycopg
+import shapely
+from shapely.geometry import MultiPolygon, Point, Polygon, box
+from shapely.geometry.polygon import orient
+
+from cadastre.demo.layout import BuildingPlan, DistrictBuilder, ParcelPlan, RetiredParcel, mm
+from cadastre.demo.people import Person
+from cadastre.demo.registry import DEMO_NS, DEMO_TODAY, RegistryBuilder, ts
+from cadastre.pii import PiiCipher
+
+COUNTY = "330106"          # 浙江省杭州市西湖区
+SRID = 4528                # CGCS2000 / 3-degree Gauss-Kruger zone 40 (CM 120°E, prefixed easting)
+ORIGIN_E, ORIGIN_N = 40_502_000.0, 3_347_000.0   # ≈ 120.02°E, 30.25°N
+DEFAULT_SEED = 20260630
+FLUSH_ROWS = 50_000
+
+Progress = Callable[[int, int], None]   # (parcels done, parcels total)
+
+
+@dataclass
+class DemoStats:
+    parcels: int = 0
+    retired_parcels: int = 0
+    boundary_points: int = 0
+    buildings: int = 0
+    floors: int = 0
+    units: int = 0
+    parties: int = 0
+    rights: int = 0
+    defects: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+PARCEL_COLS = ("feature_id", "parcel_code", "seat", "compound_name", "land_use", "right_type",
+               "right_nature", "registered_area", "neighbour_north", "neighbour_east",
+               "neighbour_south", "neighbour_west", "map_sheet", "srid", "geom", "valid_from",
+               "valid_to", "change_id", "retired_by")
+POINT_COLS = ("feature_id", "parcel_code", "point_no", "seq", "ring_no", "marker_type",
+              "point_type", "x_north", "y_east", "srid", "geom", "valid_from", "valid_to",
+              "change_id", "retired_by")
+LINE_COLS = ("feature_id", "parcel_code", "start_point_no", "end_point_no", "length",
+             "line_category", "line_position", "line_nature", "srid", "geom", "valid_from",
+             "valid_to", "change_id", "retired_by")
+BUILDING_COLS = ("feature_id", "building_code", "name", "project_name", "floors_total",
+                 "floors_above", "floors_below", "height", "ground_elevation", "structure",
+                 "planned_use", "completion_date", "floor_area", "footprint_area", "srid", "geom",
+                 "valid_from", "change_id")
+FLOOR_COLS = ("feature_id", "building_code", "floor_no", "floor_label", "base_elevation",
+              "storey_height", "floor_area", "srid", "geom", "valid_from", "change_id")
+UNIT_COLS = ("feature_id", "unit_code", "floor_no", "floor_count", "room_no", "seat", "use",
+             "house_type", "house_nature", "layout", "building_area", "inner_area",
+             "shared_area", "shared_coefficient", "land_share_area", "base_elevation", "height",
+             "srid", "geom", "valid_from", "change_id")
+RIGHT_COLS = ("version_id", "right_id", "kind", "unit_code", "business_no", "registration_type",
+              "right_type", "registration_reason", "certificate_no", "registry_office",
+              "registrar_name", "registered_at", "right_start", "right_end", "status", "remark",
+              "valid_from", "valid_to", "change_id", "retired_by")
+DETAIL_COLS = {
+    "ownership_detail": ("right_version_id", "land_use_start", "land_use_end",
+                         "transaction_price", "house_use", "house_nature", "structure",
+                         "floor_label", "floors_total", "building_area", "exclusive_area",
+                         "shared_area", "land_area"),
+    "mortgage_detail": ("right_version_id", "mortgage_type", "property_kind", "secured_amount",
+                        "max_amount", "debt_start", "debt_end", "scope"),
+    "pre_notice_detail": ("right_version_id", "notice_kind", "price", "house_use",
+                          "building_area"),
+    "seizure_detail": ("right_version_id", "authority", "seizure_type", "document",
+                       "document_no", "seizure_start", "seizure_end", "scope",
+                       "release_document_no", "released_at"),
+    "objection_detail": ("right_version_id", "matter", "cancelled_reason", "cancelled_at"),
+    "easement_detail": ("right_version_id", "servient_unit_code", "dominant_unit_code",
+                        "content", "easement_start", "easement_end"),
+    "cancellation_detail": ("right_version_id", "cancelled_right_id", "reason", "cancelled_at"),
+}
+SINK_DETAIL = {"ownership_detail": "ownership", "mortgage_detail": "mortgage",
+               "pre_notice_detail": "pre_notice", "seizure_detail": "seizure",
+               "objection_detail": "objection", "easement_detail": "easement",
+               "cancellation_detail": "cancellation"}
+
+
+def _ewkb(geom: shapely.Geometry) -> str:
+    return shapely.to_wkb(shapely.set_srid(geom, SRID), hex=True, include_srid=True)
+
+
+def _shift(poly: Polygon) -> Polygon:
+    """Local metres → zone coordinates, rounded to the millimetre."""
+    return Polygon([(mm(x + ORIGIN_E), mm(y + ORIGIN_N)) for x, y in poly.exterior.coords])
+
+
+def _multi(poly: Polygon) -> MultiPolygon:
+    return MultiPolygon([poly])
+
+
+def _fid(kind: str, key: str) -> uuid.UUID:
+    return uuid.uuid5(DEMO_NS, f"{kind}:{key}")
+
+
+def _copy(cur: psycopg.Cursor, table: str, cols: Sequence[str], rows: Iterable[tuple]) -> None:
+    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row(row)
+
+
+class _Writer:
+    """Buffers rows per table and COPYs them in batches."""
+
+    def __init__(self, cur: psycopg.Cursor, cipher: PiiCipher) -> None:
+        self.cur = cur
+        self.cipher = cipher
+        self.buf: dict[str, list[tuple]] = {}
+        self.cols: dict[str, Sequence[str]] = {}
+
+    def add(self, table: str, cols: Sequence[str], row: tuple) -> None:
+        self.cols[table] = cols
+        self.buf.setdefault(table, []).append(row)
+
+    def size(self) -> int:
+        return sum(len(v) for v in self.buf.values())
+
+    def flush(self, reg: RegistryBuilder) -> None:
+        sink = reg.sink
+        c = self.cipher
+        party_rows = [
+            (pid, p.party_type, p.id_type, c.encrypt(p.name), c.lookup_hash(p.name),
+             c.encrypt(p.id_number), c.lookup_hash(p.id_number), c.encrypt(p.phone),
+             c.lookup_hash(p.phone), c.encrypt(p.address))
+            for pid, p in zip(sink.party_ids, sink.parties, strict=True)
+        ]
+        _copy(self.cur, "pii.party", ("party_id", "party_type", "id_type", "name_enc",
+                                      "name_hash", "id_number_enc", "id_number_hash",
+                                      "phone_enc", "phone_hash", "address_enc"), party_rows)
+        order = ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.lineage",
+                 "cad.building", "cad.floor", "cad.unit")
+        for table in order:
+            if self.buf.get(table):
+                _copy(self.cur, table, self.cols[table], self.buf[table])
+        _copy(self.cur, "cad.right_record", RIGHT_COLS, sink.rights)
+        _copy(self.cur, "cad.right_party", ("right_version_id", "party_id", "role", "seq",
+                                            "share", "co_ownership"), sink.right_parties)
+        for table, cols in DETAIL_COLS.items():
+            _copy(self.cur, f"cad.{table}", cols, getattr(sink, SINK_DETAIL[table]))
+        self.buf.clear()
+        sink.clear()
+
+
+class DemoLoader:
+    def __init__(self, cur: psycopg.Cursor, cipher: PiiCipher, target: int, seed: int) -> None:
+        self.cur = cur
+        self.rng = random.Random(seed)
+        self.builder = DistrictBuilder(target, seed)
+        self.target = target
+        row = cur.execute(
+            "INSERT INTO cad.change_set (kind, created_at, actor, note) "
+            "VALUES ('demo', %s, 'cadastre demo', %s) RETURNING id",
+            (ts(date(2026, 6, 30)), f"demo district, {target} parcels, seed {seed}"),
+        ).fetchone()
+        assert row is not None
+        self.change_id: int = row[0]
+        first = cur.execute("SELECT coalesce(max(version_id), 0) + 1 FROM cad.right_record")
+        self.reg = RegistryBuilder(self.rng, self.change_id, first.fetchone()[0])  # type: ignore
+        self.w = _Writer(cur, cipher)
+        self.stats = DemoStats()
+        self._defects_planted = False
+        self._easements = 0
+
+    # ------------------------------------------------------------------ run
+    def run(self, progress: Progress | None = None) -> DemoStats:
+        t0 = time.monotonic()
+        for parcels, retired in self.builder.iter_blocks():
+            if not self._defects_planted and self._can_plant(parcels, retired):
+                self._plant_defects(parcels)
+            self._block(parcels, retired)
+            if self.w.size() + len(self.reg.sink.rights) > FLUSH_ROWS:
+                self.w.flush(self.reg)
+            if progress:
+                progress(min(self.stats.parcels, self.target), self.target)
+        self.w.flush(self.reg)
+        self.cur.execute(
+            "SELECT setval(pg_get_serial_sequence('cad.right_record', 'version_id'), "
+            "(SELECT max(version_id) FROM cad.right_record))"
+        )
+        self.stats.seconds = time.monotonic() - t0
+        return self.stats
+
+    # -------------------------------------------------------------- defects
+    @staticmethod
+    def _can_plant(parcels: list[ParcelPlan], retired: list[RetiredParcel]) -> bool:
+        return bool(parcels) and parcels[0].kind == "lot" and not retired and len(parcels) >= 12
+
+    def _plant_defects(self, parcels: list[ParcelPlan]) -> None:
+        """Overlap (0–1), sliver gap (3–4) and an area discrepancy (6), all in one lot block."""
+        a = parcels[0].polygon
+        x0, y0, x1, y1 = a.bounds
+        parcels[0].polygon = _rect_keep_nodes(a, x1 + 0.8)      # 0.8 m into its east neighbour
+        g = parcels[3].polygon
+        gx0, gy0, gx1, gy1 = g.bounds
+        parcels[3].polygon = _rect_keep_nodes(g, gx1 - 0.15)    # 15 cm gap to its neighbour
+        parcels[0].kind = parcels[3].kind = parcels[6].kind = "lot-defect"
+        self._defects = {
+            "overlap": (0, 1, round(0.8 * (y1 - y0), 3)),
+            "sliver_gap": (3, 4, round(0.15 * (gy1 - gy0), 3)),
+            "area_discrepancy": (6, 6, 0.12),
+        }
+        self._defects_planted = True
+        self._defect_block = parcels
+
+    # --------------------------------------------------------------- blocks
+    def _block(self, parcels: list[ParcelPlan], retired: list[RetiredParcel]) -> None:
+        rng = self.rng
+        seq = 0
+        retired_codes: list[tuple[RetiredParcel, str, date, date]] = []
+        for r in retired:
+            seq += 1
+            r.sequence = seq
+        for p in parcels:
+            seq += 1
+            p.sequence = seq
+        split_dates: dict[int, date] = {}
+        for r in retired:
+            code = _parcel_code(r.district, r.subdistrict, r.sequence)
+            born = date(2001, 1, 1) + timedelta(days=rng.randrange(0, 3650))
+            split = born + timedelta(days=rng.randrange(1500, 5500))
+            split = min(split, DEMO_TODAY - timedelta(days=30))
+            for i in r.children:
+                split_dates[i] = split
+            retired_codes.append((r, code, born, split))
+            self._write_parcel(code, r.polygon, r.seat, None, r.land_use, {}, born, split)
+            self.stats.retired_parcels += 1
+        for i, p in enumerate(parcels):
+            code = _parcel_code(p.district, p.subdistrict, p.sequence)
+            p_from = split_dates.get(i) or self._parcel_start(p)
+            area = round(_shift(p.polygon).area, 2)
+            registered = area
+            if getattr(self, "_defect_block", None) is parcels and i == 6:
+                registered = round(area * 1.12, 2)
+            self._write_parcel(code, p.polygon, p.seat, p.compound_name, p.land_use,
+                               p.neighbours, p_from, None, registered)
+            self.stats.parcels += 1
+            self._rights_for_parcel(p, code, p_from, area)
+            for b in p.buildings:
+                self._write_building(p, code, b, p_from)
+        for r, code, _born, split in retired_codes:
+            for i in r.children:
+                child = _parcel_code(parcels[i].district, parcels[i].subdistrict,
+                                     parcels[i].sequence)
+                self.w.add("cad.lineage", ("entity", "parent_feature_id", "child_feature_id",
+                                           "event", "change_id"),
+                           ("parcel", _fid("parcel", code), _fid("parcel", child), "split",
+                            self.change_id))
+        if getattr(self, "_defect_block", None) is parcels:
+            codes = [_parcel_code(p.district, p.subdistrict, p.sequence) for p in parcels]
+            for kind, (i, j, measure) in self._defects.items():
+                pair = [codes[i]] if i == j else [codes[i], codes[j]]
+                self.cur.execute(
+                    "INSERT INTO cad.demo_defect (kind, parcel_codes, measure, note) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (kind, pair, measure, "planted by cadastre demo"),
+                )
+                self.stats.defects.append(f"{kind}: {', '.join(pair)} ({measure})")
+            self._defect_block = None
+        # a few easements between neighbouring lots (通行地役权)
+        lots = [p for p in parcels if p.kind == "lot"]
+        if len(lots) > 2 and rng.random() < 0.15:
+            s, d = lots[0], lots[1]
+            self.reg.easement(
+                _parcel_code(s.district, s.subdistrict, s.sequence) + "W00000000",
+                _parcel_code(d.district, d.subdistrict, d.sequence) + "W00000000",
+                date(2015, 1, 1) + timedelta(days=rng.randrange(0, 3000)),
+            )
+
+    def _parcel_start(self, p: ParcelPlan) -> date:
+        years = [b.completion_year for b in p.buildings]
+        first = min(years) - 3 if years else 2005
+        return date(first, 1, 1) + timedelta(days=self.rng.randrange(0, 360))
+
+    # ---------------------------------------------------------------- parcel
+    def _write_parcel(self, code: str, local: Polygon, seat: str, compound: str | None,
+                      land_use: str, nb: dict[str, str], start: date, end: date | None,
+                      registered: float | None = None) -> None:
+        poly = orient(_shift(local), sign=-1.0)  # clockwise, as 界址点 are numbered
+        fid = _fid("parcel", code)
+        area = registered if registered is not None else round(poly.area, 2)
+        vfrom, vto = ts(start), ts(end) if end else None
+        retired_by = self.change_id if end else None
+        self.w.add("cad.parcel", PARCEL_COLS, (
+            fid, code, seat, compound, land_use, 3, 101 if land_use in ("0810", "08H2") else 102,
+            area,
+            nb.get("north"), nb.get("east"), nb.get("south"), nb.get("west"),
+            f"H51G{(int(poly.centroid.y) // 500) % 1000:03d}{(int(poly.centroid.x) // 500) % 1000:03d}",
+            SRID, _ewkb(_multi(poly)), vfrom, vto, self.change_id, retired_by))
+        coords = list(poly.exterior.coords)[:-1]
+        start_i = max(range(len(coords)), key=lambda k: (coords[k][1], -coords[k][0]))
+        ring = coords[start_i:] + coords[:start_i]
+        for k, (x, y) in enumerate(ring, start=1):
+            self.w.add("cad.boundary_point", POINT_COLS, (
+                _fid("jzd", f"{code}:{k}"), code, f"J{k}", k, 1,
+                self.rng.choice((1, 2, 4)), 1, f"{y:.3f}", f"{x:.3f}", SRID,
+                _ewkb(Point(x, y)), vfrom, vto, self.change_id, retired_by))
+            nx, ny = ring[k % len(ring)]
+            line = shapely.LineString([(x, y), (nx, ny)])
+            self.w.add("cad.boundary_line", LINE_COLS, (
+                _fid("jzx", f"{code}:{k}"), code, f"J{k}", f"J{k % len(ring) + 1}",
+                round(line.length, 3), 1, 2, 1, SRID, _ewkb(line), vfrom, vto, self.change_id,
+                retired_by))
+            self.stats.boundary_points += 1
+
+    # -------------------------------------------------------------- building
+    def _write_building(self, p: ParcelPlan, parcel_code: str, b: BuildingPlan,
+                        parcel_from: date) -> None:
+        bcode = f"{parcel_code}F{b.building_no:04d}"
+        completion = date(b.completion_year, 1, 1) + timedelta(days=self.rng.randrange(0, 360))
+        vfrom = ts(max(completion, parcel_from))
+        fp = _shift(b.footprint)
+        floor_area = round(fp.area * (b.floors_above + b.floors_below), 2)
+        self.w.add("cad.building", BUILDING_COLS, (
+            _fid("zrz", bcode), bcode, b.name, p.compound_name,
+            b.floors_above + b.floors_below, b.floors_above, b.floors_below, b.height,
+            b.ground_elevation, b.structure, b.planned_use, completion, floor_area,
+            round(fp.area, 2), SRID, _ewkb(_multi(fp)), vfrom, self.change_id))
+        self.stats.buildings += 1
+        fp_wkb = _ewkb(_multi(fp))
+        for f in b.floors:
+            self.w.add("cad.floor", FLOOR_COLS, (
+                _fid("c", f"{bcode}:{f.floor_no}"), bcode, f.floor_no,
+                f"{f.floor_no}" if f.floor_no > 0 else f"地下{-f.floor_no}",
+                f.base_elevation, f.storey_height, round(fp.area, 2), SRID, fp_wkb, vfrom,
+                self.change_id))
+            self.stats.floors += 1
+        new_compound = p.kind == "residential" and b.completion_year >= 2025
+        org_owner = p.kind in ("commercial", "school")
+        for u in b.units:
+            ucode = f"{bcode}{u.house_no:04d}"
+            seat = (f"{p.compound_name}{b.building_no}幢{u.room_no}室" if p.compound_name
+                    and p.kind == "residential" else f"{p.seat}{u.room_no if u.room_no != '全幢' else ''}")
+            coef = round(u.shared_area / u.inner_area, 6) if u.inner_area else 0
+            self.w.add("cad.unit", UNIT_COLS, (
+                _fid("h", ucode), ucode, u.floor_no, u.floor_count, u.room_no, seat, u.use,
+                1, 1, "三室两厅" if u.use == "11" and u.building_area > 110 else None,
+                u.building_area, u.inner_area, u.shared_area, coef, None, u.base_elevation,
+                u.height, SRID, _ewkb(_multi(_shift(u.polygon))), vfrom, self.change_id))
+            self.stats.units += 1
+            factory: Callable[[], Person] | None = None
+            if org_owner:
+                factory = self._org_owner_factory(p)
+            self.reg.unit_records(ucode, completion, u.use, b.structure, str(u.floor_no),
+                                  b.floors_above, u.building_area, u.inner_area, u.shared_area,
+                                  new_compound, factory)
+
+    def _org_owner_factory(self, p: ParcelPlan) -> Callable[[], Person]:
+        rng = self.rng
+
+        def make() -> Person:
+            if p.kind == "school" or rng.random() < 0.5:
+                n = rng.randrange(1, 10**6)
+                return self.reg.people.organisation(f"杭州{n:06d}科技有限公司")
+            return self.reg.people.person()
+
+        return make
+
+    # ---------------------------------------------------------------- rights
+    def _rights_for_parcel(self, p: ParcelPlan, code: str, start: date, area: float) -> None:
+        land = code + "W00000000"
+        people = self.reg.people
+        if p.kind == "residential":
+            completion = min(b.completion_year for b in p.buildings)
+            dev = people.organisation(people.developer_name(p.block_id))
+            ended = None
+            if completion < 2025:
+                ended = min(date(completion, 9, 1), DEMO_TODAY)
+                if ended <= start:
+                    ended = start + timedelta(days=200)
+            self.reg.land_use_right(land, dev, start, ended, area)
+        elif p.kind == "commercial":
+            self.reg.land_use_right(land, people.organisation(f"{p.compound_name}置业有限公司"),
+                                    start, None, area, years=40)
+        elif p.kind in ("school", "park"):
+            name = p.compound_name or "杭州市西湖区人民政府"
+            holder = people.organisation(f"杭州市{name}" if p.kind == "school"
+                                         else "杭州市西湖区园林和文物局", 3 if p.kind == "school"
+                                         else 4)
+            self.reg.land_use_right(land, holder, start, None, area, years=50)
+
+
+def _parcel_code(district: int, subdistrict: int, seq: int) -> str:
+    return f"{COUNTY}{district:03d}{subdistrict:03d}GB{seq:05d}"
+
+
+def _rect_keep_nodes(poly: Polygon, new_x1: float) -> Polygon:
+    """Move the east edge of an axis-aligned parcel to ``new_x1`` (mm), keeping other nodes."""
+    x0, y0, x1, y1 = poly.bounds
+    if new_x1 > x1:
+        grown = poly.union(box(x1, y0, mm(new_x1), y1))
+        return Polygon([(mm(x), mm(y)) for x, y in grown.exterior.coords])
+    pts = [(x, y) for x, y in poly.exterior.coords[:-1] if x < new_x1 or x == x1]
+    pts = [(mm(new_x1) if x == x1 else x, y) for x, y in pts]
+    return Polygon(pts)
+
+
+def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
+              seed: int = DEFAULT_SEED, progress: Progress | None = None) -> DemoStats:
+    """Load the demo into an empty, migrated database in one transaction."""
+    with conn.transaction(), conn.cursor() as cur:
+        existing = cur.execute("SELECT count(*) FROM cad.parcel").fetchone()
+        if existing and existing[0]:
+            from cadastre.errors import InvalidInput
+
+            raise InvalidInput("DEMO_NOT_EMPTY", "数据库已有宗地数据 / the registry is not empty; "
+                               "use `cadastre demo --reset`")
+        loader = DemoLoader(cur, cipher, parcels, seed)
+        stats = loader.run(progress)
+        stats.parties = cur.execute("SELECT count(*) FROM pii.party").fetchone()[0]  # type: ignore
+        stats.rights = cur.execute("SELECT count(*) FROM cad.right_record").fetchone()[0]  # type: ignore
+    with conn.cursor() as cur:
+        for t in ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.building",
+                  "cad.floor", "cad.unit", "cad.right_record", "cad.right_party", "pii.party"):
+            cur.execute(f"ANALYZE {t}")
+    return stats

@@ -1,0 +1,123 @@
+"""Settings, one class per concern, one env prefix (``CADASTRE_``).
+
+``DATABASE_URL`` is accepted as a whole (as well as ``CADASTRE_DATABASE_URL``). Without it the
+embedded PostgreSQL/PostGIS cluster under the data dir is used.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "CADASTRE_"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_data_dir() -> Path:
+    """``<checkout>/var`` when running from a source checkout, else ``~/.local/share/cadastre``."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "var"
+    return Path.home() / ".local" / "share" / "cadastre"
+
+
+class _Base(BaseSettings):
+    # extra="forbid" would reject unrelated CADASTRE_* variables of other concerns, so unknown
+    # keys are reported by `cadastre settings` instead (see unknown_env_keys()).
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+
+class StorageSettings(_Base):
+    data_dir: Path = Field(default_factory=_default_data_dir, description="数据目录 / data dir")
+
+
+class DatabaseSettings(_Base):
+    url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "CADASTRE_DATABASE_URL"),
+        description="external PostgreSQL; empty = embedded cluster",
+    )
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=10, ge=1)
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # embedded cluster tuning
+    embedded_shared_buffers: str = "256MB"
+    embedded_port: int | None = Field(default=None, description="fixed port; default: a free one")
+    min_server_version: int = 140000
+    min_postgis_version: str = "3.1"
+
+
+class ApiSettings(_Base):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "WARNING"
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class SecuritySettings(_Base):
+    # Keys for PII encryption at rest (AES-256-GCM) and for keyed look-up hashes (HMAC-SHA256).
+    # When not given, the embedded data dir keeps generated keys in `secrets.json` (mode 0600).
+    pii_key: SecretStr | None = None
+    lookup_key: SecretStr | None = None
+
+
+class Settings:
+    """All concerns together; each is a pydantic-settings object reading the same env prefix."""
+
+    def __init__(self, **overrides: Any) -> None:
+        self.storage = StorageSettings(**overrides.get("storage", {}))
+        self.database = DatabaseSettings(**overrides.get("database", {}))
+        self.api = ApiSettings(**overrides.get("api", {}))
+        self.security = SecuritySettings(**overrides.get("security", {}))
+
+    @property
+    def data_dir(self) -> Path:
+        return self.storage.data_dir
+
+    @property
+    def embedded(self) -> bool:
+        return self.database.url is None
+
+    def as_dict(self, reveal: bool = False) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name in ("storage", "database", "api", "security"):
+            obj: BaseSettings = getattr(self, name)
+            section: dict[str, Any] = {}
+            for key, value in obj.model_dump().items():
+                if isinstance(value, SecretStr) or key in ("url", "pii_key", "lookup_key"):
+                    raw = getattr(obj, key)
+                    if raw is None:
+                        value = None
+                    elif reveal:
+                        value = raw.get_secret_value()
+                    else:
+                        value = "********"
+                section[key] = str(value) if isinstance(value, Path) else value
+            out[name] = section
+        return out
+
+
+def known_env_keys() -> set[str]:
+    keys = {"DATABASE_URL"}
+    for cls in (StorageSettings, DatabaseSettings, ApiSettings, SecuritySettings):
+        for name in cls.model_fields:
+            keys.add(PREFIX + name.upper())
+    return keys
+
+
+def unknown_env_keys() -> list[str]:
+    """CADASTRE_* variables that no settings class understands (likely typos)."""
+    known = known_env_keys()
+    return sorted(k for k in os.environ if k.startswith(PREFIX) and k not in known)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,93 @@
+"""Database access: which server to use, connections, version checks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import psycopg
+
+from cadastre.errors import DatabaseVersionError
+from cadastre.settings import Settings
+from cadastre.store.cluster import EmbeddedCluster
+
+log = logging.getLogger(__name__)
+
+
+def embedded_cluster(settings: Settings) -> EmbeddedCluster:
+    return EmbeddedCluster(
+        settings.data_dir,
+        shared_buffers=settings.database.embedded_shared_buffers,
+        port=settings.database.embedded_port,
+    )
+
+
+def database_url(settings: Settings, start: bool = True) -> str:
+    """The URL in force: ``DATABASE_URL`` if set, else the embedded cluster (started if asked)."""
+    if settings.database.url is not None:
+        return settings.database.url.get_secret_value()
+    cluster = embedded_cluster(settings)
+    if start:
+        cluster.start()
+    return cluster.url()
+
+
+def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=autocommit, application_name="cadastre")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    server_version: str
+    server_version_num: int
+    postgis_version: str | None
+
+
+def server_info(conn: psycopg.Connection) -> ServerInfo:
+    row = conn.execute(
+        "SELECT current_setting('server_version'), current_setting('server_version_num')::int"
+    ).fetchone()
+    assert row is not None
+    postgis: str | None = None
+    ext = conn.execute(
+        "SELECT extversion FROM pg_extension WHERE extname = 'postgis'"
+    ).fetchone()
+    if ext:
+        postgis = conn.execute("SELECT postgis_lib_version()").fetchone()[0]  # type: ignore[index]
+    else:
+        avail = conn.execute(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'"
+        ).fetchone()
+        postgis = avail[0] if avail else None
+    return ServerInfo(row[0], row[1], postgis)
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for p in v.split("."):
+        digits = "".join(ch for ch in p if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_versions(info: ServerInfo, min_server: int = 140000, min_postgis: str = "3.1") -> None:
+    """Refuse servers older than PostgreSQL 14 / PostGIS 3.1, with a clear message."""
+    if info.server_version_num < min_server:
+        raise DatabaseVersionError(
+            "POSTGRES_TOO_OLD",
+            f"PostgreSQL 版本过低：{info.server_version}，至少需要 {min_server // 10000} / "
+            f"PostgreSQL {info.server_version} is too old; {min_server // 10000} or newer is needed",
+        )
+    if info.postgis_version is None:
+        raise DatabaseVersionError(
+            "POSTGIS_MISSING",
+            "数据库服务器未安装 PostGIS / the database server has no PostGIS extension available",
+        )
+    if _version_tuple(info.postgis_version) < _version_tuple(min_postgis):
+        raise DatabaseVersionError(
+            "POSTGIS_TOO_OLD",
+            f"PostGIS 版本过低：{info.postgis_version}，至少需要 {min_postgis} / "
+            f"PostGIS {info.postgis_version} is too old; {min_postgis} or newer is needed",
+        )
