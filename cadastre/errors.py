@@ -34,6 +34,10 @@ class DatabaseVersionError(CadastreError):
     code = "DATABASE_VERSION"
 
 
+class DatabaseUnavailable(CadastreError):
+    code = "DATABASE_UNREACHABLE"
+
+
 class MigrationError(CadastreError):
     code = "MIGRATION_ERROR"
 

@@ -29,7 +29,8 @@ class _Base(BaseSettings):
     # extra="forbid" would reject unrelated CADASTRE_* variables of other concerns, so unknown
     # keys are reported by `cadastre settings` instead (see unknown_env_keys()).
     model_config = SettingsConfigDict(
-        env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        populate_by_name=True,
     )
 
 

@@ -6,8 +6,9 @@ import logging
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
-from cadastre.errors import DatabaseVersionError
+from cadastre.errors import DatabaseUnavailable, DatabaseVersionError
 from cadastre.settings import Settings
 from cadastre.store.cluster import EmbeddedCluster
 
@@ -32,8 +33,23 @@ def database_url(settings: Settings, start: bool = True) -> str:
     return cluster.url()
 
 
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    info = conninfo_to_dict(url)
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=autocommit, application_name="cadastre")
+    try:
+        return psycopg.connect(url, autocommit=autocommit, application_name="cadastre",
+                               connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(
+            "DATABASE_UNREACHABLE",
+            f"无法连接数据库 {redact(url)} / cannot connect to the database at {redact(url)}: "
+            f"{reason}",
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 
 from cadastre.errors import MigrationError
+from cadastre.store.db import connect
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -98,7 +99,7 @@ def _check_history(done: dict[int, tuple[str, str]], known: list[Migration]) -> 
 def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply every pending migration; returns those applied (empty when up to date)."""
     done_now: list[Migration] = []
-    with psycopg.connect(url) as conn:
+    with connect(url) as conn:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             _ensure_table(conn)
@@ -126,7 +127,7 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 def reset(url: str) -> None:
     """Drop everything the migrations created (the demo's ``--reset``); migrate again after."""
-    with psycopg.connect(url) as conn, conn.transaction():
+    with connect(url) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         conn.execute("DROP SCHEMA IF EXISTS cad CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS pii CASCADE")

@@ -1,0 +1,50 @@
+"""The `cadastre` command line: settings, db status, error exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_settings_masks_secrets_and_accepts_database_url(tmp_path) -> None:
+    url = "postgresql://user:s3cret@db.example:5432/cad"
+    p = _run("settings", env={"DATABASE_URL": url, "CADASTRE_DATA_DIR": str(tmp_path),
+                              "CADASTRE_PORT": "8123", "CADASTRE_TYPO_SETTING": "1"})
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["database"]["url"] == "********"
+    assert "s3cret" not in p.stdout
+    assert out["api"]["port"] == 8123
+    assert out["storage"]["data_dir"] == str(tmp_path)
+    assert "CADASTRE_TYPO_SETTING" in p.stderr  # unknown keys are reported, not silently ignored
+
+
+def test_db_status_json_against_database_url(demo_url: str, tmp_path) -> None:
+    p = _run("db", "status", "--json", env={"DATABASE_URL": demo_url,
+                                            "CADASTRE_DATA_DIR": str(tmp_path)})
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["postgis"].startswith("3.")
+    assert out["pending_migrations"] == []
+    assert out["counts"]["units"] >= 20000
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path) -> None:
+    p = _run("db", "migrate", env={"DATABASE_URL": "postgresql://x:y@127.0.0.1:1/none",
+                                   "CADASTRE_DATA_DIR": str(tmp_path)})
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr
+
+
+def test_embedded_commands_refuse_when_database_url_set(tmp_path) -> None:
+    p = _run("db", "start", env={"DATABASE_URL": "postgresql://x@127.0.0.1/none",
+                                 "CADASTRE_DATA_DIR": str(tmp_path)})
+    assert p.returncode == 2
+    assert "DATABASE_URL" in p.stderr
