@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Install everything the project needs on Debian 12 / Ubuntu (22.04+), as root or with sudo:
+# system packages (PostgreSQL + PostGIS, GDAL, fonts, ...), the Python virtualenv in .venv,
+# and the project itself. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+pkg_ok() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+APT_UPDATED=""
+apt_update() {
+  if [ -z "$APT_UPDATED" ]; then $SUDO apt-get update -q >/dev/null; APT_UPDATED=1; fi
+}
+
+# ---- PostgreSQL major with PostGIS: what is installed, else what the distribution offers
+PG="${CADASTRE_PG_MAJOR:-}"
+if [ -z "$PG" ]; then
+  for v in 15 16 17 14; do
+    if pkg_ok "postgresql-$v-postgis-3"; then PG=$v; break; fi
+  done
+fi
+if [ -z "$PG" ]; then
+  apt_update
+  for v in 15 16 17 14; do
+    if apt-cache show "postgresql-$v-postgis-3" >/dev/null 2>&1; then PG=$v; break; fi
+  done
+fi
+[ -n "$PG" ] || { echo "no postgresql-NN-postgis-3 package found (need PostgreSQL 14-17)"; exit 1; }
+
+# ---- Python >= 3.11
+PY=""
+for p in python3.13 python3.12 python3.11 python3; do
+  if command -v "$p" >/dev/null 2>&1 && "$p" -c "import sys; sys.exit(sys.version_info < (3, 11))" 2>/dev/null; then
+    PY=$(command -v "$p"); break
+  fi
+done
+
+PKGS=(
+  "postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-client-$PG" postgresql-contrib
+  gdal-bin fonts-noto-cjk ca-certificates
+)
+if [ -z "$PY" ]; then PKGS+=(python3.11 python3.11-venv python3.11-dev); fi
+MISSING=()
+for p in "${PKGS[@]}"; do pkg_ok "$p" || MISSING+=("$p"); done
+if [ -n "$PY" ] && ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  v=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+  MISSING+=("python$v-venv")
+fi
+if [ ${#MISSING[@]} -gt 0 ]; then
+  echo "installing system packages: ${MISSING[*]}"
+  apt_update
+  # the project runs its own cluster; don't let the package create and start a 'main' one
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $SUDO mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+  $SUDO apt-get install -y -q --no-install-recommends "${MISSING[@]}" >/dev/null
+fi
+if [ -z "$PY" ]; then PY=$(command -v python3.11); fi
+
+# ---- virtualenv + project (re-installed only when pyproject.toml changes)
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+STAMP=.venv/.cadastre-installed
+HASH=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
+  echo "installing Python dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  echo "$HASH" > "$STAMP"
+fi
+echo "setup done: PostgreSQL $PG + PostGIS, $(.venv/bin/python --version) in $ROOT/.venv"
