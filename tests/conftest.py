@@ -7,6 +7,7 @@ loaded once per session into its own database.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,36 +21,77 @@ from cadastre.store.cluster import EmbeddedCluster
 from cadastre.store.migrate import migrate
 
 TEST_DATA_DIR = Path(os.environ.get("CADASTRE_TEST_DATA_DIR", PROJECT_ROOT / "var" / "test"))
-TEMPLATE_DB = "cadastre_template"
-DEMO_DB = "cadastre_demo"
 DEMO_PARCELS = 2000
 
 
-def _db_url(cluster: EmbeddedCluster, name: str) -> str:
-    return cluster.url(name)
+def _source_hash(*globs: str) -> str:
+    h = hashlib.sha256()
+    for pattern in globs:
+        for path in sorted(PROJECT_ROOT.glob(pattern)):
+            h.update(path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+# Databases are named after what built them, so sessions (and concurrent pytest runs) reuse them
+# safely: a template per migration set, a demo per migration set + generator source.
+TEMPLATE_DB = "tpl_" + _source_hash("cadastre/store/migrations/*.sql")
+DEMO_DB = "demo_" + _source_hash("cadastre/store/migrations/*.sql", "cadastre/demo/*.py",
+                                 "cadastre/idnumber.py")
+
+
+def _admin(cluster: EmbeddedCluster) -> psycopg.Connection:
+    return psycopg.connect(cluster.url("postgres"), autocommit=True)
+
+
+def _exists(cluster: EmbeddedCluster, name: str) -> bool:
+    with _admin(cluster) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() \
+            is not None
 
 
 def _recreate(cluster: EmbeddedCluster, name: str, template: str | None = None) -> str:
-    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+    with _admin(cluster) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         tpl = f' TEMPLATE "{template}"' if template else ""
         conn.execute(f'CREATE DATABASE "{name}"{tpl}')
     return cluster.url(name)
 
 
+def _build_once(cluster: EmbeddedCluster, name: str, build, template: str | None = None) -> str:
+    """Create database ``name`` with ``build(url)`` unless a finished one exists (built under
+    ``name`` + '_building' and renamed, so a crashed build is never mistaken for a finished one)."""
+    lock = int(hashlib.sha256(name.encode()).hexdigest()[:12], 16)
+    with _admin(cluster) as admin:
+        admin.execute("SELECT pg_advisory_lock(%s)", (lock,))
+        try:
+            if not _exists(cluster, name):
+                tmp = name + "_building"
+                url = _recreate(cluster, tmp, template)
+                build(url)
+                admin.execute(f'ALTER DATABASE "{tmp}" RENAME TO "{name}"')
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+    return cluster.url(name)
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[EmbeddedCluster]:
+    # Left running at the end: other pytest processes may be using it; `cadastre db stop` style
+    # cleanup is `EmbeddedCluster(TEST_DATA_DIR).stop()`.
     c = EmbeddedCluster(TEST_DATA_DIR)
     c.start()
+    with _admin(c) as conn:  # drop templates/demos built by older sources
+        stale = [r[0] for r in conn.execute(
+            "SELECT datname FROM pg_database WHERE (datname LIKE 'tpl\\_%%' "
+            "OR datname LIKE 'demo\\_%%') AND datname NOT IN (%s, %s)", (TEMPLATE_DB, DEMO_DB))]
+        for name in stale:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     yield c
-    c.stop()
 
 
 @pytest.fixture(scope="session")
 def template_url(cluster: EmbeddedCluster) -> str:
-    url = _recreate(cluster, TEMPLATE_DB)
-    migrate(url)
-    return url
+    return _build_once(cluster, TEMPLATE_DB, migrate)
 
 
 @pytest.fixture()
@@ -58,7 +100,7 @@ def fresh_db(cluster: EmbeddedCluster, template_url: str) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
     url = _recreate(cluster, name, TEMPLATE_DB)
     yield url
-    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+    with _admin(cluster) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -68,28 +110,32 @@ def empty_db(cluster: EmbeddedCluster) -> Iterator[str]:
     name = f"e_{uuid.uuid4().hex[:12]}"
     url = _recreate(cluster, name)
     yield url
-    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+    with _admin(cluster) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
 def make_db(cluster: EmbeddedCluster, template_url: str):
-    """Factory: a fresh migrated database with the given name (dropped at session end)."""
+    """Factory: a fresh migrated database (dropped at session end)."""
     made: list[str] = []
 
-    def make(name: str) -> str:
+    def make(prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
         made.append(name)
         return _recreate(cluster, name, TEMPLATE_DB)
 
     yield make
-    with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+    with _admin(cluster) as conn:
         for name in made:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
-def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir = tmp_path_factory.mktemp("data")
+def test_settings() -> Settings:
+    """Settings whose data dir (and PII keys) persist with the test cluster, so a reused demo
+    database can still be decrypted."""
+    data_dir = TEST_DATA_DIR / "app"
+    data_dir.mkdir(parents=True, exist_ok=True)
     return Settings(storage={"data_dir": data_dir})
 
 
@@ -99,10 +145,11 @@ def demo_url(cluster: EmbeddedCluster, template_url: str, test_settings: Setting
     from cadastre.demo.load import load_demo
     from cadastre.pii import load_cipher
 
-    url = _recreate(cluster, DEMO_DB, TEMPLATE_DB)
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=DEMO_PARCELS)
-    return url
+    def build(url: str) -> None:
+        with psycopg.connect(url) as conn:
+            load_demo(conn, load_cipher(test_settings), parcels=DEMO_PARCELS)
+
+    return _build_once(cluster, DEMO_DB, build, TEMPLATE_DB)
 
 
 @pytest.fixture()
