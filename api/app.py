@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,10 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
-from api.routers import system
+from api.routers import auth as auth_router
+from api.routers import system, tiles
+from tiles.cache import TileCache
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
 
@@ -21,6 +24,31 @@ log = logging.getLogger("api")
 
 async def _configure(conn) -> None:  # type: ignore[no-untyped-def]
     await conn.execute("SET search_path = cad, public")
+
+
+async def _invalidation_listener(app: FastAPI, url: str) -> None:
+    """Drop cached tiles as soon as the database says data changed (LISTEN/NOTIFY), and sweep
+    the queue every few seconds in case a notification was missed."""
+    import psycopg
+
+    cache: TileCache = app.state.tile_cache
+    while True:
+        try:
+            with psycopg.connect(url, autocommit=True) as drain_conn:
+                aconn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+                async with aconn:
+                    await aconn.execute("LISTEN tile_invalidation")
+                    while True:
+                        entries, _ = await asyncio.to_thread(cache.drain_queue, drain_conn)
+                        if entries:
+                            app.state.tile_epoch += 1
+                        async for _note in aconn.notifies(timeout=5.0):
+                            break
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database went away: retry, the queue keeps what we missed
+            log.exception("tile invalidation listener failed; retrying")
+            await asyncio.sleep(2)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,9 +74,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pool = pool
         app.state.settings = settings
         app.state.server_info = info
+        app.state.database_url = url
+        # for plain `def` routes (blocking work runs in FastAPI's thread pool)
+        sync_pool = ConnectionPool(url, min_size=0, max_size=4, open=True,
+                                   kwargs={"autocommit": True, "application_name": "cadastre-api"})
+        app.state.sync_pool = sync_pool
+        app.state.tile_cache = TileCache(settings.data_dir / "cache" / "tiles",
+                                         enabled=settings.tiles.cache)
+        app.state.tile_epoch = 0
+        listener = asyncio.create_task(_invalidation_listener(app, url))
         try:
             yield
         finally:
+            listener.cancel()
+            sync_pool.close()
             await pool.close()
 
     app = FastAPI(
@@ -63,4 +102,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(system.router)
+    app.include_router(auth_router.router)
+    app.include_router(tiles.router)
     return app

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.auth import Forbidden, Unauthorized
 from cadastre.errors import (
     CadastreError,
     ClusterError,
@@ -26,6 +27,8 @@ from cadastre.errors import (
 log = logging.getLogger("api.errors")
 
 STATUS: list[tuple[type[CadastreError], int]] = [
+    (Unauthorized, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (InvalidInput, 400),
     (DatabaseVersionError, 503),

@@ -75,17 +75,34 @@ def load_cipher(settings: Settings) -> PiiCipher:
     return _cipher_from_file(settings.data_dir / "secrets.json")
 
 
-def _cipher_from_file(path: Path) -> PiiCipher:
-    if not path.is_file():
+_SECRET_NAMES = ("pii_key", "lookup_key", "token_key")
+
+
+def secrets_file(path: Path) -> dict[str, str]:
+    """Generated keys of the embedded setup (created on first use, mode 0600)."""
+    data: dict[str, str] = json.loads(path.read_text()) if path.is_file() else {}
+    missing = [n for n in _SECRET_NAMES if n not in data]
+    if missing:
+        for name in missing:
+            data[name] = base64.b64encode(os.urandom(32)).decode()
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = {
-            "pii_key": base64.b64encode(os.urandom(32)).decode(),
-            "lookup_key": base64.b64encode(os.urandom(32)).decode(),
-        }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh)
-    data = json.loads(path.read_text())
+        os.replace(tmp, path)
+    return data
+
+
+def _cipher_from_file(path: Path) -> PiiCipher:
+    data = secrets_file(path)
     return PiiCipher(
         _decode_key(data["pii_key"], "pii_key"), _decode_key(data["lookup_key"], "lookup_key")
     )
+
+
+def token_key(settings: Settings) -> bytes:
+    """Key that signs access tokens (CADASTRE_TOKEN_KEY, or generated in secrets.json)."""
+    if settings.security.token_key is not None:
+        return _decode_key(settings.security.token_key.get_secret_value(), "CADASTRE_TOKEN_KEY")
+    return _decode_key(secrets_file(settings.data_dir / "secrets.json")["token_key"], "token_key")

@@ -62,11 +62,19 @@ class ApiSettings(_Base):
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
 
 
+class TileSettings(_Base):
+    # CADASTRE_TILE_CACHE=false renders every tile from PostGIS (benchmarks: "cold")
+    cache: bool = Field(default=True, validation_alias=AliasChoices("CADASTRE_TILE_CACHE",
+                                                                    "cache"))
+
+
 class SecuritySettings(_Base):
     # Keys for PII encryption at rest (AES-256-GCM) and for keyed look-up hashes (HMAC-SHA256).
     # When not given, the embedded data dir keeps generated keys in `secrets.json` (mode 0600).
     pii_key: SecretStr | None = None
     lookup_key: SecretStr | None = None
+    token_key: SecretStr | None = None
+    token_ttl_minutes: int = Field(default=480, ge=1)
 
 
 class Settings:
@@ -77,6 +85,7 @@ class Settings:
         self.database = DatabaseSettings(**overrides.get("database", {}))
         self.api = ApiSettings(**overrides.get("api", {}))
         self.security = SecuritySettings(**overrides.get("security", {}))
+        self.tiles = TileSettings(**overrides.get("tiles", {}))
 
     @property
     def data_dir(self) -> Path:
@@ -88,11 +97,11 @@ class Settings:
 
     def as_dict(self, reveal: bool = False) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for name in ("storage", "database", "api", "security"):
+        for name in ("storage", "database", "api", "tiles", "security"):
             obj: BaseSettings = getattr(self, name)
             section: dict[str, Any] = {}
             for key, value in obj.model_dump().items():
-                if isinstance(value, SecretStr) or key in ("url", "pii_key", "lookup_key"):
+                if isinstance(value, SecretStr) or key in ("url", "pii_key", "lookup_key", "token_key"):
                     raw = getattr(obj, key)
                     if raw is None:
                         value = None
@@ -107,6 +116,7 @@ class Settings:
 
 def known_env_keys() -> set[str]:
     keys = {"DATABASE_URL"}
+    keys.add("CADASTRE_TILE_CACHE")
     for cls in (StorageSettings, DatabaseSettings, ApiSettings, SecuritySettings):
         for name in cls.model_fields:
             keys.add(PREFIX + name.upper())

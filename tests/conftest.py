@@ -157,3 +157,47 @@ def demo_conn(demo_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(demo_url) as conn:
         yield conn
         conn.rollback()
+
+
+@pytest.fixture(scope="session")
+def api_settings(test_settings: Settings) -> Settings:
+    return test_settings
+
+
+def client_for(url: str, settings: Settings, **tile_opts: object):
+    """A TestClient (lifespan run) on the database at ``url``; use as a context manager."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    s = Settings(storage={"data_dir": settings.data_dir}, database={"url": url},
+                 tiles=tile_opts or {})
+    return TestClient(create_app(s))
+
+
+@pytest.fixture(scope="session")
+def demo_client(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    """The app on the demo database, with its own (initially empty) tile cache."""
+    data_dir = tmp_path_factory.mktemp("demo_app")
+    # same keys as test_settings so tokens and PII decrypt alike
+    from cadastre.pii import secrets_file
+
+    secrets_file(test_settings.data_dir / "secrets.json")
+    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    with client_for(demo_url, Settings(storage={"data_dir": data_dir})) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def registrar_token(demo_url: str, demo_client) -> str:
+    from cadastre.accounts import create_account
+    from cadastre.privacy import Role
+
+    with psycopg.connect(demo_url) as conn:
+        exists = conn.execute("SELECT 1 FROM auth.account WHERE username = 'reg.test'").fetchone()
+        if not exists:
+            create_account(conn, "reg.test", "correct horse battery", Role.REGISTRAR, "登记员")
+    r = demo_client.post("/api/v1/auth/login",
+                         json={"username": "reg.test", "password": "correct horse battery"})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]

@@ -35,6 +35,17 @@ app = typer.Typer(help="不动产登记查询与三维可视化服务 / cadastra
 db_app = typer.Typer(help="数据库 / database (embedded PostGIS or DATABASE_URL)",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="账户 / staff and system accounts", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _register_subcommands() -> None:
+    from api.cli.tiles import tiles_app
+
+    app.add_typer(tiles_app, name="tiles")
+
+
+_register_subcommands()
 
 
 def _settings() -> Settings:
@@ -192,6 +203,55 @@ def serve(
     console.print(f"serving on http://{host}:{port}")
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
                 workers=workers or s.api.workers, log_level="info")
+
+
+# ---------------------------------------------------------------------------- users
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: str = typer.Option(..., help="registrar | surveyor | interested | department | auditor"),
+    display_name: str = typer.Option(None, help="显示名称"),
+    counties: str = typer.Option("", help="county codes this account may see, comma-separated"),
+    password_stdin: bool = typer.Option(False, "--password-stdin",
+                                        help="read the password from standard input"),
+) -> None:
+    """Create an account (the password is asked for, or read from stdin)."""
+    from cadastre.accounts import create_account
+    from cadastre.privacy import Role
+
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    url = ensure_database(_settings()).url
+    with connect(url) as conn:
+        acc = create_account(conn, username, password, Role(role), display_name,
+                             tuple(c for c in counties.split(",") if c))
+    console.print(f"account {acc.username} ({acc.role.value}) created")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts."""
+    from cadastre.accounts import list_accounts
+
+    url = ensure_database(_settings()).url
+    with connect(url) as conn:
+        rows = list_accounts(conn)
+    table = Table("username", "role", "name", "counties", "disabled")
+    for a in rows:
+        table.add_row(a.username, a.role.value, a.display_name, ",".join(a.counties),
+                      str(a.disabled))
+    console.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable an account (its tokens stop working at the next login)."""
+    from cadastre.accounts import set_disabled
+
+    url = ensure_database(_settings()).url
+    with connect(url) as conn:
+        set_disabled(conn, username, True)
+    console.print(f"{username} disabled")
 
 
 # ------------------------------------------------------------------------- settings

@@ -17,8 +17,8 @@ from datetime import date, timedelta
 import psycopg
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
-from shapely.geometry.polygon import orient
 
+from cadastre.boundary import clockwise, ring_points
 from cadastre.demo.layout import BuildingPlan, DistrictBuilder, ParcelPlan, RetiredParcel, mm
 from cadastre.demo.people import Person
 from cadastre.demo.registry import DEMO_NS, DEMO_TODAY, RegistryBuilder, ts
@@ -293,7 +293,7 @@ class DemoLoader:
     def _write_parcel(self, code: str, local: Polygon, seat: str, compound: str | None,
                       land_use: str, nb: dict[str, str], start: date, end: date | None,
                       registered: float | None = None) -> None:
-        poly = orient(_shift(local), sign=-1.0)  # clockwise, as 界址点 are numbered
+        poly = clockwise(_shift(local))  # 界址点 are numbered clockwise from the north-west
         fid = _fid("parcel", code)
         area = registered if registered is not None else round(poly.area, 2)
         vfrom, vto = ts(start), ts(end) if end else None
@@ -304,9 +304,7 @@ class DemoLoader:
             nb.get("north"), nb.get("east"), nb.get("south"), nb.get("west"),
             f"H51G{(int(poly.centroid.y) // 500) % 1000:03d}{(int(poly.centroid.x) // 500) % 1000:03d}",
             SRID, _ewkb(_multi(poly)), vfrom, vto, self.change_id, retired_by))
-        coords = list(poly.exterior.coords)[:-1]
-        start_i = max(range(len(coords)), key=lambda k: (coords[k][1], -coords[k][0]))
-        ring = coords[start_i:] + coords[:start_i]
+        ring = ring_points(poly)
         for k, (x, y) in enumerate(ring, start=1):
             self.w.add("cad.boundary_point", POINT_COLS, (
                 _fid("jzd", f"{code}:{k}"), code, f"J{k}", k, 1,
@@ -416,6 +414,8 @@ def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
               seed: int = DEFAULT_SEED, progress: Progress | None = None) -> DemoStats:
     """Load the demo into an empty, migrated database in one transaction."""
     with conn.transaction(), conn.cursor() as cur:
+        # the tile cache is rebuilt after a bulk load: don't queue per-feature invalidations
+        cur.execute("SET LOCAL cadastre.bulk_load = 'on'")
         existing = cur.execute("SELECT count(*) FROM cad.parcel").fetchone()
         if existing and existing[0]:
             from cadastre.errors import InvalidInput
@@ -428,6 +428,7 @@ def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
         stats.rights = cur.execute("SELECT count(*) FROM cad.right_record").fetchone()[0]  # type: ignore
     with conn.cursor() as cur:
         for t in ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.building",
-                  "cad.floor", "cad.unit", "cad.right_record", "cad.right_party", "pii.party"):
+                  "cad.floor", "cad.unit", "cad.right_record", "cad.right_party", "pii.party",
+                  "cad.unit_status"):
             cur.execute(f"ANALYZE {t}")
     return stats

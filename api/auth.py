@@ -1,0 +1,94 @@
+"""Who is calling: anonymous public, or a bearer token signed by us (HS256, expiring)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import jwt
+from fastapi import Request
+
+from cadastre.errors import CadastreError
+from cadastre.pii import token_key
+from cadastre.privacy import Role
+from cadastre.settings import Settings
+
+ISSUER = "cadastre"
+
+
+class Unauthorized(CadastreError):
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(CadastreError):
+    code = "FORBIDDEN"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    account_id: uuid.UUID | None = None
+    counties: tuple[str, ...] = ()
+    units: tuple[str, ...] = field(default=())   # owners: the unit codes they may see
+
+    @property
+    def audience(self) -> str:
+        return self.role.value
+
+
+PUBLIC = Principal(Role.PUBLIC)
+
+
+def issue_token(settings: Settings, role: Role, subject: str, counties: tuple[str, ...] = (),
+                units: tuple[str, ...] = (), ttl_minutes: int | None = None) -> tuple[str, int]:
+    ttl = (ttl_minutes or settings.security.token_ttl_minutes) * 60
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": subject, "role": role.value, "iat": now, "exp": now + ttl,
+              "cty": list(counties)}
+    if units:
+        claims["units"] = list(units)
+    return jwt.encode(claims, token_key(settings), algorithm="HS256"), ttl
+
+
+def decode_token(settings: Settings, token: str) -> Principal:
+    try:
+        claims = jwt.decode(token, token_key(settings), algorithms=["HS256"], issuer=ISSUER,
+                            options={"require": ["exp", "iat", "sub", "role"]})
+        role = Role(claims["role"])
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("TOKEN_EXPIRED", "登录已过期 / token expired") from exc
+    except (jwt.InvalidTokenError, ValueError) as exc:
+        raise Unauthorized("TOKEN_INVALID", "令牌无效 / invalid token") from exc
+    account = None
+    if role is not Role.OWNER:
+        try:
+            account = uuid.UUID(claims["sub"])
+        except ValueError as exc:
+            raise Unauthorized("TOKEN_INVALID", "令牌无效 / invalid token") from exc
+    return Principal(role, account, tuple(claims.get("cty", ())), tuple(claims.get("units", ())))
+
+
+def principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller (public when no Authorization header)."""
+    header = request.headers.get("authorization")
+    if not header:
+        return PUBLIC
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("TOKEN_INVALID", "需要 Bearer 令牌 / expected a Bearer token")
+    return decode_token(request.app.state.settings, token.strip())
+
+
+def require(*roles: Role):  # type: ignore[no-untyped-def]
+    """Dependency factory: the caller must have one of ``roles``."""
+
+    def check(request: Request) -> Principal:
+        who = principal(request)
+        if who.role not in roles:
+            if who.role is Role.PUBLIC:
+                raise Unauthorized("LOGIN_REQUIRED", "需要登录 / login required")
+            raise Forbidden("FORBIDDEN", "无权访问 / not allowed for this role")
+        return who
+
+    return check

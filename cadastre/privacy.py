@@ -1,0 +1,215 @@
+"""The one field-level privacy policy: which field of which entity may leave the server, for whom,
+and how it is masked.
+
+Every path out (JSON, OGC API, tile properties, 3D metadata, PDFs, CSV, errors, logs) asks this
+module. A field that is not listed here is private: ``visible_fields`` never returns it and
+``apply`` drops it. The law (不动产登记暂行条例 Art. 8, 26–28) lets the public see a property's
+natural attributes (自然状况: location, boundaries, area, use), never who owns it; interested
+parties (利害关系人) also see encumbrance status; owners see their own rights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    PUBLIC = "public"            # anonymous
+    OWNER = "owner"              # verified right holder, scoped to their own units
+    INTERESTED = "interested"    # 利害关系人, with a stated purpose per query
+    REGISTRAR = "registrar"      # 登记机构工作人员
+    SURVEYOR = "surveyor"        # survey team uploading surveys
+    DEPARTMENT = "department"    # another department's system (API key)
+    AUDITOR = "auditor"          # reads the audit trail
+
+
+class Access(Enum):
+    FULL = "full"
+    MASKED = "masked"
+
+
+# ------------------------------------------------------------------ maskers
+def mask_name(name: str | None) -> str | None:
+    """张三丰 → 张**; organisations keep their first two characters."""
+    if not name:
+        return name
+    keep = 2 if len(name) > 4 else 1
+    return name[:keep] + "*" * max(2, len(name) - keep)
+
+
+def mask_id_number(value: str | None) -> str | None:
+    """First 6 + last 4 (110105********1234)."""
+    if not value:
+        return value
+    if len(value) <= 10:
+        return "*" * len(value)
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def mask_phone(value: str | None) -> str | None:
+    """13812341234 → 138****1234."""
+    if not value:
+        return value
+    if len(value) < 7:
+        return "*" * len(value)
+    return value[:3] + "*" * (len(value) - 7) + value[-4:]
+
+
+def mask_certificate(value: str | None) -> str | None:
+    """浙(2021)杭州市不动产权第0012345号 → 浙(2021)杭州市不动产权第***2345号."""
+    if not value:
+        return value
+    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
+    if len(digits) <= 4:
+        return value
+    hide = set(digits[-7:-4]) if len(digits) >= 7 else set(digits[:-4])
+    return "".join("*" if i in hide else ch for i, ch in enumerate(value))
+
+
+Masker = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    access: Mapping[Role, Access]
+    masker: Masker | None = None
+
+
+_ALL = tuple(Role)
+_STAFF = (Role.REGISTRAR,)
+
+
+def _rule(full: Iterable[Role], masked: Iterable[Role] = (), masker: Masker | None = None
+          ) -> FieldRule:
+    access = {r: Access.FULL for r in full}
+    access.update({r: Access.MASKED for r in masked})
+    if masked and masker is None:
+        raise ValueError("a masked field needs a masker")
+    return FieldRule(access, masker)
+
+
+NATURAL = _rule(_ALL)                                   # 自然状况: everyone
+ENCUMBRANCE = _rule((Role.OWNER, Role.INTERESTED, Role.REGISTRAR, Role.DEPARTMENT))
+STAFF_ONLY = _rule(_STAFF)
+SURVEY = _rule((Role.REGISTRAR, Role.SURVEYOR, Role.DEPARTMENT))
+
+POLICY: dict[str, dict[str, FieldRule]] = {
+    "parcel": {
+        "id": NATURAL, "parcel_code": NATURAL, "seat": NATURAL, "compound_name": NATURAL,
+        "land_use": NATURAL, "right_type": NATURAL, "registered_area": NATURAL,
+        "neighbour_north": NATURAL, "neighbour_east": NATURAL, "neighbour_south": NATURAL,
+        "neighbour_west": NATURAL, "map_sheet": NATURAL, "valid_from": NATURAL,
+        "valid_to": NATURAL,
+        "computed_area": SURVEY, "area_difference": SURVEY, "right_nature": SURVEY,
+        "srid": SURVEY, "version_id": STAFF_ONLY, "change_id": STAFF_ONLY,
+    },
+    "boundary_point": {
+        "id": NATURAL, "parcel_code": NATURAL, "point_no": NATURAL, "seq": NATURAL,
+        "marker_type": NATURAL, "point_type": NATURAL, "x_north": NATURAL, "y_east": NATURAL,
+    },
+    "building": {
+        "id": NATURAL, "building_code": NATURAL, "parcel_code": NATURAL, "name": NATURAL,
+        "project_name": NATURAL, "floors_total": NATURAL, "floors_above": NATURAL,
+        "floors_below": NATURAL, "height": NATURAL, "structure": NATURAL,
+        "planned_use": NATURAL, "completion_date": NATURAL, "completion_year": NATURAL,
+        "floor_area": NATURAL, "footprint_area": NATURAL, "ground_elevation": NATURAL,
+        "valid_from": NATURAL, "valid_to": NATURAL,
+    },
+    "floor": {
+        "building_code": NATURAL, "floor_no": NATURAL, "floor_label": NATURAL,
+        "base_elevation": NATURAL, "storey_height": NATURAL, "floor_area": NATURAL,
+    },
+    "unit": {
+        "id": NATURAL, "unit_code": NATURAL, "building_code": NATURAL, "parcel_code": NATURAL,
+        "floor_no": NATURAL, "floor_count": NATURAL, "room_no": NATURAL, "seat": NATURAL,
+        "use": NATURAL, "house_type": NATURAL, "house_nature": NATURAL, "layout": NATURAL,
+        "building_area": NATURAL, "inner_area": NATURAL, "shared_area": NATURAL,
+        "shared_coefficient": NATURAL, "base_elevation": NATURAL, "height": NATURAL,
+        "registration_status": NATURAL, "valid_from": NATURAL, "valid_to": NATURAL,
+        # encumbrance status (限制/提示事项): not for the anonymous public
+        "mortgaged": ENCUMBRANCE, "seized": ENCUMBRANCE, "pre_noticed": ENCUMBRANCE,
+        "objected": ENCUMBRANCE,
+        "certificate_no": _rule((Role.OWNER, Role.REGISTRAR), (Role.DEPARTMENT,),
+                                mask_certificate),
+        "owner_count": STAFF_ONLY,
+    },
+    "right": {
+        "id": _rule((Role.OWNER, Role.REGISTRAR, Role.AUDITOR)),
+        "kind": ENCUMBRANCE, "unit_code": ENCUMBRANCE, "status": ENCUMBRANCE,
+        "registration_type": ENCUMBRANCE, "right_type": ENCUMBRANCE,
+        "registered_at": ENCUMBRANCE, "right_start": ENCUMBRANCE, "right_end": ENCUMBRANCE,
+        "valid_from": ENCUMBRANCE, "valid_to": ENCUMBRANCE,
+        "business_no": _rule((Role.OWNER, Role.REGISTRAR)),
+        "registration_reason": _rule((Role.OWNER, Role.REGISTRAR)),
+        "certificate_no": _rule((Role.OWNER, Role.REGISTRAR), (Role.DEPARTMENT,),
+                                mask_certificate),
+        "registry_office": ENCUMBRANCE, "registrar_name": STAFF_ONLY,
+        "secured_amount": _rule((Role.OWNER, Role.REGISTRAR)),
+        "remark": STAFF_ONLY,
+    },
+    "party": {
+        "id": STAFF_ONLY,
+        "party_type": _rule((Role.OWNER, Role.REGISTRAR)),
+        "name": _rule((Role.OWNER, Role.REGISTRAR), (Role.DEPARTMENT,), mask_name),
+        "id_type": _rule((Role.OWNER, Role.REGISTRAR)),
+        "id_number": _rule((Role.REGISTRAR,), (Role.OWNER, Role.DEPARTMENT), mask_id_number),
+        "phone": _rule((Role.REGISTRAR,), (Role.OWNER,), mask_phone),
+        "address": STAFF_ONLY,
+        "role": _rule((Role.OWNER, Role.REGISTRAR)),
+        "share": _rule((Role.OWNER, Role.REGISTRAR)),
+    },
+}
+
+
+def _entity(entity: str) -> dict[str, FieldRule]:
+    try:
+        return POLICY[entity]
+    except KeyError:
+        raise KeyError(f"no privacy policy for entity {entity!r}") from None
+
+
+def access(entity: str, field: str, role: Role) -> Access | None:
+    """How ``role`` may see ``entity.field``; None = not at all (also for unknown fields)."""
+    rule = _entity(entity).get(field)
+    return rule.access.get(role) if rule else None
+
+
+def visible_fields(entity: str, role: Role, candidates: Iterable[str] | None = None
+                   ) -> tuple[str, ...]:
+    """Fields of ``entity`` that ``role`` may receive (in ``candidates`` order if given)."""
+    rules = _entity(entity)
+    names = list(candidates) if candidates is not None else list(rules)
+    return tuple(n for n in names if n in rules and role in rules[n].access)
+
+
+def apply(entity: str, role: Role, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as ``role`` may see it: unknown or forbidden fields dropped, masks applied."""
+    rules = _entity(entity)
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        rule = rules.get(key)
+        if rule is None:
+            continue
+        how = rule.access.get(role)
+        if how is Access.FULL:
+            out[key] = value
+        elif how is Access.MASKED:
+            assert rule.masker is not None
+            out[key] = rule.masker(value)
+    return out
+
+
+def policy_table() -> list[dict[str, str]]:
+    """The policy as rows (entity, field, and per role full/masked/-), for docs and tests."""
+    rows = []
+    for entity, fields in POLICY.items():
+        for name, rule in fields.items():
+            row = {"entity": entity, "field": name}
+            for role in Role:
+                how = rule.access.get(role)
+                row[role.value] = how.value if how else "-"
+            rows.append(row)
+    return rows
