@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
 from api.routers import auth as auth_router
-from api.routers import system, tiles
+from api.routers import assets, system, tiles
 from tiles.cache import TileCache
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
@@ -104,4 +104,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(auth_router.router)
     app.include_router(tiles.router)
+    app.include_router(assets.router)
     return app

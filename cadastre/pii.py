@@ -13,6 +13,7 @@ import json
 import os
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,6 +34,11 @@ def _decode_key(value: str, name: str) -> bytes:
     return key
 
 
+@lru_cache(maxsize=8)
+def _aead(key: bytes) -> AESGCM:
+    return AESGCM(key)
+
+
 def normalize(value: str) -> str:
     """Canonical form used before hashing: NFKC, trimmed, upper case (ID check char 'x' → 'X')."""
     return unicodedata.normalize("NFKC", value).strip().upper()
@@ -47,13 +53,13 @@ class PiiCipher:
         if plaintext is None:
             return None
         nonce = os.urandom(_NONCE)
-        return nonce + AESGCM(self.enc_key).encrypt(nonce, plaintext.encode("utf-8"), None)
+        return nonce + _aead(self.enc_key).encrypt(nonce, plaintext.encode("utf-8"), None)
 
     def decrypt(self, blob: bytes | memoryview | None) -> str | None:
         if blob is None:
             return None
         raw = bytes(blob)
-        return AESGCM(self.enc_key).decrypt(raw[:_NONCE], raw[_NONCE:], None).decode("utf-8")
+        return _aead(self.enc_key).decrypt(raw[:_NONCE], raw[_NONCE:], None).decode("utf-8")
 
     def lookup_hash(self, value: str | None) -> bytes | None:
         if value is None:

@@ -39,7 +39,7 @@ class UnitPlan:
     floor_count: int
     room_no: str
     use: str               # FWYT
-    polygon: Polygon
+    bounds: tuple[float, float, float, float]   # plan rectangle, local metres (mm)
     building_area: float
     inner_area: float
     shared_area: float
@@ -335,20 +335,20 @@ class DistrictBuilder:
                 continue
             for i in range(per_floor):
                 house_no += 1
-                cell = _mm_poly(box(x0 + i * step, y0, x0 + (i + 1) * step if i < per_floor - 1
-                                    else x1, y1))
-                area = round(cell.area, 2)
+                xa = mm(x0 + i * step)
+                xb = mm(x0 + (i + 1) * step) if i < per_floor - 1 else x1
+                area = round((xb - xa) * (y1 - y0), 2)
                 inner = round(area / (1.0 + coef), 2)
                 bld.units.append(UnitPlan(
                     house_no, fl.floor_no, 1, f"{fl.floor_no}{i + 1:02d}",
-                    ground_use if (ground_use and fl.floor_no == 1) else use, cell, area, inner,
-                    round(area - inner, 2), fl.base_elevation, fl.storey_height))
+                    ground_use if (ground_use and fl.floor_no == 1) else use, (xa, y0, xb, y1),
+                    area, inner, round(area - inner, 2), fl.base_elevation, fl.storey_height))
 
     def _whole_building_unit(self, bld: BuildingPlan, use: str) -> None:
         first = next(f for f in bld.floors if f.floor_no == 1)
         area = round(bld.footprint.area * bld.floors_above, 2)
-        bld.units.append(UnitPlan(1, 1, bld.floors_above, "全幢", use, bld.footprint, area,
-                                  area, 0.0, first.base_elevation, bld.height))
+        bld.units.append(UnitPlan(1, 1, bld.floors_above, "全幢", use, bld.footprint.bounds,
+                                  area, area, 0.0, first.base_elevation, bld.height))
 
 
 def _mm_poly(poly: Polygon) -> Polygon:

@@ -41,10 +41,11 @@ class RecordSink:
     parties: list[Person] = field(default_factory=list)
     party_ids: list[uuid.UUID] = field(default_factory=list)
 
-    def clear(self) -> None:
+    def renew(self) -> None:
+        """Start new lists (the old ones may still be being written by the COPY thread)."""
         for name in ("rights", "right_parties", "ownership", "mortgage", "pre_notice", "seizure",
                      "objection", "easement", "cancellation", "parties", "party_ids"):
-            getattr(self, name).clear()
+            setattr(self, name, [])
 
 
 class RegistryBuilder:

@@ -1,0 +1,8 @@
+"""Build (once) the scaled demo database used by the benchmarks: python bench/build_scaled.py 200000"""
+
+import sys
+
+from bench.common import scaled_demo
+
+if __name__ == "__main__":
+    print(scaled_demo(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000))

@@ -1,0 +1,37 @@
+"""Bulk loads into an empty registry: GiST/GIN indexes and exclusion constraints are dropped
+before and rebuilt after (one index build is much faster than millions of inserts into it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+SCHEMAS = ["cad", "pii"]
+
+
+@contextmanager
+def deferred_indexes(cur: psycopg.Cursor) -> Iterator[None]:
+    constraints = cur.execute(
+        """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+           FROM pg_constraint WHERE contype = 'x'
+             AND connamespace IN (SELECT oid FROM pg_namespace WHERE nspname = ANY(%s))""",
+        (SCHEMAS,)).fetchall()
+    indexes = cur.execute(
+        """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_am am ON am.oid = c.relam
+           WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname = ANY(%s))
+             AND am.amname IN ('gist', 'gin')
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)""",
+        (SCHEMAS,)).fetchall()
+    for table, name, _ in constraints:
+        cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        cur.execute(f"DROP INDEX {name}")
+    yield
+    for _, definition in indexes:
+        cur.execute(definition)
+    for table, name, definition in constraints:
+        cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
