@@ -48,3 +48,35 @@ def test_embedded_commands_refuse_when_database_url_set(tmp_path) -> None:
                                  "CADASTRE_DATA_DIR": str(tmp_path)})
     assert p.returncode == 2
     assert "DATABASE_URL" in p.stderr
+
+
+def test_tiles_seed_and_export(demo_url: str, tmp_path) -> None:
+    env = {"DATABASE_URL": demo_url, "CADASTRE_DATA_DIR": str(tmp_path)}
+    p = _run("tiles", "seed", "--zooms", "13-14", "--layers", "parcels", env=env)
+    assert p.returncode == 0, p.stderr
+    assert "rendered" in p.stdout
+    cached = list((tmp_path / "cache" / "tiles" / "public" / "parcels").rglob("*.mvt.gz"))
+    assert len(cached) >= 2
+    out = tmp_path / "out.pmtiles"
+    p = _run("tiles", "export", str(out), "--zooms", "13", "--layers", "parcels", env=env)
+    assert p.returncode == 0, p.stderr
+    assert out.stat().st_size > 1000
+    p = _run("tiles", "seed", "--bbox", "200,1,2,3", env=env)
+    assert p.returncode == 1 and "BBOX_INVALID" in p.stderr
+
+
+def test_users_add_and_login_flow(demo_url: str, tmp_path) -> None:
+    import uuid
+
+    name = f"cli.{uuid.uuid4().hex[:6]}"
+    env = {"DATABASE_URL": demo_url, "CADASTRE_DATA_DIR": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "api.cli", "users", "add", name, "--role",
+                        "surveyor", "--password-stdin"], input="a long enough secret\n",
+                       capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+    assert p.returncode == 0, p.stderr
+    p = _run("users", "list", env=env)
+    assert name in p.stdout and "surveyor" in p.stdout
+    again = subprocess.run([sys.executable, "-m", "api.cli", "users", "add", name, "--role",
+                            "surveyor", "--password-stdin"], input="a long enough secret\n",
+                           capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+    assert again.returncode == 1 and "ACCOUNT_EXISTS" in again.stderr
