@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
 from api.routers import auth as auth_router
-from api.routers import assets, system, tiles
+from api.routers import assets, ogc, raster, system, tiles
 from tiles.cache import TileCache
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
@@ -105,4 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router.router)
     app.include_router(tiles.router)
     app.include_router(assets.router)
+    app.include_router(ogc.router)
+    app.include_router(raster.router)
     return app

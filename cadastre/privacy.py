@@ -109,6 +109,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
     "boundary_point": {
         "id": NATURAL, "parcel_code": NATURAL, "point_no": NATURAL, "seq": NATURAL,
         "marker_type": NATURAL, "point_type": NATURAL, "x_north": NATURAL, "y_east": NATURAL,
+        "valid_from": NATURAL, "valid_to": NATURAL,
     },
     "building": {
         "id": NATURAL, "building_code": NATURAL, "parcel_code": NATURAL, "name": NATURAL,

@@ -40,9 +40,11 @@ app.add_typer(users_app, name="users")
 
 
 def _register_subcommands() -> None:
+    from api.cli.raster import raster_app
     from api.cli.tiles import tiles_app
 
     app.add_typer(tiles_app, name="tiles")
+    app.add_typer(raster_app, name="raster")
 
 
 _register_subcommands()
@@ -164,6 +166,10 @@ def demo(
     ready = ensure_database(s, migrate=False)
     if reset:
         migrations.reset(ready.url)
+        from tiles.raster import list_rasters, remove_raster
+
+        if any(r.name == "demo-ortho" for r in list_rasters(s.data_dir)):
+            remove_raster(s.data_dir, "demo-ortho")
     applied = migrations.migrate(ready.url)
     if applied:
         console.print("migrations: " + ", ".join(m.path.name for m in applied))
@@ -177,13 +183,29 @@ def demo(
                 stats = load_demo(conn, load_cipher(s), parcels=scale, seed=seed,
                                   progress=lambda done, total: bar.update(task, completed=done))
             console.print(f"loaded in {stats.seconds:.1f} s")
+            from tiles.cache import TileCache
+
+            TileCache(s.data_dir / "cache" / "tiles").clear()  # the bulk load skipped the queue
             for d in stats.defects:
                 console.print(f"  planted defect: {d}")
         counts = registry_counts(conn)
         size = database_size(conn)
+        _ensure_demo_orthophoto(conn, s)
     _emit({**counts, "database_MB": round(size / 2**20, 1)}, False)
     if serve_after:
         serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
+
+
+def _ensure_demo_orthophoto(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]
+    """The map's offline basemap: rendered from the district once, registered as demo-ortho."""
+    from tiles.demo_ortho import publish_demo_orthophoto
+    from tiles.raster import list_rasters
+
+    if any(r.name == "demo-ortho" for r in list_rasters(s.data_dir)):
+        return
+    with console.status("正射影像 rendering the demo orthophoto …"):
+        info, _ = publish_demo_orthophoto(conn, s.data_dir)
+    console.print(f"orthophoto: {info.name} z{info.minzoom}–{info.maxzoom}")
 
 
 # ---------------------------------------------------------------------------- serve

@@ -19,7 +19,8 @@ from cadastre.store.db import connect
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_LOCK_KEY = 7_346_001  # arbitrary constant for pg_advisory_xact_lock
+_LOCK_KEY = 7_346_001
+OWNED_SCHEMAS = ("cad", "pii", "auth")  # every schema the migrations create  # arbitrary constant for pg_advisory_xact_lock
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,6 @@ def reset(url: str) -> None:
     """Drop everything the migrations created (the demo's ``--reset``); migrate again after."""
     with connect(url) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        conn.execute("DROP SCHEMA IF EXISTS cad CASCADE")
-        conn.execute("DROP SCHEMA IF EXISTS pii CASCADE")
+        for schema in OWNED_SCHEMAS:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.execute("DROP TABLE IF EXISTS public.schema_migrations")

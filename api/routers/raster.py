@@ -1,0 +1,119 @@
+"""Orthophoto (DOM) basemap: XYZ tiles, TileJSON and the list of published rasters.
+
+Tile rendering reads files with GDAL, so the routes are plain ``def``: FastAPI runs them in its
+thread pool and the event loop stays free.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
+
+from tiles.raster import (
+    TILE_FORMATS,
+    RasterInfo,
+    get_raster,
+    list_rasters,
+    render_tile,
+    tile_address,
+    tile_etag,
+    tile_format,
+)
+
+router = APIRouter(tags=["raster"])
+
+CACHE_CONTROL = "public, max-age=3600"
+
+
+class RasterSummary(BaseModel):
+    name: str
+    bounds: tuple[float, float, float, float]
+    minzoom: int
+    maxzoom: int
+    tiles: str
+    tilejson: str
+
+
+class RasterList(BaseModel):
+    rasters: list[RasterSummary]
+
+
+def _data_dir(request: Request) -> Path:
+    return Path(request.app.state.settings.data_dir)
+
+
+def _tile_template(request: Request, name: str, fmt: str) -> str:
+    base = str(request.url_for("raster_tilejson", name=name)).rsplit("/", 1)[0]
+    return f"{base}/{{z}}/{{x}}/{{y}}.{fmt}"
+
+
+def _etag_matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in candidates or etag in candidates
+
+
+@router.get(
+    "/raster/{name}/{z}/{x}/{y}.{fmt}",
+    summary="正射影像瓦片 / orthophoto XYZ tile",
+    responses={200: {"content": {"image/png": {}, "image/webp": {}}},
+               204: {"description": "瓦片无数据 / no data in this tile"},
+               304: {"description": "未修改 / not modified (If-None-Match)"}},
+    response_class=Response,
+)
+def raster_tile(request: Request, name: str, z: str, x: str, y: str, fmt: str) -> Response:
+    """A 256×256 Web Mercator tile, transparent where the raster has no data."""
+    zi, xi, yi = tile_address(z, x, y)
+    fmt = tile_format(fmt)
+    info = get_raster(_data_dir(request), name)
+    etag = tile_etag(info, zi, xi, yi, fmt)
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
+    if _etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    body = render_tile(info, zi, xi, yi, fmt)
+    if body is None:
+        return Response(status_code=204, headers=headers)
+    return Response(body, media_type=TILE_FORMATS[fmt], headers=headers)
+
+
+def _summary(request: Request, info: RasterInfo) -> RasterSummary:
+    return RasterSummary(
+        name=info.name, bounds=info.bounds, minzoom=info.minzoom, maxzoom=info.maxzoom,
+        tiles=_tile_template(request, info.name, "png"),
+        tilejson=str(request.url_for("raster_tilejson", name=info.name)),
+    )
+
+
+@router.get("/api/v1/rasters", summary="正射影像列表 / published orthophoto rasters",
+            response_model=RasterList)
+def rasters(request: Request) -> RasterList:
+    return RasterList(rasters=[_summary(request, info)
+                               for info in list_rasters(_data_dir(request))])
+
+
+@router.get("/raster/{name}/tilejson.json", summary="TileJSON 3.0.0",
+            name="raster_tilejson")
+def raster_tilejson(
+    request: Request, name: str,
+    image_format: str = Query("png", alias="format", description="png | webp"),
+) -> dict[str, object]:
+    """TileJSON for map clients (MapLibre, OpenLayers, Cesium): URL template, zooms, bounds."""
+    fmt = tile_format(image_format)
+    info = get_raster(_data_dir(request), name)
+    lon, lat = info.center
+    return {
+        "tilejson": "3.0.0",
+        "name": info.name,
+        "description": "正射影像 / orthophoto",
+        "version": "1.0.0",
+        "scheme": "xyz",
+        "tiles": [_tile_template(request, info.name, fmt)],
+        "minzoom": info.minzoom,
+        "maxzoom": info.maxzoom,
+        "bounds": list(info.bounds),
+        "center": [lon, lat, max(info.minzoom, info.maxzoom - 2)],
+    }
