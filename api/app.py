@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
 from api.routers import auth as auth_router
-from api.routers import assets, ogc, raster, system, tiles
+from api.routers import assets, ogc, raster, surveys, system, tiles
 from tiles.cache import TileCache
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sync_pool = ConnectionPool(url, min_size=0, max_size=4, open=True,
                                    kwargs={"autocommit": True, "application_name": "cadastre-api"})
         app.state.sync_pool = sync_pool
+        app.state.job_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="job")
         app.state.tile_cache = TileCache(settings.data_dir / "cache" / "tiles",
                                          enabled=settings.tiles.cache)
         app.state.tile_epoch = 0
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             listener.cancel()
+            app.state.job_pool.shutdown(wait=False, cancel_futures=True)
             sync_pool.close()
             await pool.close()
 
@@ -107,4 +110,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assets.router)
     app.include_router(ogc.router)
     app.include_router(raster.router)
+    app.include_router(surveys.router)
     return app

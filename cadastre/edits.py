@@ -55,11 +55,11 @@ def replace_parcel_geometry(conn: psycopg.Connection, parcel_code: str, geometry
                    ST_Multi(ST_GeomFromText(%s, %s)), %s, %s
                FROM cad.parcel WHERE version_id = %s""",
             (geom.wkt, srid, now, change, version_id))
-        _replace_boundary(conn, parcel_code, geom, srid, now, change)
+        replace_boundary(conn, parcel_code, geom, srid, now, change)
     return change
 
 
-def _replace_boundary(conn: psycopg.Connection, parcel_code: str, geom: Polygon, srid: int,
+def replace_boundary(conn: psycopg.Connection, parcel_code: str, geom: Polygon, srid: int,
                       now: object, change: int) -> None:
     for table in ("cad.boundary_point", "cad.boundary_line"):
         conn.execute(f"UPDATE {table} SET valid_to = %s, retired_by = %s "

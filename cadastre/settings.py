@@ -68,6 +68,26 @@ class TileSettings(_Base):
                                                                     "cache"))
 
 
+class QaSettings(_Base):
+    """Tolerances of the quality rules (CADASTRE_QA_*), and which rules are switched off."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX + "QA_", env_file=".env",
+                                      extra="ignore", populate_by_name=True)
+    area_abs_m2: float = Field(default=1.0, ge=0, description="area mismatch: absolute m²")
+    area_rel: float = Field(default=0.03, ge=0, description="area mismatch: relative")
+    overlap_m2: float = Field(default=0.01, ge=0, description="smallest overlap reported")
+    gap_width_m: float = Field(default=0.5, gt=0, description="gaps narrower than 2× this")
+    gap_min_m2: float = Field(default=0.05, ge=0, description="smallest gap reported")
+    duplicate_vertex_m: float = Field(default=0.001, ge=0)
+    spike_degrees: float = Field(default=5.0, gt=0, lt=90)
+    point_match_m: float = Field(default=0.05, gt=0, description="boundary points this close "
+                                 "but not identical disagree")
+    disabled_rules: list[str] = Field(default_factory=list)
+
+    def tolerances(self) -> dict[str, float]:
+        return self.model_dump(exclude={"disabled_rules"})
+
+
 class SecuritySettings(_Base):
     # Keys for PII encryption at rest (AES-256-GCM) and for keyed look-up hashes (HMAC-SHA256).
     # When not given, the embedded data dir keeps generated keys in `secrets.json` (mode 0600).
@@ -86,6 +106,7 @@ class Settings:
         self.api = ApiSettings(**overrides.get("api", {}))
         self.security = SecuritySettings(**overrides.get("security", {}))
         self.tiles = TileSettings(**overrides.get("tiles", {}))
+        self.qa = QaSettings(**overrides.get("qa", {}))
 
     @property
     def data_dir(self) -> Path:
@@ -97,7 +118,7 @@ class Settings:
 
     def as_dict(self, reveal: bool = False) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for name in ("storage", "database", "api", "tiles", "security"):
+        for name in ("storage", "database", "api", "tiles", "qa", "security"):
             obj: BaseSettings = getattr(self, name)
             section: dict[str, Any] = {}
             for key, value in obj.model_dump().items():
@@ -120,6 +141,8 @@ def known_env_keys() -> set[str]:
     for cls in (StorageSettings, DatabaseSettings, ApiSettings, SecuritySettings):
         for name in cls.model_fields:
             keys.add(PREFIX + name.upper())
+    for name in QaSettings.model_fields:
+        keys.add(PREFIX + "QA_" + name.upper())
     return keys
 
 

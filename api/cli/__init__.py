@@ -41,10 +41,12 @@ app.add_typer(users_app, name="users")
 
 def _register_subcommands() -> None:
     from api.cli.raster import raster_app
+    from api.cli.survey import survey_app
     from api.cli.tiles import tiles_app
 
     app.add_typer(tiles_app, name="tiles")
     app.add_typer(raster_app, name="raster")
+    app.add_typer(survey_app, name="survey")
 
 
 _register_subcommands()

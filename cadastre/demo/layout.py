@@ -274,6 +274,9 @@ class DistrictBuilder:
         for side in ("south", "north"):
             k = rng.randint(8, 13)
             rows.append((side, _cuts(rng, x0, x0 + BLOCK_W, k, min_width=9.0)))
+        # a surveyor would make boundaries that meet within half a metre share one point
+        south = rows[0][1]
+        rows[1] = ("north", [next((c for c in south if abs(c - n) < 0.5), n) for n in rows[1][1]])
         for r, (side, cuts) in enumerate(rows):
             other = rows[1 - r][1][1:-1]
             ya, yb = (y0, mid) if side == "south" else (mid, y0 + BLOCK_H)

@@ -1,0 +1,260 @@
+"""Quality rules: id, category, severity, bilingual description and the SQL that finds problems.
+
+Each rule's SQL runs after the scope's WITH-clause (``cadastre/qa/scope.py``) and returns rows
+``(subject text[], measure float8, message text, geom geometry)`` with geom in EPSG:3857.
+Tolerances are bound parameters (``%(name)s``) taken from settings (``QaSettings``).
+Categories follow the registration quality programmes: principle (原则性), content (内容),
+certificate (证书), period (期限), time_limit (时限), reporting (汇交).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CATEGORIES = {
+    "principle": "原则性 / principle",
+    "content": "内容 / content",
+    "certificate": "证书 / certificate",
+    "period": "期限 / period",
+    "time_limit": "时限 / time limit",
+    "reporting": "汇交 / reporting",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    version: int
+    category: str
+    severity: str
+    title_zh: str
+    title_en: str
+    sql: str
+    registry_only: bool = False     # needs registration records (not for survey submissions)
+    submission_only: bool = False
+
+
+def _r(id: str, category: str, severity: str, zh: str, en: str, sql: str, version: int = 1,
+       **kw: bool) -> Rule:
+    assert category in CATEGORIES
+    # format() templates use %s: escape them for the driver; %(name)s stay bound parameters
+    sql = re.sub(r"%(?!\()", "%%", sql)
+    return Rule(id, version, category, severity, zh, en, sql, **kw)
+
+
+# Vertices with their neighbours along each ring, for vertex-level checks.
+_VERTICES = """
+    SELECT s.ref, s.geom, d.path[1] AS poly, d.path[2] AS ring, d.path[3] AS k, d.geom AS pt,
+           lag(d.geom) OVER w AS prev_pt,
+           lead(d.geom) OVER w AS next_pt,
+           count(*) OVER (PARTITION BY s.ref, d.path[1], d.path[2]) AS n
+    FROM subject s, ST_DumpPoints(ST_Multi(s.geom)) d
+    WINDOW w AS (PARTITION BY s.ref, d.path[1], d.path[2] ORDER BY d.path[3])"""
+
+RULES: tuple[Rule, ...] = (
+    _r("GEOM_INVALID", "content", "error", "宗地几何无效（自相交等）",
+       "parcel geometry is invalid (self-intersection, ...)", """
+        SELECT ARRAY[s.ref], NULL::float8,
+               format('几何无效：%s / invalid geometry: %s', ST_IsValidReason(s.geom),
+                      ST_IsValidReason(s.geom)),
+               ST_Transform(coalesce((ST_IsValidDetail(s.geom)).location, ST_PointOnSurface(
+                   ST_MakeValid(s.geom))), 3857)
+        FROM subject s WHERE NOT ST_IsValid(s.geom)"""),
+    _r("GEOM_TOO_FEW_POINTS", "content", "error", "界址点少于 3 个",
+       "a ring has fewer than 3 distinct points", """
+        SELECT ARRAY[s.ref], r.n::float8,
+               format('环只有 %s 个点 / ring has only %s points', r.n - 1, r.n - 1),
+               ST_Transform(ST_StartPoint(r.ring), 3857)
+        FROM subject s,
+             LATERAL (SELECT (ST_DumpRings(g.geom)).geom AS ring
+                      FROM ST_Dump(ST_Multi(s.geom)) g) rr,
+             LATERAL (SELECT ST_ExteriorRing(rr.ring) AS ring,
+                             ST_NPoints(ST_ExteriorRing(rr.ring)) AS n) r
+        WHERE r.n < 4"""),
+    _r("GEOM_DUPLICATE_VERTEX", "content", "warning", "重复界址点（相邻点距离小于容差）",
+       "consecutive duplicate vertices", f"""
+        SELECT ARRAY[v.ref], ST_Distance(v.pt, v.prev_pt),
+               format('相邻点重复（%s m）/ duplicate vertex (%s m apart)',
+                      round(ST_Distance(v.pt, v.prev_pt)::numeric, 4),
+                      round(ST_Distance(v.pt, v.prev_pt)::numeric, 4)),
+               ST_Transform(v.pt, 3857)
+        FROM ({_VERTICES}) v
+        WHERE v.prev_pt IS NOT NULL AND ST_Distance(v.pt, v.prev_pt) < %(duplicate_vertex_m)s"""),
+    _r("GEOM_SPIKE", "content", "error", "尖刺（夹角过小的界址点）",
+       "spike: a vertex with a very sharp angle", f"""
+        SELECT ARRAY[v.ref], a.angle,
+               format('尖角 %s° / spike of %s°', round(a.angle::numeric, 2),
+                      round(a.angle::numeric, 2)),
+               ST_Transform(v.pt, 3857)
+        FROM ({_VERTICES}) v,
+             LATERAL (SELECT degrees(abs(ST_Azimuth(v.pt, v.prev_pt)
+                                         - ST_Azimuth(v.pt, v.next_pt))) AS d) r,
+             LATERAL (SELECT least(r.d, 360 - r.d) AS angle) a
+        WHERE v.prev_pt IS NOT NULL AND v.next_pt IS NOT NULL
+          AND NOT ST_Equals(v.pt, v.prev_pt) AND NOT ST_Equals(v.pt, v.next_pt)
+          AND a.angle < %(spike_degrees)s"""),
+    _r("AREA_MISMATCH", "content", "warning", "计算面积与登记面积不符",
+       "computed area differs from the registered/declared area", """
+        SELECT ARRAY[s.ref], (ST_Area(s.geom) - s.declared)::float8,
+               format('计算面积 %s m²，登记面积 %s m² / computed %s m², registered %s m²',
+                      round(ST_Area(s.geom)::numeric, 2), s.declared,
+                      round(ST_Area(s.geom)::numeric, 2), s.declared),
+               ST_Transform(ST_PointOnSurface(s.geom), 3857)
+        FROM subject s
+        WHERE s.declared IS NOT NULL AND ST_IsValid(s.geom)
+          AND abs(ST_Area(s.geom) - s.declared) >
+              greatest(%(area_abs_m2)s, %(area_rel)s * s.declared)"""),
+    _r("OVERLAP", "principle", "error", "宗地重叠", "parcels overlap", """
+        SELECT ARRAY[a.ref, b.ref], ST_Area(x.g)::float8,
+               format('重叠 %s m² / overlap of %s m²', round(ST_Area(x.g)::numeric, 2),
+                      round(ST_Area(x.g)::numeric, 2)),
+               ST_Transform(x.g, 3857)
+        FROM subject a
+        JOIN (SELECT ref, code, geom, g3857, srid, true AS own FROM subject
+              UNION ALL SELECT ref, code, geom, g3857, srid, false FROM context) b
+          ON a.g3857 && b.g3857 AND (NOT b.own OR a.ref < b.ref) AND a.srid = b.srid
+             AND ST_IsValid(a.geom) AND ST_IsValid(b.geom)
+             AND ST_Relate(a.geom, b.geom, '2********'),
+             LATERAL (SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS g) x
+        WHERE ST_Area(x.g) > %(overlap_m2)s"""),
+    _r("GAP_SLIVER", "principle", "warning", "相邻宗地间的缝隙（狭长空隙）",
+       "sliver gap between neighbouring parcels", """
+        , parts AS (
+            SELECT geom, srid, ST_ClusterDBSCAN(geom, eps := %(gap_width_m)s * 2, minpoints := 1)
+                       OVER (PARTITION BY srid) AS cid
+            FROM (SELECT geom, srid FROM subject WHERE ST_IsValid(geom)
+                  UNION ALL SELECT geom, srid FROM context) a),
+          blocks AS (SELECT srid, cid, ST_Union(geom) AS u FROM parts GROUP BY srid, cid),
+          gaps AS (
+            SELECT (ST_Dump(ST_Difference(
+                        ST_Buffer(ST_Buffer(b.u, %(gap_width_m)s, 'join=mitre mitre_limit=5'),
+                                  -%(gap_width_m)s, 'join=mitre mitre_limit=5'),
+                        b.u))).geom AS g
+            FROM blocks b)
+        SELECT coalesce((SELECT array_agg(s.ref ORDER BY s.ref) FROM subject s
+                         WHERE ST_DWithin(s.geom, g.g, %(gap_width_m)s)), '{}'),
+               ST_Area(g.g)::float8,
+               format('缝隙 %s m² / gap of %s m²', round(ST_Area(g.g)::numeric, 2),
+                      round(ST_Area(g.g)::numeric, 2)),
+               ST_Transform(g.g, 3857)
+        FROM gaps g
+        WHERE ST_Area(g.g) > %(gap_min_m2)s
+          AND EXISTS (SELECT 1 FROM subject s WHERE ST_DWithin(s.geom, g.g, %(gap_width_m)s))"""),
+    _r("BUILDING_OUTSIDE_PARCEL", "content", "error", "自然幢越出所在宗地",
+       "building crosses its parcel boundary", """
+        SELECT ARRAY[b.ref, p.ref], ST_Area(ST_Difference(b.geom, p.geom))::float8,
+               format('越界 %s m² / %s m² outside the parcel',
+                      round(ST_Area(ST_Difference(b.geom, p.geom))::numeric, 2),
+                      round(ST_Area(ST_Difference(b.geom, p.geom))::numeric, 2)),
+               ST_Transform(ST_Difference(b.geom, p.geom), 3857)
+        FROM subject_buildings b JOIN subject p ON p.code = b.parcel_code
+        WHERE ST_IsValid(b.geom) AND ST_IsValid(p.geom)
+          AND ST_Area(ST_Difference(b.geom, p.geom)) > %(overlap_m2)s"""),
+    _r("UNIT_OUTSIDE_BUILDING", "content", "error", "户超出自然幢轮廓",
+       "unit plan outside its building footprint", """
+        SELECT ARRAY[u.ref, b.ref], ST_Area(ST_Difference(u.geom, b.geom))::float8,
+               format('超出 %s m² / %s m² outside the building',
+                      round(ST_Area(ST_Difference(u.geom, b.geom))::numeric, 2),
+                      round(ST_Area(ST_Difference(u.geom, b.geom))::numeric, 2)),
+               ST_Transform(ST_Difference(u.geom, b.geom), 3857)
+        FROM subject_units u JOIN subject_buildings b ON b.code = u.building_code
+        WHERE ST_IsValid(u.geom) AND ST_IsValid(b.geom)
+          AND ST_Area(ST_Difference(u.geom, b.geom)) > %(overlap_m2)s"""),
+    _r("UNIT_OVERLAP", "content", "error", "同层户重叠", "units overlap on the same floor", """
+        SELECT ARRAY[a.ref, b.ref], ST_Area(ST_Intersection(a.geom, b.geom))::float8,
+               format('第 %s 层重叠 %s m² / overlap of %s m² on floor %s', b.floor_no,
+                      round(ST_Area(ST_Intersection(a.geom, b.geom))::numeric, 2),
+                      round(ST_Area(ST_Intersection(a.geom, b.geom))::numeric, 2), b.floor_no),
+               ST_Transform(ST_Intersection(a.geom, b.geom), 3857)
+        FROM subject_units a JOIN subject_units b
+          ON a.building_code = b.building_code AND a.ref < b.ref AND a.g3857 && b.g3857
+         AND a.floor_no < b.floor_no + b.floor_count AND b.floor_no < a.floor_no + a.floor_count
+        WHERE ST_IsValid(a.geom) AND ST_IsValid(b.geom)
+          AND ST_Area(ST_Intersection(a.geom, b.geom)) > %(overlap_m2)s"""),
+    _r("UNIT_CODE_PARCEL_MISMATCH", "content", "error", "不动产单元号前 19 位与所在宗地代码不符",
+       "the unit code's first 19 characters are not its parcel's code", """
+        SELECT ARRAY[u.ref, p.ref], NULL::float8,
+               format('单元号属于 %s，但位于宗地 %s / unit code belongs to %s but lies in %s',
+                      left(u.code, 19), p.code, left(u.code, 19), p.code),
+               ST_Transform(ST_PointOnSurface(u.geom), 3857)
+        FROM subject_units u
+        JOIN subject p ON p.g3857 && u.g3857 AND ST_IsValid(p.geom)
+             AND ST_Contains(p.geom, ST_PointOnSurface(u.geom))
+        WHERE u.code IS NOT NULL AND p.code IS NOT NULL AND left(u.code, 19) <> p.code"""),
+    _r("UNIT_CODE_DUPLICATE", "content", "error", "不动产单元号重复",
+       "the same unit code is used twice", """
+        SELECT array_agg(u.ref ORDER BY u.ref), count(*)::float8,
+               format('单元号 %s 出现 %s 次 / unit code %s used %s times', u.code, count(*),
+                      u.code, count(*)),
+               ST_Transform(ST_PointOnSurface(ST_Collect(u.geom)), 3857)
+        FROM subject_units u WHERE u.code IS NOT NULL
+        GROUP BY u.code HAVING count(*) > 1"""),
+    _r("FLOOR_AREA_SUM", "content", "warning", "各层面积之和与幢建筑面积不符",
+       "sum of floor areas differs from the building's floor area", """
+        SELECT ARRAY[b.ref], (f.total - b.floor_area)::float8,
+               format('各层合计 %s m²，幢面积 %s m² / floors sum to %s m², building %s m²',
+                      f.total, b.floor_area, f.total, b.floor_area),
+               ST_Transform(ST_PointOnSurface(b.geom), 3857)
+        FROM subject_buildings b
+        JOIN (SELECT building_code, sum(floor_area) AS total FROM cad.floor
+              WHERE valid_to IS NULL GROUP BY building_code) f ON f.building_code = b.code
+        WHERE b.floor_area IS NOT NULL
+          AND abs(f.total - b.floor_area) > greatest(1, %(area_rel)s * b.floor_area)""",
+       registry_only=True),
+    _r("BOUNDARY_POINT_MISMATCH", "principle", "warning", "相邻宗地共用界址点坐标不一致",
+       "neighbours' shared boundary points nearly but not exactly coincide", """
+        SELECT ARRAY[a.parcel_code::text, b.parcel_code::text],
+               ST_Distance(a.geom, b.geom)::float8,
+               format('%s 与 %s 相距 %s mm / %s and %s are %s mm apart', a.point_no, b.point_no,
+                      round((ST_Distance(a.geom, b.geom) * 1000)::numeric, 1), a.point_no,
+                      b.point_no, round((ST_Distance(a.geom, b.geom) * 1000)::numeric, 1)),
+               a.geom_3857
+        FROM cad.boundary_point a JOIN cad.boundary_point b
+          ON a.parcel_code < b.parcel_code AND a.valid_to IS NULL AND b.valid_to IS NULL
+         AND ST_DWithin(a.geom_3857, b.geom_3857, %(point_match_m)s * 1.5)
+         AND a.srid = b.srid
+        WHERE a.parcel_code::text IN (SELECT code FROM subject)
+          AND ST_Distance(a.geom, b.geom) > 0 AND ST_Distance(a.geom, b.geom) < %(point_match_m)s""",
+       registry_only=True),
+    _r("BOUNDARY_POINT_NUMBERING", "content", "info", "界址点编号不连续",
+       "boundary point numbers are not consecutive", """
+        SELECT ARRAY[bp.parcel_code::text], count(*)::float8,
+               format('界址点号 %s 不连续 / point numbers %s not consecutive',
+                      string_agg(bp.point_no, ',' ORDER BY bp.seq),
+                      string_agg(bp.point_no, ',' ORDER BY bp.seq)),
+               ST_Transform(ST_Centroid(ST_Collect(bp.geom)), 3857)
+        FROM cad.boundary_point bp
+        WHERE bp.valid_to IS NULL AND bp.parcel_code::text IN (SELECT code FROM subject)
+        GROUP BY bp.parcel_code
+        HAVING count(substring(bp.point_no FROM '[0-9]+$')) < count(*)
+            OR count(DISTINCT substring(bp.point_no FROM '[0-9]+$')) < count(*)
+            OR max(substring(bp.point_no FROM '[0-9]+$')::int)
+               - min(substring(bp.point_no FROM '[0-9]+$')::int) + 1 <> count(*)""",
+       registry_only=True),
+    _r("RECORD_ORPHAN", "principle", "error", "登记记录找不到对应的不动产单元",
+       "a current registration record whose unit has no spatial unit", """
+        SELECT ARRAY[r.unit_code::text], count(*)::float8,
+               format('单元 %s 有 %s 条现势记录但无空间单元 / %s current records, no spatial unit',
+                      r.unit_code, count(*), count(*)),
+               NULL::geometry
+        FROM cad.right_record r
+        WHERE r.status = 1
+          AND left(r.unit_code, 19) IN (SELECT code FROM subject)
+          AND NOT EXISTS (SELECT 1 FROM cad.unit u WHERE u.unit_code = r.unit_code
+                          AND u.valid_to IS NULL)
+          AND NOT (substr(r.unit_code, 20, 1) = 'W' AND EXISTS (
+                   SELECT 1 FROM cad.parcel p WHERE p.parcel_code = left(r.unit_code, 19)
+                   AND p.valid_to IS NULL))
+        GROUP BY r.unit_code""", registry_only=True),
+    _r("UNIT_WITHOUT_RECORD", "reporting", "info", "空间单元无登记记录",
+       "a spatial unit with no registration record", """
+        SELECT ARRAY[u.ref], NULL::float8,
+               '未登记的空间单元 / spatial unit never registered',
+               ST_Transform(ST_PointOnSurface(u.geom), 3857)
+        FROM subject_units u
+        WHERE NOT EXISTS (SELECT 1 FROM cad.right_record r WHERE r.unit_code = u.code)""",
+       registry_only=True),
+)
+
+RULES_BY_ID = {r.id: r for r in RULES}

@@ -1,0 +1,191 @@
+"""A registrar's decision on a survey submission.
+
+``accept`` applies everything in ONE transaction: old versions closed (never deleted), new
+versions written, lineage recorded, boundary points re-derived, the submission marked accepted
+with who decided. The submission row is updated last, so a crash or kill at any point before
+COMMIT leaves the registry exactly as it was. Triggers queue the touched tiles for invalidation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from shapely import wkb as shapely_wkb
+from shapely.geometry import MultiPolygon, Polygon
+
+from cadastre.boundary import clockwise
+from cadastre.edits import new_change, replace_boundary
+from cadastre.errors import InvalidInput
+from cadastre.survey.diff import Diff, compute_diff
+from cadastre.survey.submission import get_submission
+
+
+class DecisionConflict(InvalidInput):
+    code = "SUBMISSION_STATE"
+
+
+def _require_status(conn: psycopg.Connection, sid: uuid.UUID, allowed: tuple[str, ...]
+                    ) -> dict[str, Any]:
+    sub = get_submission(conn, sid)
+    if sub["status"] not in allowed:
+        raise DecisionConflict(message=f"提交状态为 {sub['status']}，不能执行该操作 / the "
+                               f"submission is {sub['status']}; expected {', '.join(allowed)}")
+    return sub
+
+
+def reject(conn: psycopg.Connection, sid: uuid.UUID, registrar: str, reason: str) -> None:
+    if not reason or not reason.strip():
+        raise InvalidInput("REASON_REQUIRED", "驳回须说明理由 / a rejection needs a reason")
+    with conn.transaction():
+        _require_status(conn, sid, ("validated", "invalid"))
+        cur = conn.execute(
+            "UPDATE cad.survey_submission SET status = 'rejected', decided_by = %s, "
+            "decided_at = now(), decision_reason = %s WHERE submission_id = %s "
+            "AND status IN ('validated', 'invalid')", (registrar, reason.strip()[:2000], sid))
+        if cur.rowcount != 1:
+            raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+
+
+def accept(conn: psycopg.Connection, sid: uuid.UUID, registrar: str,
+           note: str | None = None) -> dict[str, Any]:
+    """Apply a validated submission; returns the diff summary and the change set id."""
+    with conn.transaction():
+        sub = _require_status(conn, sid, ("validated",))
+        diff = compute_diff(conn, sid)
+        missing = [p.ref for p in diff.parcels if p.change == "new" and not p.code]
+        if missing:
+            raise InvalidInput("PARCEL_CODE_MISSING", "新宗地无代码且无法从原宗地推定 / new "
+                               f"parcels without a code and no parent to derive one: "
+                               f"{', '.join(missing[:5])}")
+        change = new_change(conn, "survey", registrar, note or f"survey {sub['filename']}")
+        now = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+        _apply_parcels(conn, sid, diff, change, now)
+        _apply_buildings_and_units(conn, sid, change, now)
+        # last: the submission row (a kill before this line's COMMIT changes nothing)
+        cur = conn.execute(
+            "UPDATE cad.survey_submission SET status = 'accepted', decided_by = %s, "
+            "decided_at = now(), decision_reason = %s, change_id = %s "
+            "WHERE submission_id = %s AND status = 'validated'",
+            (registrar, note, change, sid))
+        if cur.rowcount != 1:
+            raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+    return {"change_id": change, "diff": diff.summary()}
+
+
+def _apply_parcels(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff, change: int,
+                   now: Any) -> None:
+    for p in diff.parcels:
+        if p.change in ("changed", "retired") and p.version_id is not None:
+            conn.execute("UPDATE cad.parcel SET valid_to = %s, retired_by = %s "
+                         "WHERE version_id = %s", (now, change, p.version_id))
+        if p.change == "retired":
+            for table in ("cad.boundary_point", "cad.boundary_line"):
+                conn.execute(f"UPDATE {table} SET valid_to = %s, retired_by = %s "
+                             "WHERE parcel_code = %s AND valid_to IS NULL", (now, change, p.code))
+    feature_of: dict[str, uuid.UUID] = {}
+    for p in diff.parcels:
+        if p.change not in ("new", "changed") or p.idx is None:
+            continue
+        assert p.code is not None
+        fid = p.feature_id if (p.change == "changed" and p.feature_id) else uuid.uuid4()
+        feature_of[p.code] = fid
+        base = p.version_id
+        if base is None and p.parents:   # a new parcel inherits attributes from its parent
+            base = conn.execute("SELECT version_id FROM cad.parcel WHERE parcel_code = %s "
+                                "ORDER BY valid_from DESC LIMIT 1", (p.parents[0],)).fetchone()[0]
+        row = conn.execute(
+            """INSERT INTO cad.parcel (feature_id, parcel_code, seat, compound_name, land_use,
+                   right_type, right_nature, registered_area, neighbour_north, neighbour_east,
+                   neighbour_south, neighbour_west, map_sheet, srid, geom, valid_from,
+                   change_id)
+               SELECT %(fid)s, %(code)s,
+                   coalesce(f.props->>'seat', b.seat), coalesce(f.props->>'name', b.compound_name),
+                   coalesce(f.props->>'land_use', b.land_use, '0701'),
+                   coalesce((f.props->>'right_type')::smallint, b.right_type, 3),
+                   b.right_nature,
+                   coalesce((f.props->>'declared_area')::numeric,
+                            round(ST_Area(f.geom)::numeric, 2)),
+                   b.neighbour_north, b.neighbour_east, b.neighbour_south, b.neighbour_west,
+                   coalesce(f.props->>'map_sheet', b.map_sheet), f.srid,
+                   ST_Multi(f.geom), %(now)s, %(change)s
+               FROM cad.survey_feature f
+               LEFT JOIN cad.parcel b ON b.version_id = %(base)s
+               WHERE f.submission_id = %(sid)s AND f.idx = %(idx)s
+               RETURNING ST_AsBinary(ST_GeometryN(geom, 1)), srid""",
+            {"fid": fid, "code": p.code, "now": now, "change": change, "base": base,
+             "sid": sid, "idx": p.idx}).fetchone()
+        assert row is not None
+        poly = shapely_wkb.loads(bytes(row[0]))
+        if isinstance(poly, MultiPolygon):
+            poly = poly.geoms[0]
+        assert isinstance(poly, Polygon)
+        replace_boundary(conn, p.code, clockwise(poly), row[1], now, change)
+    for parent, child, event in diff.lineage:
+        parent_fid = conn.execute("SELECT feature_id FROM cad.parcel WHERE parcel_code = %s "
+                                  "ORDER BY valid_from DESC LIMIT 1", (parent,)).fetchone()[0]
+        child_fid = feature_of.get(child)
+        if child_fid is not None and child_fid != parent_fid:
+            conn.execute("INSERT INTO cad.lineage (entity, parent_feature_id, child_feature_id, "
+                         "event, change_id) VALUES ('parcel', %s, %s, %s, %s) "
+                         "ON CONFLICT DO NOTHING", (parent_fid, child_fid, event, change))
+
+
+def _apply_buildings_and_units(conn: psycopg.Connection, sid: uuid.UUID, change: int,
+                               now: Any) -> None:
+    """Buildings and units by code: changed ones get a new version, new ones are added."""
+    params = {"sid": sid, "now": now, "change": change}
+    conn.execute("""
+        UPDATE cad.building b SET valid_to = %(now)s, retired_by = %(change)s
+        FROM cad.survey_feature f
+        WHERE f.submission_id = %(sid)s AND f.kind = 'building' AND b.valid_to IS NULL
+          AND b.building_code = f.props->>'building_code'
+          AND ST_HausdorffDistance(f.geom, b.geom) > 0.001""", params)
+    conn.execute("""
+        INSERT INTO cad.building (feature_id, building_code, name, floors_total, floors_above,
+            floors_below, height, srid, geom, valid_from, change_id)
+        SELECT coalesce(old.feature_id, gen_random_uuid()), f.props->>'building_code',
+               coalesce(f.props->>'name', old.name),
+               coalesce((f.props->>'floors_above')::int, old.floors_above, 1)
+                 + coalesce((f.props->>'floors_below')::int, old.floors_below, 0),
+               coalesce((f.props->>'floors_above')::int, old.floors_above, 1),
+               coalesce((f.props->>'floors_below')::int, old.floors_below, 0),
+               coalesce((f.props->>'height')::numeric, old.height),
+               f.srid, ST_Multi(f.geom), %(now)s, %(change)s
+        FROM cad.survey_feature f
+        LEFT JOIN LATERAL (SELECT * FROM cad.building o
+                           WHERE o.building_code = f.props->>'building_code'
+                           ORDER BY o.valid_from DESC LIMIT 1) old ON true
+        WHERE f.submission_id = %(sid)s AND f.kind = 'building' AND f.props ? 'building_code'
+          AND NOT EXISTS (SELECT 1 FROM cad.building c WHERE c.valid_to IS NULL
+                          AND c.building_code = f.props->>'building_code')""", params)
+    conn.execute("""
+        UPDATE cad.unit u SET valid_to = %(now)s, retired_by = %(change)s
+        FROM cad.survey_feature f
+        WHERE f.submission_id = %(sid)s AND f.kind = 'unit' AND u.valid_to IS NULL
+          AND u.unit_code = f.props->>'unit_code'
+          AND ST_HausdorffDistance(f.geom, u.geom) > 0.001""", params)
+    conn.execute("""
+        INSERT INTO cad.unit (feature_id, unit_code, floor_no, floor_count, room_no, seat, use,
+            building_area, inner_area, shared_area, base_elevation, height, srid, geom,
+            valid_from, change_id)
+        SELECT coalesce(old.feature_id, gen_random_uuid()), f.props->>'unit_code',
+               coalesce((f.props->>'floor_no')::int, old.floor_no, 1),
+               coalesce((f.props->>'floor_count')::int, old.floor_count, 1),
+               coalesce(f.props->>'room_no', old.room_no, right(f.props->>'unit_code', 4)),
+               coalesce(f.props->>'seat', old.seat),
+               coalesce(f.props->>'use', old.use, '10'),
+               coalesce((f.props->>'building_area')::numeric, old.building_area,
+                        round(ST_Area(f.geom)::numeric, 2)),
+               coalesce((f.props->>'inner_area')::numeric, old.inner_area),
+               coalesce((f.props->>'shared_area')::numeric, old.shared_area),
+               coalesce((f.props->>'base_elevation')::numeric, old.base_elevation, 0),
+               coalesce((f.props->>'height')::numeric, old.height, 3),
+               f.srid, ST_Multi(f.geom), %(now)s, %(change)s
+        FROM cad.survey_feature f
+        LEFT JOIN LATERAL (SELECT * FROM cad.unit o WHERE o.unit_code = f.props->>'unit_code'
+                           ORDER BY o.valid_from DESC LIMIT 1) old ON true
+        WHERE f.submission_id = %(sid)s AND f.kind = 'unit' AND f.props ? 'unit_code'
+          AND NOT EXISTS (SELECT 1 FROM cad.unit c WHERE c.valid_to IS NULL
+                          AND c.unit_code = f.props->>'unit_code')""", params)

@@ -1,0 +1,266 @@
+"""Survey submissions: immutable storage of the upload, staging, validation and its report.
+
+Nothing here touches the registry tables: a submission only reaches them through
+``cadastre.survey.apply.accept`` after a registrar's decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import psycopg
+import shapely
+
+from cadastre.codes import validate_parcel_code, validate_unit_code
+from cadastre.errors import InvalidInput, NotFound
+from cadastre.jobs import JobTracker
+from cadastre.qa.engine import check
+from cadastre.qa.scope import Scope
+from cadastre.settings import QaSettings
+from cadastre.store.db import connect
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+CHUNK = 1 << 20
+
+
+class DuplicateSubmission(InvalidInput):
+    code = "DUPLICATE_SUBMISSION"
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    sha256: str
+    size: int
+    path: Path
+
+
+def store_upload(stream: BinaryIO, upload_dir: Path, max_bytes: int = MAX_UPLOAD_BYTES
+                 ) -> StoredUpload:
+    """Copy an upload to ``<upload_dir>/<sha256>`` (read-only), enforcing the size limit.
+    Written to a temp file first and renamed, so a half upload never appears."""
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    fd, tmp = tempfile.mkstemp(dir=upload_dir, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise InvalidInput("FILE_TOO_LARGE", f"文件超过 {max_bytes // 2**20} MB / "
+                                       f"file larger than {max_bytes // 2**20} MB")
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise InvalidInput("FILE_EMPTY", "文件为空 / the file is empty")
+        target = upload_dir / digest.hexdigest()
+        if target.exists():
+            os.unlink(tmp)
+        else:
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        return StoredUpload(digest.hexdigest(), size, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def create_submission(conn: psycopg.Connection, upload: StoredUpload, filename: str,
+                      submitted_by: str, job_id: uuid.UUID, srid: int | None = None
+                      ) -> uuid.UUID:
+    existing = conn.execute(
+        "SELECT submission_id, status FROM cad.survey_submission WHERE content_sha256 = %s "
+        "AND status NOT IN ('rejected', 'failed', 'invalid')", (upload.sha256,)).fetchone()
+    if existing:
+        raise DuplicateSubmission(
+            message=f"该文件已提交（{existing[1]}）/ this file was already submitted "
+                    f"({existing[1]}): {existing[0]}", submission=str(existing[0]))
+    sid = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO cad.survey_submission (submission_id, filename, content_sha256, size_bytes,"
+        " stored_path, srid, status, job_id, submitted_by) VALUES (%s, %s, %s, %s, %s, %s, "
+        "'received', %s, %s)",
+        (sid, Path(filename).name[:200], upload.sha256, upload.size, str(upload.path), srid,
+         job_id, submitted_by))
+    return sid
+
+
+def get_submission(conn: psycopg.Connection, sid: uuid.UUID) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT submission_id, filename, content_sha256, size_bytes, format, srid, status, "
+        "job_id, submitted_by, submitted_at, error_count, warning_count, decided_by, "
+        "decided_at, decision_reason, change_id FROM cad.survey_submission "
+        "WHERE submission_id = %s", (sid,)).fetchone()
+    if row is None:
+        raise NotFound("SUBMISSION_NOT_FOUND", "无此提交 / no such survey submission")
+    keys = ("submission_id", "filename", "sha256", "size_bytes", "format", "srid", "status",
+            "job_id", "submitted_by", "submitted_at", "error_count", "warning_count",
+            "decided_by", "decided_at", "decision_reason", "change_id")
+    return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in zip(keys, row,
+                                                                          strict=True)}
+
+
+Progress = Callable[[float, str], None]
+
+
+def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.UUID,
+                        progress: Progress | None = None) -> dict[str, Any]:
+    """Read, stage and check a submission; store and return its report."""
+    from gis.readers import SurveyFormatError, read_survey
+
+    with JobTracker(url, job_id) as job, connect(url) as conn:
+        def step(p: float, what: str) -> None:
+            job.update(p, what)
+            if progress:
+                progress(p, what)
+
+        sub = get_submission(conn, sid)
+        conn.execute("UPDATE cad.survey_submission SET status = 'validating' "
+                     "WHERE submission_id = %s", (sid,))
+        conn.commit()
+        step(0.05, "reading")
+        row = conn.execute("SELECT stored_path FROM cad.survey_submission WHERE "
+                           "submission_id = %s", (sid,)).fetchone()
+        try:
+            data = read_survey(Path(row[0]), srid=sub["srid"], filename=sub["filename"])
+        except SurveyFormatError as exc:
+            report = {"submission": str(sid), "status": "invalid", "format": None,
+                      "errors": [{"code": exc.code, "message": exc.message, "subject": [],
+                                  "location": None}], "warnings": [], "counts": {}}
+            _finish(conn, sid, report, None, None, "invalid")
+            step(1.0, "done")
+            return report
+        step(0.3, "staging")
+        _stage(conn, sid, data)
+        step(0.4, "checking codes")
+        issues = _reader_issues(data) + _code_issues(data)
+        scope = Scope("submission", submission=sid)
+
+        def qa_progress(i: int, n: int, rule: str) -> None:
+            step(0.45 + 0.5 * (i / max(n, 1)), f"rule {rule}")
+
+        findings = check(conn, scope, qa, progress=qa_progress)
+        for f in findings:
+            issues.append({"code": f.rule_id, "severity": f.severity, "message": f.message,
+                           "subject": list(f.subject), "measure": f.measure,
+                           "geometry": _wkb_to_lonlat(f.geom_wkb)})
+        errors = [i for i in issues if i["severity"] == "error"]
+        warnings = [i for i in issues if i["severity"] != "error"]
+        report = {"submission": str(sid), "format": data.format, "srid": data.srid,
+                  "counts": _counts(data), "errors": errors, "warnings": warnings,
+                  "status": "invalid" if errors else "validated"}
+        _finish(conn, sid, report, data.format, data.srid, report["status"])
+        step(1.0, "done")
+        return report
+
+
+def _finish(conn: psycopg.Connection, sid: uuid.UUID, report: dict[str, Any], fmt: str | None,
+            srid: int | None, status: str) -> None:
+    conn.execute(
+        "UPDATE cad.survey_submission SET status = %s, report = %s, format = %s, "
+        "srid = coalesce(%s, srid), error_count = %s, warning_count = %s WHERE submission_id = %s",
+        (status, json.dumps(report, ensure_ascii=False), fmt, srid, len(report["errors"]),
+         len(report["warnings"]), sid))
+    conn.commit()
+
+
+def _stage(conn: psycopg.Connection, sid: uuid.UUID, data: Any) -> None:
+    if data.srid is None:
+        raise InvalidInput("CRS_UNKNOWN", "无法确定坐标系 / the survey's coordinate system is "
+                           "unknown; give its EPSG code")
+    conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s", (sid,))
+    with conn.cursor() as cur, cur.copy(
+            "COPY cad.survey_feature (submission_id, idx, kind, ref, props, srid, geom) "
+            "FROM STDIN") as cp:
+        for i, f in enumerate(data.features):
+            props = {k: v for k, v in f.properties.items() if k != "raw"}
+            geom = shapely.to_wkb(shapely.set_srid(f.geometry, data.srid), hex=True,
+                                  include_srid=True)
+            cp.write_row((sid, i, f.kind, f.ref[:300], json.dumps(props, ensure_ascii=False,
+                                                                  default=str),
+                          data.srid, geom))
+    conn.execute("UPDATE cad.survey_feature SET ref = ref || ' #' || idx WHERE submission_id = %s"
+                 " AND ref IN (SELECT ref FROM cad.survey_feature WHERE submission_id = %s "
+                 "GROUP BY ref HAVING count(*) > 1)", (sid, sid))
+    conn.commit()
+
+
+def _reader_issues(data: Any) -> list[dict[str, Any]]:
+    out = []
+    for issue in data.issues:
+        ref = data.features[issue.feature].ref if issue.feature is not None else None
+        out.append({"code": issue.code, "severity": issue.severity, "message": issue.message,
+                    "subject": [ref] if ref else [], "measure": None,
+                    "geometry": _point_lonlat(data.srid, issue.location)})
+    return out
+
+
+def _code_issues(data: Any) -> list[dict[str, Any]]:
+    out = []
+    for f in data.features:
+        code = f.properties.get("parcel_code") if f.kind == "parcel" else (
+            f.properties.get("unit_code") if f.kind == "unit" else None)
+        if not code:
+            continue
+        problems = validate_parcel_code(code) if f.kind == "parcel" else validate_unit_code(code)
+        for p in problems:
+            out.append({"code": p.code, "severity": "error", "message": p.message,
+                        "subject": [f.ref], "measure": None,
+                        "geometry": _point_lonlat(data.srid, _rep_point(f.geometry))})
+    return out
+
+
+def _counts(data: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in data.features:
+        out[f.kind] = out.get(f.kind, 0) + 1
+    return out
+
+
+def _rep_point(geom: Any) -> tuple[float, float] | None:
+    if geom is None or geom.is_empty:
+        return None
+    p = geom.representative_point()
+    return (p.x, p.y)
+
+
+def _point_lonlat(srid: int | None, xy: tuple[float, float] | None) -> dict[str, Any] | None:
+    if srid is None or xy is None:
+        return None
+    from gis.crs import to_wgs84
+
+    lon, lat = to_wgs84(srid, [xy[0]], [xy[1]])
+    return {"type": "Point", "coordinates": [round(float(lon[0]), 7), round(float(lat[0]), 7)]}
+
+
+def _wkb_to_lonlat(geom_wkb: bytes | None) -> dict[str, Any] | None:
+    if not geom_wkb:
+        return None
+    from gis.crs import project_geometry
+
+    g = project_geometry(shapely.from_wkb(geom_wkb), 3857, 4326)
+    return json.loads(shapely.to_geojson(shapely.set_precision(g, 1e-7)))
+
+
+def report_geojson(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as a GeoJSON layer the viewer draws (errors and warnings at their places)."""
+    feats = []
+    for severity, items in (("error", report.get("errors", [])),
+                            ("warning", report.get("warnings", []))):
+        for i, item in enumerate(items):
+            feats.append({"type": "Feature", "id": f"{severity}-{i}",
+                          "geometry": item.get("geometry"),
+                          "properties": {"code": item["code"], "severity": severity,
+                                         "message": item["message"],
+                                         "subject": item.get("subject", []),
+                                         "measure": item.get("measure")}})
+    return {"type": "FeatureCollection", "features": feats}
