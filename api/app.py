@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
 from api.routers import auth as auth_router
-from api.routers import assets, ogc, raster, surveys, system, tiles
+from api.routers import assets, ogc, qa, raster, surveys, system, tiles
 from tiles.cache import TileCache
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
@@ -111,4 +111,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(raster.router)
     app.include_router(surveys.router)
+    app.include_router(qa.router)
     return app

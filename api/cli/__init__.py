@@ -40,6 +40,7 @@ app.add_typer(users_app, name="users")
 
 
 def _register_subcommands() -> None:
+    from api.cli.qa import qa_app
     from api.cli.raster import raster_app
     from api.cli.survey import survey_app
     from api.cli.tiles import tiles_app
@@ -47,6 +48,7 @@ def _register_subcommands() -> None:
     app.add_typer(tiles_app, name="tiles")
     app.add_typer(raster_app, name="raster")
     app.add_typer(survey_app, name="survey")
+    app.add_typer(qa_app, name="qa")
 
 
 _register_subcommands()

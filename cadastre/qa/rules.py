@@ -58,8 +58,8 @@ RULES: tuple[Rule, ...] = (
         SELECT ARRAY[s.ref], NULL::float8,
                format('几何无效：%s / invalid geometry: %s', ST_IsValidReason(s.geom),
                       ST_IsValidReason(s.geom)),
-               ST_Transform(coalesce((ST_IsValidDetail(s.geom)).location, ST_PointOnSurface(
-                   ST_MakeValid(s.geom))), 3857)
+               ST_Transform(coalesce(ST_SetSRID((ST_IsValidDetail(s.geom)).location, s.srid),
+                                     ST_PointOnSurface(ST_MakeValid(s.geom))), 3857)
         FROM subject s WHERE NOT ST_IsValid(s.geom)"""),
     _r("GEOM_TOO_FEW_POINTS", "content", "error", "界址点少于 3 个",
        "a ring has fewer than 3 distinct points", """
@@ -217,7 +217,7 @@ RULES: tuple[Rule, ...] = (
         WHERE a.parcel_code::text IN (SELECT code FROM subject)
           AND ST_Distance(a.geom, b.geom) > 0 AND ST_Distance(a.geom, b.geom) < %(point_match_m)s""",
        registry_only=True),
-    _r("BOUNDARY_POINT_NUMBERING", "content", "info", "界址点编号不连续",
+    _r("BOUNDARY_POINT_NUMBERING", "content", "warning", "界址点编号不连续",
        "boundary point numbers are not consecutive", """
         SELECT ARRAY[bp.parcel_code::text], count(*)::float8,
                format('界址点号 %s 不连续 / point numbers %s not consecutive',

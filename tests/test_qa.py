@@ -1,0 +1,186 @@
+"""Registrar QA: every kind of planted defect is found where it is, clean data gives nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from cadastre.pii import load_cipher
+from cadastre.qa.engine import check, draw_sample, run_qa, set_status
+from cadastre.qa.report import findings_rows
+from cadastre.qa.scope import Scope
+from cadastre.settings import Settings
+
+QA = Settings().qa
+
+
+def test_demo_has_exactly_its_planted_defects(demo_conn: psycopg.Connection) -> None:
+    findings = check(demo_conn, Scope("district"), QA)
+    problems = [f for f in findings if f.severity != "info"]
+    planted = {k: sorted(c) for k, c, in demo_conn.execute(
+        "SELECT kind, parcel_codes FROM cad.demo_defect")}
+    by_rule = {}
+    for f in problems:
+        by_rule.setdefault(f.rule_id, []).append(f)
+    assert set(by_rule) == {"OVERLAP", "GAP_SLIVER", "AREA_MISMATCH"}, \
+        {k: [x.subject for x in v][:3] for k, v in by_rule.items()}
+    (overlap,) = by_rule["OVERLAP"]
+    assert sorted(overlap.subject) == planted["overlap"] and overlap.measure == pytest.approx(56, 0.01)
+    (gap,) = by_rule["GAP_SLIVER"]
+    assert set(planted["sliver_gap"]) <= set(gap.subject)
+    assert gap.measure == pytest.approx(10.5, abs=0.1)
+    (area,) = by_rule["AREA_MISMATCH"]
+    assert list(area.subject) == planted["area_discrepancy"]
+
+
+@pytest.fixture()
+def small(make_db, test_settings: Settings) -> str:
+    from cadastre.demo.load import load_demo
+
+    url = make_db("qa")
+    with psycopg.connect(url) as conn:
+        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
+    return url
+
+
+def _lots(conn: psycopg.Connection) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT parcel_code FROM cad.parcel WHERE valid_to IS NULL AND compound_name IS NULL "
+        "AND land_use IN ('0501', '0701') ORDER BY parcel_code")]
+
+
+def test_each_planted_defect_is_found(small: str) -> None:
+    with psycopg.connect(small, autocommit=True) as conn:
+        conn.execute("SET cadastre.bulk_load = 'on'")
+        assert [f for f in check(conn, Scope("district"), QA) if f.severity != "info"] == []
+        lots = _lots(conn)
+        bowtie, spike, dup = lots[20], lots[22], lots[24]
+        x0, y0 = conn.execute("SELECT ST_XMin(geom), ST_YMin(geom) FROM cad.parcel WHERE "
+                              "parcel_code = %s AND valid_to IS NULL", (bowtie,)).fetchone()
+        conn.execute("UPDATE cad.parcel SET geom = ST_Multi(ST_GeomFromText(format("
+                     "'POLYGON((%%1$s %%2$s, %%3$s %%4$s, %%3$s %%2$s, %%1$s %%4$s, %%1$s %%2$s))',"
+                     " %s::float8, %s::float8, %s::float8 + 10, %s::float8 + 10), 4528)) "
+                     "WHERE parcel_code = %s AND valid_to IS NULL", (x0, y0, x0, y0, bowtie))
+        # a spike: a vertex 5 m out and straight back next to where it left
+        conn.execute("""
+            UPDATE cad.parcel p SET geom = ST_Multi(ST_MakePolygon(ST_AddPoint(ST_AddPoint(r.ring,
+                ST_Translate(ST_PointN(r.ring, 1), 0.02, 5.0), 1),
+                ST_Translate(ST_PointN(r.ring, 1), 0.01, 0.0), 2)))
+            FROM (SELECT version_id, ST_ExteriorRing(ST_GeometryN(geom, 1)) AS ring
+                  FROM cad.parcel WHERE parcel_code = %s AND valid_to IS NULL) r
+            WHERE p.version_id = r.version_id""", (spike,))
+        conn.execute("""
+            UPDATE cad.parcel p SET geom = ST_Multi(ST_MakePolygon(ST_AddPoint(r.ring,
+                ST_Translate(ST_PointN(r.ring, 2), 0.0002, 0), 2)))
+            FROM (SELECT version_id, ST_ExteriorRing(ST_GeometryN(geom, 1)) AS ring
+                  FROM cad.parcel WHERE parcel_code = %s AND valid_to IS NULL) r
+            WHERE p.version_id = r.version_id""", (dup,))
+        # a building pushed 3 m out of its parcel; a unit 1 m out of its building
+        bcode = conn.execute("SELECT building_code FROM cad.building WHERE parcel_code = %s",
+                             (lots[30],)).fetchone()[0]
+        conn.execute("UPDATE cad.building SET geom = ST_Translate(geom, 0, -8) WHERE "
+                     "building_code = %s", (bcode,))
+        tower = conn.execute("SELECT building_code FROM cad.building WHERE floors_above > 8 "
+                             "ORDER BY building_code LIMIT 1").fetchone()[0]
+        u1, u2 = [r[0] for r in conn.execute(
+            "SELECT unit_code FROM cad.unit WHERE building_code = %s AND floor_no = 3 "
+            "ORDER BY unit_code LIMIT 2", (tower,))]
+        conn.execute("UPDATE cad.unit SET geom = ST_Translate(geom, 0, 1) WHERE unit_code = %s",
+                     (u1,))
+        # two units overlapping on floor 5
+        v1, v2 = [r[0] for r in conn.execute(
+            "SELECT unit_code FROM cad.unit WHERE building_code = %s AND floor_no = 5 "
+            "ORDER BY unit_code LIMIT 2", (tower,))]
+        conn.execute("UPDATE cad.unit SET geom = (SELECT ST_Multi(ST_Buffer(geom, 0.5, 'join=mitre')) "
+                     "FROM cad.unit WHERE unit_code = %s) WHERE unit_code = %s", (v1, v1))
+        # a boundary point 2 cm off its neighbour's; a numbering gap
+        pa, pb = conn.execute("""
+            SELECT a.version_id, b.parcel_code FROM cad.boundary_point a JOIN cad.boundary_point b
+              ON a.parcel_code < b.parcel_code AND ST_Equals(a.geom, b.geom)
+            WHERE a.valid_to IS NULL AND b.valid_to IS NULL ORDER BY a.version_id LIMIT 1
+        """).fetchone()
+        conn.execute("UPDATE cad.boundary_point SET geom = ST_Translate(geom, 0.02, 0) "
+                     "WHERE version_id = %s", (pa,))
+        conn.execute("UPDATE cad.boundary_point SET point_no = 'J9' WHERE parcel_code = %s "
+                     "AND seq = 3 AND valid_to IS NULL", (lots[40],))
+        # an orphan record, and a building area that no longer matches its floors
+        conn.execute("INSERT INTO cad.change_set (kind, actor) VALUES ('edit', 'qa test')")
+        conn.execute("""INSERT INTO cad.right_record (right_id, kind, unit_code, business_no,
+                            registration_type, right_type, status, registered_at, valid_from,
+                            change_id)
+                        VALUES (%s, 'ownership', %s, 'TEST-1', 200, 4, 1, now(), now(),
+                                (SELECT max(id) FROM cad.change_set))""",
+                     (uuid.uuid4(), lots[41] + "F00099999"))
+        conn.execute("UPDATE cad.building SET floor_area = floor_area * 1.3 WHERE "
+                     "building_code = %s", (tower,))
+        findings = [f for f in check(conn, Scope("district"), QA) if f.severity != "info"]
+    got = {(f.rule_id, tuple(sorted(f.subject))) for f in findings}
+    rules = {r for r, _ in got}
+    assert {"GEOM_INVALID", "GEOM_SPIKE", "GEOM_DUPLICATE_VERTEX", "BUILDING_OUTSIDE_PARCEL",
+            "UNIT_OUTSIDE_BUILDING", "UNIT_OVERLAP", "BOUNDARY_POINT_MISMATCH",
+            "BOUNDARY_POINT_NUMBERING", "RECORD_ORPHAN", "FLOOR_AREA_SUM"} <= rules, rules
+    assert ("GEOM_INVALID", (bowtie,)) in got
+    assert ("GEOM_SPIKE", (spike,)) in got
+    assert ("GEOM_DUPLICATE_VERTEX", (dup,)) in got
+    assert ("UNIT_OUTSIDE_BUILDING", tuple(sorted((u1, tower)))) in got
+    assert any(r == "UNIT_OVERLAP" and v1 in s for r, s in got)
+    assert ("BOUNDARY_POINT_NUMBERING", (lots[40],)) in got
+    assert ("RECORD_ORPHAN", (lots[41] + "F00099999",)) in got
+    assert ("FLOOR_AREA_SUM", (tower,)) in got
+    mismatch = [f for f in findings if f.rule_id == "BOUNDARY_POINT_MISMATCH"]
+    assert pb in mismatch[0].subject and mismatch[0].measure == pytest.approx(0.02, abs=1e-4)
+    outside = next(f for f in findings if f.rule_id == "BUILDING_OUTSIDE_PARCEL")
+    assert outside.measure > 10 and outside.geom_wkb is not None
+    _ = u2
+
+
+def test_runs_are_stored_marked_and_sampled(small: str) -> None:
+    with psycopg.connect(small) as conn:
+        run_id = run_qa(conn, Scope("district"), QA, "test registrar")
+        rows = findings_rows(conn, run_id)
+        assert rows and all(r["status"] == "open" for r in rows)
+        set_status(conn, uuid.UUID(rows[0]["id"]), "accepted", "历史遗留，已核实", "test")
+        with pytest.raises(Exception) as exc:
+            set_status(conn, uuid.UUID(rows[1]["id"]), "accepted", "", "test")
+        assert getattr(exc.value, "code", "") == "QA_REASON_REQUIRED"
+        conn.rollback()
+        sample_id, picked = draw_sample(conn, 0.05, "2000-01-01", "test", seed=1)
+        total = conn.execute("SELECT count(*) FROM cad.right_record WHERE status IN (1, 2) "
+                             "AND registered_at >= '2000-01-01'").fetchone()[0]
+        assert len(picked) == round(total * 0.05) and len(set(picked)) == len(picked)
+        conn.commit()
+
+
+def test_qa_api_registrar_only(demo_client, registrar_token: str) -> None:
+    auth = {"Authorization": f"Bearer {registrar_token}"}
+    assert demo_client.get("/api/v1/qa/rules").status_code == 401
+    rules = demo_client.get("/api/v1/qa/rules", headers=auth).json()
+    assert {r["category"] for r in rules} >= {"principle", "content", "reporting"}
+    r = demo_client.post("/api/v1/qa/runs", headers=auth,
+                         json={"rules": ["OVERLAP", "AREA_MISMATCH", "GAP_SLIVER"]})
+    assert r.status_code == 202
+    job_url = r.json()["links"]["job"].split("testserver", 1)[-1]
+    deadline = time.monotonic() + 60
+    while (st := demo_client.get(job_url, headers=auth).json())["status"] != "done":
+        assert st["status"] != "failed", st
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    run = st["run_id"]
+    found = demo_client.get(f"/api/v1/qa/runs/{run}/findings", headers=auth).json()
+    assert {f["rule"] for f in found} == {"OVERLAP", "AREA_MISMATCH", "GAP_SLIVER"}
+    geo = demo_client.get(f"/api/v1/qa/runs/{run}/findings.geojson", headers=auth).json()
+    assert len(geo["features"]) == 3
+    csv_text = demo_client.get(f"/api/v1/qa/runs/{run}/findings.csv", headers=auth).text
+    assert "OVERLAP" in csv_text
+    import mapbox_vector_tile
+    import mercantile
+
+    lon, lat = geo["features"][0]["geometry"]["coordinates"][0][0] if geo["features"][0][
+        "geometry"]["type"] == "Polygon" else geo["features"][0]["geometry"]["coordinates"]
+    t = mercantile.tile(lon, lat, 17)
+    tile = demo_client.get(f"/api/v1/qa/runs/{run}/tiles/{t.z}/{t.x}/{t.y}.mvt", headers=auth)
+    assert tile.status_code == 200
+    assert "qa_findings" in mapbox_vector_tile.decode(tile.content)
