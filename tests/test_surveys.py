@@ -89,7 +89,7 @@ def _survey_geojson(url: str, tmp_path: Path) -> tuple[Path, str, str]:
     rb = gb["coordinates"][0]
     rb = [list(p) for p in rb]
     k = max(range(len(rb) - 1), key=lambda i: (rb[i][0] + rb[i][1]))  # one corner
-    rb[k] = [rb[k][0], round(rb[k][1] + 0.3, 3)]
+    rb[k] = [rb[k][0], round(rb[k][1] - 0.3, 3)]
     if k == 0:
         rb[-1] = rb[0]
     feats = [
@@ -237,7 +237,8 @@ def test_overlapping_survey_is_reported_and_cannot_be_accepted(survey_env,
     report = client.get(f"/api/v1/surveys/{sid}/report", headers=env["reg"]).json()
     assert st["status"] == "invalid"
     overlap = [e for e in report["errors"] if e["code"] == "OVERLAP"]
-    assert overlap and b in overlap[0]["subject"] and overlap[0]["measure"] > 10
+    assert overlap and overlap[0]["measure"] > 10
+    assert any(code.startswith(a[:12]) for code in overlap[0]["subject"])   # a registry neighbour
     assert overlap[0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
     r = client.post(f"/api/v1/surveys/{sid}/accept", headers=env["reg"])
     assert r.status_code == 400 and r.json()["error"]["code"] == "SUBMISSION_STATE"
@@ -254,8 +255,11 @@ def test_bad_input_corpus_writes_nothing(survey_env) -> None:
     before = fingerprint(url)
     seen = 0
     for name, exp in expected.items():
-        code = exp["code"] if isinstance(exp, dict) else exp
-        r = _submit(client, env["surveyor"], BAD / name)
+        code = exp.get("error") or exp.get("issue")
+        if set(exp.get("kwargs") or {}) - {"srid"}:
+            continue   # reader options (size limits …) that the API sets differently
+        r = _submit(client, env["surveyor"], BAD / name,
+                    srid=(exp.get("kwargs") or {}).get("srid"))
         if r.status_code == 400:
             body = r.json()["error"]
             assert body["code"] in (code, "DUPLICATE_SUBMISSION", "FILE_EMPTY"), (name, body)
@@ -265,10 +269,12 @@ def test_bad_input_corpus_writes_nothing(survey_env) -> None:
             report = client.get(f"/api/v1/surveys/{r.json()['submission_id']}/report",
                                 headers=env["surveyor"]).json()
             codes = {e["code"] for e in report["errors"] + report["warnings"]}
-            assert code in codes or st["status"] in ("invalid", "failed"), (name, codes)
+            assert code in codes, (name, st["status"], codes)
+            if "error" in exp:
+                assert st["status"] == "invalid", (name, st["status"])
         seen += 1
         assert client.get("/health").status_code == 200
-    assert seen >= 40
+    assert seen >= 38
     assert fingerprint(url) == before
 
 
@@ -314,23 +320,24 @@ def test_killing_the_server_during_accept_changes_nothing(survey_env, tmp_path: 
             daemon=True).start()
         with psycopg.connect(url, autocommit=True) as watch:
             deadline = time.monotonic() + 30
-            while not watch.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()").fetchone()[0]:
+            while not (blocked := watch.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()").fetchone()):
                 assert time.monotonic() < deadline, "accept never reached its last statement"
                 time.sleep(0.1)
             written = watch.execute("SELECT count(*) FROM pg_locks l JOIN pg_class c ON "
                                     "c.oid = l.relation WHERE c.relname = 'parcel' AND "
-                                    "l.mode = 'RowExclusiveLock'").fetchone()[0]
+                                    "l.mode = 'RowExclusiveLock' AND l.pid = %s",
+                                    (blocked[0],)).fetchone()[0]
             assert written >= 1   # the accept had written its new versions, uncommitted
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
             blocker.rollback()
             blocker.close()
+            # the orphaned backend finishes its statement, finds its client gone, rolls back
             deadline = time.monotonic() + 30
-            while watch.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name "
-                                "LIKE 'cadastre%%' AND datname = current_database() AND "
-                                "pid <> pg_backend_pid()").fetchone()[0]:
+            while watch.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                (blocked[0],)).fetchone()[0]:
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         assert fingerprint(url) == before

@@ -70,11 +70,12 @@ _SUB_UNITS = """
 # Registry parcels a submission replaces: same code, or mostly covered by its parcels.
 _REPLACED = """
     SELECT p.parcel_code FROM cad.parcel p
-    WHERE p.valid_to IS NULL AND (
-        p.parcel_code::text IN (SELECT code FROM subject WHERE code IS NOT NULL)
-        OR EXISTS (SELECT 1 FROM subject s WHERE s.g3857 && p.geom_3857
-                   AND ST_SRID(s.geom) = p.srid AND ST_IsValid(s.geom)
-                   AND ST_Area(ST_Intersection(s.geom, p.geom)) > 0.5 * ST_Area(p.geom)))"""
+    WHERE p.valid_to IS NULL
+      AND p.geom_3857 && (SELECT ST_SetSRID(ST_Extent(g3857), 3857) FROM subject)
+      AND (p.parcel_code::text IN (SELECT code FROM subject WHERE code IS NOT NULL)
+           OR (SELECT sum(ST_Area(ST_Intersection(s.geom, p.geom))) FROM subject s
+               WHERE s.g3857 && p.geom_3857 AND ST_SRID(s.geom) = p.srid AND ST_IsValid(s.geom))
+              > 0.5 * ST_Area(p.geom))"""
 
 
 # Registry parcels around a submission that stay in force (within 50 m of its parcels).

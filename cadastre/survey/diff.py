@@ -89,12 +89,17 @@ def compute_diff(conn: psycopg.Connection, sid: uuid.UUID) -> Diff:
     parcels = [ParcelChange(r[0], r[1], r[2], r[5], r[3], r[4]) for r in rows]
     codes = {p.code for p in parcels if p.code}
     overlaps = conn.execute(_OVERLAPS, {"sid": sid}).fetchall()
-    retired: dict[str, list[int]] = {}
+    covered: dict[str, float] = {}
+    pieces: dict[str, list[int]] = {}
     for idx, parent, share in overlaps:
-        if parent in codes:
+        if parent in codes or share is None:
             continue
-        if share is not None and share > 0.5:   # mostly covered by the survey → replaced
-            retired.setdefault(parent, []).append(idx)
+        covered[parent] = covered.get(parent, 0.0) + share
+        if share > 0.01:                       # a real piece, not a sliver along an edge
+            pieces.setdefault(parent, []).append(idx)
+    # a registry parcel mostly covered by the survey's parcels is replaced by them
+    retired = {parent: pieces[parent] for parent, total in covered.items()
+               if total > 0.5 and parent in pieces}
     by_idx = {p.idx: p for p in parcels}
     _assign_codes(conn, parcels, retired)
     for parent, idxs in retired.items():
