@@ -1,0 +1,96 @@
+"""Survey ingest benchmark: load + validate a 100k-parcel GeoPackage vs ogr2ogr loading it.
+
+    python -m bench.ingest --parcels 100000
+
+The GeoPackage is exported (once) from the scaled demo database with ogr2ogr; our side is the
+real path a survey takes: read_survey → staged in cad.survey_feature → every submission rule
+(overlaps against the registry, gaps, areas, codes) → report. The peer is `ogr2ogr -f PostgreSQL`
+loading the same file into the same database in the same run.
+Targets (issue): 100k parcels validated and staged in < 60 s; load ≤ 2× ogr2ogr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from bench.common import console, scaled_demo
+from cadastre.jobs import create_job
+from cadastre.settings import PROJECT_ROOT, get_settings
+from cadastre.survey.submission import create_submission, store_upload, validate_submission
+
+BENCH_DIR = PROJECT_ROOT / "var" / "bench"
+
+
+def pg_dsn(url: str) -> str:
+    info = conninfo_to_dict(url)
+    return " ".join(f"{k}={v}" for k, v in info.items() if k in
+                    ("host", "port", "dbname", "user", "password"))
+
+
+def export_gpkg(url: str, parcels: int) -> Path:
+    out = BENCH_DIR / f"survey_{parcels}.gpkg"
+    if not out.exists():
+        sql = ("SELECT parcel_code AS ZDDM, seat AS ZL, land_use AS YT, registered_area AS ZDMJ, "
+               "ST_GeometryN(geom, 1) AS geom FROM cad.parcel WHERE valid_to IS NULL "
+               f"ORDER BY version_id LIMIT {parcels}")
+        subprocess.run(["ogr2ogr", "-f", "GPKG", str(out), f"PG:{pg_dsn(url)}", "-sql", sql,
+                        "-nln", "ZDJBXX", "-a_srs", "EPSG:4528"], check=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scale", type=int, default=200_000, help="registry size")
+    ap.add_argument("--parcels", type=int, default=100_000, help="parcels in the survey")
+    args = ap.parse_args()
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    url = scaled_demo(args.scale)
+    gpkg = export_gpkg(url, args.parcels)
+    mb = gpkg.stat().st_size / 1e6
+    console.print(f"survey: {gpkg.name}, {args.parcels} parcels, {mb:.1f} MB")
+
+    t0 = time.perf_counter()
+    subprocess.run(["ogr2ogr", "-f", "PostgreSQL", f"PG:{pg_dsn(url)}", str(gpkg),
+                    "-nln", f"bench_ogr_{uuid.uuid4().hex[:6]}", "-lco", "SCHEMA=public",
+                    "--config", "PG_USE_COPY", "YES"], check=True, env=os.environ)
+    ogr = time.perf_counter() - t0
+
+    s = get_settings()
+    t0 = time.perf_counter()
+    with gpkg.open("rb") as fh:
+        upload = store_upload(fh, BENCH_DIR / "uploads")
+    with psycopg.connect(url) as conn, conn.transaction():
+        conn.execute("UPDATE cad.survey_submission SET status = 'rejected' WHERE "
+                     "content_sha256 = %s AND status NOT IN ('rejected', 'failed', 'invalid')",
+                     (upload.sha256,))
+        job = create_job(conn, "bench", "bench")
+        sid = create_submission(conn, upload, gpkg.name, "bench", job, 4528)
+    steps: dict[str, float] = {}
+    last = [time.perf_counter(), "start"]
+
+    def progress(p: float, what: str) -> None:
+        now = time.perf_counter()
+        steps[last[1]] = steps.get(last[1], 0) + now - last[0]
+        last[:] = [now, what]
+
+    report = validate_submission(url, sid, s.qa, job, progress=progress)
+    ours = time.perf_counter() - t0
+    console.print(f"\n  ogr2ogr load:              {ogr:7.1f} s")
+    console.print(f"  ours load + validate:      {ours:7.1f} s  ({report['status']}, "
+                  f"{len(report['errors'])} errors, {len(report['warnings'])} warnings)")
+    console.print(f"  ours ÷ ogr2ogr:            {ours / ogr:7.2f}× (target ≤ 2 for the load, "
+                  f"< 60 s in all)")
+    for k, v in sorted(steps.items(), key=lambda kv: -kv[1])[:8]:
+        console.print(f"    {k:32s} {v:6.1f} s")
+
+
+if __name__ == "__main__":
+    main()
