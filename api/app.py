@@ -52,6 +52,31 @@ async def _invalidation_listener(app: FastAPI, url: str) -> None:
             await asyncio.sleep(2)
 
 
+async def _scheduled_qa(app: FastAPI, url: str) -> None:
+    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``, stored as runs like manual ones."""
+    from cadastre.jobs import JobTracker, create_job
+    from cadastre.qa.engine import run_qa
+    from cadastre.qa.scope import Scope
+
+    settings: Settings = app.state.settings
+
+    def run_once() -> None:
+        with connect(url) as conn:
+            job_id = create_job(conn, "qa_run", "schedule")
+            conn.commit()
+        with JobTracker(url, job_id) as job, connect(url) as conn:
+            run_qa(conn, Scope("district"), settings.qa, "schedule", job_id=job_id,
+                   progress=lambda i, n, r: job.update(i / max(n, 1), r))
+            conn.commit()
+
+    while True:
+        await asyncio.sleep(settings.qa.schedule_hours * 3600)
+        try:
+            await asyncio.to_thread(run_once)
+        except Exception:
+            log.exception("scheduled QA run failed")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -85,10 +110,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          enabled=settings.tiles.cache)
         app.state.tile_epoch = 0
         listener = asyncio.create_task(_invalidation_listener(app, url))
+        scheduled = (asyncio.create_task(_scheduled_qa(app, url))
+                     if settings.qa.schedule_hours > 0 else None)
         try:
             yield
         finally:
             listener.cancel()
+            if scheduled:
+                scheduled.cancel()
             app.state.job_pool.shutdown(wait=False, cancel_futures=True)
             sync_pool.close()
             await pool.close()

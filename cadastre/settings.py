@@ -83,9 +83,11 @@ class QaSettings(_Base):
     point_match_m: float = Field(default=0.05, gt=0, description="boundary points this close "
                                  "but not identical disagree")
     disabled_rules: list[str] = Field(default_factory=list)
+    schedule_hours: float = Field(default=0, ge=0, description="run district QA every N hours "
+                                  "in the server (0 = off)")
 
     def tolerances(self) -> dict[str, float]:
-        return self.model_dump(exclude={"disabled_rules"})
+        return self.model_dump(exclude={"disabled_rules", "schedule_hours"})
 
 
 class SecuritySettings(_Base):
