@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
 from api.routers import auth as auth_router
-from api.routers import assets, ogc, qa, raster, surveys, system, tiles
+from api.routers import assets, ogc, qa, raster, surveys, system, threed, tiles
 from tiles.cache import TileCache
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
@@ -141,4 +141,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(raster.router)
     app.include_router(surveys.router)
     app.include_router(qa.router)
+    app.include_router(threed.router)
     return app

@@ -40,8 +40,11 @@ done
 
 PKGS=(
   "postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-client-$PG" postgresql-contrib
-  gdal-bin fonts-noto-cjk ca-certificates
+  gdal-bin fonts-noto-cjk ca-certificates openscenegraph
 )
+# node + npm: the viewer's packages and the validators the tests run (gltf-validator, …)
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 if [ -z "$PY" ]; then PKGS+=(python3.11 python3.11-venv python3.11-dev); fi
 MISSING=()
 for p in "${PKGS[@]}"; do pkg_ok "$p" || MISSING+=("$p"); done
@@ -70,7 +73,7 @@ HASH=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "installing Python dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,pointcloud]"
   echo "$HASH" > "$STAMP"
 fi
 echo "setup done: PostgreSQL $PG + PostGIS, $(.venv/bin/python --version) in $ROOT/.venv"

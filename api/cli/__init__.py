@@ -43,12 +43,14 @@ def _register_subcommands() -> None:
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
     from api.cli.survey import survey_app
+    from api.cli.threed import threed_app
     from api.cli.tiles import tiles_app
 
     app.add_typer(tiles_app, name="tiles")
     app.add_typer(raster_app, name="raster")
     app.add_typer(survey_app, name="survey")
     app.add_typer(qa_app, name="qa")
+    app.add_typer(threed_app, name="3d")
 
 
 _register_subcommands()
@@ -174,6 +176,11 @@ def demo(
 
         if any(r.name == "demo-ortho" for r in list_rasters(s.data_dir)):
             remove_raster(s.data_dir, "demo-ortho")
+        from tiles.threed.registry import list_datasets, remove_dataset
+
+        for d in list_datasets(s.data_dir):
+            if d.name in ("demo-photogrammetry", "demo-units"):
+                remove_dataset(s.data_dir, d.name)
     applied = migrations.migrate(ready.url)
     if applied:
         console.print("migrations: " + ", ".join(m.path.name for m in applied))
@@ -195,6 +202,7 @@ def demo(
         counts = registry_counts(conn)
         size = database_size(conn)
         _ensure_demo_orthophoto(conn, s)
+    _ensure_demo_3d(s)
     _emit({**counts, "database_MB": round(size / 2**20, 1)}, False)
     if serve_after:
         serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
@@ -210,6 +218,17 @@ def _ensure_demo_orthophoto(conn, s: Settings) -> None:  # type: ignore[no-untyp
     with console.status("正射影像 rendering the demo orthophoto …"):
         info, _ = publish_demo_orthophoto(conn, s.data_dir)
     console.print(f"orthophoto: {info.name} z{info.minzoom}–{info.maxzoom}")
+
+
+def _ensure_demo_3d(s: Settings) -> None:
+    """The demo's oblique-photogrammetry production (OSGB → 3D Tiles) and unit volumes."""
+    from api.cli.threed import demo as threed_demo
+    from tiles.threed.registry import list_datasets
+
+    names = {d.name for d in list_datasets(s.data_dir)}
+    if {"demo-photogrammetry", "demo-units"} <= names:
+        return
+    threed_demo(tiles=2)
 
 
 # ---------------------------------------------------------------------------- serve

@@ -1,0 +1,149 @@
+"""3D Tiles: ``/3dtiles/{name}/…`` files (MIME types, ETag/304, Cache-Control, gzip for JSON) and
+``/api/v1/3d/datasets``. Routes are plain ``def`` (file I/O runs in the thread pool)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from tiles.threed.errors import DatasetNotFound
+from tiles.threed.registry import dataset_dir, get_dataset, list_datasets
+
+router = APIRouter(tags=["3d"])
+
+CACHE_CONTROL = "public, max-age=3600"
+MIME = {
+    ".json": "application/json",
+    ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+    ".b3dm": "application/octet-stream",
+    ".pnts": "application/octet-stream",
+    ".i3dm": "application/octet-stream",
+    ".cmpt": "application/octet-stream",
+    ".subtree": "application/octet-stream",
+    ".bin": "application/octet-stream",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".ktx2": "image/ktx2",
+    ".webp": "image/webp",
+}
+HIDDEN = {"dataset.json"}
+
+
+class DatasetSummary(BaseModel):
+    name: str
+    kind: str
+    created: str
+    extent: list[float]
+    heights: list[float]
+    tiles: int
+    bytes: int
+    srs: str
+    warnings: int
+    tileset: str
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetSummary]
+
+
+def _data_dir(request: Request) -> Path:
+    return Path(request.app.state.settings.data_dir)
+
+
+def _not_found(name: str, path: str) -> DatasetNotFound:
+    return DatasetNotFound(message=f"文件不存在 / no such file {path!r} in 3D dataset {name!r}")
+
+
+def _resolve(request: Request, name: str, path: str) -> Path:
+    root = dataset_dir(_data_dir(request), name).resolve()
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if (
+        not parts
+        or any(p == ".." or "\\" in p or p.startswith(".") for p in parts)
+        or parts[-1] in HIDDEN
+    ):
+        raise _not_found(name, path)
+    target = root.joinpath(*parts).resolve()
+    if not target.is_relative_to(root) or not target.is_file() or target.suffix.lower() not in MIME:
+        raise _not_found(name, path)
+    return target
+
+
+def _etag(target: Path) -> str:
+    st = target.stat()
+    raw = f"{target}:{st.st_size}:{st.st_mtime_ns}".encode()
+    return '"' + hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:20] + '"'
+
+
+def _matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+def _serve(request: Request, name: str, path: str) -> Response:
+    target = _resolve(request, name, path)
+    etag = _etag(target)
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag, "Vary": "Accept-Encoding"}
+    if _matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    mime = MIME[target.suffix.lower()]
+    if mime == "application/json":
+        body = target.read_bytes()
+        if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 512:
+            headers["Content-Encoding"] = "gzip"
+            body = gzip.compress(body, compresslevel=6)
+        return Response(body, media_type=mime, headers=headers)
+    return FileResponse(target, media_type=mime, headers=headers)
+
+
+@router.get(
+    "/3dtiles/{name}/tileset.json",
+    summary="三维瓦片集 / 3D Tiles tileset",
+    name="threed_tileset",
+    response_class=Response,
+)
+def tileset(request: Request, name: str) -> Response:
+    get_dataset(_data_dir(request), name)
+    return _serve(request, name, "tileset.json")
+
+
+@router.get(
+    "/3dtiles/{name}/{path:path}",
+    summary="三维瓦片内容 / 3D Tiles content",
+    response_class=Response,
+)
+def content(request: Request, name: str, path: str) -> Response:
+    return _serve(request, name, path)
+
+
+@router.get(
+    "/api/v1/3d/datasets", summary="三维数据集 / published 3D datasets", response_model=DatasetList
+)
+def datasets(request: Request) -> DatasetList:
+    out = []
+    for d in list_datasets(_data_dir(request)):
+        out.append(
+            DatasetSummary(
+                name=d.name,
+                kind=d.kind,
+                created=d.created,
+                extent=d.extent,
+                heights=d.heights,
+                tiles=d.tiles,
+                bytes=d.bytes_out,
+                srs=d.srs,
+                warnings=len(d.warnings),
+                tileset=str(request.url_for("threed_tileset", name=d.name)),
+            )
+        )
+    return DatasetList(datasets=out)

@@ -1,0 +1,283 @@
+"""3D Tiles: OSGB productions, meshes, georeferencing accuracy, structure, validation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyproj import Transformer
+
+from tests.test_threed_support import (
+    GK_SRS,
+    ORIGIN,
+    glb_positions_enu,
+    jpeg,
+    npm_tools,
+    synthetic_production,
+    validate_glbs,
+)
+from tiles.threed.bounding_volume import Box
+from tiles.threed.build import build_dataset
+from tiles.threed.errors import OsgbMissingChild, OsgbUnreadable, SrsUnknown
+from tiles.threed.georef import parse_srs
+from tiles.threed.tileset import check_tileset
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("osgconv") is None, reason="osgconv (Debian openscenegraph) not installed"
+)
+logging.getLogger("tiles.threed").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthetic_production(tmp_path_factory.mktemp("prod") / "production")
+
+
+@pytest.fixture(scope="module")
+def built(production: Path, tmp_path_factory: pytest.TempPathFactory):
+    data_dir = tmp_path_factory.mktemp("data")
+    info = build_dataset(data_dir, production, "synthetic")
+    return data_dir / "3dtiles" / "synthetic", info
+
+
+def _root_matrix(folder: Path) -> np.ndarray:
+    root = json.loads((folder / "tileset.json").read_text())["root"]
+    return np.asarray(root["transform"], dtype=np.float64).reshape(4, 4).T
+
+
+def test_georeferencing_within_5_cm(built, production: Path) -> None:
+    """Every corner of the synthetic production lands within 0.05 m of its exact position."""
+    folder, _ = built
+    m = _root_matrix(folder)
+    exact = Transformer.from_crs("EPSG:4528", "EPSG:4978", always_xy=True)
+    worst = 0.0
+    for glb in sorted((folder / "data").rglob("*.glb")):
+        enu = glb_positions_enu(glb)
+        ecef = enu @ m[:3, :3].T + m[:3, 3]
+        # the source corners (all tiles) in absolute GK coordinates
+        corners = []
+        for x0 in (0.25, 150.25, 300.25, 450.25):
+            for dx, dy, dz in (
+                (0, 0, 0),
+                (150, 0, 0),
+                (150, 150, 7.5),
+                (0, 150, 7.5),
+                (300, 0, 0),
+                (300, 300, 7.5),
+                (0, 300, 7.5),
+            ):
+                corners.append((x0 + dx, 0.5 + dy, 12.0 + dz))
+        src = np.asarray(corners) + np.asarray(ORIGIN)
+        x, y, z = exact.transform(src[:, 0], src[:, 1], src[:, 2])
+        truth = np.column_stack([x, y, z])
+        # each output vertex is one of the corners: distance to the nearest exact corner
+        d = np.linalg.norm(ecef[:, None, :] - truth[None, :, :], axis=2).min(axis=1)
+        worst = max(worst, float(d.max()))
+    assert worst <= 0.05, worst
+    assert worst < 0.005  # in practice: float32 offsets from the tile centre
+
+
+def test_grid_convergence_is_not_ignored(built) -> None:
+    """A grid-east edge is not true east ~62 km off the central meridian (γ ≈ 0.31°)."""
+    folder, _ = built
+    enu = glb_positions_enu(folder / "data" / "Tile_+000_+000" / "Tile_+000_+000_0.glb")
+    a, b = enu[0], enu[1]  # (x0, y0) → (x0 + 300, y0): grid east
+    bearing = np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0]))
+    assert 0.25 < abs(bearing) < 0.4, bearing
+
+
+def test_tileset_structure(built) -> None:
+    folder, info = built
+    check = check_tileset(folder / "tileset.json")
+    assert check.ok, check.problems
+    assert check.tiles >= 2 + 2 * 4 and len(check.contents) == 2 * 5
+    sub = json.loads((folder / "data" / "Tile_+000_+000" / "tileset.json").read_text())
+    root = sub["root"]
+    assert root["geometricError"] > root["children"][0]["geometricError"] > 0
+    assert root["children"][0]["children"][0]["geometricError"] == 0
+    # ε = 16 · 2r / T from the PagedLOD: 16 · 430 / 53.75
+    assert root["geometricError"] == pytest.approx(16 * 2 * 215 / 53.75)
+    assert info.kind == "osgb" and info.tiles == check.tiles - 3  # main root + 2 references
+    w, s, e, n = info.extent
+    assert 120.62 < w < e < 120.64 and 30.2 < s < n < 30.3
+
+
+def test_structure_checks_catch_errors(built, tmp_path: Path) -> None:
+    folder, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    path = copy / "data" / "Tile_+000_+000" / "tileset.json"
+    d = json.loads(path.read_text())
+    child = d["root"]["children"][0]
+    child["boundingVolume"]["box"][0] += 1000
+    child["geometricError"] = d["root"]["geometricError"] * 2
+    path.write_text(json.dumps(d))
+    problems = " ".join(check_tileset(copy / "tileset.json").problems)
+    assert "not inside" in problems and "geometricError" in problems
+
+
+def test_every_glb_passes_gltf_validator(built) -> None:
+    folder, _ = built
+    reports = validate_glbs(sorted(folder.rglob("*.glb")))
+    assert reports and all(r["numErrors"] == 0 for r in reports), reports
+
+
+def test_textures_are_embedded_jpegs(built) -> None:
+    from tests.test_threed_support import read_glb
+
+    folder, _ = built
+    doc, binary = read_glb(folder / "data" / "Tile_+000_+000" / "Tile_+000_+000_0.glb")
+    img = doc["images"][0]
+    view = doc["bufferViews"][img["bufferView"]]
+    assert img["mimeType"] == "image/jpeg"
+    assert binary[view["byteOffset"] : view["byteOffset"] + 3] == b"\xff\xd8\xff"
+    assert "KHR_materials_unlit" in doc["extensionsUsed"]
+
+
+def test_3d_tiles_tools_reads_the_tileset(built, tmp_path: Path) -> None:
+    """3d-tiles-tools (npm) has no validator; its conversion to .3tz reads every tile."""
+    folder, _ = built
+    tools = npm_tools()
+    r = subprocess.run(
+        [
+            "node",
+            str(tools / "node_modules" / "3d-tiles-tools" / "build" / "src" / "cli.mjs"),
+            "convert",
+            "-i",
+            str(folder / "tileset.json"),
+            "-o",
+            str(tmp_path / "out.3tz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if r.returncode != 0 and "Cannot find module" in r.stderr + r.stdout and "cli.mjs" in r.stderr:
+        pytest.skip("3d-tiles-tools entry point not found")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "out.3tz").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------ bad inputs
+def test_missing_child_is_a_warning_naming_the_file(tmp_path: Path) -> None:
+    prod = synthetic_production(tmp_path / "p", missing_child=True)
+    info = build_dataset(tmp_path / "d", prod, "partial")
+    missing = [w for w in info.warnings if w.startswith("OSGB_MISSING_CHILD")]
+    assert len(missing) == 1 and "Tile_+000_+000_L2_1.osgb" in missing[0]
+    with pytest.raises(OsgbMissingChild, match="Tile_\\+000_\\+000_L2_1.osgb"):
+        build_dataset(tmp_path / "d", prod, "strict", strict=True)
+    assert not (tmp_path / "d" / "3dtiles" / "strict").exists()
+
+
+def test_truncated_osgb_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    prod = synthetic_production(tmp_path / "p")
+    f = prod / "Data" / "Tile_+001_+000" / "Tile_+001_+000_L1_0.osgb"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(OsgbUnreadable, match="Tile_\\+001_\\+000_L1_0.osgb") as exc:
+        build_dataset(tmp_path / "d", prod, "trunc")
+    assert exc.value.code == "OSGB_UNREADABLE"
+    assert not (tmp_path / "d" / "3dtiles" / "trunc").exists()
+
+
+@pytest.mark.parametrize("srs", ["FOOBAR", 'PROJCS["nonsense"]', "EPSG:999999", "EPSG:4978"])
+def test_unknown_srs_is_an_error(tmp_path: Path, srs: str) -> None:
+    prod = synthetic_production(tmp_path / "p")
+    text = (prod / "metadata.xml").read_text().replace(GK_SRS, srs)
+    (prod / "metadata.xml").write_text(text)
+    with pytest.raises(SrsUnknown, match="metadata.xml"):
+        build_dataset(tmp_path / "d", prod, "bad-srs")
+
+
+def test_missing_texture_is_a_warning(tmp_path: Path) -> None:
+    prod = synthetic_production(tmp_path / "p", external_texture_missing=True)
+    info = build_dataset(tmp_path / "d", prod, "notex")
+    tex = [w for w in info.warnings if w.startswith("THREED_TEXTURE_MISSING")]
+    assert len(tex) == 2 and all("t.jpg" in w and "Tile_+001_+000_L2" in w for w in tex)
+
+
+def test_srs_forms() -> None:
+    wkt = Path(__file__).parent / "data" / "3d" / "metadata_custom_false_northing.xml"
+    text = wkt.read_text().split("<SRS>")[1].split("</SRS>")[0]
+    ref = parse_srs(text)
+    assert ref.crs is not None and ref.crs.to_epsg() is None  # not mistaken for EPSG:4547
+    lon, lat = Transformer.from_crs(ref.crs, 4326, always_xy=True).transform(
+        501027.524, 2488718.808
+    )
+    assert lon == pytest.approx(113.37999, abs=1e-4) and lat == pytest.approx(22.49514, abs=1e-4)
+    assert parse_srs("ENU:22.5,113.4").enu_origin == (22.5, 113.4, 0.0)
+    assert parse_srs("EPSG:4528").label == "EPSG:4528"
+
+
+# ------------------------------------------------------------------ meshes
+def test_obj_with_texture_and_origin(tmp_path: Path) -> None:
+    src = tmp_path / "mesh"
+    src.mkdir()
+    jpeg(src / "facade.jpg", (180, 120, 90))
+    (src / "m.mtl").write_text("newmtl m\nKd 1 1 1\nmap_Kd facade.jpg\n")
+    (src / "m.obj").write_text(
+        "mtllib m.mtl\nv 0 0 0\nv 20 0 0\nv 20 0 30\nv 0 0 30\n"
+        "vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nusemtl m\nf 1/1 2/2 3/3\n"
+        "f 1/1 3/3 4/4\n"
+    )
+    info = build_dataset(
+        tmp_path / "d", src / "m.obj", "obj", srs=GK_SRS, origin=",".join(map(str, ORIGIN))
+    )
+    folder = tmp_path / "d" / "3dtiles" / "obj"
+    assert check_tileset(folder / "tileset.json").ok
+    reports = validate_glbs(sorted(folder.glob("*.glb")))
+    assert all(r["numErrors"] == 0 for r in reports), reports
+    exact = Transformer.from_crs("EPSG:4528", "EPSG:4978", always_xy=True)
+    m = _root_matrix(folder)
+    ecef = glb_positions_enu(folder / "mesh_0.glb") @ m[:3, :3].T + m[:3, 3]
+    truth = np.column_stack(
+        exact.transform(
+            ORIGIN[0] + np.array([0, 20, 20, 0.0]),
+            ORIGIN[1] + np.zeros(4),
+            np.array([0, 0, 30, 30.0]),
+        )
+    )
+    assert np.abs(ecef - truth).max() < 0.01
+    assert info.kind == "mesh" and not info.warnings
+    (src / "facade.jpg").unlink()
+    info = build_dataset(
+        tmp_path / "d", src / "m.obj", "obj2", srs=GK_SRS, origin=",".join(map(str, ORIGIN))
+    )
+    assert any("facade.jpg" in w for w in info.warnings)
+
+
+def test_mesh_without_srs_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "m.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    with pytest.raises(SrsUnknown):
+        build_dataset(tmp_path / "d", tmp_path / "m.obj", "nosrs")
+
+
+def test_point_cloud_with_py3dtiles(tmp_path: Path) -> None:
+    from tiles.threed.pointcloud import py3dtiles_path
+
+    try:
+        py3dtiles_path()
+    except Exception:
+        pytest.skip("py3dtiles not installed (optional extra)")
+    rng = np.random.default_rng(1)
+    pts = np.column_stack(
+        [
+            ORIGIN[0] + rng.uniform(0, 50, 2000),
+            ORIGIN[1] + rng.uniform(0, 50, 2000),
+            rng.uniform(0, 10, 2000),
+            rng.integers(0, 255, (2000, 3)),
+        ]
+    )
+    np.savetxt(tmp_path / "cloud.xyz", pts, fmt="%.3f %.3f %.3f %d %d %d")
+    info = build_dataset(tmp_path / "d", tmp_path / "cloud.xyz", "cloud", srs=GK_SRS)
+    w, s, e, n = info.extent
+    assert info.kind == "pointcloud" and 120.62 < w < e < 120.64 and 30.2 < s < n < 30.3
+
+
+def test_box_contains() -> None:
+    a = Box((0, 0, 0), (10, 10, 10))
+    assert a.contains(Box((1, 1, 1), (9, 9, 9))) and not a.contains(Box((1, 1, 1), (11, 9, 9)))

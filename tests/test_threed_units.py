@@ -1,0 +1,219 @@
+"""Unit volumes from PostGIS (privacy, metadata, incremental), the demo scene, and serving."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from cadastre.privacy import Role, visible_fields
+from cadastre.settings import Settings
+from tests.test_threed_support import accessor, read_glb, synthetic_production, validate_glbs
+from tiles.threed.build import build_dataset
+from tiles.threed.tileset import check_tileset
+from tiles.threed.units import build_unit_volumes, public_columns, publish_unit_volumes
+
+logging.getLogger("tiles.threed").setLevel(logging.ERROR)
+osgconv = pytest.mark.skipif(shutil.which("osgconv") is None, reason="osgconv not installed")
+
+
+@pytest.fixture(scope="module")
+def some_buildings(demo_url: str) -> list[str]:
+    with psycopg.connect(demo_url) as conn:
+        return [
+            r[0].strip()
+            for r in conn.execute(
+                "SELECT DISTINCT building_code FROM cad.unit WHERE valid_to IS NULL "
+                "ORDER BY 1 LIMIT 6"
+            )
+        ]
+
+
+def _property_table(glb: Path) -> tuple[dict, dict[str, list]]:
+    doc, binary = read_glb(glb)
+    meta = doc["extensions"]["EXT_structural_metadata"]
+    table = meta["propertyTables"][0]
+    out: dict[str, list] = {}
+    for name, prop in table["properties"].items():
+        view = doc["bufferViews"][prop["values"]]
+        raw = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+        kind = meta["schema"]["classes"]["unit"]["properties"][name]
+        if kind["type"] == "STRING":
+            ov = doc["bufferViews"][prop["stringOffsets"]]
+            offs = np.frombuffer(binary, "<u4", count=table["count"] + 1, offset=ov["byteOffset"])
+            out[name] = [raw[offs[i] : offs[i + 1]].decode() for i in range(table["count"])]
+        else:
+            dtype = {"INT16": "<i2", "FLOAT64": "<f8"}[kind["componentType"]]
+            out[name] = np.frombuffer(raw, dtype).tolist()
+    return doc, out
+
+
+def test_unit_volumes_metadata_and_no_pii(
+    demo_url: str, test_settings: Settings, some_buildings: list[str], tmp_path: Path
+) -> None:
+    from cadastre.pii import load_cipher
+
+    out = tmp_path / "units"
+    with psycopg.connect(demo_url) as conn:
+        stats = build_unit_volumes(conn, out, buildings=some_buildings)
+        expected = {
+            r[0].strip(): r[1]
+            for r in conn.execute(
+                "SELECT unit_code, building_code FROM cad.unit WHERE valid_to IS NULL "
+                "AND building_code = ANY(%s)",
+                (some_buildings,),
+            )
+        }
+        cipher = load_cipher(test_settings)
+        names = [
+            cipher.decrypt(r[0])
+            for r in conn.execute("SELECT name_enc FROM pii.party ORDER BY party_id LIMIT 300")
+        ]
+        ids = [
+            cipher.decrypt(r[0])
+            for r in conn.execute("SELECT id_number_enc FROM pii.party ORDER BY party_id LIMIT 300")
+        ]
+    assert stats.rebuilt == len(some_buildings)
+    assert check_tileset(out / "tileset.json").ok
+    glbs = sorted((out / "buildings").glob("*.glb"))
+    assert len(glbs) == len(some_buildings)
+    assert all(r["numErrors"] == 0 for r in validate_glbs(glbs))
+    seen: set[str] = set()
+    for glb in glbs:
+        doc, table = _property_table(glb)
+        assert tuple(table) == public_columns() == visible_fields("unit", Role.PUBLIC, tuple(table))
+        seen.update(table["unit_code"])
+        prim = doc["meshes"][0]["primitives"][0]
+        fid = accessor(doc, read_glb(glb)[1], prim["attributes"]["_FEATURE_ID_0"])
+        assert prim["extensions"]["EXT_mesh_features"]["featureIds"][0]["propertyTable"] == 0
+        assert set(np.unique(fid).astype(int)) == set(range(len(table["unit_code"])))
+        # closed, outward volumes: positive enclosed volume per feature
+        pos = accessor(doc, read_glb(glb)[1], prim["attributes"]["POSITION"]).astype(float)
+        tri = pos.reshape(-1, 3, 3)
+        vol = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6
+        assert vol.sum() > 0
+    assert seen == set(expected)
+    blob = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    text = blob.decode("utf-8", "ignore")
+    leaked = [n for n in names + ids if n and len(n) >= 2 and n in text]
+    assert not leaked, leaked[:5]
+    for private in ("certificate_no", "owner_count", "mortgaged", "seized", "name_enc"):
+        assert private not in text
+
+
+def test_unit_volumes_rebuild_only_changed(
+    demo_url: str, some_buildings: list[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "units"
+    with psycopg.connect(demo_url) as conn:
+        build_unit_volumes(conn, out, buildings=some_buildings)
+        first = {p.name: p.stat().st_mtime_ns for p in (out / "buildings").glob("*.glb")}
+        again = build_unit_volumes(conn, out, buildings=None)  # nothing changed for these
+        assert again.rebuilt >= 0 and again.removed == 0
+        one = build_unit_volumes(conn, out, buildings=[some_buildings[0]])
+        assert one.rebuilt == 1
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "buildings").glob("*.glb")}
+    changed = [n for n in first if after[n] != first[n]]
+    assert changed == [f"{some_buildings[0]}.glb"]
+
+
+@osgconv
+def test_demo_scene_goes_through_osgb(demo_url: str, tmp_path: Path) -> None:
+    from tiles.threed.demo_scene import write_demo_production
+
+    with psycopg.connect(demo_url) as conn:
+        folder, codes = write_demo_production(conn, tmp_path / "prod", tiles=1)
+        info, stats = publish_unit_volumes(conn, tmp_path / "data", "demo-units", buildings=codes)
+    assert codes and stats.rebuilt == len({c for c in codes})
+    files = sorted(p.name for p in (folder / "Data" / "Tile_+000_+000").iterdir())
+    assert (
+        files[0] == "Tile_+000_+000.osgb"
+        and len(files) == 6
+        and (folder / "metadata.xml").is_file()
+    )
+    built = build_dataset(tmp_path / "data", folder, "demo-photogrammetry")
+    assert not built.warnings
+    ds = tmp_path / "data" / "3dtiles" / "demo-photogrammetry"
+    assert check_tileset(ds / "tileset.json").ok
+    assert all(r["numErrors"] == 0 for r in validate_glbs(sorted(ds.rglob("*.glb"))))
+    # the photogrammetry and the unit volumes overlap (same district, same place)
+    w1, s1, e1, n1 = built.extent
+    w2, s2, e2, n2 = info.extent
+    assert w1 < e2 and w2 < e1 and s1 < n2 and s2 < n1
+
+
+@pytest.fixture(scope="module")
+def threed_client(
+    template_url: str, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.routers import threed
+
+    data_dir = tmp_path_factory.mktemp("threed_app")
+    shutil.copy(test_settings.data_dir / "secrets.json", data_dir / "secrets.json")
+    if shutil.which("osgconv"):
+        prod = synthetic_production(tmp_path_factory.mktemp("p") / "prod")
+        build_dataset(data_dir, prod, "synthetic")
+    app = create_app(Settings(storage={"data_dir": data_dir}, database={"url": template_url}))
+    app.include_router(threed.router)
+    with TestClient(app) as client:
+        yield client
+
+
+@osgconv
+def test_serving_tileset_and_content(threed_client) -> None:
+    c = threed_client
+    r = c.get("/3dtiles/synthetic/tileset.json", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert "max-age" in r.headers["cache-control"] and r.headers["etag"]
+    assert r.json()["asset"]["version"] == "1.1"
+    etag = r.headers["etag"]
+    assert (
+        c.get("/3dtiles/synthetic/tileset.json", headers={"If-None-Match": etag}).status_code == 304
+    )
+    raw = c.get(
+        "/3dtiles/synthetic/data/Tile_+000_+000/tileset.json", headers={"Accept-Encoding": "gzip"}
+    )
+    assert raw.status_code == 200 and json.loads(raw.content)["root"]
+    glb = c.get("/3dtiles/synthetic/data/Tile_+000_+000/Tile_+000_+000_0.glb")
+    assert glb.status_code == 200 and glb.headers["content-type"] == "model/gltf-binary"
+    assert glb.content[:4] == b"glTF"
+    assert gzip  # JSON is gzipped (by the router or the app middleware), httpx decodes it
+
+
+@osgconv
+@pytest.mark.parametrize(
+    "path",
+    [
+        "data/..%2f..%2f..%2fsecrets.json",
+        "data/../../../secrets.json",
+        "%2e%2e/%2e%2e/secrets.json",
+        "dataset.json",
+        "data/Tile_+000_+000/nope.glb",
+        "..%2fsecrets.json",
+    ],
+)
+def test_serving_refuses_traversal_and_hidden(threed_client, path: str) -> None:
+    r = threed_client.get(f"/3dtiles/synthetic/{path}")
+    assert r.status_code == 404, (path, r.status_code)
+
+
+def test_unknown_dataset_and_listing(threed_client) -> None:
+    r = threed_client.get("/3dtiles/nope/tileset.json")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "THREED_DATASET_NOT_FOUND"
+    assert threed_client.get("/3dtiles/bad..name/tileset.json").status_code in (400, 404)
+    body = threed_client.get("/api/v1/3d/datasets").json()
+    if shutil.which("osgconv"):
+        (ds,) = [d for d in body["datasets"] if d["name"] == "synthetic"]
+        w, s, e, n = ds["extent"]
+        assert 120.62 < w < e < 120.64 and ds["kind"] == "osgb"
+        assert ds["tileset"].endswith("/3dtiles/synthetic/tileset.json")

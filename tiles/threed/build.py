@@ -1,0 +1,143 @@
+"""``build_dataset``: any supported SOURCE → a published 3D Tiles dataset.
+
+The kind is detected from the source: a folder with ``metadata.xml`` or ``Data/`` is an OSGB
+production; .obj/.glb/.gltf (and .ply with faces) are meshes; .las/.laz/.xyz (and .ply without
+faces) are point clouds. The tileset is built in a hidden sibling folder and swapped in at the
+end, so a failed build never leaves a half dataset and the previous one keeps being served.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tiles.threed.errors import BuildReport, DatasetExists, SrsUnknown, ThreeDInputError
+from tiles.threed.georef import Georeference, parse_srs
+from tiles.threed.meshes import MESH_SUFFIXES, build_mesh, is_mesh_ply
+from tiles.threed.osgb.metadata import parse_origin
+from tiles.threed.osgb.production import build_production
+from tiles.threed.pointcloud import POINTCLOUD_SUFFIXES, build_pointcloud
+from tiles.threed.registry import (
+    DatasetInfo,
+    dataset_dir,
+    extent_of_tileset,
+    folder_size,
+    now,
+    write_entry,
+)
+from tiles.threed.tileset import check_tileset
+
+Progress = Callable[[int, int, str], None]
+
+
+def detect_kind(source: Path) -> str:
+    if source.is_dir():
+        if (source / "metadata.xml").is_file() or (source / "Data").is_dir():
+            return "osgb"
+        raise ThreeDInputError(
+            "THREED_UNKNOWN_SOURCE",
+            f"目录不是 OSGB 成果 / folder is not an "
+            f"OSGB production (no metadata.xml or "
+            f"Data/): {source}",
+        )
+    if not source.is_file():
+        raise ThreeDInputError(
+            "THREED_SOURCE_NOT_FOUND", f"源数据不存在 / source not found: {source}"
+        )
+    suffix = source.suffix.lower()
+    if suffix == ".ply":
+        return "mesh" if is_mesh_ply(source) else "pointcloud"
+    if suffix in MESH_SUFFIXES:
+        return "mesh"
+    if suffix in POINTCLOUD_SUFFIXES:
+        return "pointcloud"
+    raise ThreeDInputError(
+        "THREED_UNKNOWN_SOURCE", f"不支持的格式 / unsupported source format {suffix!r}: {source}"
+    )
+
+
+def publish(
+    data_dir: Path, name: str, replace: bool, build: Callable[[Path], DatasetInfo]
+) -> DatasetInfo:
+    """Run ``build(tmp_folder)`` and swap the folder in as dataset ``name``."""
+    target = dataset_dir(data_dir, name)
+    if target.exists() and not replace:
+        raise DatasetExists(
+            message=f"数据集已存在（用 --replace 覆盖）/ dataset {name!r} already "
+            f"exists (use --replace)"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        info = build(tmp)
+        check = check_tileset(tmp / "tileset.json")
+        if not check.ok:
+            raise ThreeDInputError(
+                "THREED_TILESET_INVALID",
+                "生成的瓦片集未通过结构检查 / the "
+                "generated tileset failed its checks: " + "; ".join(check.problems[:3]),
+            )
+        info.extent, info.heights = extent_of_tileset(tmp / "tileset.json")
+        info.tiles = info.tiles or check.tiles
+        info.bytes_out = folder_size(tmp)
+        write_entry(tmp, info)
+        old = target.parent / f".{name}.old-{os.getpid()}"
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return info
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_dataset(
+    data_dir: Path,
+    source: Path,
+    name: str,
+    *,
+    srs: str | None = None,
+    origin: str | None = None,
+    replace: bool = False,
+    strict: bool = False,
+    progress: Progress | None = None,
+) -> DatasetInfo:
+    source = Path(source).resolve()
+    kind = detect_kind(source)
+
+    def build(folder: Path) -> DatasetInfo:
+        started = time.monotonic()
+        info = DatasetInfo(
+            name=name, kind=kind, created=now(), extent=[], heights=[], source=str(source)
+        )
+        if kind == "osgb":
+            res = build_production(
+                source, folder, srs=srs, origin=origin, strict=strict, progress=progress
+            )
+            info.srs, info.tiles, info.bytes_in = res.srs, res.tiles, res.bytes_in
+            info.warnings = [str(w) for w in res.warnings]
+            info.extra = {"files": res.files, "vertices": res.vertices}
+        elif kind == "mesh":
+            if not srs:
+                raise SrsUnknown(
+                    message="网格需要 --srs / a mesh needs --srs (EPSG:n, WKT or ENU:lat,lon)"
+                )
+            report = BuildReport(strict=strict)
+            ref = parse_srs(srs, "--srs")
+            georef = Georeference(ref, parse_origin(origin) if origin else (0.0, 0.0, 0.0))
+            _, _, _, vertices = build_mesh(source, folder, georef, report)
+            info.srs, info.bytes_in = ref.label, source.stat().st_size
+            info.warnings = [str(w) for w in report.warnings]
+            info.extra = {"vertices": vertices}
+        else:
+            build_pointcloud(source, folder, srs)
+            info.srs, info.bytes_in = srs or "(from file)", source.stat().st_size
+        info.seconds = round(time.monotonic() - started, 2)
+        return info
+
+    return publish(data_dir, name, replace, build)

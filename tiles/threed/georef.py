@@ -1,0 +1,184 @@
+"""Georeferencing: source coordinates → ECEF (EPSG:4978) → a local east-north-up frame.
+
+Every vertex is transformed on its own with pyproj (projected → geodetic → geocentric), so grid
+convergence (grid north ≠ true north), scale factor and earth curvature are exact; nothing is
+approximated by a rotation. A tileset's root ``transform`` is the ENU frame at an anchor point
+(ENU → ECEF); tiles, boxes and glTF nodes are expressed in that frame, and glTF vertices are
+float32 offsets from their tile's centre (sub-millimetre for tiles up to a few km).
+
+Heights: source z values are used as ellipsoidal heights. Chinese productions usually carry
+normal heights (1985 国家高程基准), so the model sits about one geoid undulation (≈ −5…+0 m in
+eastern China) off the ellipsoid; the horizontal position is unaffected. A vertical datum given in
+the SRS (compound CRS) is honoured by PROJ where its grids are installed.
+
+Accepted SRS strings (``metadata.xml`` ``<SRS>`` or ``--srs``): ``EPSG:n`` (also ``EPSG:n+m``),
+a WKT (non-standard parameters such as a custom false northing are kept: the WKT's parameters
+win over its AUTHORITY), ``ENU:lat,lon[,h]`` (local metres east/north/up of that point), and a
+PROJ string.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import NDArray
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+
+from tiles.threed.errors import SrsUnknown
+
+F64 = NDArray[np.float64]
+_ENU = re.compile(r"^\s*ENU\s*:\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*(?:,\s*([-+0-9.eE]+))?\s*$")
+
+
+@dataclass(frozen=True)
+class SpatialReference:
+    """Either a pyproj CRS, or a local ENU frame at ``enu_origin`` (lat, lon, h)."""
+
+    text: str
+    crs: CRS | None = None
+    enu_origin: tuple[float, float, float] | None = None
+
+    @property
+    def label(self) -> str:
+        if self.enu_origin is not None:
+            lat, lon, h = self.enu_origin
+            return f"ENU:{lat},{lon},{h}"
+        assert self.crs is not None
+        code = self.crs.to_epsg(min_confidence=100)
+        return f"EPSG:{code}" if code else self.crs.name
+
+
+def parse_srs(text: str, where: str = "") -> SpatialReference:
+    """Parse an SRS string; :class:`SrsUnknown` (naming ``where``) if PROJ cannot use it."""
+    raw = (text or "").strip()
+    suffix = f" ({where})" if where else ""
+    if not raw:
+        raise SrsUnknown(message=f"缺少坐标系 / no spatial reference given{suffix}")
+    m = _ENU.match(raw)
+    if m:
+        lat, lon = float(m.group(1)), float(m.group(2))
+        h = float(m.group(3)) if m.group(3) else 0.0
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise SrsUnknown(message=f"ENU 原点超出范围 / ENU origin out of range: {raw}{suffix}")
+        return SpatialReference(raw, enu_origin=(lat, lon, h))
+    try:
+        crs = CRS.from_wkt(raw) if raw[:1].isalpha() and "[" in raw else CRS.from_user_input(raw)
+    except CRSError as exc:
+        raise SrsUnknown(
+            message=f"无法识别的坐标系 / unknown spatial reference {raw[:80]!r}{suffix}: {exc}"
+        ) from exc
+    if crs.is_geocentric or not (crs.is_projected or crs.is_geographic):
+        raise SrsUnknown(
+            message=f"坐标系必须是投影或地理坐标系 / the SRS must be projected or "
+            f"geographic: {crs.name}{suffix}"
+        )
+    return SpatialReference(raw, crs=crs)
+
+
+def _enu_rotation(lat_deg: float, lon_deg: float) -> F64:
+    """Columns: east, north, up unit vectors in ECEF."""
+    lat, lon = math.radians(lat_deg), math.radians(lon_deg)
+    sl, cl, sp, cp = math.sin(lon), math.cos(lon), math.sin(lat), math.cos(lat)
+    return np.array(
+        [[-sl, -sp * cl, cp * cl], [cl, -sp * sl, cp * sl], [0.0, cp, sp]], dtype=np.float64
+    )
+
+
+_ECEF_TO_GEO = Transformer.from_crs(4978, 4979, always_xy=True)
+_GEO_TO_ECEF = Transformer.from_crs(4979, 4978, always_xy=True)
+
+
+def ecef_to_lonlath(ecef: F64) -> F64:
+    lon, lat, h = _ECEF_TO_GEO.transform(ecef[:, 0], ecef[:, 1], ecef[:, 2])
+    return np.column_stack([lon, lat, h])
+
+
+def lonlath_to_ecef(lon: F64, lat: F64, h: F64) -> F64:
+    x, y, z = _GEO_TO_ECEF.transform(lon, lat, h)
+    return np.column_stack([x, y, z]).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class EnuFrame:
+    """A local east-north-up frame at ``origin`` (ECEF metres)."""
+
+    origin: tuple[float, float, float]
+
+    @cached_property
+    def rotation(self) -> F64:
+        lon, lat, _ = ecef_to_lonlath(np.array([self.origin], dtype=np.float64))[0]
+        return _enu_rotation(lat, lon)
+
+    @classmethod
+    def at_lonlat(cls, lon: float, lat: float, h: float = 0.0) -> EnuFrame:
+        x, y, z = lonlath_to_ecef(np.array([lon]), np.array([lat]), np.array([h]))[0]
+        return cls((float(x), float(y), float(z)))
+
+    def from_ecef(self, ecef: F64) -> F64:
+        return (ecef - np.asarray(self.origin)) @ self.rotation
+
+    def to_ecef(self, enu: F64) -> F64:
+        return enu @ self.rotation.T + np.asarray(self.origin)
+
+    def matrix(self) -> list[float]:
+        """4×4 ENU → ECEF, column-major (3D Tiles ``transform``)."""
+        m = np.eye(4)
+        m[:3, :3] = self.rotation
+        m[:3, 3] = self.origin
+        return [float(v) for v in m.T.ravel()]
+
+
+class Georeference:
+    """Source coordinates (local to ``origin``) → ECEF, vertex by vertex."""
+
+    def __init__(
+        self,
+        srs: SpatialReference,
+        origin: tuple[float, float, float] = (0, 0, 0),
+        pipeline: str | None = None,
+    ):
+        self.srs = srs
+        self.origin = np.asarray(origin, dtype=np.float64)
+        self._transformer: Transformer | None = None
+        self._enu: EnuFrame | None = None
+        if srs.enu_origin is not None:
+            lat, lon, h = srs.enu_origin
+            self._enu = EnuFrame.at_lonlat(lon, lat, h)
+        else:
+            assert srs.crs is not None
+            if pipeline:  # the operation chosen once, reused by worker processes (fast)
+                self._transformer = Transformer.from_pipeline(pipeline)
+            else:
+                src = srs.crs if srs.crs.is_compound else srs.crs.to_3d()
+                self._transformer = Transformer.from_crs(src, CRS.from_epsg(4978), always_xy=True)
+
+    @property
+    def pipeline(self) -> str | None:
+        """The PROJ pipeline in use (for :class:`Georeference` in other processes)."""
+        return self._transformer.definition if self._transformer is not None else None
+
+    def to_ecef(self, local: F64) -> F64:
+        """(N, 3) source coordinates relative to ``origin`` → (N, 3) ECEF metres."""
+        pts = np.asarray(local, dtype=np.float64).reshape(-1, 3) + self.origin
+        if self._enu is not None:
+            return self._enu.to_ecef(pts)
+        assert self._transformer is not None
+        x, y, z = self._transformer.transform(pts[:, 0], pts[:, 1], pts[:, 2])
+        out = np.column_stack([x, y, z]).astype(np.float64, copy=False)
+        if not np.isfinite(out).all():
+            bad = pts[~np.isfinite(out).all(axis=1)][0]
+            raise SrsUnknown(
+                message=f"坐标无法转换 / coordinates cannot be transformed with "
+                f"{self.srs.label}: {bad.tolist()}"
+            )
+        return out
+
+    def frame_at(self, local: F64) -> EnuFrame:
+        """The ENU frame at a source point (used as a tileset anchor)."""
+        x, y, z = self.to_ecef(np.asarray(local, dtype=np.float64).reshape(1, 3))[0]
+        return EnuFrame((float(x), float(y), float(z)))
