@@ -79,7 +79,8 @@ class QaSettings(_Base):
     gap_width_m: float = Field(default=0.5, gt=0, description="gaps narrower than 2× this")
     gap_min_m2: float = Field(default=0.05, ge=0, description="smallest gap reported")
     duplicate_vertex_m: float = Field(default=0.001, ge=0)
-    spike_degrees: float = Field(default=5.0, gt=0, lt=90)
+    spike_degrees: float = Field(default=1.0, gt=0, lt=90, description="real acute corners "
+                                 "of 3–5° exist (French cadastre); true spikes are sharper")
     point_match_m: float = Field(default=0.05, gt=0, description="boundary points this close "
                                  "but not identical disagree")
     disabled_rules: list[str] = Field(default_factory=list)
