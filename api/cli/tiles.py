@@ -27,6 +27,15 @@ def _cache() -> TileCache:
     return TileCache(s.data_dir / "cache" / "tiles")
 
 
+def _bar(label: str) -> Progress:
+    return Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+def _todo(conn, bbox: str | None, zooms: str) -> list[tuple[int, int, int]]:  # type: ignore[no-untyped-def]
+    return tiles_in_bbox(conn, parse_bbox(bbox) if bbox else None, parse_zooms(zooms))
+
+
 @tiles_app.command("seed")
 def seed(
     bbox: str = typer.Option(None, help="lon1,lat1,lon2,lat2 (WGS84); default: the data extent"),
@@ -38,10 +47,8 @@ def seed(
     url = ensure_database(get_settings()).url
     chosen = parse_layers(layers)
     with connect(url, autocommit=True) as conn:
-        box = parse_bbox(bbox) if bbox else None
-        todo = tiles_in_bbox(conn, box, parse_zooms(zooms))
-        with Progress(TextColumn("[bold]瓦片 tiles[/]"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console) as bar:
+        todo = _todo(conn, bbox, zooms)
+        with _bar("瓦片 tiles") as bar:
             task = bar.add_task("seed", total=len(todo))
             stats = seed_tiles(conn, _cache(), chosen, Role.PUBLIC, todo, floor,
                                progress=lambda n: bar.update(task, completed=n))
@@ -60,10 +67,8 @@ def export(
     url = ensure_database(get_settings()).url
     chosen = parse_layers(layers)
     with connect(url, autocommit=True) as conn:
-        box = parse_bbox(bbox) if bbox else None
-        todo = tiles_in_bbox(conn, box, parse_zooms(zooms))
-        with Progress(TextColumn("[bold]导出 export[/]"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console) as bar:
+        todo = _todo(conn, bbox, zooms)
+        with _bar("导出 export") as bar:
             task = bar.add_task("export", total=len(todo))
             n = export_tiles(conn, _cache(), chosen, todo, out,
                              progress=lambda k: bar.update(task, completed=k))
