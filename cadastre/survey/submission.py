@@ -19,7 +19,6 @@ from typing import Any, BinaryIO
 import psycopg
 import shapely
 
-from cadastre.codes import validate_parcel_code, validate_unit_code
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.jobs import JobTracker
 from cadastre.qa.engine import check
@@ -115,7 +114,7 @@ Progress = Callable[[float, str], None]
 def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.UUID,
                         progress: Progress | None = None) -> dict[str, Any]:
     """Read, stage and check a submission; store and return its report."""
-    from gis.readers import SurveyFormatError, read_survey
+    from cadastre.ingest import SurveyFormatError, read_survey
 
     with JobTracker(url, job_id) as job, connect(url) as conn:
         def step(p: float, what: str) -> None:
@@ -141,8 +140,8 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
             return report
         step(0.3, "staging")
         _stage(conn, sid, data)
-        step(0.4, "checking codes")
-        issues = _reader_issues(data) + _code_issues(data)
+        step(0.4, "checking")
+        issues = _reader_issues(data)   # includes PARCEL_CODE_INVALID / UNIT_CODE_INVALID
         scope = Scope("submission", submission=sid)
 
         def qa_progress(i: int, n: int, rule: str) -> None:
@@ -204,33 +203,11 @@ def _reader_issues(data: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _code_issues(data: Any) -> list[dict[str, Any]]:
-    out = []
-    for f in data.features:
-        code = f.properties.get("parcel_code") if f.kind == "parcel" else (
-            f.properties.get("unit_code") if f.kind == "unit" else None)
-        if not code:
-            continue
-        problems = validate_parcel_code(code) if f.kind == "parcel" else validate_unit_code(code)
-        for p in problems:
-            out.append({"code": p.code, "severity": "error", "message": p.message,
-                        "subject": [f.ref], "measure": None,
-                        "geometry": _point_lonlat(data.srid, _rep_point(f.geometry))})
-    return out
-
-
 def _counts(data: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for f in data.features:
         out[f.kind] = out.get(f.kind, 0) + 1
     return out
-
-
-def _rep_point(geom: Any) -> tuple[float, float] | None:
-    if geom is None or geom.is_empty:
-        return None
-    p = geom.representative_point()
-    return (p.x, p.y)
 
 
 def _point_lonlat(srid: int | None, xy: tuple[float, float] | None) -> dict[str, Any] | None:
