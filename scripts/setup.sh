@@ -73,7 +73,7 @@ HASH=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "installing Python dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,pointcloud]"
+  .venv/bin/python -m pip install -q -e ".[test,pointcloud,ifc]"
   echo "$HASH" > "$STAMP"
 fi
 echo "setup done: PostgreSQL $PG + PostGIS, $(.venv/bin/python --version) in $ROOT/.venv"
