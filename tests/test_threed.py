@@ -204,11 +204,12 @@ def test_srs_forms() -> None:
     wkt = Path(__file__).parent / "data" / "3d" / "metadata_custom_false_northing.xml"
     text = wkt.read_text().split("<SRS>")[1].split("</SRS>")[0]
     ref = parse_srs(text)
-    assert ref.crs is not None and ref.crs.to_epsg() is None  # not mistaken for EPSG:4547
+    assert ref.crs is not None and ref.crs.to_epsg() is None  # not mistaken for EPSG:4549
     lon, lat = Transformer.from_crs(ref.crs, 4326, always_xy=True).transform(
-        501027.524, 2488718.808
+        500812.25, 3347205.5
     )
-    assert lon == pytest.approx(113.37999, abs=1e-4) and lat == pytest.approx(22.49514, abs=1e-4)
+    # CM 120.02°E and a false northing of 150 m, not EPSG:4549's 120°E / 0 m
+    assert lon == pytest.approx(120.02844, abs=1e-5) and lat == pytest.approx(30.24304, abs=1e-5)
     assert parse_srs("ENU:22.5,113.4").enu_origin == (22.5, 113.4, 0.0)
     assert parse_srs("EPSG:4528").label == "EPSG:4528"
 
