@@ -130,8 +130,27 @@ def accept(request: Request, submission_id: str, body: Decision | None = None,
             result = decision.accept(conn, sid, _actor(who), body.reason if body else None)
         finally:
             conn.autocommit = True
-    request.app.state.data_bounds = None
+    state = request.app.state
+    state.data_bounds = None
+    if result["diff"]["units"].get("new") or result["diff"]["units"].get("changed"):
+        state.job_pool.submit(_refresh_unit_volumes, state)
     return {"submission_id": str(sid), "status": "accepted", **result}
+
+
+def _refresh_unit_volumes(state: Any) -> None:
+    """Rebuild the 3D unit volumes of buildings whose units the accepted survey changed."""
+    import logging
+
+    from tiles.threed.registry import list_datasets
+    from tiles.threed.units import publish_unit_volumes
+
+    try:
+        with state.sync_pool.connection() as conn:
+            for ds in list_datasets(state.settings.data_dir):
+                if ds.kind == "units":
+                    publish_unit_volumes(conn, state.settings.data_dir, ds.name)
+    except Exception:
+        logging.getLogger(__name__).exception("unit volume refresh failed")
 
 
 @router.post("/{submission_id}/reject", summary="登记员驳回 / registrar rejects")
