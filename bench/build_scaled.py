@@ -5,4 +5,5 @@ import sys
 from bench.common import scaled_demo
 
 if __name__ == "__main__":
-    print(scaled_demo(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000))
+    print(scaled_demo(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000,
+                      units="--lite" not in sys.argv))

@@ -19,12 +19,13 @@ from cadastre.store.migrate import migrate
 console = Console()
 
 
-def scaled_demo(parcels: int) -> str:
-    """URL of database ``bench_<parcels>`` holding a demo district of that size."""
+def scaled_demo(parcels: int, units: bool = True) -> str:
+    """URL of database ``bench_<parcels>`` (``bench_<parcels>_lite`` without units and
+    records) holding a demo district of that size."""
     settings = get_settings()
     cluster = embedded_cluster(settings)
     cluster.start()
-    name = f"bench_{parcels}"
+    name = f"bench_{parcels}" + ("" if units else "_lite")
     with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return cluster.url(name)
@@ -37,7 +38,7 @@ def scaled_demo(parcels: int) -> str:
             TextColumn(f"[bold]demo --scale {parcels}[/]"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("load", total=parcels)
-        load_demo(conn, load_cipher(settings), parcels=parcels,
+        load_demo(conn, load_cipher(settings), parcels=parcels, units=units,
                   progress=lambda d, t: bar.update(task, completed=d))
     console.print(f"loaded {parcels} parcels in {time.monotonic() - t0:.0f} s")
     with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:

@@ -50,9 +50,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=int, default=200_000, help="registry size")
     ap.add_argument("--parcels", type=int, default=100_000, help="parcels in the survey")
+    ap.add_argument("--lite", action="store_true",
+                    help="district without units/records (same parcels; loads much faster)")
     args = ap.parse_args()
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    url = scaled_demo(args.scale)
+    url = scaled_demo(args.scale, units=not args.lite)
     gpkg = export_gpkg(url, args.parcels)
     mb = gpkg.stat().st_size / 1e6
     console.print(f"survey: {gpkg.name}, {args.parcels} parcels, {mb:.1f} MB")

@@ -33,8 +33,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scale", type=int, default=200_000)
     ap.add_argument("--parcels", type=int, default=100_000)
+    ap.add_argument("--lite", action="store_true",
+                    help="district without units/records (same parcels; loads much faster)")
     args = ap.parse_args()
-    url = scaled_demo(args.scale)
+    url = scaled_demo(args.scale, units=not args.lite)
     qa = get_settings().qa
     with psycopg.connect(url) as conn:
         box = bbox_for(conn, args.parcels)

@@ -124,9 +124,11 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=200_000)
     ap.add_argument("--tiles", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--lite", action="store_true",
+                    help="district without units/records (same parcels; loads much faster)")
     args = ap.parse_args()
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    db = scaled_demo(args.scale)
+    db = scaled_demo(args.scale, units=not args.lite)
     tiles = tile_list(db, args.tiles)
     fields = [f.name for f in LAYERS["parcels"].visible(Role.PUBLIC)]
     results: dict[str, dict[str, float]] = {}

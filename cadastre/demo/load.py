@@ -182,8 +182,10 @@ class _Writer:
 
 
 class DemoLoader:
-    def __init__(self, cur: psycopg.Cursor, cipher: PiiCipher, target: int, seed: int) -> None:
+    def __init__(self, cur: psycopg.Cursor, cipher: PiiCipher, target: int, seed: int,
+                 units: bool = True) -> None:
         self.cur = cur
+        self.with_units = units
         self.rng = random.Random(seed)
         self.builder = DistrictBuilder(target, seed)
         self.target = target
@@ -274,7 +276,8 @@ class DemoLoader:
             self._write_parcel(code, p.polygon, p.seat, p.compound_name, p.land_use,
                                p.neighbours, p_from, None, registered)
             self.stats.parcels += 1
-            self._rights_for_parcel(p, code, p_from, area)
+            if self.with_units:
+                self._rights_for_parcel(p, code, p_from, area)
             for b in p.buildings:
                 self._write_building(p, code, b, p_from)
         for r, code, _born, split in retired_codes:
@@ -352,6 +355,8 @@ class DemoLoader:
             round(fp.area, 2), SRID, _ewkb(_multi(fp)), vfrom, self.change_id))
         self.stats.buildings += 1
         fp_wkb = _ewkb(_multi(fp))
+        if not self.with_units:   # a lighter district (parcels, boundaries, buildings only)
+            return
         for f in b.floors:
             self.w.add("cad.floor", FLOOR_COLS, (
                 _fid("c", f"{bcode}:{f.floor_no}"), bcode, f.floor_no,
@@ -441,8 +446,10 @@ def _rect_keep_nodes(poly: Polygon, new_x1: float) -> Polygon:
 
 
 def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
-              seed: int = DEFAULT_SEED, progress: Progress | None = None) -> DemoStats:
-    """Load the demo into an empty, migrated database in one transaction."""
+              seed: int = DEFAULT_SEED, progress: Progress | None = None,
+              units: bool = True) -> DemoStats:
+    """Load the demo into an empty, migrated database in one transaction. ``units=False``
+    leaves out floors, units, parties and records (same parcels and buildings, much faster)."""
     with conn.transaction(), conn.cursor() as cur:
         # the tile cache is rebuilt after a bulk load: don't queue per-feature invalidations
         cur.execute("SET LOCAL cadastre.bulk_load = 'on'")
@@ -452,7 +459,7 @@ def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
 
             raise InvalidInput("DEMO_NOT_EMPTY", "数据库已有宗地数据 / the registry is not empty; "
                                "use `cadastre demo --reset`")
-        loader = DemoLoader(cur, cipher, parcels, seed)
+        loader = DemoLoader(cur, cipher, parcels, seed, units)
         with deferred_indexes(cur):
             stats = loader.run(progress)
         stats.parties = cur.execute("SELECT count(*) FROM pii.party").fetchone()[0]  # type: ignore
