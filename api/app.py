@@ -14,6 +14,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
+from api.fastpath import WarmTileMiddleware
 from api.routers import auth as auth_router
 from api.routers import assets, ogc, qa, raster, surveys, system, threed, tiles
 from tiles.cache import TileCache
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.add_middleware(WarmTileMiddleware)   # innermost: CORS and gzip still wrap it
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET", "POST"],

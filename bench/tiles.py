@@ -92,7 +92,8 @@ def start(cmd: list[str], env: dict[str, str], port: int, probe: str) -> subproc
 
 async def run(urls: list[str], concurrency: int) -> tuple[list[float], float, list[int]]:
     latencies: list[float] = []
-    sizes: list[int] = []
+    sizes: list[int] = [0] * len(urls)
+    index = {u: i for i, u in enumerate(urls)}
     queue: asyncio.Queue[str] = asyncio.Queue()
     for u in urls:
         queue.put_nowait(u)
@@ -111,7 +112,8 @@ async def run(urls: list[str], concurrency: int) -> tuple[list[float], float, li
                 latencies.append(time.perf_counter() - t0)
                 if r.status_code not in (200, 204):
                     raise SystemExit(f"{u} → {r.status_code} {r.text[:200]}")
-                sizes.append(len(r.content))
+                # bytes on the wire (gzip) for this URL's index
+                sizes[index[u]] = int(r.headers.get("content-length") or len(r.content))
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

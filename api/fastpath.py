@@ -1,0 +1,70 @@
+"""Warm public tiles straight from the disk cache, before routing and dependency injection.
+
+Only anonymous requests whose tile is already cached take this path; everything else (misses,
+tokens, bad coordinates) falls through to ``api/routers/tiles.py``, which produces the same
+headers. CORS and the other middleware still wrap it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+from cadastre.errors import CadastreError
+from cadastre.privacy import Role
+from tiles.layers import parse_layers
+from tiles.mvt import TileRequest
+from tiles.service import cache_key
+
+_PATH = re.compile(r"^/tiles/([a-z_,]+)/(\d{1,2})/(\d{1,7})/(\d{1,7})\.mvt$")
+MVT_TYPE = b"application/vnd.mapbox-vector-tile"
+
+
+class WarmTileMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        m = _PATH.match(scope["path"])
+        headers = dict(scope["headers"])
+        state = getattr(scope.get("app"), "state", None)
+        cache = getattr(state, "tile_cache", None) if state is not None else None
+        if m is None or b"authorization" in headers or cache is None or not cache.enabled:
+            await self.app(scope, receive, send)
+            return
+        try:
+            layers = parse_layers(m.group(1))
+            floor_q = parse_qs(scope.get("query_string", b"").decode()).get("floor")
+            floor = int(floor_q[0]) if floor_q else None
+            req = TileRequest(int(m.group(2)), int(m.group(3)), int(m.group(4)), floor)
+            if any(layer.floor_filter for layer in layers) and floor is None:
+                raise ValueError
+        except (CadastreError, ValueError):
+            await self.app(scope, receive, send)
+            return
+        tile = cache.get(Role.PUBLIC.value, cache_key(layers, req), req.z, req.x, req.y)
+        if tile is None:
+            await self.app(scope, receive, send)
+            return
+        out = [(b"etag", tile.etag.encode()), (b"cache-control", b"public, max-age=300"),
+               (b"vary", b"Authorization, Accept-Encoding"),
+               (b"access-control-expose-headers", b"ETag")]
+        if headers.get(b"if-none-match") == tile.etag.encode():
+            status, body = 304, b""
+        elif tile.empty:
+            status, body = 204, b""
+        elif b"gzip" in headers.get(b"accept-encoding", b""):
+            status, body = 200, tile.data
+            out += [(b"content-encoding", b"gzip"), (b"content-type", MVT_TYPE)]
+        else:
+            status, body = 200, gzip.decompress(tile.data)
+            out.append((b"content-type", MVT_TYPE))
+        out.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body",
+                    "body": body if scope["method"] == "GET" else b""})
