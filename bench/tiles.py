@@ -93,10 +93,9 @@ def start(cmd: list[str], env: dict[str, str], port: int, probe: str) -> subproc
 async def run(urls: list[str], concurrency: int) -> tuple[list[float], float, list[int]]:
     latencies: list[float] = []
     sizes: list[int] = [0] * len(urls)
-    index = {u: i for i, u in enumerate(urls)}
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for u in urls:
-        queue.put_nowait(u)
+    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    for item in enumerate(urls):
+        queue.put_nowait(item)
     limits = httpx.Limits(max_connections=concurrency)
 
     async with httpx.AsyncClient(timeout=120, limits=limits,
@@ -104,7 +103,7 @@ async def run(urls: list[str], concurrency: int) -> tuple[list[float], float, li
         async def worker() -> None:
             while True:
                 try:
-                    u = queue.get_nowait()
+                    i, u = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 t0 = time.perf_counter()
@@ -113,7 +112,7 @@ async def run(urls: list[str], concurrency: int) -> tuple[list[float], float, li
                 if r.status_code not in (200, 204):
                     raise SystemExit(f"{u} → {r.status_code} {r.text[:200]}")
                 # bytes on the wire (gzip) for this URL's index
-                sizes[index[u]] = int(r.headers.get("content-length") or len(r.content))
+                sizes[i] = int(r.headers.get("content-length") or len(r.content))
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
