@@ -36,6 +36,7 @@ from rio_tiler.constants import WGS84_CRS
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 
+from tiles.mvt import TileOutOfRange  # one error type for every tile endpoint
 from cadastre.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,6 @@ class InvalidRaster(InvalidInput):
 
 class RasterNotFound(NotFound):
     code = "RASTER_NOT_FOUND"
-
-
-class TileOutOfRange(InvalidInput):
-    code = "TILE_OUT_OF_RANGE"
 
 
 class UnsupportedTileFormat(InvalidInput):
