@@ -112,16 +112,16 @@ class Scope:
     def ctes(self) -> str:
         """WITH-clause defining subject, context, subject_buildings, subject_units."""
         if self.is_submission:
-            parts = [f"subject AS ({_SUB_PARCELS})",
+            parts = [f"subject AS NOT MATERIALIZED ({_SUB_PARCELS})",
                      f"replaced AS ({_REPLACED})",
-                     f"context AS ({_CONTEXT})",
-                     f"subject_buildings AS ({_SUB_BUILDINGS})",
-                     f"subject_units AS ({_SUB_UNITS})"]
+                     f"context AS NOT MATERIALIZED ({_CONTEXT})",
+                     f"subject_buildings AS NOT MATERIALIZED ({_SUB_BUILDINGS})",
+                     f"subject_units AS NOT MATERIALIZED ({_SUB_UNITS})"]
         else:
-            parts = [f"subject AS ({_REG_PARCELS})",
-                     "context AS (SELECT * FROM subject WHERE false)",
-                     f"subject_buildings AS ({_REG_BUILDINGS})",
-                     f"subject_units AS ({_REG_UNITS})"]
+            parts = [f"subject AS NOT MATERIALIZED ({_REG_PARCELS})",
+                     "context AS NOT MATERIALIZED (SELECT * FROM subject WHERE false)",
+                     f"subject_buildings AS NOT MATERIALIZED ({_REG_BUILDINGS})",
+                     f"subject_units AS NOT MATERIALIZED ({_REG_UNITS})"]
         return "WITH " + ",\n".join(parts)
 
     def sql_params(self) -> dict[str, Any]:
