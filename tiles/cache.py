@@ -88,9 +88,14 @@ class TileCache:
             return None
         return CachedTile(data, etag_for(data))
 
-    def put(self, audience: str, key: str, z: int, x: int, y: int, mvt: bytes) -> CachedTile:
+    @staticmethod
+    def encode(mvt: bytes) -> CachedTile:
+        """The stored form of a rendered tile: gzip-compressed, with its ETag."""
         data = gzip.compress(mvt, compresslevel=6, mtime=0) if mvt else b""
-        tile = CachedTile(data, etag_for(data))
+        return CachedTile(data, etag_for(data))
+
+    def put(self, audience: str, key: str, z: int, x: int, y: int, mvt: bytes) -> CachedTile:
+        tile = self.encode(mvt)
         if not self.enabled:
             return tile
         target = self.path(audience, key, z, x, y)

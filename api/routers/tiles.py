@@ -53,11 +53,8 @@ async def vector_tile(
             mvt = await render_async(conn, chosen, who.role, req)
         if epoch == state.tile_epoch:   # no invalidation ran while we rendered
             tile = cache.put(who.audience, key, req.z, req.x, req.y, mvt)
-        else:
-            from tiles.cache import CachedTile, etag_for
-
-            data = gzip.compress(mvt, mtime=0) if mvt else b""
-            tile = CachedTile(data, etag_for(data))
+        else:   # an invalidation ran meanwhile: serve it, don't cache a possibly stale tile
+            tile = cache.encode(mvt)
     headers = _headers(tile.etag, who)
     if request.headers.get("if-none-match") == tile.etag:
         return Response(status_code=304, headers=headers)
