@@ -102,7 +102,7 @@ class TileCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            fh.write(tile.data)
         os.replace(tmp, target)
         return tile
 
