@@ -16,7 +16,20 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from api import errors
 from api.fastpath import WarmTileMiddleware
 from api.routers import auth as auth_router
-from api.routers import assets, ogc, qa, raster, surveys, system, threed, tiles
+from api.routers import (
+    assets,
+    audit,
+    ogc,
+    owner,
+    public,
+    qa,
+    raster,
+    surveys,
+    system,
+    threed,
+    tiles,
+    viewer,
+)
 from tiles.cache import TileCache
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
@@ -144,4 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(surveys.router)
     app.include_router(qa.router)
     app.include_router(threed.router)
+    app.include_router(public.router)
+    app.include_router(owner.router)
+    app.include_router(audit.router)
+    app.include_router(viewer.router)   # last: serves / and the viewer's files
     return app

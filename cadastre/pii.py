@@ -81,7 +81,7 @@ def load_cipher(settings: Settings) -> PiiCipher:
     return _cipher_from_file(settings.data_dir / "secrets.json")
 
 
-_SECRET_NAMES = ("pii_key", "lookup_key", "token_key")
+_SECRET_NAMES = ("pii_key", "lookup_key", "token_key", "audit_key")
 
 
 def secrets_file(path: Path) -> dict[str, str]:
@@ -112,3 +112,10 @@ def token_key(settings: Settings) -> bytes:
     if settings.security.token_key is not None:
         return _decode_key(settings.security.token_key.get_secret_value(), "CADASTRE_TOKEN_KEY")
     return _decode_key(secrets_file(settings.data_dir / "secrets.json")["token_key"], "token_key")
+
+
+def audit_key(settings: Settings) -> bytes:
+    """Key that seals the audit chain (CADASTRE_AUDIT_KEY, or generated in secrets.json)."""
+    if settings.security.audit_key is not None:
+        return _decode_key(settings.security.audit_key.get_secret_value(), "CADASTRE_AUDIT_KEY")
+    return _decode_key(secrets_file(settings.data_dir / "secrets.json")["audit_key"], "audit_key")

@@ -97,7 +97,13 @@ class SecuritySettings(_Base):
     pii_key: SecretStr | None = None
     lookup_key: SecretStr | None = None
     token_key: SecretStr | None = None
+    # HMAC key of the audit chain (CADASTRE_AUDIT_KEY); a writer without it cannot re-seal a
+    # tampered log
+    audit_key: SecretStr | None = None
     token_ttl_minutes: int = Field(default=480, ge=1)
+
+
+_SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key")
 
 
 class Settings:
@@ -125,7 +131,7 @@ class Settings:
             obj: BaseSettings = getattr(self, name)
             section: dict[str, Any] = {}
             for key, value in obj.model_dump().items():
-                if isinstance(value, SecretStr) or key in ("url", "pii_key", "lookup_key", "token_key"):
+                if isinstance(value, SecretStr) or key in _SECRET_KEYS:
                     raw = getattr(obj, key)
                     if raw is None:
                         value = None

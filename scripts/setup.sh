@@ -41,6 +41,8 @@ done
 PKGS=(
   "postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-client-$PG" postgresql-contrib
   gdal-bin fonts-noto-cjk ca-certificates openscenegraph
+  libpango-1.0-0 libpangoft2-1.0-0   # WeasyPrint: 宗地图 / 分层分户图 PDFs
+  chromium                            # viewer tests (Playwright drives Debian's chromium)
 )
 # node + npm: the viewer's packages and the validators the tests run (gltf-validator, …)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
