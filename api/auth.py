@@ -31,9 +31,21 @@ class Principal:
     account_id: uuid.UUID | None = None
     counties: tuple[str, ...] = ()
     units: tuple[str, ...] = field(default=())   # owners: the unit codes they may see
+    subject: str | None = None    # owners: keyed pseudonym of the verified identity; keys: key id
+    purpose: str | None = None    # interested parties / departments: stated purpose code
+    case_ref: str | None = None   # ... and their case reference (案号)
 
     @property
     def audience(self) -> str:
+        return self.role.value
+
+    @property
+    def actor(self) -> str:
+        """Who this is in the audit log: never a name or an ID number."""
+        if self.account_id is not None:
+            return str(self.account_id)
+        if self.subject is not None:
+            return f"{self.role.value}:{self.subject}"
         return self.role.value
 
 
@@ -61,12 +73,14 @@ def decode_token(settings: Settings, token: str) -> Principal:
     except (jwt.InvalidTokenError, ValueError) as exc:
         raise Unauthorized("TOKEN_INVALID", "令牌无效 / invalid token") from exc
     account = None
+    subject = claims["sub"] if role is Role.OWNER else None
     if role is not Role.OWNER:
         try:
             account = uuid.UUID(claims["sub"])
         except ValueError as exc:
             raise Unauthorized("TOKEN_INVALID", "令牌无效 / invalid token") from exc
-    return Principal(role, account, tuple(claims.get("cty", ())), tuple(claims.get("units", ())))
+    return Principal(role, account, tuple(claims.get("cty", ())), tuple(claims.get("units", ())),
+                     subject=subject)
 
 
 def principal(request: Request) -> Principal:
