@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 from fastapi import Request
 
+from cadastre import privacy
 from cadastre.errors import CadastreError
 from cadastre.pii import token_key
 from cadastre.privacy import Role
@@ -34,6 +37,11 @@ class Principal:
     subject: str | None = None    # owners: keyed pseudonym of the verified identity; keys: key id
     purpose: str | None = None    # interested parties / departments: stated purpose code
     case_ref: str | None = None   # ... and their case reference (案号)
+    fields: tuple[str, ...] = ()  # API keys: 'entity.field' the key may read (empty = policy)
+
+    def in_scope(self, code: str | None) -> bool:
+        """County scope of staff accounts and keys (empty = everywhere); code = any unit code."""
+        return not self.counties or (code is not None and code[:6] in self.counties)
 
     @property
     def audience(self) -> str:
@@ -81,6 +89,15 @@ def decode_token(settings: Settings, token: str) -> Principal:
             raise Unauthorized("TOKEN_INVALID", "令牌无效 / invalid token") from exc
     return Principal(role, account, tuple(claims.get("cty", ())), tuple(claims.get("units", ())),
                      subject=subject)
+
+
+def view(who: Principal, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` as ``who`` may see it: the privacy policy for their role, narrowed further to
+    the fields an API key was granted. Every route returns records through this."""
+    out = privacy.apply(entity, who.role, record)
+    if who.fields:
+        out = {k: v for k, v in out.items() if f"{entity}.{k}" in who.fields}
+    return out
 
 
 def principal(request: Request) -> Principal:
