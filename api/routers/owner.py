@@ -1,7 +1,378 @@
-"""Owners: verification, my units and rights, 宗地图 / 分层分户图 downloads, certificate QR."""
+"""Owners: verification, my units and rights, 宗地图 / 分层分户图 downloads, certificate QR.
+
+Also the public side of the certificate QR (一证一码): ``/verify/c/{token}`` (a page) and
+``/api/v1/certificates/{token}`` (JSON) say whether a certificate is the current one and show the
+property's natural attributes only.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from api.auditing import record_sync
+from api.auth import PUBLIC, Principal, Unauthorized, issue_token, require, view
+from api.errors import error_body
+from cadastre import owner
+from cadastre.documents import certificate, floor_plan, parcel_map
+from cadastre.documents.render import esc, pdf_to_png
+from cadastre.errors import NotFound
+from cadastre.pii import PiiCipher, audit_key, load_cipher
+from cadastre.privacy import Role
 
 router = APIRouter(tags=["owner"])
+
+_UNIT_CODE = re.compile(r"^[0-9A-Z]{28}$")
+MAX_BODY = 4096
+
+
+# ------------------------------------------------------------------ models (OpenAPI)
+class VerifyRequest(BaseModel):
+    name: str = Field(description="权利人姓名或名称 / right holder's name", max_length=200)
+    id_number: str = Field(description="证件号码 / ID number", max_length=200)
+    certificate_no: str = Field(description="不动产权证书号 / certificate number",
+                                max_length=200)
+
+
+class VerifyQrRequest(BaseModel):
+    qr_token: str = Field(description="证书二维码中的令牌 / token from the certificate QR",
+                          max_length=200)
+    id_number: str = Field(description="证件号码 / ID number", max_length=200)
+
+
+class OwnerToken(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    units: list[str]
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}
+
+
+_FAILED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "OWNER_VERIFY_FAILED (one answer for every kind of failure)"},
+    429: {"description": "OWNER_LOCKED: too many failures; see Retry-After"},
+}
+
+
+# ------------------------------------------------------------------ helpers
+@dataclass(frozen=True)
+class _Keys:
+    cipher: PiiCipher
+    audit: bytes
+
+
+def _keys(request: Request) -> _Keys:
+    state = request.app.state
+    keys = getattr(state, "owner_keys", None)
+    if keys is None:
+        keys = state.owner_keys = _Keys(load_cipher(state.settings), audit_key(state.settings))
+    return keys
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or {} for anything else (it fails like a wrong answer)."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _failed() -> Unauthorized:
+    return Unauthorized("OWNER_VERIFY_FAILED",
+                        "身份核验未通过，请核对姓名、证件号码和不动产权证书号 / "
+                        "verification failed: check the name, ID number and certificate number")
+
+
+def _run_verification(request: Request, claim: owner.Claim) -> Response | dict[str, Any]:
+    state = request.app.state
+    settings = state.settings
+    keys = _keys(request)
+    limits = owner.Limits(settings.security.verify_max_failures,
+                          settings.security.verify_window_minutes)
+    host = request.client.host if request.client else None
+    with state.sync_pool.connection() as conn, conn.transaction():
+        result = owner.verify(conn, keys.cipher, keys.audit, claim, host, limits)
+        role = Role.OWNER if result.outcome == "ok" else Role.PUBLIC
+        record_sync(request, Principal(role, subject=result.subject), "owner.verify", None,
+                    len(result.units), result.outcome, conn=conn)
+    if result.outcome == "ok":
+        token, ttl = issue_token(settings, Role.OWNER, subject=result.subject,
+                                 units=result.units,
+                                 ttl_minutes=settings.security.owner_token_ttl_minutes)
+        return {"access_token": token, "token_type": "bearer", "expires_in": ttl,
+                "units": list(result.units)}
+    if result.outcome == "locked":
+        return JSONResponse(
+            error_body("OWNER_LOCKED", "核验失败次数过多，请稍后再试 / too many failed attempts, "
+                       "try again later"),
+            status_code=429, headers={"Retry-After": str(max(1, result.retry_after))})
+    raise _failed()
+
+
+# ------------------------------------------------------------------ verification
+@router.post("/api/v1/owner/verify", summary="权利人身份核验 / verify an owner",
+             response_model=OwnerToken, openapi_extra=_body_doc(VerifyRequest),
+             responses=_FAILED_RESPONSES)
+async def verify(request: Request) -> Any:
+    """Name + ID number + certificate number → a short-lived token for the person's units.
+    Every failure (unknown person, wrong name, wrong certificate, malformed body) gets the same
+    401 answer; repeated failures lock the identity and the client address (429)."""
+    body = await _json_object(request)
+    claim = owner.Claim(id_number=owner.clean_input(body.get("id_number")),
+                        name=owner.clean_input(body.get("name")),
+                        certificate_no=owner.clean_input(body.get("certificate_no")))
+    return await run_in_threadpool(_run_verification, request, claim)
+
+
+@router.post("/api/v1/owner/verify-qr", summary="扫码核验 / verify with the certificate QR",
+             response_model=OwnerToken, openapi_extra=_body_doc(VerifyQrRequest),
+             responses=_FAILED_RESPONSES)
+async def verify_qr(request: Request) -> Any:
+    """Certificate QR token + ID number (the QR alone proves nothing: anyone may scan it)."""
+    body = await _json_object(request)
+    keys = _keys(request)
+    version = certificate.token_version(keys.cipher.lookup_key,
+                                        owner.clean_input(body.get("qr_token")))
+    claim = owner.Claim(id_number=owner.clean_input(body.get("id_number")),
+                        certificate_version=version)
+    return await run_in_threadpool(_run_verification, request, claim)
+
+
+# ------------------------------------------------------------------ my units
+OwnerDep = Annotated[Principal, Depends(require(Role.OWNER))]
+
+
+def _not_found() -> NotFound:
+    return NotFound("UNIT_NOT_FOUND", "不动产单元不存在 / unit not found")
+
+
+def _target(unit_code: str) -> str:
+    return unit_code if _UNIT_CODE.match(unit_code) else "invalid"
+
+
+def _held(request: Request, who: Principal, unit_code: str, action: str) -> None:
+    """404 (like an unknown unit) unless the token names the unit and its holder still holds it."""
+    keys = _keys(request)
+    ok = unit_code in who.units
+    if ok:
+        with request.app.state.sync_pool.connection() as conn:
+            ok = bool(owner.current_holdings(conn, keys.cipher, keys.audit, who.subject or "",
+                                             [unit_code]))
+    if not ok:
+        record_sync(request, who, action, _target(unit_code), 0, "not_found")
+        raise _not_found()
+
+
+def _status(who: Principal, status: dict[str, Any]) -> dict[str, Any]:
+    return view(who, "unit", {k: status.get(k, False) for k in
+                              ("mortgaged", "seized", "pre_noticed", "objected")})
+
+
+def _summary(who: Principal, rec: owner.UnitRecord) -> dict[str, Any]:
+    item = view(who, "unit", rec.unit) if rec.unit else {}
+    item.update(view(who, "unit", {"unit_code": rec.unit_code, "seat": rec.seat,
+                                   "certificate_no": rec.certificate_no}))
+    item["kind"] = "land" if rec.land else "unit"
+    if rec.land and rec.parcel:
+        item["parcel"] = view(who, "parcel", rec.parcel)
+    item["rights"] = [view(who, "right", r.right) for r in rec.rights]
+    item["status"] = _status(who, rec.status)
+    return item
+
+
+@router.get("/api/v1/owner/units", summary="我的不动产 / my units and rights")
+def my_units(request: Request, who: OwnerDep) -> dict[str, Any]:
+    keys = _keys(request)
+    with request.app.state.sync_pool.connection() as conn:
+        held = owner.current_holdings(conn, keys.cipher, keys.audit, who.subject or "",
+                                      who.units)
+        records = owner.unit_records(conn, keys.cipher, held)
+    items = [_summary(who, r) for r in records]
+    record_sync(request, who, "owner.units", None, len(items))
+    return {"items": items}
+
+
+@router.get("/api/v1/owner/units/{unit_code}", summary="单元详情 / one of my units")
+def my_unit(unit_code: str, request: Request, who: OwnerDep
+            ) -> dict[str, Any]:
+    _held(request, who, unit_code, "owner.unit.read")
+    keys = _keys(request)
+    with request.app.state.sync_pool.connection() as conn:
+        rec = owner.unit_record(conn, keys.cipher, unit_code)
+    if rec is None:
+        record_sync(request, who, "owner.unit.read", unit_code, 0, "not_found")
+        raise _not_found()
+    out = _summary(who, rec)
+    out["unit"] = view(who, "unit", rec.unit) if rec.unit else None
+    out["parcel"] = view(who, "parcel", rec.parcel) if rec.parcel else None
+    out["building"] = view(who, "building", rec.building) if rec.building else None
+    out["rights"] = [
+        {**view(who, "right", r.right), "detail": view(who, "right_detail", r.detail),
+         "parties": [view(who, "party", p) for p in r.parties]}
+        for r in rec.rights]
+    record_sync(request, who, "owner.unit.read", unit_code, 1)
+    return out
+
+
+# ------------------------------------------------------------------ documents
+def _document(request: Request, who: Principal, unit_code: str, kind: str, fmt: str
+              ) -> Response:
+    action = "owner.document"
+    _held(request, who, unit_code, action)
+    with request.app.state.sync_pool.connection() as conn:
+        if kind == "parcel-map":
+            pdf = parcel_map.parcel_map_pdf(conn, unit_code, Role.OWNER)
+        else:
+            if owner.is_land_unit(unit_code):
+                record_sync(request, who, action, f"{unit_code}/{kind}.{fmt}", 0, "not_found")
+                raise NotFound("NO_FLOOR_PLAN", "土地单元没有分层分户图 / a land-only unit has no "
+                               "floor plan")
+            pdf = floor_plan.floor_plan_pdf(conn, unit_code, Role.OWNER)
+    content, media = (pdf, "application/pdf") if fmt == "pdf" else (pdf_to_png(pdf),
+                                                                     "image/png")
+    record_sync(request, who, action, f"{unit_code}/{kind}.{fmt}", 1)
+    return Response(content, media_type=media, headers={
+        "Content-Disposition": f'inline; filename="{kind}-{unit_code}.{fmt}"',
+        "Cache-Control": "private, no-store"})
+
+
+_DOC_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {
+    "application/pdf": {}, "image/png": {}}, "description": "PDF or PNG"}}
+
+
+@router.get("/api/v1/owner/units/{unit_code}/parcel-map.{fmt}", summary="宗地图 / parcel map",
+            response_class=Response, responses=_DOC_RESPONSES)
+def parcel_map_document(unit_code: str, fmt: Literal["pdf", "png"], request: Request,
+                        who: OwnerDep) -> Response:
+    return _document(request, who, unit_code, "parcel-map", fmt)
+
+
+@router.get("/api/v1/owner/units/{unit_code}/floor-plan.{fmt}",
+            summary="分层分户图 / floor plan", response_class=Response,
+            responses=_DOC_RESPONSES)
+def floor_plan_document(unit_code: str, fmt: Literal["pdf", "png"], request: Request,
+                        who: OwnerDep) -> Response:
+    return _document(request, who, unit_code, "floor-plan", fmt)
+
+
+@router.get("/api/v1/owner/units/{unit_code}/certificate-qr.png",
+            summary="证书二维码 / certificate QR (一证一码)", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "QR code"}})
+def certificate_qr(unit_code: str, request: Request, who: OwnerDep
+                   ) -> Response:
+    _held(request, who, unit_code, "owner.certificate_qr")
+    keys = _keys(request)
+    with request.app.state.sync_pool.connection() as conn:
+        version = owner.certificate_version(conn, unit_code)
+    if version is None:
+        record_sync(request, who, "owner.certificate_qr", unit_code, 0, "not_found")
+        raise NotFound("NO_CERTIFICATE", "该单元没有现势证书 / no current certificate")
+    url = certificate.verification_url(str(request.base_url),
+                                       certificate.certificate_token(keys.cipher.lookup_key,
+                                                                     version))
+    record_sync(request, who, "owner.certificate_qr", unit_code, 1)
+    return Response(certificate.qr_png(url), media_type="image/png", headers={
+        "Cache-Control": "private, no-store", "X-Verification-URL": url})
+
+
+# ------------------------------------------------------------------ public verification
+_STATUS_TEXT = {
+    "valid": ("证书有效：该证书为现势登记。",
+              "Valid: this certificate is the current registration."),
+    "superseded": ("证书已失效：该不动产已办理新的登记（转移、变更或注销）。",
+                   "Superseded: a later registration replaced this certificate."),
+    "unknown": ("无法核验：未找到该证书，二维码可能被篡改或伪造。",
+                "Unknown: no such certificate; the code may be forged or damaged."),
+}
+
+
+def _certificate_view(request: Request, token: str) -> dict[str, Any]:
+    keys = _keys(request)
+    version = certificate.token_version(keys.cipher.lookup_key, token)
+    with request.app.state.sync_pool.connection() as conn:
+        check = owner.check_certificate(conn, version)
+    zh, en = _STATUS_TEXT[check.status]
+    out: dict[str, Any] = {"status": check.status, "message": f"{zh} / {en}", "unit": None,
+                           "parcel": None}
+    if check.unit:
+        out["unit"] = view(PUBLIC, "unit", check.unit)
+    if check.parcel:
+        out["parcel"] = view(PUBLIC, "parcel", check.parcel)
+    return out
+
+
+@router.get("/api/v1/certificates/{token}", tags=["certificates"],
+            summary="证书核验 / certificate authenticity (public)")
+def certificate_json(token: str, request: Request) -> JSONResponse:
+    return JSONResponse(_certificate_view(request, token),
+                        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
+
+
+_PAGE_FIELDS = {
+    "unit": (("unit_code", "不动产单元号", "Unit code"), ("seat", "坐落", "Location"),
+             ("use", "房屋用途", "Use"), ("building_area", "建筑面积（m²）", "Floor area (m²)"),
+             ("inner_area", "套内建筑面积（m²）", "Inner area (m²)"),
+             ("floor_no", "所在层", "Floor")),
+    "parcel": (("parcel_code", "宗地代码", "Parcel code"), ("seat", "坐落", "Location"),
+               ("land_use", "土地用途", "Land use"),
+               ("registered_area", "宗地面积（m²）", "Parcel area (m²)")),
+}
+
+
+@router.get("/verify/c/{token}", tags=["certificates"], response_class=HTMLResponse,
+            summary="证书核验页 / certificate verification page (public)")
+def certificate_page(token: str, request: Request) -> HTMLResponse:
+    from cadastre.documents import labels
+
+    data = _certificate_view(request, token)
+    zh, en = _STATUS_TEXT[data["status"]]
+    colour = {"valid": "#1b7a2f", "superseded": "#a86400", "unknown": "#b00020"}[data["status"]]
+    rows = []
+    for entity in ("unit", "parcel"):
+        rec = data.get(entity) or {}
+        if entity == "parcel" and data.get("unit"):
+            fields = _PAGE_FIELDS["parcel"][:1]
+        else:
+            fields = _PAGE_FIELDS[entity]
+        for key, zh_label, en_label in fields:
+            if rec.get(key) is None:
+                continue
+            value = rec[key]
+            if key == "use":
+                value = labels.label(labels.HOUSE_USE, value)
+            elif key == "land_use":
+                value = labels.label(labels.LAND_USE, value)
+            rows.append(f"<tr><th>{esc(zh_label)}<br><small>{esc(en_label)}</small></th>"
+                        f"<td>{esc(value)}</td></tr>")
+    table = f"<table>{''.join(rows)}</table>" if rows else ""
+    page = f"""<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots"
+content="noindex"><title>不动产权证书核验 / Certificate check</title><style>
+body {{ font-family: 'Noto Sans CJK SC', sans-serif; max-width: 36rem; margin: 2rem auto;
+       padding: 0 1rem; color: #111; }}
+.status {{ border-left: 6px solid {colour}; padding: .6rem 1rem; background: #f7f7f7; }}
+.status b {{ color: {colour}; font-size: 1.2rem; }}
+table {{ border-collapse: collapse; width: 100%; margin-top: 1rem; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .4rem; text-align: left; vertical-align: top; }}
+th {{ width: 40%; font-weight: 600; }} small {{ color: #666; font-weight: 400; }}
+p.note {{ color: #666; font-size: .85rem; }}
+</style></head><body><h1>不动产权证书核验</h1><p>Certificate verification</p>
+<div class="status"><b>{esc(zh)}</b><br>{esc(en)}</div>{table}
+<p class="note">本页仅显示不动产的自然状况，不显示权利人信息。/ This page shows the property's
+natural attributes only, never who holds it.</p></body></html>"""
+    return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
