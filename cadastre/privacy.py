@@ -95,6 +95,7 @@ NATURAL = _rule(_ALL)                                   # 自然状况: everyone
 ENCUMBRANCE = _rule((Role.OWNER, Role.INTERESTED, Role.REGISTRAR, Role.DEPARTMENT))
 STAFF_ONLY = _rule(_STAFF)
 SURVEY = _rule((Role.REGISTRAR, Role.SURVEYOR, Role.DEPARTMENT))
+_OWN_DETAIL = _rule((Role.OWNER, Role.REGISTRAR))       # details of a right: holder + registry
 
 POLICY: dict[str, dict[str, FieldRule]] = {
     "parcel": {
@@ -103,12 +104,14 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "neighbour_north": NATURAL, "neighbour_east": NATURAL, "neighbour_south": NATURAL,
         "neighbour_west": NATURAL, "map_sheet": NATURAL, "valid_from": NATURAL,
         "valid_to": NATURAL,
+        "land_use_label": NATURAL, "right_type_label": NATURAL,   # labels (cadastre.query.labels)
         "computed_area": SURVEY, "area_difference": SURVEY, "right_nature": SURVEY,
         "srid": SURVEY, "version_id": STAFF_ONLY, "change_id": STAFF_ONLY,
     },
     "boundary_point": {
         "id": NATURAL, "parcel_code": NATURAL, "point_no": NATURAL, "seq": NATURAL,
-        "marker_type": NATURAL, "point_type": NATURAL, "x_north": NATURAL, "y_east": NATURAL,
+        "ring_no": NATURAL, "marker_type": NATURAL, "point_type": NATURAL, "x_north": NATURAL,
+        "y_east": NATURAL,
         "valid_from": NATURAL, "valid_to": NATURAL,
     },
     "building": {
@@ -118,10 +121,13 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "planned_use": NATURAL, "completion_date": NATURAL, "completion_year": NATURAL,
         "floor_area": NATURAL, "footprint_area": NATURAL, "ground_elevation": NATURAL,
         "valid_from": NATURAL, "valid_to": NATURAL,
+        "seat": NATURAL,   # the 坐落 of its parcel
+        "structure_label": NATURAL, "planned_use_label": NATURAL,
     },
     "floor": {
         "building_code": NATURAL, "floor_no": NATURAL, "floor_label": NATURAL,
         "base_elevation": NATURAL, "storey_height": NATURAL, "floor_area": NATURAL,
+        "unit_count": NATURAL,
     },
     "unit": {
         "id": NATURAL, "unit_code": NATURAL, "building_code": NATURAL, "parcel_code": NATURAL,
@@ -130,9 +136,11 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "building_area": NATURAL, "inner_area": NATURAL, "shared_area": NATURAL,
         "shared_coefficient": NATURAL, "base_elevation": NATURAL, "height": NATURAL,
         "registration_status": NATURAL, "valid_from": NATURAL, "valid_to": NATURAL,
+        "use_label": NATURAL, "registration_status_label": NATURAL, "floor_label": NATURAL,
+        "floor_span": NATURAL,   # [lowest, highest] floor of a unit over several floors
         # encumbrance status (限制/提示事项): not for the anonymous public
         "mortgaged": ENCUMBRANCE, "seized": ENCUMBRANCE, "pre_noticed": ENCUMBRANCE,
-        "objected": ENCUMBRANCE,
+        "objected": ENCUMBRANCE, "encumbrance_labels": ENCUMBRANCE,
         "certificate_no": _rule((Role.OWNER, Role.REGISTRAR), (Role.DEPARTMENT,),
                                 mask_certificate),
         "owner_count": STAFF_ONLY,
@@ -148,6 +156,9 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "certificate_no": _rule((Role.OWNER, Role.REGISTRAR), (Role.DEPARTMENT,),
                                 mask_certificate),
         "registry_office": ENCUMBRANCE, "registrar_name": STAFF_ONLY,
+        "kind_label": ENCUMBRANCE, "status_label": ENCUMBRANCE,
+        "registration_type_label": ENCUMBRANCE, "right_type_label": ENCUMBRANCE,
+        "in_force": ENCUMBRANCE, "version_id": STAFF_ONLY,
         "secured_amount": _rule((Role.OWNER, Role.REGISTRAR)),
         "remark": STAFF_ONLY,
     },
@@ -161,6 +172,43 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "address": STAFF_ONLY,
         "role": _rule((Role.OWNER, Role.REGISTRAR)),
         "share": _rule((Role.OWNER, Role.REGISTRAR)),
+        "co_ownership": _rule((Role.OWNER, Role.REGISTRAR)),
+        "party_type_label": _rule((Role.OWNER, Role.REGISTRAR)),
+        "id_type_label": _rule((Role.OWNER, Role.REGISTRAR)),
+        "role_label": _rule((Role.OWNER, Role.REGISTRAR)),
+        "co_ownership_label": _rule((Role.OWNER, Role.REGISTRAR)),
+    },
+    # kind-specific details of a right (cad.*_detail tables): the right holder and the registry
+    "right_detail": {
+        # ownership / land use (房地产权, 建设用地使用权)
+        "land_use_start": _OWN_DETAIL, "land_use_end": _OWN_DETAIL,
+        "transaction_price": _OWN_DETAIL, "house_use": _OWN_DETAIL,
+        "house_nature": _OWN_DETAIL, "structure": _OWN_DETAIL, "floor_label": _OWN_DETAIL,
+        "floors_total": _OWN_DETAIL, "building_area": _OWN_DETAIL,
+        "exclusive_area": _OWN_DETAIL, "shared_area": _OWN_DETAIL, "land_area": _OWN_DETAIL,
+        "co_ownership": _OWN_DETAIL,
+        # mortgage (抵押权)
+        "mortgage_type": _OWN_DETAIL, "property_kind": _OWN_DETAIL,
+        "secured_amount": _OWN_DETAIL, "max_amount": _OWN_DETAIL, "debt_start": _OWN_DETAIL,
+        "debt_end": _OWN_DETAIL, "scope": _OWN_DETAIL,
+        # pre-notice (预告登记)
+        "notice_kind": _OWN_DETAIL, "price": _OWN_DETAIL,
+        # seizure (查封登记)
+        "authority": _OWN_DETAIL, "seizure_type": _OWN_DETAIL, "document": _OWN_DETAIL,
+        "document_no": _OWN_DETAIL, "seizure_start": _OWN_DETAIL, "seizure_end": _OWN_DETAIL,
+        # objection (异议登记)
+        "matter": _OWN_DETAIL,
+        # easement (地役权)
+        "servient_unit_code": _OWN_DETAIL, "dominant_unit_code": _OWN_DETAIL,
+        "content": _OWN_DETAIL, "easement_start": _OWN_DETAIL, "easement_end": _OWN_DETAIL,
+        # release of a seizure, cancellation of an objection, 注销登记
+        "release_document_no": _OWN_DETAIL, "released_at": _OWN_DETAIL,
+        "cancelled_reason": _OWN_DETAIL, "cancelled_at": _OWN_DETAIL,
+        "cancelled_right_id": _OWN_DETAIL, "reason": _OWN_DETAIL,
+        # labels (cadastre.query.labels)
+        "house_use_label": _OWN_DETAIL, "structure_label": _OWN_DETAIL,
+        "mortgage_type_label": _OWN_DETAIL, "property_kind_label": _OWN_DETAIL,
+        "notice_kind_label": _OWN_DETAIL, "seizure_type_label": _OWN_DETAIL,
     },
 }
 

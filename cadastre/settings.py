@@ -60,6 +60,22 @@ class ApiSettings(_Base):
     workers: int = 1
     log_level: str = "WARNING"
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    # Anti-enumeration (CADASTRE_RATE_LIMIT_*): token buckets per client address and per
+    # credential, in memory per worker process. Requests per minute by kind of path.
+    rate_limit_enabled: bool = True
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="general API")
+    rate_limit_tiles_per_minute: int = Field(default=3000, ge=1,
+                                             description="tiles, glyphs, styles, viewer files")
+    rate_limit_search_per_minute: int = Field(default=120, ge=1,
+                                              description="search and what-is-here")
+    rate_limit_auth_per_minute: int = Field(default=20, ge=1,
+                                            description="login and verification")
+    # client addresses of reverse proxies whose X-Forwarded-For is believed
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # login lockout (CADASTRE_LOGIN_*): failures per username, and per client address
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_client_failures: int = Field(default=20, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
 
 
 class TileSettings(_Base):
@@ -101,6 +117,11 @@ class SecuritySettings(_Base):
     # tampered log
     audit_key: SecretStr | None = None
     token_ttl_minutes: int = Field(default=480, ge=1)
+    # owner verification (name + ID number + certificate number, or certificate QR + ID number)
+    owner_token_ttl_minutes: int = Field(default=30, ge=1, le=240)
+    verify_max_failures: int = Field(default=5, ge=1, description="failures per identity or "
+                                     "client address within the window before a lockout")
+    verify_window_minutes: int = Field(default=15, ge=1)
 
 
 _SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key")
