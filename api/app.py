@@ -15,7 +15,9 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
 from api.fastpath import WarmTileMiddleware
+from api.ratelimit import RateLimitMiddleware
 from api.routers import auth as auth_router
+from api.routers import registry as registry_router
 from api.routers import (
     assets,
     audit,
@@ -29,8 +31,10 @@ from api.routers import (
     threed,
     tiles,
     viewer,
+    worklists,
 )
 from tiles.cache import TileCache
+from cadastre import logsafe
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
 
@@ -93,6 +97,7 @@ async def _scheduled_qa(app: FastAPI, url: str) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    logsafe.install()   # mask ID/phone/certificate numbers in every log record
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(WarmTileMiddleware)   # innermost: CORS and gzip still wrap it
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(RateLimitMiddleware, settings=settings.api)  # inside CORS: 429s get CORS
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET", "POST"],
         allow_headers=["*"],
@@ -158,7 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(qa.router)
     app.include_router(threed.router)
     app.include_router(public.router)
+    app.include_router(registry_router.router)
     app.include_router(owner.router)
     app.include_router(audit.router)
+    app.include_router(worklists.router)
     app.include_router(viewer.router)   # last: serves / and the viewer's files
     return app
