@@ -1,20 +1,22 @@
-"""Who is calling: anonymous public, or a bearer token signed by us (HS256, expiring)."""
+"""Who is calling: anonymous public, a bearer token signed by us (HS256, expiring), or a
+department system's API key (``X-API-Key``, see ``cadastre.apikeys``)."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jwt
 from fastapi import Request
 
-from cadastre import privacy
+from cadastre import apikeys, privacy
 from cadastre.errors import CadastreError
 from cadastre.pii import token_key
 from cadastre.privacy import Role
+from cadastre.purposes import parse_case_ref, parse_purpose
 from cadastre.settings import Settings
 
 ISSUER = "cadastre"
@@ -100,15 +102,57 @@ def view(who: Principal, entity: str, record: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def principal(request: Request) -> Principal:
-    """FastAPI dependency: the caller (public when no Authorization header)."""
+API_KEY_HEADER = "x-api-key"
+PURPOSE_HEADER = "x-purpose"
+CASE_REF_HEADER = "x-case-ref"
+# who must state a purpose and case reference with every query (不动产登记暂行条例 Art. 28)
+PURPOSE_ROLES = (Role.INTERESTED, Role.DEPARTMENT)
+
+
+def _api_key(request: Request, token: str) -> Principal:
+    """A department system's key → its scoped principal (subject = key id)."""
+    state = request.app.state
+    hkey = getattr(state, "api_key_hmac", None)
+    if hkey is None:
+        hkey = state.api_key_hmac = apikeys.hashing_key(state.settings)
+    with state.sync_pool.connection() as conn:
+        key = apikeys.authenticate(conn, hkey, token)
+    if key is None:  # unknown, wrong secret, revoked and expired look the same
+        raise Unauthorized("API_KEY_INVALID",
+                           "API 密钥无效、已吊销或已过期 / API key invalid, revoked or expired")
+    return Principal(Role.DEPARTMENT, counties=key.counties, subject=str(key.key_id),
+                     fields=key.fields)
+
+
+def _authenticate(request: Request) -> Principal:
+    key = request.headers.get(API_KEY_HEADER)
     header = request.headers.get("authorization")
+    if key is not None:
+        if header:
+            raise Unauthorized("CREDENTIALS_CONFLICT", "请只提供一种凭据 / send either a "
+                               "bearer token or an API key, not both")
+        return _api_key(request, key)
     if not header:
         return PUBLIC
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("TOKEN_INVALID", "需要 Bearer 令牌 / expected a Bearer token")
     return decode_token(request.app.state.settings, token.strip())
+
+
+def principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller (public without credentials). A bearer token or an
+    ``X-API-Key``; interested parties and departments must also send ``X-Purpose`` (a code of
+    ``cadastre.purposes``) and ``X-Case-Ref``, which the audit trail records."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    who = _authenticate(request)
+    if who.role in PURPOSE_ROLES:
+        who = replace(who, purpose=parse_purpose(request.headers.get(PURPOSE_HEADER)),
+                      case_ref=parse_case_ref(request.headers.get(CASE_REF_HEADER)))
+    request.state.principal = who
+    return who
 
 
 def require(*roles: Role):  # type: ignore[no-untyped-def]

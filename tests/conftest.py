@@ -83,7 +83,9 @@ def cluster() -> Iterator[EmbeddedCluster]:
     with _admin(c) as conn:  # drop templates/demos built by older sources
         stale = [r[0] for r in conn.execute(
             "SELECT datname FROM pg_database WHERE (datname LIKE 'tpl\\_%%' "
-            "OR datname LIKE 'demo\\_%%') AND datname NOT IN (%s, %s)", (TEMPLATE_DB, DEMO_DB))]
+            "OR datname LIKE 'demo\\_%%') AND datname NOT LIKE '%%\\_building' "
+            "AND datname NOT IN (%s, %s)", (TEMPLATE_DB, DEMO_DB))]
+        # (a '_building' database is another pytest process's build in progress: leave it)
         for name in stale:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     yield c

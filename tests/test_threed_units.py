@@ -54,6 +54,18 @@ def _property_table(glb: Path) -> tuple[dict, dict[str, list]]:
     return doc, out
 
 
+def _feature_extent(glb: Path, code: str) -> np.ndarray:
+    """Size (x, y, z in the ENU frame) of the volume of unit ``code`` in a building glb."""
+    doc, table = _property_table(glb)
+    binary = read_glb(glb)[1]
+    prim = doc["meshes"][0]["primitives"][0]
+    fid = accessor(doc, binary, prim["attributes"]["_FEATURE_ID_0"]).astype(int)
+    pos = accessor(doc, binary, prim["attributes"]["POSITION"]).astype(float)
+    pts = pos[fid == table["unit_code"].index(code)]
+    enu = np.column_stack([pts[:, 0], -pts[:, 2], pts[:, 1]])  # glTF y-up → ENU z-up
+    return np.ptp(enu, axis=0)
+
+
 def test_unit_volumes_metadata_and_no_pii(
     demo_url: str, test_settings: Settings, some_buildings: list[str], tmp_path: Path
 ) -> None:
@@ -149,9 +161,7 @@ def test_demo_scene_goes_through_osgb(demo_url: str, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def threed_client(
-    template_url: str, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-):
+def threed_client(make_db, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -162,7 +172,9 @@ def threed_client(
     if shutil.which("osgconv"):
         prod = synthetic_production(tmp_path_factory.mktemp("p") / "prod")
         build_dataset(data_dir, prod, "synthetic")
-    app = create_app(Settings(storage={"data_dir": data_dir}, database={"url": template_url}))
+    # its own database: an app connected to the template would block every CREATE DATABASE
+    url = make_db("threed")
+    app = create_app(Settings(storage={"data_dir": data_dir}, database={"url": url}))
     app.include_router(threed.router)
     with TestClient(app) as client:
         yield client
@@ -217,3 +229,113 @@ def test_unknown_dataset_and_listing(threed_client) -> None:
         w, s, e, n = ds["extent"]
         assert 120.62 < w < e < 120.64 and ds["kind"] == "osgb"
         assert ds["tileset"].endswith("/3dtiles/synthetic/tileset.json")
+
+
+def test_accepting_a_changed_floor_plan_rebuilds_the_unit_volumes(
+    make_db, test_settings: Settings, tmp_path: Path
+) -> None:
+    """Survey accept (API) → the published unit volumes of the changed building are rebuilt."""
+    import time
+
+    import shapely
+    from shapely import affinity
+
+    from cadastre.accounts import create_account
+    from cadastre.demo.load import load_demo
+    from cadastre.pii import load_cipher
+    from tests.conftest import client_for
+    from tiles.threed.units import INDEX
+
+    url = make_db("units3d")
+    with psycopg.connect(url) as conn:
+        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
+    with psycopg.connect(url, autocommit=True) as conn:
+        create_account(conn, "reg.3d", "registrar password", Role.REGISTRAR)
+        create_account(conn, "survey.3d", "surveyor password", Role.SURVEYOR)
+        code, floor_no, room_no, srid, wkb, building = conn.execute(
+            "SELECT unit_code, floor_no, room_no, srid, ST_AsBinary(ST_GeometryN(geom, 1)), "
+            "building_code FROM cad.unit WHERE valid_to IS NULL AND floor_no > 1 "
+            "ORDER BY building_code, unit_code LIMIT 1"
+        ).fetchone()
+        code, building = code.strip(), building.strip()
+        others = [
+            r[0].strip()
+            for r in conn.execute(
+                "SELECT DISTINCT building_code FROM cad.unit WHERE valid_to IS NULL "
+                "AND building_code <> %s ORDER BY 1 LIMIT 2",
+                (building,),
+            )
+        ]
+        data_dir = tmp_path / "app"
+        data_dir.mkdir()
+        shutil.copy(test_settings.data_dir / "secrets.json", data_dir / "secrets.json")
+        publish_unit_volumes(conn, data_dir, "demo-units", buildings=[building, *others])
+    folder = data_dir / "3dtiles" / "demo-units"
+    before = json.loads((folder / INDEX).read_text())["buildings"]
+    glb = folder / before[building]["uri"]
+    old_glb = tmp_path / "before.glb"
+    shutil.copy(glb, old_glb)
+    unchanged = {c: (folder / before[c]["uri"]).stat().st_mtime_ns for c in others}
+
+    # the floor plan: the same unit, its rooms re-measured 20 % smaller (a changed geometry)
+    poly = affinity.scale(shapely.from_wkb(bytes(wkb)), 0.8, 0.8, origin="centroid")
+    plan = tmp_path / "floor_plan.geojson"
+    plan.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{srid}"}},
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"unit_code": code, "floor_no": floor_no,
+                                       "room_no": room_no.strip()},
+                        "geometry": shapely.geometry.mapping(poly),
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        )
+    )
+    with client_for(url, Settings(storage={"data_dir": data_dir})) as client:
+        tokens = {}
+        for user, pw in (("reg.3d", "registrar password"), ("survey.3d", "surveyor password")):
+            r = client.post("/api/v1/auth/login", json={"username": user, "password": pw})
+            tokens[user] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        with plan.open("rb") as fh:
+            r = client.post("/api/v1/surveys", headers=tokens["survey.3d"],
+                            files={"file": (plan.name, fh, "application/geo+json")})
+        assert r.status_code == 202, r.text
+        sid = r.json()["submission_id"]
+        deadline = time.monotonic() + 120
+        while True:
+            st = client.get(f"/api/v1/surveys/{sid}", headers=tokens["survey.3d"]).json()
+            if st["status"] not in ("received", "validating"):
+                break
+            assert time.monotonic() < deadline, "validation did not finish"
+            time.sleep(0.2)
+        assert st["status"] == "validated", client.get(
+            f"/api/v1/surveys/{sid}/report", headers=tokens["survey.3d"]).json()
+        r = client.post(f"/api/v1/surveys/{sid}/accept", headers=tokens["reg.3d"],
+                        json={"reason": "分户图更新"})
+        assert r.status_code == 200, r.text
+        assert r.json()["diff"]["units"]["changed"] >= 1
+        deadline = time.monotonic() + 120
+        while True:  # the rebuild runs in the app's job pool after the response
+            index = json.loads((folder / INDEX).read_text())
+            if index["buildings"][building]["fingerprint"] != before[building]["fingerprint"]:
+                break
+            assert time.monotonic() < deadline, "the unit volumes were not rebuilt"
+            time.sleep(0.3)
+        served = client.get(f"/3dtiles/demo-units/{index['buildings'][building]['uri']}")
+        assert served.status_code == 200 and served.content == glb.read_bytes()
+    assert check_tileset(folder / "tileset.json").ok
+    assert all(r["numErrors"] == 0 for r in validate_glbs([glb]))
+    # the unit's volume shrank by the survey's 20 % (plus the fixed classification margin)
+    old_w, old_d, old_h = _feature_extent(old_glb, code)
+    new_w, new_d, new_h = _feature_extent(glb, code)
+    assert abs(old_h - new_h) < 0.01
+    assert new_w < old_w * 0.9 and new_d < old_d * 0.9, ((old_w, old_d), (new_w, new_d))
+    # only the changed building was rewritten among those published before
+    after = json.loads((folder / INDEX).read_text())["buildings"]
+    assert {c: (folder / after[c]["uri"]).stat().st_mtime_ns for c in others} == unchanged

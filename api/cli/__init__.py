@@ -40,6 +40,8 @@ app.add_typer(users_app, name="users")
 
 
 def _register_subcommands() -> None:
+    from api.cli.audit import audit_app
+    from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
     from api.cli.survey import survey_app
@@ -50,6 +52,8 @@ def _register_subcommands() -> None:
     app.add_typer(raster_app, name="raster")
     app.add_typer(survey_app, name="survey")
     app.add_typer(qa_app, name="qa")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(keys_app, name="keys")
     app.add_typer(threed_app, name="3d")
 
 
@@ -311,6 +315,9 @@ def settings_cmd(reveal: bool = typer.Option(False, help="show secrets")) -> Non
 
 
 def main() -> None:
+    from cadastre import logsafe
+
+    logsafe.install()   # mask ID/phone/certificate numbers in every log record
     logging.basicConfig(level=get_settings().api.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -65,6 +65,9 @@ def build(
     origin: str | None = typer.Option(None, "--origin", help="x,y,z added to the coordinates"),
     replace: bool = typer.Option(False, "--replace", help="replace an existing dataset"),
     strict: bool = typer.Option(False, "--strict", help="treat warnings as errors"),
+    workers: int | None = typer.Option(
+        None, "--workers", "-j", min=1, help="parallel tile workers (default: CPU count)"
+    ),
 ) -> None:
     """Convert SOURCE to 3D Tiles 1.1 and publish it under /3dtiles/NAME/."""
     logging.getLogger("tiles.threed").setLevel(logging.ERROR)
@@ -91,6 +94,7 @@ def build(
             replace=replace,
             strict=strict,
             progress=progress,
+            workers=workers,
         )
     _describe(info)
 

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Unauthorized, issue_token
+from api.ratelimit import client_address
+from cadastre import lockout
 from cadastre.accounts import authenticate
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -21,11 +23,21 @@ class Login(BaseModel):
 @router.post("/login", summary="登录 / log in (staff and systems)")
 def login(body: Login, request: Request) -> dict[str, Any]:
     state = request.app.state
+    api, key = state.settings.api, lockout.hashing_key(state.settings)
+    policy = lockout.Policy(api.login_max_failures, api.login_max_client_failures,
+                            api.login_lockout_minutes)
+    client = client_address(request.scope, frozenset(api.trusted_proxies))
     with state.sync_pool.connection() as conn:
-        account = authenticate(conn, body.username, body.password)
-    if account is None:
-        # one answer for unknown user, wrong password and disabled account
-        raise Unauthorized("LOGIN_FAILED", "用户名或密码错误 / wrong username or password")
+        locked = lockout.locked(conn, key, "login", body.username, client, policy)
+        account = authenticate(conn, body.username, body.password)  # always: same timing
+        if account is None and not locked:
+            lockout.record_failure(conn, key, "login", body.username, client)
+        elif account is not None and not locked:
+            lockout.clear(conn, key, "login", body.username)
+    if account is None or locked:
+        # one answer for unknown user, wrong password, disabled account and lockout
+        raise Unauthorized("LOGIN_FAILED", "用户名或密码错误（多次失败将暂时锁定）/ wrong username "
+                           "or password (repeated failures lock the login for a while)")
     token, ttl = issue_token(state.settings, account.role, str(account.account_id),
                              account.counties)
     return {"access_token": token, "token_type": "bearer", "expires_in": ttl,

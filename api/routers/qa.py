@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from api.auditing import record_sync
 from api.auth import Principal, require
 from cadastre.errors import NotFound
 from cadastre.jobs import JobTracker, create_job, get_job
@@ -35,6 +36,7 @@ def _uuid(v: str, code: str) -> uuid.UUID:
 @router.get("/rules", summary="质检规则 / rules")
 def rules(request: Request, who: Principal = Depends(REGISTRAR)) -> list[dict[str, Any]]:
     disabled = set(request.app.state.settings.qa.disabled_rules)
+    record_sync(request, who, "qa.rules", None, len(RULES))
     return [{"id": r.id, "version": r.version, "category": r.category,
              "category_name": CATEGORIES[r.category], "severity": r.severity,
              "title": {"zh": r.title_zh, "en": r.title_en}, "enabled": r.id not in disabled}
@@ -62,8 +64,9 @@ def start_run(request: Request, body: RunRequest, who: Principal = Depends(REGIS
     state = request.app.state
     scope = scope_from_options(body.bbox, body.parcels)
     actor = f"registrar:{who.account_id}"
-    with state.sync_pool.connection() as conn:
+    with state.sync_pool.connection() as conn, conn.transaction():
         job_id = create_job(conn, "qa_run", actor)
+        record_sync(request, who, "qa.run", str(job_id), 1, conn=conn)
     state.job_pool.submit(_run_job, state.database_url, job_id, {}, scope, state.settings.qa,
                           actor, body.rules)
     return {"job_id": str(job_id), "links": {
@@ -76,6 +79,7 @@ def job(request: Request, job_id: str, who: Principal = Depends(REGISTRAR)) -> d
     with request.app.state.sync_pool.connection() as conn:
         state = get_job(conn, jid).as_dict()
         row = conn.execute("SELECT run_id FROM cad.qa_run WHERE job_id = %s", (jid,)).fetchone()
+        record_sync(request, who, "qa.job", str(jid), 1, conn=conn)
     return {**state, "run_id": str(row[0]) if row else None}
 
 
@@ -83,7 +87,9 @@ def job(request: Request, job_id: str, who: Principal = Depends(REGISTRAR)) -> d
 def findings(request: Request, run_id: str, who: Principal = Depends(REGISTRAR)
              ) -> list[dict[str, Any]]:
     with request.app.state.sync_pool.connection() as conn:
-        return findings_rows(conn, _uuid(run_id, "QA_RUN_NOT_FOUND"))
+        rows = findings_rows(conn, _uuid(run_id, "QA_RUN_NOT_FOUND"))
+        record_sync(request, who, "qa.findings", run_id, len(rows), conn=conn)
+    return rows
 
 
 @router.get("/runs/{run_id}/findings.geojson", summary="质检结果图层 / findings (GeoJSON)")
@@ -91,6 +97,7 @@ def findings_layer(request: Request, run_id: str, who: Principal = Depends(REGIS
                    ) -> JSONResponse:
     with request.app.state.sync_pool.connection() as conn:
         rows = findings_rows(conn, _uuid(run_id, "QA_RUN_NOT_FOUND"))
+        record_sync(request, who, "qa.findings", run_id, len(rows), conn=conn)
     return JSONResponse(findings_geojson(rows), media_type="application/geo+json")
 
 
@@ -99,6 +106,7 @@ def findings_table(request: Request, run_id: str, who: Principal = Depends(REGIS
                    ) -> PlainTextResponse:
     with request.app.state.sync_pool.connection() as conn:
         rows = findings_rows(conn, _uuid(run_id, "QA_RUN_NOT_FOUND"))
+        record_sync(request, who, "qa.findings.csv", run_id, len(rows), conn=conn)
     return PlainTextResponse("\ufeff" + findings_csv(rows), media_type="text/csv; charset=utf-8")
 
 
@@ -117,7 +125,9 @@ def findings_tile(request: Request, run_id: str, z: int, x: int, y: int,
                  WHERE f.run_id = %(run)s AND f.geom_3857 && b.env) t
                WHERE t.geom IS NOT NULL""",
             {"z": z, "x": x, "y": y, "run": _uuid(run_id, "QA_RUN_NOT_FOUND")}).fetchone()
-    data = bytes(row[0]) if row and row[0] else b""
+        data = bytes(row[0]) if row and row[0] else b""
+        record_sync(request, who, "qa.findings.tile", f"{run_id}/{z}/{x}/{y}", int(bool(data)),
+                    conn=conn)
     if not data:
         return Response(status_code=204)
     return Response(data, media_type="application/vnd.mapbox-vector-tile",
@@ -132,9 +142,10 @@ class StatusChange(BaseModel):
 @router.post("/findings/{finding_id}", summary="标记问题 / resolve or accept a finding")
 def mark(request: Request, finding_id: str, body: StatusChange,
          who: Principal = Depends(REGISTRAR)) -> dict[str, str]:
-    with request.app.state.sync_pool.connection() as conn:
+    with request.app.state.sync_pool.connection() as conn, conn.transaction():
         set_status(conn, _uuid(finding_id, "QA_FINDING_NOT_FOUND"), body.status, body.reason,
                    f"registrar:{who.account_id}")
+        record_sync(request, who, f"qa.finding.{body.status}", finding_id, 1, conn=conn)
     return {"id": finding_id, "status": body.status}
 
 
@@ -147,7 +158,8 @@ class SampleRequest(BaseModel):
 @router.post("/samples", summary="抽取 5% 样本复核 / draw a review sample")
 def sample(request: Request, body: SampleRequest, who: Principal = Depends(REGISTRAR)
            ) -> dict[str, Any]:
-    with request.app.state.sync_pool.connection() as conn:
+    with request.app.state.sync_pool.connection() as conn, conn.transaction():
         run_id, picked = draw_sample(conn, body.fraction, body.since,
                                      f"registrar:{who.account_id}", body.seed)
+        record_sync(request, who, "qa.sample", str(run_id), len(picked), conn=conn)
     return {"sample_id": str(run_id), "count": len(picked), "business_numbers": picked}

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from api.auditing import record_sync
 from api.auth import Principal, require
+from cadastre.errors import CadastreError
 from cadastre.jobs import create_job, get_job
 from cadastre.privacy import Role
 from cadastre.survey import apply as decision
@@ -56,6 +58,7 @@ def submit(request: Request, file: UploadFile = File(...),
         job_id = create_job(conn, "survey_validation", _actor(who))
         sid = create_submission(conn, upload, file.filename or "upload", _actor(who), job_id,
                                 srid)
+        record_sync(request, who, "survey.submit", str(sid), 1, conn=conn)
     state.job_pool.submit(validate_submission, state.database_url, sid,
                           state.settings.qa, job_id)
     return {"submission_id": str(sid), "job_id": str(job_id), "status": "received",
@@ -69,6 +72,7 @@ def status(request: Request, submission_id: str,
     with request.app.state.sync_pool.connection() as conn:
         sub = get_submission(conn, sid)
         job = get_job(conn, uuid.UUID(sub["job_id"])).as_dict() if sub["job_id"] else None
+        record_sync(request, who, "survey.status", str(sid), 1, conn=conn)
     sub.pop("sha256", None)
     return {**sub, "job": job, "links": _links(request, sid)}
 
@@ -89,13 +93,17 @@ def _report(request: Request, sid: uuid.UUID) -> dict[str, Any]:
 @router.get("/{submission_id}/report", summary="校验报告 / validation report")
 def report(request: Request, submission_id: str,
            who: Principal = Depends(require(*SUBMITTERS))) -> dict[str, Any]:
-    return _report(request, _id(submission_id))
+    out = _report(request, _id(submission_id))
+    record_sync(request, who, "survey.report", submission_id, 1)
+    return out
 
 
 @router.get("/{submission_id}/report.geojson", summary="校验报告图层 / report as GeoJSON")
 def report_layer(request: Request, submission_id: str,
                  who: Principal = Depends(require(*SUBMITTERS))) -> JSONResponse:
-    return JSONResponse(report_geojson(_report(request, _id(submission_id))), media_type=GEOJSON)
+    layer = report_geojson(_report(request, _id(submission_id)))
+    record_sync(request, who, "survey.report", submission_id, len(layer.get("features", ())))
+    return JSONResponse(layer, media_type=GEOJSON)
 
 
 @router.get("/{submission_id}/diff", summary="与现势登记的差异 / effect on the registry")
@@ -104,7 +112,9 @@ def diff(request: Request, submission_id: str,
     sid = _id(submission_id)
     with request.app.state.sync_pool.connection() as conn:
         get_submission(conn, sid)
-        return compute_diff(conn, sid).summary()
+        summary = compute_diff(conn, sid).summary()
+        record_sync(request, who, "survey.diff", str(sid), 1, conn=conn)
+        return summary
 
 
 @router.get("/{submission_id}/diff.geojson", summary="差异图层 / diff as GeoJSON")
@@ -113,7 +123,10 @@ def diff_layer(request: Request, submission_id: str,
     sid = _id(submission_id)
     with request.app.state.sync_pool.connection() as conn:
         get_submission(conn, sid)
-        return JSONResponse(diff_geojson(conn, sid, compute_diff(conn, sid)), media_type=GEOJSON)
+        layer = diff_geojson(conn, sid, compute_diff(conn, sid))
+        record_sync(request, who, "survey.diff", str(sid), len(layer.get("features", ())),
+                    conn=conn)
+        return JSONResponse(layer, media_type=GEOJSON)
 
 
 class Decision(BaseModel):
@@ -127,7 +140,14 @@ def accept(request: Request, submission_id: str, body: Decision | None = None,
     with request.app.state.sync_pool.connection() as conn:
         conn.autocommit = False
         try:
-            result = decision.accept(conn, sid, _actor(who), body.reason if body else None)
+            with conn.transaction():   # the change and its audit row commit together
+                result = decision.accept(conn, sid, _actor(who), body.reason if body else None)
+                record_sync(request, who, "survey.accept", str(sid), 1, conn=conn)
+        except CadastreError as exc:
+            conn.rollback()
+            record_sync(request, who, "survey.accept", str(sid), 0, exc.code, conn=conn)
+            conn.commit()
+            raise
         finally:
             conn.autocommit = True
     state = request.app.state
@@ -160,7 +180,14 @@ def reject(request: Request, submission_id: str, body: Decision,
     with request.app.state.sync_pool.connection() as conn:
         conn.autocommit = False
         try:
-            decision.reject(conn, sid, _actor(who), body.reason or "")
+            with conn.transaction():   # the change and its audit row commit together
+                decision.reject(conn, sid, _actor(who), body.reason or "")
+                record_sync(request, who, "survey.reject", str(sid), 1, conn=conn)
+        except CadastreError as exc:
+            conn.rollback()
+            record_sync(request, who, "survey.reject", str(sid), 0, exc.code, conn=conn)
+            conn.commit()
+            raise
         finally:
             conn.autocommit = True
     return {"submission_id": str(sid), "status": "rejected"}

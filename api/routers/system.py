@@ -1,4 +1,4 @@
-"""Health and landing page."""
+"""Health. (The landing page ``/`` is the web viewer: ``api/routers/viewer.py``.)"""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
 from psycopg import AsyncConnection
 
 from cadastre.store.admin import COUNTED_TABLES
@@ -46,20 +45,3 @@ async def health(request: Request) -> dict[str, Any]:
     info = state.server_info
     return {"status": "ok", "postgresql": info.server_version, "postgis": info.postgis_version,
             **cached[1]}
-
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def index() -> str:
-    return _INDEX
-
-
-_INDEX = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>不动产登记查询服务</title></head>
-<body>
-<h1>不动产登记查询与三维可视化服务 <small>Cadastre server</small></h1>
-<ul>
-<li><a href="/health">/health</a> 服务状态 / health</li>
-<li><a href="/docs">/docs</a> 接口文档 / API documentation</li>
-</ul>
-</body></html>
-"""

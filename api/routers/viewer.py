@@ -1,7 +1,118 @@
-"""The web viewer (viewer/dist), served at /."""
+"""The web viewer (``viewer/dist``, built by ``scripts/build_viewer.sh``), served at ``/``.
+
+``index.html`` is revalidated on every load (``no-cache`` + ETag); everything under ``app/<hash>/``
+and ``vendor/<package>-<version>/`` has a content- or version-named path and is cached for a year
+(``immutable``). A ``.gz`` twin written by the build is sent when the browser accepts gzip. Without
+a build, ``/`` answers with a page that says how to make one.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hashlib
+import mimetypes
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
+
+from cadastre.errors import NotFound
+from cadastre.settings import PROJECT_ROOT
 
 router = APIRouter(include_in_schema=False)
+
+DIST = PROJECT_ROOT / "viewer" / "dist"
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+_TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8", ".json": "application/json",
+          ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".wasm": "application/wasm",
+          ".glsl": "text/plain; charset=utf-8", ".ktx2": "image/ktx2", ".webp": "image/webp"}
+
+
+class ViewerFileNotFound(NotFound):
+    code = "VIEWER_FILE_NOT_FOUND"
+
+
+def _media_type(path: Path) -> str:
+    return _TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] \
+        or "application/octet-stream"
+
+
+def _etag(path: Path) -> str:
+    st = path.stat()
+    raw = f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode()
+    return '"' + hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:20] + '"'
+
+
+def _resolve(folder: str, path: str) -> Path:
+    """A file under ``dist/<folder>``; anything else (traversal, hidden, .gz asked for) is 404."""
+    root = (DIST / folder).resolve()
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." or p.startswith(".") or "\\" in p for p in parts) \
+            or parts[-1].endswith(".gz"):
+        raise ViewerFileNotFound(message=f"无此文件 / no such file: {folder}/{path}")
+    target = root.joinpath(*parts).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise ViewerFileNotFound(message=f"无此文件 / no such file: {folder}/{path}")
+    return target
+
+
+def _send(request: Request, target: Path, cache_control: str) -> Response:
+    etag = _etag(target)
+    headers = {"Cache-Control": cache_control, "ETag": etag, "Vary": "Accept-Encoding",
+               "X-Content-Type-Options": "nosniff"}
+    inm = request.headers.get("if-none-match")
+    if inm and etag in {t.strip().removeprefix("W/") for t in inm.split(",")}:
+        return Response(status_code=304, headers=headers)
+    media_type = _media_type(target)
+    twin = target.with_name(target.name + ".gz")
+    if "gzip" in request.headers.get("accept-encoding", "") and twin.is_file():
+        headers["Content-Encoding"] = "gzip"
+        return FileResponse(twin, media_type=media_type, headers=headers)
+    return FileResponse(target, media_type=media_type, headers=headers)
+
+
+@router.get("/")
+@router.get("/index.html")
+def index(request: Request) -> Response:
+    page = DIST / "index.html"
+    if not page.is_file():
+        return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": REVALIDATE})
+    return _send(request, page, REVALIDATE)
+
+
+@router.get("/build.json")
+def build_info(request: Request) -> Response:
+    return _send(request, _resolve(".", "build.json"), REVALIDATE)
+
+
+@router.get("/app/{path:path}")
+def app_file(request: Request, path: str) -> Response:
+    return _send(request, _resolve("app", path), IMMUTABLE)
+
+
+@router.get("/vendor/{path:path}")
+def vendor_file(request: Request, path: str) -> Response:
+    return _send(request, _resolve("vendor", path), IMMUTABLE)
+
+
+_NOT_BUILT = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>地图客户端尚未构建 / viewer not built</title>
+<style>body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;max-width:42rem;margin:3rem auto;
+padding:0 1rem;line-height:1.6;color:#222}code,pre{background:#f3f3f3;padding:.15rem .35rem;
+border-radius:4px}pre{padding:.8rem}</style></head>
+<body>
+<h1>地图客户端尚未构建</h1>
+<p>服务已运行，但网页客户端 <code>viewer/dist</code> 还没有生成。请在项目目录运行：</p>
+<pre>scripts/build_viewer.sh</pre>
+<p>然后刷新本页。接口仍然可用：<a href="/docs">/docs</a> 接口文档，
+<a href="/health">/health</a> 服务状态。</p>
+<hr>
+<h2 lang="en">The web viewer has not been built</h2>
+<p lang="en">The server is running, but <code>viewer/dist</code> does not exist yet. In the project
+folder run <code>scripts/build_viewer.sh</code>, then reload this page. The API works meanwhile:
+<a href="/docs">/docs</a> (API documentation), <a href="/health">/health</a>.</p>
+</body></html>
+"""

@@ -6,6 +6,7 @@ problems of single features become :class:`ReaderIssue` entries.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -14,7 +15,12 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from cadastre.codes import validate_parcel_code, validate_unit_code
+from cadastre.codes import (
+    COLLECTIVE_ONLY_RIGHT_CHARS,
+    county_code_problem,
+    validate_parcel_code,
+    validate_unit_code,
+)
 from cadastre.ingest.crsinfo import zone_of_srid
 from cadastre.ingest.model import IssueLog, SurveyDataset, SurveyFeature, SurveyFormatError
 
@@ -22,6 +28,7 @@ __all__ = [
     "NORTHING_LIMITS",
     "ensure_finite",
     "check_ranges",
+    "check_all_ranges",
     "coerce_geometry",
     "finalize",
     "derive_floors",
@@ -92,6 +99,32 @@ def check_ranges(xy: np.ndarray, srid: int | None, where: str) -> None:
         )
 
 
+def _bad_coordinates(xy: np.ndarray, srid: int | None) -> np.ndarray:
+    """Per coordinate: would ``check_ranges`` object to it? (The same tests, vectorised.)"""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(xy).all(axis=1)
+        bad |= np.abs(xy).max(axis=1) > MAX_ABS_COORDINATE
+        zone = zone_of_srid(srid)
+        if zone is not None:
+            lo, hi = NORTHING_LIMITS
+            bad |= (xy[:, 1] < lo) | (xy[:, 1] > hi)
+            bad |= np.abs(xy[:, 0] - zone.false_easting) > MAX_EASTING_OFFSET
+    return bad
+
+
+def check_all_ranges(features: Sequence[SurveyFeature], srid: int | None) -> None:
+    """``check_ranges`` of every feature in order, with all coordinates tested at once: the
+    first feature holding a bad coordinate raises exactly as its own check would."""
+    if not features:
+        return
+    geoms = np.array([f.geometry for f in features], dtype=object)
+    xy, owner = shapely.get_coordinates(geoms, return_index=True)
+    bad = _bad_coordinates(xy, srid)
+    if bad.any():
+        first = int(owner[bad].min())
+        check_ranges(xy[owner == first], srid, _where(features[first]))
+
+
 def coerce_geometry(kind: str, geom: BaseGeometry | None) -> BaseGeometry | None:
     """The geometry as the kind needs it (2D Polygon/MultiPolygon or Point), or None."""
     if geom is None or geom.is_empty:
@@ -116,10 +149,30 @@ def _where(feature: SurveyFeature) -> str:
     return feature.ref
 
 
+# A parcel code every rule of ``validate_parcel_code`` accepts, apart from the county part
+# (checked once per county) and the collective-only right types A and C (need J).
+_PARCEL_CODE_SHAPE = re.compile(r"[0-9]{12}[GJZ][ABSXCDEFGHWY][0-9]{5}")
+
+
+def _parcel_code_ok(code: str, counties: dict[str, bool]) -> bool:
+    """True only for codes ``validate_parcel_code`` finds nothing wrong with (a fast path for
+    the usual, valid codes; anything else goes through the full validation)."""
+    if not _PARCEL_CODE_SHAPE.fullmatch(code) or code[14:19] == "00000":
+        return False
+    if code[13] in COLLECTIVE_ONLY_RIGHT_CHARS and code[12] != "J":
+        return False
+    county = code[:6]
+    if county not in counties:
+        counties[county] = county_code_problem(county) is None
+    return counties[county]
+
+
 def _check_codes(features: Sequence[SurveyFeature], log: IssueLog) -> None:
+    counties: dict[str, bool] = {}
     for i, f in enumerate(features):
         code = f.properties.get("parcel_code")
-        if isinstance(code, str) and code and validate_parcel_code(code):
+        if (isinstance(code, str) and code and not _parcel_code_ok(code, counties)
+                and validate_parcel_code(code)):
             err = validate_parcel_code(code)[0]
             log.error(
                 "PARCEL_CODE_INVALID",
@@ -164,9 +217,10 @@ def _check_duplicates(features: Sequence[SurveyFeature], log: IssueLog) -> None:
 
 
 def _check_validity(features: Sequence[SurveyFeature], log: IssueLog) -> None:
-    for i, f in enumerate(features):
-        if f.kind == "boundary_point" or f.geometry.is_valid:
-            continue
+    areas = [i for i, f in enumerate(features) if f.kind != "boundary_point"]
+    valid = shapely.is_valid(np.array([features[i].geometry for i in areas], dtype=object))
+    for i in (i for i, ok in zip(areas, valid.tolist(), strict=True) if not ok):
+        f = features[i]
         reason = shapely.is_valid_reason(f.geometry)
         c = f.geometry.representative_point() if not f.geometry.is_empty else None
         log.error(
@@ -222,9 +276,7 @@ def derive_floors(features: list[SurveyFeature], source: str) -> int:
 def finalize(dataset: SurveyDataset) -> SurveyDataset:
     """Run the common checks, append their issues to the dataset, and return it."""
     log = IssueLog()
-    for f in dataset.features:
-        coords = shapely.get_coordinates(f.geometry)
-        check_ranges(coords, dataset.srid, _where(f))
+    check_all_ranges(dataset.features, dataset.srid)
     _check_codes(dataset.features, log)
     _check_duplicates(dataset.features, log)
     _check_validity(dataset.features, log)

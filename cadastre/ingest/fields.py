@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "kind_from_value",
     "kind_from_keys",
     "normalise_properties",
+    "normalise_columns",
     "parse_floor_label",
     "json_safe",
 ]
@@ -301,21 +302,18 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
-def normalise_properties(raw: Mapping[str, Any], kind: str | None) -> dict[str, Any]:
-    """Map source attributes to normalised keys; the source values stay under ``"raw"``."""
-    safe = {str(k): json_safe(v) for k, v in raw.items()}
-    overrides = _BY_KIND.get(kind or "", {})
-    props: dict[str, Any] = {}
-    for name, value in safe.items():
-        upper = name.strip().upper()
-        key = overrides.get(upper) or _COMMON.get(upper) or _COMMON.get(name.strip())
-        if key is None or key in props and props[key] is not None:
-            continue
-        props[key] = _coerce(key, value)
-    unit = props.pop("area_unit", None)
-    factor = _AREA_UNIT_FACTORS.get(str(unit).strip()) if unit is not None else None
-    if factor and props.get("declared_area") is not None:
-        props["declared_area"] = props["declared_area"] * factor
+def _key_of(name: str, overrides: Mapping[str, str]) -> str | None:
+    upper = name.strip().upper()
+    return overrides.get(upper) or _COMMON.get(upper) or _COMMON.get(name.strip())
+
+
+def _finish(props: dict[str, Any], kind: str | None, safe: dict[str, Any]) -> dict[str, Any]:
+    """Area unit, codes derived from the unit code, and the source values under ``"raw"``."""
+    if "area_unit" in props:
+        unit = props.pop("area_unit")
+        factor = _AREA_UNIT_FACTORS.get(str(unit).strip()) if unit is not None else None
+        if factor and props.get("declared_area") is not None:
+            props["declared_area"] = props["declared_area"] * factor
     if kind == "parcel" and not props.get("parcel_code"):
         unit_code = props.get("unit_code")
         if isinstance(unit_code, str) and len(unit_code) == 28:
@@ -326,3 +324,67 @@ def normalise_properties(raw: Mapping[str, Any], kind: str | None) -> dict[str, 
             props["building_code"] = unit_code[:24]
     props["raw"] = safe
     return props
+
+
+def normalise_properties(raw: Mapping[str, Any], kind: str | None) -> dict[str, Any]:
+    """Map source attributes to normalised keys; the source values stay under ``"raw"``."""
+    safe = {str(k): json_safe(v) for k, v in raw.items()}
+    overrides = _BY_KIND.get(kind or "", {})
+    props: dict[str, Any] = {}
+    for name, value in safe.items():
+        key = _key_of(name, overrides)
+        if key is None or key in props and props[key] is not None:
+            continue
+        props[key] = _coerce(key, value)
+    return _finish(props, kind, safe)
+
+
+def _safe_column(values: Sequence[Any]) -> list[Any]:
+    """``json_safe`` of every value, with the common plain types passed straight through."""
+    out = []
+    append = out.append
+    for v in values:
+        t = type(v)
+        if t is str or t is int or t is bool or v is None:
+            append(v)
+        elif t is float:
+            append(v if math.isfinite(v) else None)
+        else:
+            append(json_safe(v))
+    return out
+
+
+def _coerce_column(key: str, values: list[Any]) -> list[Any]:
+    if key in _FLOAT_KEYS and all(type(v) is float or v is None for v in values):
+        return values        # json-safe floats are finite: _to_float would return them as is
+    return [_coerce(key, v) for v in values]
+
+
+def normalise_columns(columns: Mapping[str, Sequence[Any]], rows: int,
+                      kind: str | None) -> list[dict[str, Any]]:
+    """``normalise_properties`` of every row of a table given by columns (name -> ``rows``
+    values): the same dicts, with the per-name work (key mapping, coercion rules) done once per
+    column instead of once per value and row."""
+    safe_cols: dict[str, list[Any]] = {}
+    for name, values in columns.items():
+        safe_cols[str(name)] = _safe_column(values)
+    names = list(safe_cols)
+    overrides = _BY_KIND.get(kind or "", {})
+    mapped = [(key, name) for name in names if (key := _key_of(name, overrides)) is not None]
+    keys = [key for key, _ in mapped]
+    coerced = [_coerce_column(key, safe_cols[name]) for key, name in mapped]
+    raws = ([dict(zip(names, vals, strict=True)) for vals in zip(*safe_cols.values(), strict=True)]
+            if names else [{} for _ in range(rows)])
+    if len(set(keys)) == len(keys):       # one source column per key: take it as it is
+        props = ([dict(zip(keys, vals, strict=True)) for vals in zip(*coerced, strict=True)]
+                 if keys else [{} for _ in range(rows)])
+    else:                                  # the first column with a value wins, as per row
+        props = []
+        for i in range(rows):
+            row: dict[str, Any] = {}
+            for key, col in zip(keys, coerced, strict=True):
+                if key in row and row[key] is not None:
+                    continue
+                row[key] = col[i]
+            props.append(row)
+    return [_finish(p, kind, raw) for p, raw in zip(props, raws, strict=True)]

@@ -36,9 +36,16 @@ from cadastre.ingest.fields import (
     kind_from_keys,
     kind_from_layer_name,
     kind_from_value,
+    normalise_columns,
     normalise_properties,
 )
-from cadastre.ingest.model import AREA_KINDS, IssueLog, SurveyDataset, SurveyFeature, SurveyFormatError
+from cadastre.ingest.model import (
+    AREA_KINDS,
+    IssueLog,
+    SurveyDataset,
+    SurveyFeature,
+    SurveyFormatError,
+)
 
 __all__ = ["OgrLayer", "read_ogr_layers", "list_ogr_layers"]
 
@@ -148,6 +155,25 @@ def _read_layer(layer: OgrLayer, fmt: str) -> Any:
         raise corrupt(fmt, exc) from exc
 
 
+_POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+
+
+def _shaped_fast(kind: str, geoms: np.ndarray) -> np.ndarray:
+    """``coerce_geometry`` for the common case, the whole array at once: non-empty 2D
+    polygons for area kinds, points for boundary points. Other rows come back as None and take
+    the per-feature path."""
+    types = shapely.get_type_id(geoms)
+    ok = (np.isin(types, _POLYGONAL) if kind in AREA_KINDS
+          else types == shapely.GeometryType.POINT)
+    ok &= ~shapely.is_empty(geoms)
+    out = np.full(len(geoms), None, dtype=object)
+    picked = geoms[ok]
+    if picked.size and shapely.has_z(picked).any():
+        picked = shapely.force_2d(picked)
+    out[ok] = picked
+    return out
+
+
 def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> list[SurveyFeature]:
     geom_type = next((g.geom_type for g in df.geometry.values if g is not None), None)
     columns = [c for c in df.columns if c != df.geometry.name]
@@ -160,19 +186,37 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> lis
             "boundary point) cannot be told from its name or attributes",
         )
         return []
+    # attributes and geometries column by column; the per-feature loop only assembles them
+    values = {c: df[c].tolist() for c in columns}
+    geoms = np.asarray(df.geometry.values, dtype=object)
+    kinds = (
+        [layer_kind] * len(df) if layer_kind else [kind_from_value(v) for v in values[kind_col]]
+    )
+    props_of: dict[int, dict[str, Any]] = {}
+    shaped_of: dict[int, Any] = {}
+    for kind in {k for k in kinds if k is not None}:
+        rows = [i for i, k in enumerate(kinds) if k == kind] if not layer_kind else None
+        sub = {c: v if rows is None else [v[i] for i in rows] for c, v in values.items()}
+        idx = range(len(df)) if rows is None else rows
+        props = normalise_columns(sub, len(idx), kind)
+        fast = _shaped_fast(kind, geoms if rows is None else geoms[rows])
+        for i, p, g in zip(idx, props, fast, strict=True):
+            props_of[i] = p
+            shaped_of[i] = g
     out: list[SurveyFeature] = []
-    records = df[columns].to_dict("records")
-    for fid, raw, geom in zip(df.index, records, df.geometry.values, strict=True):
+    for i, (fid, kind, geom) in enumerate(zip(df.index, kinds, geoms, strict=True)):
         ref = f"layer {layer.label} feature #{fid}"
-        kind = layer_kind or kind_from_value(raw.get(kind_col))
         if kind is None:
+            raw = values[kind_col][i]
             log.error(
                 "KIND_UNKNOWN",
-                f"{ref}的kind属性“{raw.get(kind_col)}”无法识别，已跳过",
-                f"{ref}: unknown kind '{raw.get(kind_col)}'; skipped",
+                f"{ref}的kind属性“{raw}”无法识别，已跳过",
+                f"{ref}: unknown kind '{raw}'; skipped",
             )
             continue
-        shaped = coerce_geometry(kind, geom)
+        shaped = shaped_of[i]
+        if shaped is None:
+            shaped = coerce_geometry(kind, geom)
         if shaped is None and kind in AREA_KINDS and (poly := _area_from_line(geom)) is not None:
             shaped = poly
             log.warning(
@@ -191,8 +235,7 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> lis
                 f"a {'Point' if kind == 'boundary_point' else 'Polygon'}; skipped",
             )
             continue
-        props = normalise_properties(raw, kind)
-        out.append(SurveyFeature(kind, shaped, props, ref))
+        out.append(SurveyFeature(kind, shaped, props_of[i], ref))
     return out
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +18,7 @@ from shapely import wkb
 
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.qa.rules import RULES, RULES_BY_ID, Rule
-from cadastre.qa.scope import Scope
+from cadastre.qa.scope import Scope, ScopeTables
 from cadastre.settings import QaSettings
 
 Progress = Callable[[int, int, str], None]
@@ -52,12 +56,31 @@ def rules_for(scope: Scope, qa: QaSettings, only: Iterable[str] | None = None) -
     return out
 
 
-def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings
-             ) -> list[Finding]:
-    glue = "" if rule.sql.lstrip().startswith(",") else "\n"
-    sql = scope.ctes() + glue + rule.sql
-    params = {**scope.sql_params(), **qa.tolerances()}
-    rows = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+# Work memory of a QA session: the rules hash and sort whole scopes (a district's boundary
+# points, its vertices) and should not spill to disk.
+WORK_MEM = "256MB"
+# Local buffers for the scope's temp tables (settable only before a session's first temp table).
+TEMP_BUFFERS = "256MB"
+# Scopes with at least this many parcels run their rules on two connections at once.
+PARALLEL_MIN_PARCELS = 20_000
+_UNITS_OR_BUILDINGS = ("subject_buildings", "subject_units")
+
+
+def rule_sql(rule: Rule, scope: Scope) -> str:
+    """The rule's statement, with the WITH-clause of buildings/units in front if it uses them."""
+    if not any(name in rule.sql for name in _UNITS_OR_BUILDINGS):
+        return rule.sql
+    body = rule.sql.lstrip()
+    if body[:4].upper() == "WITH":
+        return scope.ctes() + ",\n" + body[4:]
+    return scope.ctes() + "\n" + body
+
+
+def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings,
+             params: dict[str, Any] | None = None) -> list[Finding]:
+    """One rule's findings; the scope's temp tables must exist on ``conn`` (see ``check``)."""
+    bound = {**(params if params is not None else scope.sql_params()), **qa.tolerances()}
+    rows = conn.execute(rule_sql(rule, scope), bound).fetchall()  # type: ignore[arg-type]
     out = []
     for subject, measure, message, geom in rows:
         g = None
@@ -68,18 +91,137 @@ def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings
     return out
 
 
+@contextmanager
+def _session(conn: psycopg.Connection) -> Iterator[None]:
+    """Planner settings of a QA run on ``conn`` (restored afterwards): enough work memory,
+    no JIT (it compiles every rule's plan for seconds and wins nothing on geometry functions),
+    large local buffers for the temp tables if this session has not used temp tables yet."""
+    saved = conn.execute("SELECT current_setting('work_mem'), current_setting('jit')"
+                         ).fetchone()
+    try:
+        with conn.transaction():
+            conn.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")
+    except psycopg.errors.InvalidParameterValue:
+        pass    # temp tables were used before in this session: keep its buffers
+    conn.execute(f"SET work_mem = '{WORK_MEM}'")
+    conn.execute("SET jit = off")
+    try:
+        yield
+    finally:
+        if saved and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("SELECT set_config('work_mem', %s, false), set_config('jit', %s, false)",
+                         (saved[0], saved[1]))
+
+
+def _second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
+    """Another connection to the same database that sees the same data: only when ``conn``
+    has written nothing uncommitted (a second session could not see it)."""
+    if conn.info.transaction_status not in (psycopg.pq.TransactionStatus.IDLE,
+                                            psycopg.pq.TransactionStatus.INTRANS):
+        return None
+    if conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0] is not None:
+        return None
+    info = conn.info
+    try:
+        return psycopg.connect(host=info.host, port=info.port, dbname=info.dbname,
+                               user=info.user, password=info.password or None,
+                               application_name="cadastre-qa", connect_timeout=10)
+    except psycopg.OperationalError:
+        return None
+
+
+def _run_on(conn: psycopg.Connection, scope: Scope, qa: QaSettings, queue: list[Rule],
+            lock: threading.Lock, results: dict[str, list[Finding]],
+            timings: dict[str, float], report: Callable[[str], None]) -> None:
+    """Take rules from the shared queue and run them on ``conn`` (inside the scope tables)."""
+    with _session(conn), conn.transaction():
+        t0 = time.perf_counter()
+        tables = ScopeTables(conn, scope).__enter__()
+        with lock:
+            timings["scope"] = max(timings.get("scope", 0.0), time.perf_counter() - t0)
+        try:
+            _take_rules(conn, scope, qa, tables.params, queue, lock, results, timings, report)
+        finally:
+            tables.__exit__()
+
+
+def _take_rules(conn: psycopg.Connection, scope: Scope, qa: QaSettings, params: dict[str, Any],
+                queue: list[Rule], lock: threading.Lock, results: dict[str, list[Finding]],
+                timings: dict[str, float], report: Callable[[str], None]) -> None:
+    while True:
+        with lock:
+            if not queue:
+                return
+            rule = queue.pop(0)
+        report(rule.id)
+        t0 = time.perf_counter()
+        found = run_rule(conn, rule, scope, qa, params)
+        with lock:
+            results[rule.id] = found
+            timings[rule.id] = time.perf_counter() - t0
+
+
 def check(conn: psycopg.Connection, scope: Scope, qa: QaSettings,
-          only: Iterable[str] | None = None, progress: Progress | None = None) -> list[Finding]:
-    """All findings of the enabled rules over the scope (nothing stored)."""
+          only: Iterable[str] | None = None, progress: Progress | None = None,
+          workers: int | None = None, timings: dict[str, float] | None = None
+          ) -> list[Finding]:
+    """All findings of the enabled rules over the scope (nothing stored), in rule order.
+
+    The scope is materialised as temp tables on each connection used (``ScopeTables``).
+    ``workers``: 1 runs every rule on ``conn``; 2 runs them on ``conn`` and a second
+    connection at once (the slowest rules first). By default two are used for scopes of at
+    least ``PARALLEL_MIN_PARCELS`` parcels when ``conn`` holds no uncommitted writes.
+    ``timings`` (optional) receives each rule's seconds and the scope's set-up (``"scope"``,
+    the slower connection's).
+    """
     rules = rules_for(scope, qa, only)
-    findings: list[Finding] = []
-    for i, rule in enumerate(rules, start=1):
-        if progress:
-            progress(i - 1, len(rules), rule.id)
-        findings.extend(run_rule(conn, rule, scope, qa))
+    timings = timings if timings is not None else {}
+    results: dict[str, list[Finding]] = {}
+    lock = threading.Lock()
+    started: list[str] = []
+
+    def report(rule_id: str) -> None:
+        with lock:
+            started.append(rule_id)
+            if progress:
+                progress(len(started) - 1, len(rules), rule_id)
+
+    if workers is None:
+        workers = 2 if len(rules) > 1 and _scope_size(conn, scope) >= PARALLEL_MIN_PARCELS else 1
+    other = _second_connection(conn) if workers > 1 else None
+    queue = sorted(rules, key=lambda r: -r.cost)     # the slowest first: both finish together
+    if other is None:
+        _run_on(conn, scope, qa, queue, lock, results, timings, report)
+    else:
+        with other, ThreadPoolExecutor(1, thread_name_prefix="qa") as pool:
+            helper = pool.submit(_run_on, other, scope, qa, queue, lock, results, timings,
+                                 report)
+            try:
+                _run_on(conn, scope, qa, queue, lock, results, timings, report)
+            except BaseException:
+                with lock:
+                    queue.clear()         # the helper stops after its current rule
+                wait([helper])
+                raise
+            helper.result()
     if progress:
         progress(len(rules), len(rules), "done")
-    return findings
+    return [f for rule in rules for f in results.get(rule.id, [])]
+
+
+def _scope_size(conn: psycopg.Connection, scope: Scope) -> int:
+    """Parcels in the scope, estimated cheaply (decides whether a second connection pays)."""
+    if scope.is_submission:
+        row = conn.execute("SELECT count(*) FROM cad.survey_feature WHERE submission_id = %s "
+                           "AND kind = 'parcel'", (scope.submission,)).fetchone()
+        return int(row[0]) if row else 0
+    if scope.codes:
+        return len(scope.codes)
+    params = scope.sql_params()
+    row = conn.execute("SELECT count(*) FROM cad.parcel WHERE valid_to IS NULL AND "
+                       "(%(bbox)s::geometry IS NULL OR geom_3857 && %(bbox)s::geometry)",
+                       params).fetchone()
+    return int(row[0]) if row else 0
 
 
 def run_qa(conn: psycopg.Connection, scope: Scope, qa: QaSettings, started_by: str,

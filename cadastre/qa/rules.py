@@ -1,8 +1,16 @@
 """Quality rules: id, category, severity, bilingual description and the SQL that finds problems.
 
-Each rule's SQL runs after the scope's WITH-clause (``cadastre/qa/scope.py``) and returns rows
+Each rule's SQL reads the scope's relations (``cadastre/qa/scope.py``: the temp tables
+``subject`` and ``context``, and ``subject_buildings`` / ``subject_units`` from a WITH-clause the
+engine puts in front of rules that name them) and returns rows
 ``(subject text[], measure float8, message text, geom geometry)`` with geom in EPSG:3857.
-Tolerances are bound parameters (``%(name)s``) taken from settings (``QaSettings``).
+Tolerances are bound parameters (``%(name)s``) taken from settings (``QaSettings``), next to the
+scope's parameters (``%(bbox)s``, ``%(subject_extent)s`` ...).
+
+Every rule runs over the whole scope in one set-based statement; the expensive geometry
+functions (relate, overlay, distance) only see candidates that cheap tests (bounding-box
+arithmetic, segment lengths, grid cells) could not rule out, and every such pre-filter is a
+necessary condition of the rule's own test, so findings are exactly those of the plain query.
 Categories follow the registration quality programmes: principle (原则性), content (内容),
 certificate (证书), period (期限), time_limit (时限), reporting (汇交).
 """
@@ -33,22 +41,24 @@ class Rule:
     sql: str
     registry_only: bool = False     # needs registration records (not for survey submissions)
     submission_only: bool = False
+    cost: int = 1                   # relative run time (the engine starts the slowest first)
 
 
 def _r(id: str, category: str, severity: str, zh: str, en: str, sql: str, version: int = 1,
-       **kw: bool) -> Rule:
+       **kw: bool | int) -> Rule:
     assert category in CATEGORIES
     # format() templates use %s: escape them for the driver; %(name)s stay bound parameters
     sql = re.sub(r"%(?!\()", "%%", sql)
-    return Rule(id, version, category, severity, zh, en, sql, **kw)
+    return Rule(id, version, category, severity, zh, en, sql, **kw)  # type: ignore[arg-type]
 
 
-# Vertices with their neighbours along each ring, for vertex-level checks.
+# Vertices with their neighbours along each ring, for vertex-level checks. The scope's
+# ``subject`` has an index on ``ref``, so the window only sorts the vertices of one parcel at a
+# time (incremental sort), not all of them.
 _VERTICES = """
-    SELECT s.ref, s.geom, d.path[1] AS poly, d.path[2] AS ring, d.path[3] AS k, d.geom AS pt,
+    SELECT s.ref, d.path[1] AS poly, d.path[2] AS ring, d.path[3] AS k, d.geom AS pt,
            lag(d.geom) OVER w AS prev_pt,
-           lead(d.geom) OVER w AS next_pt,
-           count(*) OVER (PARTITION BY s.ref, d.path[1], d.path[2]) AS n
+           lead(d.geom) OVER w AS next_pt
     FROM subject s, ST_DumpPoints(ST_Multi(s.geom)) d
     WINDOW w AS (PARTITION BY s.ref, d.path[1], d.path[2] ORDER BY d.path[3])"""
 
@@ -60,7 +70,7 @@ RULES: tuple[Rule, ...] = (
                       ST_IsValidReason(s.geom)),
                ST_Transform(coalesce(ST_SetSRID((ST_IsValidDetail(s.geom)).location, s.srid),
                                      ST_PointOnSurface(ST_MakeValid(s.geom))), 3857)
-        FROM subject s WHERE NOT ST_IsValid(s.geom)"""),
+        FROM subject s WHERE NOT s.valid"""),
     _r("GEOM_TOO_FEW_POINTS", "content", "error", "界址点少于 3 个",
        "a ring has fewer than 3 distinct points", """
         SELECT ARRAY[s.ref], r.n::float8,
@@ -73,14 +83,17 @@ RULES: tuple[Rule, ...] = (
                              ST_NPoints(ST_ExteriorRing(rr.ring)) AS n) r
         WHERE r.n < 4"""),
     _r("GEOM_DUPLICATE_VERTEX", "content", "warning", "重复界址点（相邻点距离小于容差）",
-       "consecutive duplicate vertices", f"""
+       "consecutive duplicate vertices", """
         SELECT ARRAY[v.ref], ST_Distance(v.pt, v.prev_pt),
                format('相邻点重复（%s m）/ duplicate vertex (%s m apart)',
                       round(ST_Distance(v.pt, v.prev_pt)::numeric, 4),
                       round(ST_Distance(v.pt, v.prev_pt)::numeric, 4)),
                ST_Transform(v.pt, 3857)
-        FROM ({_VERTICES}) v
-        WHERE v.prev_pt IS NOT NULL AND ST_Distance(v.pt, v.prev_pt) < %(duplicate_vertex_m)s"""),
+        FROM (SELECT s.ref, ST_StartPoint(d.geom) AS prev_pt, ST_EndPoint(d.geom) AS pt
+              FROM subject s, ST_DumpSegments(s.geom) d
+              -- a segment joins each vertex to the one before it along its ring
+              WHERE ST_Length(d.geom) <= %(duplicate_vertex_m)s * 1.000001) v
+        WHERE ST_Distance(v.pt, v.prev_pt) < %(duplicate_vertex_m)s"""),
     _r("GEOM_SPIKE", "content", "error", "尖刺（夹角过小的界址点）",
        "spike: a vertex with a very sharp angle", f"""
         SELECT ARRAY[v.ref], a.angle,
@@ -102,7 +115,7 @@ RULES: tuple[Rule, ...] = (
                       round(ST_Area(s.geom)::numeric, 2), s.declared),
                ST_Transform(ST_PointOnSurface(s.geom), 3857)
         FROM subject s
-        WHERE s.declared IS NOT NULL AND ST_IsValid(s.geom)
+        WHERE s.declared IS NOT NULL AND s.valid
           AND abs(ST_Area(s.geom) - s.declared) >
               greatest(%(area_abs_m2)s, %(area_rel)s * s.declared)"""),
     _r("OVERLAP", "principle", "error", "宗地重叠", "parcels overlap", """
@@ -111,19 +124,25 @@ RULES: tuple[Rule, ...] = (
                       round(ST_Area(x.g)::numeric, 2)),
                ST_Transform(x.g, 3857)
         FROM subject a
-        JOIN (SELECT ref, code, geom, g3857, srid, true AS own FROM subject
-              UNION ALL SELECT ref, code, geom, g3857, srid, false FROM context) b
+        JOIN (SELECT ref, geom, g3857, srid, valid, bx0, by0, bx1, by1, true AS own FROM subject
+              UNION ALL
+              SELECT ref, geom, g3857, srid, valid, bx0, by0, bx1, by1, false FROM context) b
           ON a.g3857 && b.g3857 AND (NOT b.own OR a.ref < b.ref) AND a.srid = b.srid
-             AND ST_IsValid(a.geom) AND ST_IsValid(b.geom)
+             AND a.valid AND b.valid
+             -- the overlap lies inside both bounding boxes: neighbours whose boxes only touch
+             -- (or overlap by less than the tolerance) cannot overlap by more
+             AND greatest(0, least(a.bx1, b.bx1) - greatest(a.bx0, b.bx0))
+                 * greatest(0, least(a.by1, b.by1) - greatest(a.by0, b.by0))
+                 > %(overlap_m2)s * 0.999999
              AND ST_Relate(a.geom, b.geom, '2********'),
              LATERAL (SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS g) x
         WHERE ST_Area(x.g) > %(overlap_m2)s"""),
     _r("GAP_SLIVER", "principle", "warning", "相邻宗地间的缝隙（狭长空隙）",
        "sliver gap between neighbouring parcels", """
-        , parts AS (
+        WITH parts AS (
             SELECT geom, srid, ST_ClusterDBSCAN(geom, eps := %(gap_width_m)s * 2, minpoints := 1)
                        OVER (PARTITION BY srid) AS cid
-            FROM (SELECT geom, srid FROM subject WHERE ST_IsValid(geom)
+            FROM (SELECT geom, srid FROM subject WHERE valid
                   UNION ALL SELECT geom, srid FROM context) a),
           blocks AS (SELECT srid, cid, ST_Union(geom) AS u FROM parts GROUP BY srid, cid),
           gaps AS (
@@ -149,7 +168,9 @@ RULES: tuple[Rule, ...] = (
                       round(ST_Area(ST_Difference(b.geom, p.geom))::numeric, 2)),
                ST_Transform(ST_Difference(b.geom, p.geom), 3857)
         FROM subject_buildings b JOIN subject p ON p.code = b.parcel_code
-        WHERE ST_IsValid(b.geom) AND ST_IsValid(p.geom)
+        WHERE ST_IsValid(b.geom) AND p.valid
+          -- a building its parcel covers has nothing outside it
+          AND NOT ST_CoveredBy(b.geom, p.geom)
           AND ST_Area(ST_Difference(b.geom, p.geom)) > %(overlap_m2)s"""),
     _r("UNIT_OUTSIDE_BUILDING", "content", "error", "户超出自然幢轮廓",
        "unit plan outside its building footprint", """
@@ -179,7 +200,7 @@ RULES: tuple[Rule, ...] = (
                       left(u.code, 19), p.code, left(u.code, 19), p.code),
                ST_Transform(ST_PointOnSurface(u.geom), 3857)
         FROM subject_units u
-        JOIN subject p ON p.g3857 && u.g3857 AND ST_IsValid(p.geom)
+        JOIN subject p ON p.g3857 && u.g3857 AND p.valid
              AND ST_Contains(p.geom, ST_PointOnSurface(u.geom))
         WHERE u.code IS NOT NULL AND p.code IS NOT NULL AND left(u.code, 19) <> p.code"""),
     _r("UNIT_CODE_DUPLICATE", "content", "error", "不动产单元号重复",
@@ -204,33 +225,70 @@ RULES: tuple[Rule, ...] = (
        registry_only=True),
     _r("BOUNDARY_POINT_MISMATCH", "principle", "warning", "相邻宗地共用界址点坐标不一致",
        "neighbours' shared boundary points nearly but not exactly coincide", """
+        WITH a AS MATERIALIZED (          -- the scope's points, with their cell ranges
+            SELECT q.*, floor((q.x - t) / c) AS x0, floor((q.x + t) / c) AS x1,
+                   floor((q.y - t) / c) AS y0, floor((q.y + t) / c) AS y1
+            FROM (SELECT bp.version_id, bp.srid, ST_X(bp.geom) AS x, ST_Y(bp.geom) AS y
+                  FROM cad.boundary_point bp
+                  WHERE bp.valid_to IS NULL
+                    AND bp.parcel_code::text IN (SELECT code FROM subject)) q,
+                 (SELECT %(point_match_m)s * 1.001 AS t, %(point_match_m)s * 10 AS c) tc),
+          -- Cells of 10 × the tolerance: a point within the tolerance of a lies in one of the
+          -- (at most four, distinct) cells that a's tolerance square touches, so one hash
+          -- join on the cell finds every candidate pair, and identical points drop out
+          -- before any geometry function runs.
+          cells AS (
+            SELECT version_id, srid, x, y, x0 AS kx, y0 AS ky FROM a
+            UNION ALL
+            SELECT version_id, srid, x, y, x1, y0 FROM a WHERE x1 <> x0
+            UNION ALL
+            SELECT version_id, srid, x, y, x0, y1 FROM a WHERE y1 <> y0
+            UNION ALL
+            SELECT version_id, srid, x, y, x1, y1 FROM a WHERE x1 <> x0 AND y1 <> y0),
+          b AS MATERIALIZED (             -- every current point in its cell
+            SELECT q.*, floor(q.x / (%(point_match_m)s * 10)) AS kx,
+                   floor(q.y / (%(point_match_m)s * 10)) AS ky
+            FROM (SELECT bp.version_id, bp.srid, ST_X(bp.geom) AS x, ST_Y(bp.geom) AS y
+                  FROM cad.boundary_point bp WHERE bp.valid_to IS NULL) q),
+          near AS MATERIALIZED (          -- distinct points closer than the tolerance
+            SELECT c.version_id AS a_id, b.version_id AS b_id
+            FROM cells c JOIN b ON b.kx = c.kx AND b.ky = c.ky AND b.srid = c.srid
+            WHERE (c.x <> b.x OR c.y <> b.y)
+              AND abs(c.x - b.x) <= %(point_match_m)s * 1.000001
+              AND abs(c.y - b.y) <= %(point_match_m)s * 1.000001)
         SELECT ARRAY[a.parcel_code::text, b.parcel_code::text],
                ST_Distance(a.geom, b.geom)::float8,
                format('%s 与 %s 相距 %s mm / %s and %s are %s mm apart', a.point_no, b.point_no,
                       round((ST_Distance(a.geom, b.geom) * 1000)::numeric, 1), a.point_no,
                       b.point_no, round((ST_Distance(a.geom, b.geom) * 1000)::numeric, 1)),
                a.geom_3857
-        FROM cad.boundary_point a JOIN cad.boundary_point b
-          ON a.parcel_code < b.parcel_code AND a.valid_to IS NULL AND b.valid_to IS NULL
-         AND ST_DWithin(a.geom_3857, b.geom_3857, %(point_match_m)s * 1.5)
-         AND a.srid = b.srid
-        WHERE a.parcel_code::text IN (SELECT code FROM subject)
-          AND ST_Distance(a.geom, b.geom) > 0 AND ST_Distance(a.geom, b.geom) < %(point_match_m)s""",
+        FROM near n
+        JOIN cad.boundary_point a ON a.version_id = n.a_id
+        JOIN cad.boundary_point b ON b.version_id = n.b_id
+        WHERE a.parcel_code < b.parcel_code
+          AND ST_DWithin(a.geom_3857, b.geom_3857, %(point_match_m)s * 1.5)
+          AND ST_Distance(a.geom, b.geom) > 0
+          AND ST_Distance(a.geom, b.geom) < %(point_match_m)s""",
        registry_only=True),
     _r("BOUNDARY_POINT_NUMBERING", "content", "warning", "界址点编号不连续",
        "boundary point numbers are not consecutive", """
+        WITH nums AS (
+            SELECT bp.parcel_code, substring(bp.point_no FROM '[0-9]+$') AS num
+            FROM cad.boundary_point bp
+            WHERE bp.valid_to IS NULL AND bp.parcel_code::text IN (SELECT code FROM subject)),
+          bad AS (                        -- numbers first; texts and places for the few bad
+            SELECT parcel_code FROM nums
+            GROUP BY parcel_code
+            HAVING count(num) < count(*) OR count(DISTINCT num) < count(*)
+                OR max(num::int) - min(num::int) + 1 <> count(*))
         SELECT ARRAY[bp.parcel_code::text], count(*)::float8,
                format('界址点号 %s 不连续 / point numbers %s not consecutive',
                       string_agg(bp.point_no, ',' ORDER BY bp.seq),
                       string_agg(bp.point_no, ',' ORDER BY bp.seq)),
-               ST_Transform(ST_Centroid(ST_Collect(bp.geom)), 3857)
-        FROM cad.boundary_point bp
-        WHERE bp.valid_to IS NULL AND bp.parcel_code::text IN (SELECT code FROM subject)
-        GROUP BY bp.parcel_code
-        HAVING count(substring(bp.point_no FROM '[0-9]+$')) < count(*)
-            OR count(DISTINCT substring(bp.point_no FROM '[0-9]+$')) < count(*)
-            OR max(substring(bp.point_no FROM '[0-9]+$')::int)
-               - min(substring(bp.point_no FROM '[0-9]+$')::int) + 1 <> count(*)""",
+               ST_Transform(ST_Centroid(ST_Collect(bp.geom ORDER BY bp.seq)), 3857)
+        FROM cad.boundary_point bp JOIN bad ON bad.parcel_code = bp.parcel_code
+        WHERE bp.valid_to IS NULL
+        GROUP BY bp.parcel_code""",
        registry_only=True),
     _r("RECORD_ORPHAN", "principle", "error", "登记记录找不到对应的不动产单元",
        "a current registration record whose unit has no spatial unit", """

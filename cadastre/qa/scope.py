@@ -5,8 +5,13 @@
 * ``context`` — current registry parcels that stay in force around them (for a submission:
   the registry minus the parcels it replaces), used by neighbour checks (overlap, gaps).
 
-Both expose ``ref, code, geom (native CRS), g3857, declared, srid``. Units, buildings and
-floors are exposed the same way (``subject_units`` …) so one rule serves both callers.
+Both expose ``ref, code, geom (native CRS), g3857, declared, srid`` plus, computed once per run,
+``valid`` (``ST_IsValid(geom)``) and the native bounding box ``bx0, by0, bx1, by1``.
+They are materialised per run as session temp tables (:class:`ScopeTables`) with GiST indexes
+and planner statistics, so each rule reads a small indexed table instead of re-filtering the
+registry, and the scope's extent is known to the planner. Buildings and units are exposed as
+``subject_buildings`` / ``subject_units`` in a WITH-clause (``Scope.ctes``): they are read by
+few rules, and a district's units can be millions of rows.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
+
+import psycopg
 
 # Registry relations, optionally limited to a bbox (EPSG:3857) or to given parcel codes.
 _REG_PARCELS = """
@@ -67,24 +74,40 @@ _SUB_UNITS = """
     FROM cad.survey_feature f
     WHERE f.submission_id = %(submission)s AND f.kind = 'unit'"""
 
-# Registry parcels a submission replaces: same code, or mostly covered by its parcels.
+# Registry parcels a submission replaces: same code, or mostly covered by its parcels. The
+# covered share is first bounded by the parcels' bounding boxes (an intersection never exceeds
+# the intersection of the boxes), so exact intersections are computed only where the bound
+# allows a majority.
 _REPLACED = """
     SELECT p.parcel_code FROM cad.parcel p
     WHERE p.valid_to IS NULL
-      AND p.geom_3857 && (SELECT ST_SetSRID(ST_Extent(g3857), 3857) FROM subject)
+      AND p.geom_3857 && %(subject_extent)s::geometry
       AND (p.parcel_code::text IN (SELECT code FROM subject WHERE code IS NOT NULL)
-           OR (SELECT sum(ST_Area(ST_Intersection(s.geom, p.geom))) FROM subject s
-               WHERE s.g3857 && p.geom_3857 AND ST_SRID(s.geom) = p.srid AND ST_IsValid(s.geom))
-              > 0.5 * ST_Area(p.geom))"""
-
+           OR ((SELECT sum(greatest(0, least(s.bx1, ST_XMax(p.geom))
+                                       - greatest(s.bx0, ST_XMin(p.geom)))
+                           * greatest(0, least(s.by1, ST_YMax(p.geom))
+                                         - greatest(s.by0, ST_YMin(p.geom))))
+                FROM subject s
+                WHERE s.g3857 && p.geom_3857 AND s.srid = p.srid AND s.valid)
+               > 0.499999 * ST_Area(p.geom)
+               AND (SELECT sum(ST_Area(ST_Intersection(s.geom, p.geom))) FROM subject s
+                    WHERE s.g3857 && p.geom_3857 AND s.srid = p.srid AND s.valid)
+                   > 0.5 * ST_Area(p.geom)))"""
 
 # Registry parcels around a submission that stay in force (within 50 m of its parcels).
 _CONTEXT = """
     SELECT p.parcel_code::text AS ref, p.parcel_code::text AS code, p.geom,
            p.geom_3857 AS g3857, p.registered_area AS declared, p.srid
     FROM cad.parcel p
-    WHERE p.valid_to IS NULL AND p.parcel_code NOT IN (SELECT parcel_code FROM replaced)
+    WHERE p.valid_to IS NULL
+      AND p.geom_3857 && ST_Expand(%(subject_extent)s::geometry, 50)
+      AND p.parcel_code NOT IN (SELECT parcel_code FROM replaced)
       AND EXISTS (SELECT 1 FROM subject s WHERE ST_DWithin(s.g3857, p.geom_3857, 50))"""
+
+_PARCEL_COLUMNS = """ref, code, geom, g3857, declared, srid, ST_IsValid(geom) AS valid,
+    ST_XMin(geom) AS bx0, ST_YMin(geom) AS by0, ST_XMax(geom) AS bx1, ST_YMax(geom) AS by1"""
+
+TEMP_TABLES = ("subject", "replaced", "context")
 
 
 @dataclass(frozen=True)
@@ -110,17 +133,13 @@ class Scope:
         return out
 
     def ctes(self) -> str:
-        """WITH-clause defining subject, context, subject_buildings, subject_units."""
+        """WITH-clause defining subject_buildings and subject_units (``subject`` and
+        ``context`` are the temp tables of :class:`ScopeTables`)."""
         if self.is_submission:
-            parts = [f"subject AS NOT MATERIALIZED ({_SUB_PARCELS})",
-                     f"replaced AS ({_REPLACED})",
-                     f"context AS NOT MATERIALIZED ({_CONTEXT})",
-                     f"subject_buildings AS NOT MATERIALIZED ({_SUB_BUILDINGS})",
+            parts = [f"subject_buildings AS NOT MATERIALIZED ({_SUB_BUILDINGS})",
                      f"subject_units AS NOT MATERIALIZED ({_SUB_UNITS})"]
         else:
-            parts = [f"subject AS NOT MATERIALIZED ({_REG_PARCELS})",
-                     "context AS NOT MATERIALIZED (SELECT * FROM subject WHERE false)",
-                     f"subject_buildings AS NOT MATERIALIZED ({_REG_BUILDINGS})",
+            parts = [f"subject_buildings AS NOT MATERIALIZED ({_REG_BUILDINGS})",
                      f"subject_units AS NOT MATERIALIZED ({_REG_UNITS})"]
         return "WITH " + ",\n".join(parts)
 
@@ -131,3 +150,55 @@ class Scope:
             bbox = f"SRID=3857;POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
         return {"bbox": bbox, "codes": list(self.codes) if self.codes else None,
                 "submission": self.submission, **self.params}
+
+
+class ScopeTables:
+    """The scope's ``subject`` and ``context`` as temp tables of one session, for one run.
+
+    ``with ScopeTables(conn, scope) as t:`` creates them (dropping leftovers of an earlier run
+    on the same session), and drops them on exit. ``t.params`` holds the bound parameters the
+    rules need besides the tolerances (the scope's own plus ``subject_extent``), ``t.size``
+    the number of subject parcels.
+    """
+
+    def __init__(self, conn: psycopg.Connection, scope: Scope) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.params: dict[str, Any] = scope.sql_params()
+        self.size = 0
+
+    def __enter__(self) -> ScopeTables:
+        conn, params = self.conn, self.params
+        self.drop()
+        source = _SUB_PARCELS if self.scope.is_submission else _REG_PARCELS
+        self.size = conn.execute(  # type: ignore[assignment]
+            f"CREATE TEMP TABLE subject AS SELECT {_PARCEL_COLUMNS} FROM ({source}) s",
+            params).rowcount
+        conn.execute("CREATE INDEX ON subject USING gist (g3857)")
+        conn.execute("CREATE INDEX ON subject USING gist (geom)")
+        conn.execute("CREATE INDEX ON subject (ref)")
+        conn.execute("ANALYZE subject")
+        extent = conn.execute("SELECT ST_SetSRID(ST_Extent(g3857), 3857)::text FROM subject"
+                              ).fetchone()
+        # an empty scope: a box nothing intersects
+        params["subject_extent"] = (extent[0] if extent and extent[0] else
+                                    "SRID=3857;POINT EMPTY")
+        if self.scope.is_submission:
+            conn.execute(f"CREATE TEMP TABLE replaced AS {_REPLACED}", params)
+            conn.execute("ANALYZE replaced")
+            conn.execute(f"CREATE TEMP TABLE context AS SELECT {_PARCEL_COLUMNS} "
+                         f"FROM ({_CONTEXT}) c", params)
+            conn.execute("CREATE INDEX ON context USING gist (g3857)")
+            conn.execute("CREATE INDEX ON context USING gist (geom)")
+        else:
+            conn.execute("CREATE TEMP TABLE context AS SELECT * FROM subject WHERE false")
+        conn.execute("ANALYZE context")
+        return self
+
+    def drop(self) -> None:
+        self.conn.execute("DROP TABLE IF EXISTS " + ", ".join(f"pg_temp.{t}"
+                                                              for t in TEMP_TABLES))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            self.drop()

@@ -106,6 +106,7 @@ def build_dataset(
     replace: bool = False,
     strict: bool = False,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> DatasetInfo:
     source = Path(source).resolve()
     kind = detect_kind(source)
@@ -117,7 +118,13 @@ def build_dataset(
         )
         if kind == "osgb":
             res = build_production(
-                source, folder, srs=srs, origin=origin, strict=strict, progress=progress
+                source,
+                folder,
+                srs=srs,
+                origin=origin,
+                strict=strict,
+                progress=progress,
+                workers=workers,
             )
             info.srs, info.tiles, info.bytes_in = res.srs, res.tiles, res.bytes_in
             info.warnings = [str(w) for w in res.warnings]

@@ -10,6 +10,13 @@ photogrammetry (``Cesium3DTileset`` with ``classificationType``) and as a standa
 
 Heights: the demo's elevations (orthometric-like metres) are used as ellipsoidal heights.
 
+Classification margin: CesiumJS colours (and picks) only the surfaces *inside* a classification
+volume, and a photogrammetry facade or roof lies exactly on the unit's boundary (the unit plans
+subdivide the building footprint). So the geometry is grown a little: ``MARGIN_XY`` outward in
+plan (mitred), ``MARGIN_Z`` down and up, and the units at the top of their building reach
+``ROOF_MARGIN`` above it (parapets, roof noise of a real model). The metadata keeps the exact
+values (``base_elevation``, ``height``, ``building_area``); only the drawn volume is padded.
+
 Incremental: ``units-index.json`` keeps the ENU anchor and, per building, a fingerprint of its
 current unit versions; only buildings whose fingerprint changed (or those asked for) are rebuilt.
 """
@@ -66,9 +73,11 @@ TYPES = {
     "height": "FLOAT64",
 }
 INDEX = "units-index.json"
+FORMAT = 2  # bump when the geometry or the glb layout changes: published buildings are rebuilt
 CELL = 500.0  # metres: grouping of building tiles
 CELL_ERROR, ROOT_ERROR = 100.0, 2000.0
 COLOUR = (0.30, 0.62, 0.95, 1.0)
+MARGIN_XY, MARGIN_Z, ROOF_MARGIN = 0.3, 0.1, 1.5  # metres, see the module docstring
 
 FINGERPRINTS = """
 SELECT building_code, md5(string_agg(version_id::text, ',' ORDER BY version_id)), count(*)
@@ -149,10 +158,16 @@ class _Builder:
     def building(self, code: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> dict:
         tris, fids = [], []
         srid = rows[0][len(columns)]
-        for k, row in enumerate(rows):
-            rec = dict(zip(columns + ("srid", "wkb"), row, strict=True))
+        recs = [dict(zip(columns + ("srid", "wkb"), row, strict=True)) for row in rows]
+        spans = [
+            (float(r.get("base_elevation") or 0), float(r.get("height") or 3)) for r in recs
+        ]
+        roof = max(b + h for b, h in spans)
+        for k, (row, (base, height)) in enumerate(zip(rows, spans, strict=True)):
             geom = shapely.from_wkb(bytes(row[-1]))
-            t = extrude(geom, float(rec.get("base_elevation") or 0), float(rec.get("height") or 3))
+            grown = geom.buffer(MARGIN_XY, join_style="mitre", mitre_limit=2.0)
+            top = base + height + (ROOF_MARGIN if base + height >= roof - 1e-6 else MARGIN_Z)
+            t = extrude(grown, base - MARGIN_Z, top - (base - MARGIN_Z))
             tris.append(t)
             fids.append(np.full(len(t) * 3, k))
         tri = np.concatenate(tris)
@@ -233,14 +248,19 @@ def build_unit_volumes(
     index_path = out_dir / INDEX
     columns = public_columns()
     index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    if index.get("columns") != list(columns):
-        index, force = {}, True  # the policy changed: everything is rebuilt
+    previous: set[str] = set()
+    if index.get("columns") != list(columns) or index.get("format") != FORMAT:
+        # the policy or the tile layout changed: everything published is rebuilt
+        previous = set(index.get("buildings", {}))
+        for entry in index.get("buildings", {}).values():
+            (out_dir / entry["uri"]).unlink(missing_ok=True)
+        index, force = {}, True
     index.setdefault("buildings", {})
-    index["columns"] = list(columns)
+    index["columns"], index["format"] = list(columns), FORMAT
     current = {r[0].strip(): (r[1], r[2]) for r in conn.execute(FINGERPRINTS)}
     stats = UnitStats(units=sum(c for _, c in current.values()))
     todo = (
-        set(buildings) & set(current)
+        (set(buildings) | previous) & set(current)
         if buildings
         else {
             code

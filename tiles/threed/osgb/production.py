@@ -36,6 +36,7 @@ from tiles.threed.content import MeshPart, write_glb
 from tiles.threed.errors import BuildReport, BuildWarning, ThreeDInputError
 from tiles.threed.georef import EnuFrame, Georeference
 from tiles.threed.osgb.metadata import ProductionMetadata, read_metadata
+from tiles.threed.osgb.osgt import read_structures
 from tiles.threed.osgb.reader import LodNode, read_osgb
 from tiles.threed.tile import Tile
 from tiles.threed.tileset import Tileset
@@ -43,6 +44,8 @@ from tiles.threed.tileset import Tileset
 REFERENCE_SSE = 16.0
 SCREEN_K = 1080 / (2 * math.tan(math.radians(30)))
 _TILE_DIR = re.compile(r"^Tile_[+-]\d+_[+-]\d+")
+# osgconv batches: its osgt is ~2.7× the input, held once as text while parsed
+BATCH_BYTES, BATCH_FILES = 12_000_000, 48
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current file)
 
@@ -93,7 +96,21 @@ class TileResult:
     vertices: int = 0
 
 
+@dataclass
+class _LodRecord:
+    """What a PagedLOD left once its geometry was written: its content, error, child files."""
+
+    box: Box | None
+    uri: str | None
+    error: float
+    children: list[Path]
+
+
 class _TileBuilder:
+    """One ``Tile_*`` folder, read level by level: the child files of a level are converted by
+    osgconv in batches (``BATCH_BYTES`` of input per run), each file's geometry is written at
+    once, and the tile tree is assembled from the records at the end."""
+
     def __init__(self, job: _TileJob, queue: Any) -> None:
         self.job, self.queue = job, queue
         self.report = BuildReport(strict=job.strict)
@@ -102,9 +119,20 @@ class _TileBuilder:
         self.name = job.root_file.parent.name
         self.rel = f"data/{self.name}"
         self.result = TileResult(self.name, None)
+        self.records: dict[Path, list[_LodRecord]] = {}
 
     def run(self, work: Path) -> TileResult:
-        tiles = self._file(self.job.root_file, work, set())
+        root_file = self.job.root_file.resolve()
+        seen = {root_file}
+        level = [root_file]
+        while level:
+            following: list[Path] = []
+            for batch in _batches(level):
+                structures = read_structures(batch, work) or {}
+                for path in batch:
+                    following += self._file(path, work, structures.pop(path, None), seen)
+            level = following
+        tiles = self._assemble(root_file)
         if tiles:
             root = (
                 tiles[0]
@@ -121,14 +149,15 @@ class _TileBuilder:
         self.result.warnings = self.report.warnings
         return self.result
 
-    def _file(self, path: Path, work: Path, seen: set[Path]) -> list[Tile]:
-        nodes = read_osgb(path, work, self.report)
+    def _file(self, path: Path, work: Path, structure: Any, seen: set[Path]) -> list[Path]:
+        """Read one file, write its contents; returns its child files not seen before."""
+        nodes = read_osgb(path, work, self.report, structure)
         size = path.stat().st_size
         self.result.files += 1
         self.result.bytes_in += size
         if self.queue is not None:
             self.queue.put((size, path.name))
-        tiles = []
+        records, following = [], []
         for k, node in enumerate(nodes):
             box, uri = None, None
             parts = self._parts(node)
@@ -136,7 +165,7 @@ class _TileBuilder:
             if parts:
                 uri = f"{path.stem}_{k}.glb"
                 box = write_glb(self.job.out_dir / self.rel / uri, parts)
-            children: list[Tile] = []
+            children: list[Path] = []
             for name in node.child_files:
                 child = path.parent / name
                 if not child.is_file():
@@ -147,17 +176,28 @@ class _TileBuilder:
                         child,
                     )
                     continue
-                if child.resolve() in seen:
+                child = child.resolve()
+                if child in seen:
                     continue
-                seen.add(child.resolve())
-                children.extend(self._file(child, work, seen))
+                seen.add(child)
+                children.append(child)
+            following += children
+            records.append(_LodRecord(box, uri, lod_geometric_error(node), children))
+        self.records[path] = records
+        return following
+
+    def _assemble(self, path: Path) -> list[Tile]:
+        tiles = []
+        for rec in self.records.pop(path, []):
+            children = [t for child in rec.children for t in self._assemble(child)]
+            box = rec.box
             for c in children:
                 box = c.box.union(box) if box is not None else c.box
             if box is None:
                 continue
-            ge = lod_geometric_error(node) if children else 0.0
+            ge = rec.error if children else 0.0
             _cap(children, ge)
-            tiles.append(Tile(box, ge, uri, children))
+            tiles.append(Tile(box, ge, rec.uri, children))
         return tiles
 
     def _parts(self, node: LodNode) -> list[MeshPart]:
@@ -170,6 +210,20 @@ class _TileBuilder:
             parts.append(MeshPart(enu, g.triangles, uvs, g.image, g.image_mime))
             self.result.vertices += len(enu)
         return parts
+
+
+def _batches(files: list[Path]) -> list[list[Path]]:
+    """Consecutive groups of at most ``BATCH_BYTES`` input (and ``BATCH_FILES`` files)."""
+    out: list[list[Path]] = []
+    size = 0
+    for f in files:
+        n = f.stat().st_size
+        if not out or size + n > BATCH_BYTES or len(out[-1]) >= BATCH_FILES:
+            out.append([])
+            size = 0
+        out[-1].append(f)
+        size += n
+    return out
 
 
 def _cap(children: list[Tile], parent_ge: float) -> None:
@@ -187,8 +241,14 @@ def _union(boxes: list[Box]) -> Box:
     return out
 
 
+def _work_root() -> str | None:
+    """osgconv's osgt goes to RAM (tmpfs) when there is one: it is written and read once."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
 def _run_job(job: _TileJob, queue: Any) -> TileResult:
-    with tempfile.TemporaryDirectory(prefix="osgb-") as work:
+    with tempfile.TemporaryDirectory(prefix="osgb-", dir=_work_root()) as work:
         return _TileBuilder(job, queue).run(Path(work))
 
 
