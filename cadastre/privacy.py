@@ -104,7 +104,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "neighbour_north": NATURAL, "neighbour_east": NATURAL, "neighbour_south": NATURAL,
         "neighbour_west": NATURAL, "map_sheet": NATURAL, "valid_from": NATURAL,
         "valid_to": NATURAL,
-        "land_use_label": NATURAL, "right_type_label": NATURAL,   # labels (cadastre.query.labels)
+        "land_use_label": NATURAL, "right_type_label": NATURAL,   # labels (cadastre.labels)
         "computed_area": SURVEY, "area_difference": SURVEY, "right_nature": SURVEY,
         "srid": SURVEY, "version_id": STAFF_ONLY, "change_id": STAFF_ONLY,
     },
@@ -205,7 +205,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "release_document_no": _OWN_DETAIL, "released_at": _OWN_DETAIL,
         "cancelled_reason": _OWN_DETAIL, "cancelled_at": _OWN_DETAIL,
         "cancelled_right_id": _OWN_DETAIL, "reason": _OWN_DETAIL,
-        # labels (cadastre.query.labels)
+        # labels (cadastre.labels)
         "house_use_label": _OWN_DETAIL, "structure_label": _OWN_DETAIL,
         "mortgage_type_label": _OWN_DETAIL, "property_kind_label": _OWN_DETAIL,
         "notice_kind_label": _OWN_DETAIL, "seizure_type_label": _OWN_DETAIL,

@@ -337,7 +337,7 @@ _PAGE_FIELDS = {
 @router.get("/verify/c/{token}", tags=["certificates"], response_class=HTMLResponse,
             summary="证书核验页 / certificate verification page (public)")
 def certificate_page(token: str, request: Request) -> HTMLResponse:
-    from cadastre.documents import labels
+    from cadastre import labels
 
     data = _certificate_view(request, token)
     zh, en = _STATUS_TEXT[data["status"]]
@@ -354,9 +354,9 @@ def certificate_page(token: str, request: Request) -> HTMLResponse:
                 continue
             value = rec[key]
             if key == "use":
-                value = labels.label(labels.HOUSE_USE, value)
+                value = labels.printed(labels.HOUSE_USE, value)
             elif key == "land_use":
-                value = labels.label(labels.LAND_USE, value)
+                value = labels.printed(labels.LAND_USE, value)
             rows.append(f"<tr><th>{esc(zh_label)}<br><small>{esc(en_label)}</small></th>"
                         f"<td>{esc(value)}</td></tr>")
     table = f"<table>{''.join(rows)}</table>" if rows else ""

@@ -16,8 +16,7 @@ from shapely import wkb
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from cadastre import privacy
-from cadastre.documents import labels
+from cadastre import labels, privacy
 from cadastre.documents.render import esc, html_to_pdf, page_html
 from cadastre.documents.svgmap import (
     FLOOR_SCALES,
@@ -179,9 +178,9 @@ def render_html(d: FloorPlanData, today: date | None = None) -> str:
             f"<tr><th>所在层</th><td>{esc(floor_name(page.floor.get('floor_label')))}"
             f"（共 {esc(b.get('floors_total', ''))} 层）</td>"
             f"<th>房号</th><td>{esc(u.get('room_no'))}</td></tr>"
-            f"<tr><th>房屋用途</th><td>{esc(labels.label(labels.HOUSE_USE, u.get('use')))}</td>"
+            f"<tr><th>房屋用途</th><td>{esc(labels.printed(labels.HOUSE_USE, u.get('use')))}</td>"
             f"<th>房屋结构</th>"
-            f"<td>{esc(labels.label(labels.STRUCTURE, b.get('structure')))}</td></tr>"
+            f"<td>{esc(labels.printed(labels.STRUCTURE, b.get('structure')))}</td></tr>"
             "</table>")
         rows = []
         for rec, _ in page.units:

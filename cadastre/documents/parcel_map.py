@@ -19,8 +19,7 @@ from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import polylabel, unary_union
 
-from cadastre import privacy
-from cadastre.documents import labels
+from cadastre import labels, privacy
 from cadastre.documents.render import esc, html_to_pdf, page_html
 from cadastre.documents.svgmap import (
     PARCEL_SCALES,
@@ -267,10 +266,10 @@ def render_html(d: ParcelMapData, today: date | None = None) -> str:
         f"<tr><th>宗地代码</th><td>{esc(p.get('parcel_code'))}</td>"
         f"<th>不动产单元号</th><td>{esc(d.unit_code)}</td></tr>"
         f"<tr><th>坐落</th><td colspan=\"3\">{esc(p.get('seat'))}</td></tr>"
-        f"<tr><th>用途</th><td>{esc(labels.label(labels.LAND_USE, p.get('land_use')))}</td>"
+        f"<tr><th>用途</th><td>{esc(labels.printed(labels.LAND_USE, p.get('land_use')))}</td>"
         f"<th>宗地面积</th><td>{'' if area is None else f'{float(area):.2f} m²'}</td></tr>"
         f"<tr><th>权利类型</th>"
-        f"<td>{esc(labels.label(labels.RIGHT_TYPE, p.get('right_type')))}</td>"
+        f"<td>{esc(labels.printed(labels.RIGHT_TYPE, p.get('right_type')))}</td>"
         f"<th>图幅号</th><td>{esc(p.get('map_sheet'))}</td></tr>"
         "</table>")
     lengths = _ring_lengths(d.points)

@@ -22,11 +22,11 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
+from cadastre import labels as L
 from cadastre import records as rec
 from cadastre.codes import LAND_ONLY_SUFFIX
 from cadastre.errors import NotFound
 from cadastre.pii import PiiCipher
-from cadastre.query import labels as L
 from cadastre.query.features import label_building, label_unit
 
 _UNIT = """

@@ -29,6 +29,8 @@ STRUCTURE: Mapping[int, str] = {
 }
 
 LAND_USE: Mapping[str, str] = {
+    "0301": "乔木林地", "0401": "天然牧草地", "0901": "军事设施用地", "0902": "使领馆用地",
+    "0905": "宗教用地",
     "01": "耕地", "0101": "水田", "0102": "水浇地", "0103": "旱地",
     "02": "园地", "03": "林地", "04": "草地",
     "05": "商服用地", "0501": "零售商业用地", "0502": "批发市场用地", "0503": "餐饮用地",
@@ -117,3 +119,12 @@ def label(table: Mapping, code: object) -> str | None:  # type: ignore[type-arg]
 def encumbrance_labels(flags: Mapping[str, object]) -> list[str]:
     """['查封', '抵押', ...] for the flags that are set (in ENCUMBRANCE order)."""
     return [text for name, text in ENCUMBRANCE.items() if flags.get(name)]
+
+
+def printed(table: Mapping, code: object) -> str:  # type: ignore[type-arg]
+    """As printed on documents: ``printed(LAND_USE, '0701')`` → '城镇住宅用地（0701）'; unknown
+    codes print as themselves, missing ones as '—'."""
+    if code is None or code == "":
+        return "—"
+    name = label(table, code)
+    return f"{name}（{code}）" if name else str(code)
