@@ -78,4 +78,6 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   .venv/bin/python -m pip install -q -e ".[test,pointcloud,ifc]"
   echo "$HASH" > "$STAMP"
 fi
+# ---- web viewer: viewer/dist, rebuilt only when its sources or package-lock.json changed
+bash scripts/build_viewer.sh
 echo "setup done: PostgreSQL $PG + PostGIS, $(.venv/bin/python --version) in $ROOT/.venv"
