@@ -240,3 +240,18 @@ def test_style_validates_with_maplibre(name: str, tmp_path: Path) -> None:
     path.write_text(json.dumps(broken), encoding="utf-8")
     r = subprocess.run([*validate, str(path)], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "no-such-type" in r.stdout + r.stderr
+
+
+def test_glyphs_are_served_precompressed(client: TestClient) -> None:
+    """A CJK range is compressed once and sent with Content-Encoding: gzip; same ETag, same
+    bytes after decoding as the identity response."""
+    url = f"/glyphs/{REGULAR}/20224-20479.pbf"
+    plain = client.get(url, headers={"Accept-Encoding": "identity"})
+    packed = client.get(url, headers={"Accept-Encoding": "gzip"})   # httpx decodes the body
+    assert plain.status_code == packed.status_code == 200
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["vary"] == "Accept-Encoding"
+    assert packed.headers["etag"] == plain.headers["etag"]
+    assert packed.content == plain.content
+    assert packed.num_bytes_downloaded < 0.6 * plain.num_bytes_downloaded

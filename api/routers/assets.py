@@ -8,8 +8,11 @@ and a one-day Cache-Control; ``If-None-Match`` is answered with 304.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
@@ -38,11 +41,35 @@ def _not_modified(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
 
 
+_GZIPPED: OrderedDict[str, bytes] = OrderedDict()   # etag → gzip body, most recent last
+_GZIPPED_MAX = 1024
+_gz_lock = threading.Lock()
+
+
+def _gzipped(etag: str, data: bytes) -> bytes:
+    """Compress an asset once (CJK glyph ranges are ~200 KB) instead of on every request in the
+    event loop, where the GZip middleware would serialise a map's 40 parallel glyph requests."""
+    with _gz_lock:
+        body = _GZIPPED.get(etag)
+        if body is not None:
+            _GZIPPED.move_to_end(etag)
+            return body
+    body = gzip.compress(data, compresslevel=6, mtime=0)
+    with _gz_lock:
+        _GZIPPED[etag] = body
+        while len(_GZIPPED) > _GZIPPED_MAX:
+            _GZIPPED.popitem(last=False)
+    return body
+
+
 def _respond(request: Request, data: bytes, media_type: str) -> Response:
     etag = _etag(data)
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
     if _not_modified(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
+    if len(data) >= 1024 and "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(content=_gzipped(etag, data), media_type=media_type, headers=headers)
     return Response(content=data, media_type=media_type, headers=headers)
 
 
