@@ -172,7 +172,7 @@ def build_assets(database_url: str, folder: Path, *, three_d: bool = True) -> Pa
     3D datasets of the database at ``database_url``, under ``folder`` (a data dir layout:
     ``rasters/``, ``3dtiles/``, ``cache/glyphs``)."""
     from tiles.demo_ortho import publish_demo_orthophoto
-    from tiles.glyphs import RANGE_SIZE, glyph_store
+    from tiles.glyphs import glyph_store, prebuild_label_ranges
     from tiles.raster import list_rasters
     from tiles.style import FONT_REGULAR
 
@@ -180,13 +180,8 @@ def build_assets(database_url: str, folder: Path, *, three_d: bool = True) -> Pa
     with psycopg.connect(database_url) as conn:
         # glyphs are rendered on first request (seconds per CJK range): render the label text's
         # ranges once here, so a browser test measures the map, not a cold font cache
-        text = conn.execute(
-            "SELECT string_agg(DISTINCT x, '') FROM (SELECT compound_name x FROM cad.parcel "
-            "UNION SELECT name FROM cad.building UNION SELECT seat FROM cad.parcel) s"
-        ).fetchone()[0] or ""
-        store = glyph_store(folder / "cache" / "glyphs")
-        store.prebuild([store.resolve(",".join(FONT_REGULAR))],
-                       sorted({ord(c) // RANGE_SIZE * RANGE_SIZE for c in text} | {0}))
+        prebuild_label_ranges(conn, glyph_store(folder / "cache" / "glyphs"),
+                              ",".join(FONT_REGULAR))
         if not any(r.name == "demo-ortho" for r in list_rasters(folder)):
             publish_demo_orthophoto(conn, folder)
         if three_d and shutil.which("osgconv"):

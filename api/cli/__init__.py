@@ -206,10 +206,23 @@ def demo(
         counts = registry_counts(conn)
         size = database_size(conn)
         _ensure_demo_orthophoto(conn, s)
+        _ensure_demo_glyphs(conn, s)
     _ensure_demo_3d(s)
     _emit({**counts, "database_MB": round(size / 2**20, 1)}, False)
     if serve_after:
         serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
+
+
+def _ensure_demo_glyphs(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]
+    """Render the glyph ranges of the district's labels now, not on the first map view."""
+    from tiles.glyphs import glyph_store, prebuild_label_ranges
+    from tiles.style import FONT_REGULAR
+
+    store = glyph_store(s.data_dir / "cache" / "glyphs")
+    with console.status("字形 rendering map glyphs …"):
+        n = prebuild_label_ranges(conn, store, ",".join(FONT_REGULAR))
+    if n:
+        console.print(f"glyphs: {n} ranges rendered")
 
 
 def _ensure_demo_orthophoto(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]
