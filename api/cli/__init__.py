@@ -262,7 +262,8 @@ def serve(
     ensure_database(s)
     host = host or s.api.host
     port = port or s.api.port
-    console.print(f"serving on http://{host}:{port}")
+    console.print(f"serving on http://{host}:{port}  ·  地图 / viewer: http://{host}:{port}/"
+                  f"  ·  API: http://{host}:{port}/docs")
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
                 workers=workers or s.api.workers, log_level="info")
 
