@@ -52,12 +52,13 @@ def status_for(exc: CadastreError) -> int:
     return 500
 
 
-_TOKEN = re.compile(r"[^/?&=,;:.'\"\s]*[\u3400-\u9fff][^/?&=,;:.'\"\s]*")
+_TOKEN = re.compile(r"[^/?&=,;:.'\"\s]*(?:[\u3400-\u9fff]|\d{7})[^/?&=,;:.'\"\s]*")
 
 
 def scrub(message: str, request: Request) -> str:
     """Safety net for messages that quote request input (a name typed into a path or query must
-    not come back): CJK words of the URL are cut out, ID/phone/certificate numbers masked."""
+    not come back): words of the URL with CJK characters or long numbers are cut out, and
+    ID/phone/certificate numbers masked."""
     url = unquote(request.url.path) + " " + " ".join(request.query_params.values())
     for token in sorted(set(_TOKEN.findall(url)), key=len, reverse=True):
         if len(token) >= 2:
