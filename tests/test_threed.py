@@ -282,3 +282,37 @@ def test_point_cloud_with_py3dtiles(tmp_path: Path) -> None:
 def test_box_contains() -> None:
     a = Box((0, 0, 0), (10, 10, 10))
     assert a.contains(Box((1, 1, 1), (9, 9, 9))) and not a.contains(Box((1, 1, 1), (11, 9, 9)))
+
+
+def test_batched_osgconv_reads_give_the_same_tiles(
+    production: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One osgconv run for a whole tile folder (the default) writes exactly what one run per
+    file writes: same tileset, same glb bytes."""
+    from tiles.threed.georef import Georeference
+    from tiles.threed.osgb import production as prod_mod
+    from tiles.threed.osgb.metadata import read_metadata
+    from tiles.threed.osgb.osgt import read_structures
+
+    meta = read_metadata(production)
+    roots = prod_mod.find_root_tiles(production)
+    georef = Georeference(meta.srs, meta.origin)
+    origin = georef.frame_at(np.array([150.0, 150.0, 12.0])).origin
+    # the batch really is one osgconv run with one subtree per file
+    files = sorted(roots[0].parent.glob("*.osgb"))
+    trees = read_structures(files, tmp_path)
+    assert trees is not None and list(trees) == files
+    outputs = {}
+    for batch_files in (1, prod_mod.BATCH_FILES):
+        monkeypatch.setattr(prod_mod, "BATCH_FILES", batch_files)
+        out = tmp_path / f"out-{batch_files}"
+        for root in roots:
+            job = prod_mod._TileJob(root, out, meta, origin, False, georef.pipeline)
+            result = prod_mod._run_job(job, None)
+            assert result.tile is not None and result.files == 4 and not result.warnings
+        outputs[batch_files] = {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+        }
+    one, batched = outputs.values()
+    assert sorted(one) == sorted(batched) and len(one) == 2 * (1 + 1 + 2 + 2)
+    assert one == batched

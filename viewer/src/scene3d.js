@@ -323,7 +323,8 @@ export function open3D(container, initialView = {}, options = {}) {
         new C.UrlTemplateImageryProvider({
           url: r.tiles, // the server's XYZ template: {z}/{x}/{y}
           rectangle: C.Rectangle.fromDegrees(w, s, e, n),
-          minimumLevel: 0,
+          // the raster only has tiles from minzoom (the rectangle keeps them few there)
+          minimumLevel: r.minzoom,
           maximumLevel: r.maxzoom,
           credit: new C.Credit("正射影像 / orthophoto"),
         }),

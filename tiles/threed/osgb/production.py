@@ -125,12 +125,30 @@ class _TileBuilder:
         root_file = self.job.root_file.resolve()
         seen = {root_file}
         level = [root_file]
+        # ContextCapture keeps a tile's LOD files in its folder: a batch is topped up with the
+        # folder's files not converted yet (their structures wait in `cache`, bounded by
+        # BATCH_BYTES), so a small tile takes one osgconv run instead of one per level
+        spare = [p.resolve() for p in sorted(root_file.parent.glob("*.osgb"))]
+        converted: set[Path] = set()
+        cache: dict[Path, Any] = {}
         while level:
+            need = [p for p in level if p not in cache and p not in converted]
+            for batch in _batches(need):
+                cached = sum(_size(p) for p in cache)
+                room = BATCH_BYTES - cached - sum(_size(p) for p in batch)
+                extra = []
+                for p in spare:
+                    if len(batch) + len(extra) >= BATCH_FILES or room < _size(p):
+                        break
+                    if p not in converted and p not in batch:
+                        extra.append(p)
+                        room -= _size(p)
+                spare = [p for p in spare if p not in extra and p not in batch]
+                converted.update(batch + extra)
+                cache.update(read_structures(batch + extra, work) or {})
             following: list[Path] = []
-            for batch in _batches(level):
-                structures = read_structures(batch, work) or {}
-                for path in batch:
-                    following += self._file(path, work, structures.pop(path, None), seen)
+            for path in level:
+                following += self._file(path, work, cache.pop(path, None), seen)
             level = following
         tiles = self._assemble(root_file)
         if tiles:
@@ -212,12 +230,19 @@ class _TileBuilder:
         return parts
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _batches(files: list[Path]) -> list[list[Path]]:
     """Consecutive groups of at most ``BATCH_BYTES`` input (and ``BATCH_FILES`` files)."""
     out: list[list[Path]] = []
     size = 0
     for f in files:
-        n = f.stat().st_size
+        n = _size(f)
         if not out or size + n > BATCH_BYTES or len(out[-1]) >= BATCH_FILES:
             out.append([])
             size = 0
