@@ -536,3 +536,14 @@ def test_error_responses_do_not_echo_input(env: dict) -> None:
                 assert needle not in r.text, (r.request.url, r.text)
         assert cases[0].status_code == 422
         assert cases[0].json()["error"]["code"] == "INVALID_REQUEST"
+
+
+def test_purpose_codes_are_listed(demo_client) -> None:
+    """Clients of interested parties and departments can discover the X-Purpose codes."""
+    from cadastre.purposes import PURPOSES
+
+    r = demo_client.get("/api/v1/auth/purposes")
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert {i["code"] for i in items} == set(PURPOSES)
+    assert all(i["zh"] and i["en"] for i in items)

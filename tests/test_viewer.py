@@ -529,6 +529,10 @@ def test_viewer_files_and_caching(demo_client, viewer_dist, monkeypatch, tmp_pat
     r = demo_client.get("/app/%2e%2e/%2e%2e/pyproject.toml")
     assert r.status_code == 404
     assert demo_client.get("/health").status_code == 200
+    # the standalone 3D page has a stable address (redirect keeps the query)
+    r = demo_client.get("/3d.html?unit=x", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == f'/{build["app"]}/3d.html?unit=x'
+    assert demo_client.get("/3d.html").status_code == 200
     # without a build: a page that says what to run, in Chinese and English
     monkeypatch.setattr(viewer_router, "DIST", tmp_path / "missing")
     r = demo_client.get("/")

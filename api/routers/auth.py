@@ -42,3 +42,12 @@ def login(body: Login, request: Request) -> dict[str, Any]:
                              account.counties)
     return {"access_token": token, "token_type": "bearer", "expires_in": ttl,
             "role": account.role.value, "display_name": account.display_name}
+
+
+@router.get("/purposes", summary="查询目的代码 / purpose codes (interested parties, departments)")
+def purposes() -> dict[str, Any]:
+    """Codes accepted in ``X-Purpose`` (with ``X-Case-Ref``) by interested parties (利害关系人) and
+    department systems."""
+    from cadastre.purposes import purpose_table
+
+    return {"items": purpose_table()}

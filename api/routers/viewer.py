@@ -50,10 +50,10 @@ def _resolve(folder: str, path: str) -> Path:
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if not parts or any(p == ".." or p.startswith(".") or "\\" in p for p in parts) \
             or parts[-1].endswith(".gz"):
-        raise ViewerFileNotFound(message=f"无此文件 / no such file: {folder}/{path}")
+        raise ViewerFileNotFound(message="无此文件 / no such file")
     target = root.joinpath(*parts).resolve()
     if not target.is_relative_to(root) or not target.is_file():
-        raise ViewerFileNotFound(message=f"无此文件 / no such file: {folder}/{path}")
+        raise ViewerFileNotFound(message="无此文件 / no such file")
     return target
 
 
@@ -79,6 +79,19 @@ def index(request: Request) -> Response:
     if not page.is_file():
         return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": REVALIDATE})
     return _send(request, page, REVALIDATE)
+
+
+@router.get("/3d.html")
+def scene_3d(request: Request) -> Response:
+    """The standalone 3D page: a stable address for ``app/<hash>/3d.html`` (a redirect, so its
+    relative module imports resolve; the browser keeps the ``#view`` fragment)."""
+    import json
+
+    info = json.loads(_resolve(".", "build.json").read_text())
+    target = f"/{info['app']}/3d.html"
+    if request.url.query:
+        target += "?" + request.url.query
+    return Response(status_code=307, headers={"Location": target, "Cache-Control": REVALIDATE})
 
 
 @router.get("/build.json")
