@@ -339,3 +339,58 @@ def test_accepting_a_changed_floor_plan_rebuilds_the_unit_volumes(
     # only the changed building was rewritten among those published before
     after = json.loads((folder / INDEX).read_text())["buildings"]
     assert {c: (folder / after[c]["uri"]).stat().st_mtime_ns for c in others} == unchanged
+
+
+@osgconv
+def test_registrar_builds_a_dataset_through_the_api(
+    make_db, test_settings: Settings, tmp_path: Path
+) -> None:
+    """POST /api/v1/3d/builds: registrar only, sources confined to <data dir>/3d-sources, a job
+    with progress, the dataset published at the end, and the build in the audit trail."""
+    import time
+
+    import psycopg
+
+    from cadastre.accounts import create_account
+    from cadastre.privacy import Role
+    from tests.conftest import client_for
+
+    url = make_db("threed_api")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(test_settings.data_dir / "secrets.json", data_dir / "secrets.json")
+    synthetic_production(data_dir / "3d-sources" / "prod")
+    with psycopg.connect(url) as conn:
+        create_account(conn, "reg.3d", "correct horse battery", Role.REGISTRAR)
+        create_account(conn, "sur.3d", "correct horse battery", Role.SURVEYOR)
+    with client_for(url, Settings(storage={"data_dir": data_dir})) as c:
+        body = {"source": "prod", "name": "api-built"}
+        assert c.post("/api/v1/3d/builds", json=body).status_code == 401
+
+        def login(user: str) -> dict[str, str]:
+            r = c.post("/api/v1/auth/login",
+                       json={"username": user, "password": "correct horse battery"})
+            return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+        reg = login("reg.3d")
+        assert c.post("/api/v1/3d/builds", json=body, headers=login("sur.3d")).status_code == 403
+        for bad in ("../secrets.json", "/etc", "nope", "."):
+            r = c.post("/api/v1/3d/builds", json={**body, "source": bad}, headers=reg)
+            assert r.status_code == 400 and r.json()["error"]["code"] == "SOURCE_NOT_FOUND", bad
+        r = c.post("/api/v1/3d/builds", json=body, headers=reg)
+        assert r.status_code == 202
+        job_url = r.json()["links"]["job"]
+        seen = []
+        for _ in range(600):
+            state = c.get(job_url, headers=reg).json()
+            seen.append(state["progress"])
+            if state["status"] in ("done", "failed"):
+                break
+            time.sleep(0.2)
+        assert state["status"] == "done", state
+        assert seen == sorted(seen)
+        ts = c.get("/3dtiles/api-built/tileset.json")
+        assert ts.status_code == 200 and ts.json()["asset"]["version"] == "1.1"
+    with psycopg.connect(url) as conn:
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit.log ORDER BY seq")]
+    assert "3d.build" in actions

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import uuid
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from api.auditing import record_sync
+from api.auth import Principal, require
+from cadastre.errors import InvalidInput, NotFound
+from cadastre.jobs import JobTracker, create_job, get_job
+from cadastre.privacy import Role
+from tiles.threed.build import build_dataset
 from tiles.threed.errors import DatasetNotFound
 from tiles.threed.registry import dataset_dir, get_dataset, list_datasets
 
@@ -147,3 +155,70 @@ def datasets(request: Request) -> DatasetList:
             )
         )
     return DatasetList(datasets=out)
+
+
+# ------------------------------------------------------------------ registrar builds (jobs)
+REGISTRAR = Depends(require(Role.REGISTRAR))
+
+
+class BuildRequest(BaseModel):
+    source: str = Field(min_length=1, max_length=300,
+                        description="folder or file under <data dir>/3d-sources/")
+    name: str = Field(min_length=1, max_length=64)
+    srs: str | None = Field(default=None, max_length=4000)
+    origin: str | None = Field(default=None, max_length=100)
+    replace: bool = False
+
+
+def _sources_root(request: Request) -> Path:
+    return (_data_dir(request) / "3d-sources").resolve()
+
+
+def _source_path(request: Request, source: str) -> Path:
+    """Only what the operator placed under ``3d-sources`` may be built from the API."""
+    root = _sources_root(request)
+    target = (root / source).resolve()
+    if not target.is_relative_to(root) or target == root or not target.exists():
+        raise InvalidInput("SOURCE_NOT_FOUND",
+                           "数据源不存在（须位于数据目录的 3d-sources 下） / no such source under "
+                           "<data dir>/3d-sources")
+    return target
+
+
+def _build_job(url: str, job_id: uuid.UUID, data_dir: Path, source: Path,
+               body: BuildRequest) -> None:
+    with JobTracker(url, job_id) as job:
+        def progress(done: int, total: int, current: str) -> None:
+            job.update(done / max(total, 1), Path(current).name[-60:])
+
+        build_dataset(data_dir, source, body.name, srs=body.srs, origin=body.origin,
+                      replace=body.replace, progress=progress, workers=1)
+
+
+@router.post("/api/v1/3d/builds", status_code=202,
+             summary="构建三维数据集 / build a 3D dataset (registrar; job with progress)")
+def start_build(request: Request, body: BuildRequest,
+                who: Principal = REGISTRAR) -> dict[str, Any]:
+    state = request.app.state
+    source = _source_path(request, body.source)
+    with state.sync_pool.connection() as conn, conn.transaction():
+        job_id = create_job(conn, "3d_build", who.actor)
+        record_sync(request, who, "3d.build", body.name, 1, conn=conn)
+    state.job_pool.submit(_build_job, state.database_url, job_id, _data_dir(request), source,
+                          body)
+    return {"job_id": str(job_id), "links": {
+        "job": str(request.base_url).rstrip("/") + f"/api/v1/3d/jobs/{job_id}"}}
+
+
+@router.get("/api/v1/3d/jobs/{job_id}", summary="三维构建进度 / 3D build progress")
+def build_job(request: Request, job_id: str,
+              who: Principal = REGISTRAR) -> dict[str, Any]:
+    try:
+        jid = uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound("JOB_NOT_FOUND", "无此任务 / no such job") from None
+    with request.app.state.sync_pool.connection() as conn:
+        state = get_job(conn, jid)
+    if state.kind != "3d_build":
+        raise NotFound("JOB_NOT_FOUND", "无此任务 / no such job")
+    return state.as_dict()
