@@ -1,8 +1,9 @@
 """Warm public tiles straight from the disk cache, before routing and dependency injection.
 
-Only anonymous requests whose tile is already cached take this path; everything else (misses,
-tokens, bad coordinates) falls through to ``api/routers/tiles.py``, which produces the same
-headers. CORS and the other middleware still wrap it.
+Only anonymous requests (neither ``Authorization`` nor ``X-API-Key``) whose tile is already
+cached take this path; everything else (misses, tokens, API keys, bad coordinates) falls
+through to ``api/routers/tiles.py`` (purpose check, audit), which produces the same headers.
+CORS and the other middleware still wrap it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class WarmTileMiddleware:
         headers = dict(scope["headers"])
         state = getattr(scope.get("app"), "state", None)
         cache = getattr(state, "tile_cache", None) if state is not None else None
-        if m is None or b"authorization" in headers or cache is None or not cache.enabled:
+        credentials = b"authorization" in headers or b"x-api-key" in headers
+        if m is None or credentials or cache is None or not cache.enabled:
             await self.app(scope, receive, send)
             return
         try:
@@ -52,7 +54,7 @@ class WarmTileMiddleware:
             await self.app(scope, receive, send)
             return
         out = [(b"etag", tile.etag.encode()), (b"cache-control", b"public, max-age=300"),
-               (b"vary", b"Authorization, Accept-Encoding"),
+               (b"vary", b"Authorization, X-API-Key, Accept-Encoding"),
                (b"access-control-expose-headers", b"ETag")]
         if headers.get(b"if-none-match") == tile.etag.encode():
             status, body = 304, b""

@@ -4,12 +4,18 @@ A collection is a catalogue layer that has a feature table (``tiles.layers``); i
 the layer's ``LayerField`` expressions that the caller's role may see (``Layer.visible``), plus the
 version interval where the privacy policy lists it. Values are always bound parameters; SQL
 identifiers and expressions come only from the catalogue and the constants below.
+
+Every query carries the caller (``Principal``): properties and filters are the policy's fields for
+the role narrowed to an API key's field grants (``api.auth.view``), and county-scoped callers
+(keys, staff with counties) only match features whose code starts with one of their counties.
+Error messages never quote the request's values.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +26,9 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from api.auth import Principal, view
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.privacy import Role, apply, visible_fields
+from cadastre.privacy import Role, visible_fields
 from tiles.layers import LAYERS, Layer
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -78,14 +85,20 @@ class Collection:
     layer: Layer
     description: str
     filters: tuple[PropertyFilter, ...] = field(default_factory=tuple)
+    scope_sql: str = "t.parcel_code"   # a unit code whose first 6 digits are the county
 
     @property
     def entity(self) -> str:
         return self.layer.entity
 
-    def filters_for(self, role: Role) -> dict[str, PropertyFilter]:
-        """Filters on fields the role may see (filtering on a hidden field would leak it)."""
-        allowed = set(visible_fields(self.entity, role, [f.name for f in self.filters]))
+    def granted(self, who: Principal, names: list[str]) -> list[str]:
+        """``names`` that ``who`` may receive: the role's policy, then the key's field grants."""
+        allowed = visible_fields(self.entity, who.role, names)
+        return [n for n in allowed if not who.fields or f"{self.entity}.{n}" in who.fields]
+
+    def filters_for(self, who: Principal) -> dict[str, PropertyFilter]:
+        """Filters on fields the caller may see (filtering on a hidden field would leak it)."""
+        allowed = set(self.granted(who, [f.name for f in self.filters]))
         return {f.name: f for f in self.filters if f.name in allowed}
 
 
@@ -95,12 +108,13 @@ def _layer_filter(layer: Layer, name: str, integer: bool = False) -> PropertyFil
     return PropertyFilter(name, sql, integer)
 
 
-def _collection(name: str, description: str, *filters: tuple[str, str | None]) -> Collection:
+def _collection(name: str, description: str, *filters: tuple[str, str | None],
+                scope_sql: str = "t.parcel_code") -> Collection:
     """``filters``: (name, column) where column None means "the layer field of that name"."""
     layer = LAYERS[name]
     built = tuple(_layer_filter(layer, n) if col is None else PropertyFilter(n, col)
                   for n, col in filters)
-    return Collection(name, layer, description, built)
+    return Collection(name, layer, description, built, scope_sql)
 
 
 _UNITS = LAYERS["units"]
@@ -109,12 +123,12 @@ COLLECTIONS: dict[str, Collection] = {
         _collection("parcels", "宗地（现势与历史版本）/ land parcels, current and past versions",
                     ("parcel_code", None), ("land_use", None)),
         _collection("buildings", "自然幢 / buildings", ("building_code", None),
-                    ("parcel_code", "t.parcel_code")),
+                    ("parcel_code", "t.parcel_code"), scope_sql="t.building_code"),
         Collection("units", _UNITS, "户（按层号过滤：floor_no）/ units; filter by floor_no",
                    (_layer_filter(_UNITS, "unit_code"),
                     PropertyFilter("building_code", "t.building_code"),
                     PropertyFilter("parcel_code", "t.parcel_code"),
-                    _layer_filter(_UNITS, "floor_no", integer=True))),
+                    _layer_filter(_UNITS, "floor_no", integer=True)), "t.unit_code"),
         _collection("boundary_points", "界址点 / parcel boundary points",
                     ("parcel_code", None), ("point_no", None)),
     )
@@ -127,17 +141,16 @@ VERSION_PROPERTIES = (("valid_from", "t.valid_from"), ("valid_to", "t.valid_to")
 def get_collection(collection_id: str) -> Collection:
     found = COLLECTIONS.get(collection_id)
     if found is None:
-        raise CollectionNotFound(message=f"未知要素集 {collection_id[:40]} / unknown collection; "
-                                 "known: " + ", ".join(COLLECTIONS))
+        raise CollectionNotFound(message="未知要素集 / unknown collection; known: "
+                                 + ", ".join(COLLECTIONS))
     return found
 
 
-def property_columns(collection: Collection, role: Role) -> list[tuple[str, str]]:
-    """(name, SQL expression) of every property ``role`` may receive, in catalogue order."""
-    cols = [(f.name, f.sql) for f in collection.layer.visible(role)]
-    shown = set(visible_fields(collection.entity, role, [n for n, _ in VERSION_PROPERTIES]))
-    cols += [(n, sql) for n, sql in VERSION_PROPERTIES if n in shown]
-    return cols
+def property_columns(collection: Collection, who: Principal) -> list[tuple[str, str]]:
+    """(name, SQL expression) of every property ``who`` may receive, in catalogue order."""
+    cols = [(f.name, f.sql) for f in collection.layer.fields] + list(VERSION_PROPERTIES)
+    shown = set(collection.granted(who, [n for n, _ in cols]))
+    return [(n, sql) for n, sql in cols if n in shown]
 
 
 # ------------------------------------------------------------------ request parameters
@@ -167,15 +180,23 @@ class TimeFilter:
         return where, params
 
 
+# RFC 3339 date-time, or a full date (GDAL sends date-only values as "2020-01-01T")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[Tt](?:\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?"
+                      r"(?:[Zz]|[+-]\d{2}:\d{2})?)?)?$")
+
+
 def _instant(text: str) -> datetime:
     value = text.strip()
-    if value.endswith(("T", "t")):        # GDAL sends date-only values as "2020-01-01T"
+    invalid = DatetimeInvalid(message="datetime 格式无效，应为 RFC 3339 时间 / invalid datetime: "
+                              "expected RFC 3339, e.g. 2024-01-31T00:00:00Z")
+    if not _RFC3339.match(value):
+        raise invalid
+    if value.endswith(("T", "t")):
         value = value[:-1]
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
-        raise DatetimeInvalid(message=f"datetime 格式无效 / invalid RFC 3339 datetime: {text[:40]}"
-                              ) from None
+        raise invalid from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -231,24 +252,28 @@ def _int_param(value: str | None, default: int, low: int, high: int,
 @dataclass(frozen=True)
 class ItemsQuery:
     collection: Collection
-    role: Role
+    who: Principal
     bbox: tuple[float, float, float, float] | None = None
     time: TimeFilter = TimeFilter()
     filters: tuple[tuple[PropertyFilter, object], ...] = ()
     limit: int = DEFAULT_LIMIT
     offset: int = 0
 
+    @property
+    def role(self) -> Role:
+        return self.who.role
+
 
 ITEMS_PARAMETERS = {"bbox", "bbox-crs", "datetime", "limit", "offset", "f"}
 
 
-def parse_items_query(collection: Collection, role: Role, params: Mapping[str, str]
+def parse_items_query(collection: Collection, who: Principal, params: Mapping[str, str]
                       ) -> ItemsQuery:
-    filters = collection.filters_for(role)
+    filters = collection.filters_for(who)
     unknown = sorted(set(params) - ITEMS_PARAMETERS - set(filters))
     if unknown:
-        raise ParameterUnknown(message=f"不支持的查询参数 / unknown query parameter: "
-                               f"{unknown[0][:40]}; filters here: {', '.join(filters) or '-'}")
+        raise ParameterUnknown(message="不支持的查询参数 / unknown query parameter; filters "
+                               f"here: {', '.join(filters) or '-'}")
     chosen: list[tuple[PropertyFilter, object]] = []
     for name, spec in filters.items():
         raw = params.get(name)
@@ -263,7 +288,7 @@ def parse_items_query(collection: Collection, role: Role, params: Mapping[str, s
                                     ) from None
         chosen.append((spec, value))
     return ItemsQuery(
-        collection, role,
+        collection, who,
         bbox=parse_bbox(params.get("bbox"), params.get("bbox-crs")),
         time=parse_datetime(params.get("datetime")),
         filters=tuple(chosen),
@@ -292,12 +317,15 @@ def _from_where(q: ItemsQuery) -> tuple[str, str, dict[str, Any]]:
     for spec, value in q.filters:
         where.append(f"{spec.sql} = %(f_{spec.name})s")
         params[f"f_{spec.name}"] = value
+    if q.who.counties:   # county-scoped keys and staff: their counties only
+        where.append(f"left({q.collection.scope_sql}, 6) = ANY(%(scope_counties)s)")
+        params["scope_counties"] = list(q.who.counties)
     return cte, f"FROM {source}\nWHERE {' AND '.join(where) or 'true'}", params
 
 
 def _select(q: ItemsQuery) -> str:
     cols = "".join(f',\n       {sql} AS "{name}"' for name, sql in property_columns(
-        q.collection, q.role))
+        q.collection, q.who))
     return ("SELECT t.feature_id::text AS \"__fid\", "
             "ST_AsGeoJSON(ST_Transform(t.geom, 4326), 7) AS \"__geom\"" + cols)
 
@@ -345,8 +373,8 @@ def _jsonable(value: Any) -> Any:
 
 def to_feature(row: Mapping[str, Any], q: ItemsQuery) -> dict[str, Any]:
     raw = {k: v for k, v in row.items() if not k.startswith("__")}
-    # the policy has the last word on every value that leaves (drops and masks)
-    props = {k: _jsonable(v) for k, v in apply(q.collection.entity, q.role, raw).items()}
+    # the policy and the key's grants have the last word on every value that leaves
+    props = {k: _jsonable(v) for k, v in view(q.who, q.collection.entity, raw).items()}
     return {"type": "Feature", "id": row["__fid"], "geometry": json.loads(row["__geom"]),
             "properties": props}
 
@@ -374,8 +402,7 @@ async def fetch_feature(conn: AsyncConnection, q: ItemsQuery, feature_id: str
         fid = uuid.UUID(feature_id)
     except ValueError:
         fid = None
-    not_found = FeatureNotFound(message=f"无此要素 / no feature {feature_id[:40]} in "
-                                f"{q.collection.id}")
+    not_found = FeatureNotFound(message=f"无此要素 / no such feature in {q.collection.id}")
     if fid is None:
         raise not_found
     sql, params = feature_sql(q, fid)

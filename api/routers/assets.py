@@ -118,6 +118,9 @@ def get_sprite_image(name: str, request: Request) -> Response:
 @router.get("/styles/{name}.json", summary="地图样式 / MapLibre style")
 def get_style(name: str, request: Request) -> Response:
     """MapLibre style whose glyphs, sprite and tiles all point back at this server."""
+    if name not in style.STYLE_NAMES:   # a fixed message: never echo the path back
+        raise style.StyleNotFound(message="未知地图样式 / unknown style; available: "
+                                  + ", ".join(style.STYLE_NAMES))
     body = style.build_style(name, str(request.base_url))
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return _respond(request, data, "application/json")

@@ -3,6 +3,10 @@ that GDAL (``OAPIF:``) and QGIS can read the published layers.
 
 Collections, properties and filters come from the layer catalogue through the privacy policy
 (``api.ogc_queries``); tiles are the very bytes of ``/tiles`` (``api.routers.tiles``).
+
+Feature properties go through ``api.auth.view`` (policy + an API key's field grants) and county
+scope; reads by non-public callers are audited (``ogc.items``; tiles as ``tiles.read``), public
+reads are not.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api import ogc_queries as oq
+from api.auditing import record
 from api.auth import Principal, principal
 from api.routers import tiles as tile_routes
 from cadastre.errors import InvalidInput, NotFound
@@ -105,7 +110,7 @@ def _link(href: str, rel: str, type_: str = JSON, title: str | None = None,
 def _check_format(request: Request, *allowed: str) -> None:
     f = request.query_params.get("f")
     if f is not None and f not in ("json", *allowed):
-        raise FormatUnsupported(message=f"不支持的格式 f={f[:20]} / unsupported format; use f=json")
+        raise FormatUnsupported(message="不支持的格式 / unsupported format; use f=json")
 
 
 def _respond(body: dict[str, Any], media_type: str = JSON) -> JSONResponse:
@@ -205,9 +210,10 @@ async def items(request: Request, collection_id: str,
                 who: Principal = Depends(principal)) -> JSONResponse:
     _check_format(request, "geojson")
     chosen = oq.get_collection(collection_id)
-    query = oq.parse_items_query(chosen, who.role, request.query_params)
+    query = oq.parse_items_query(chosen, who, request.query_params)
     async with request.app.state.pool.connection() as conn:
         page = await oq.fetch_items(conn, query)
+    await record(request, who, "ogc.items", chosen.id, len(page.features))
     base, url = _base(request), request.url
     links = [_link(str(url), "self", GEOJSON, "本页 / this page"),
              _link(f"{base}/ogc/collections/{chosen.id}", "collection",
@@ -238,9 +244,10 @@ async def item(request: Request, collection_id: str, feature_id: str,
                who: Principal = Depends(principal)) -> JSONResponse:
     _check_format(request, "geojson")
     chosen = oq.get_collection(collection_id)
-    query = oq.ItemsQuery(chosen, who.role, time=oq.parse_datetime(datetime_))
+    query = oq.ItemsQuery(chosen, who, time=oq.parse_datetime(datetime_))
     async with request.app.state.pool.connection() as conn:
         feature = await oq.fetch_feature(conn, query, feature_id)
+    await record(request, who, "ogc.items", f"{chosen.id}/{feature['id']}", 1)
     base = _base(request)
     feature["links"] = [
         _link(str(request.url), "self", GEOJSON),
@@ -343,7 +350,7 @@ async def tileset(request: Request, collection_id: str, tile_matrix_set_id: str,
         "minTileMatrix": str(layer.minzoom), "maxTileMatrix": str(layer.maxzoom),
         "propertiesSchema": {"type": "object", "properties": {
             f.name: {"type": _JSON_TYPES.get(f.type, "string"), "description": f.description}
-            for f in layer.visible(who.role)}},
+            for f in tile_routes.tile_fields(layer, who)}},
     }]
     return _respond(doc)
 

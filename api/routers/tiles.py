@@ -1,4 +1,19 @@
-"""Vector tiles and TileJSON. Properties per caller role come from the privacy policy."""
+"""Vector tiles and TileJSON. Properties per caller come from the privacy policy.
+
+A tile is rendered (and cached) per role, so it cannot be cut field by field for one API key or
+one county. The rule (``tile_role``):
+
+* public callers get the public property set (served warm by ``api.fastpath``);
+* any other caller gets its role's property set only if (a) it has no field grants, or its
+  grants cover every field of each requested layer that the role sees beyond the public set,
+  and (b) it has no county scope, or every current feature of the requested layers in the tile
+  (with its buffer) has a code in its counties;
+* otherwise it gets the public property set: never more than it was granted, and never less
+  than anyone may see without credentials.
+
+Reads by non-public callers are audited as ``tiles.read`` (target ``layers/z/x/y`` plus the
+floor; result_count 1 for a tile with features, 0 for an empty one); public reads are not.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +22,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from api.auditing import record
 from api.auth import Principal, principal
 from cadastre.errors import InvalidInput
 from cadastre.privacy import Role
-from tiles.layers import parse_layers
-from tiles.mvt import TileRequest, TileOutOfRange
+from tiles.layers import Layer, LayerField, parse_layers
+from tiles.mvt import BUFFER, EXTENT, TileOutOfRange, TileRequest
 from tiles.service import cache_key, render_async
 
 router = APIRouter(tags=["tiles"])
@@ -28,8 +44,59 @@ def _int(value: str, what: str) -> int:
 
 def _headers(etag: str, who: Principal) -> dict[str, str]:
     cache = "public, max-age=300" if who.role is Role.PUBLIC else "private, max-age=60"
-    return {"ETag": etag, "Cache-Control": cache, "Vary": "Authorization, Accept-Encoding",
+    return {"ETag": etag, "Cache-Control": cache,
+            "Vary": "Authorization, X-API-Key, Accept-Encoding",
             "Access-Control-Expose-Headers": "ETag"}
+
+
+def grants_cover(who: Principal, layers: tuple[Layer, ...]) -> bool:
+    """Whether ``who``'s field grants (if any) include every non-public field its role sees."""
+    if not who.fields:
+        return True
+    for layer in layers:
+        public = {f.name for f in layer.visible(Role.PUBLIC)}
+        extra = [f.name for f in layer.visible(who.role) if f.name not in public]
+        if any(f"{layer.entity}.{name}" not in who.fields for name in extra):
+            return False
+    return True
+
+
+def tile_fields(layer: Layer, who: Principal) -> tuple[LayerField, ...]:
+    """The most a tile of ``layer`` carries for ``who`` (county scope may reduce a tile)."""
+    return layer.visible(who.role if grants_cover(who, (layer,)) else Role.PUBLIC)
+
+
+# (table, code column) whose features a layer shows; the code's first 6 digits are the county
+_SCOPE_TABLES = {"parcels": (("cad.parcel", "parcel_code"),),
+                 "buildings": (("cad.building", "building_code"),),
+                 "units": (("cad.unit", "unit_code"),),
+                 "boundary_points": (("cad.boundary_point", "parcel_code"),),
+                 "labels": (("cad.parcel", "parcel_code"), ("cad.building", "building_code"))}
+
+
+async def _all_in_scope(request: Request, who: Principal, layers: tuple[Layer, ...],
+                        req: TileRequest) -> bool:
+    tables = dict.fromkeys(t for layer in layers for t in _SCOPE_TABLES[layer.name])
+    outside = " OR ".join(
+        f"EXISTS (SELECT 1 FROM {table} t, b WHERE t.valid_to IS NULL AND t.geom_3857 && b.qenv "
+        f"AND left(t.{code}, 6) <> ALL(%(counties)s))" for table, code in tables)
+    sql = (f"WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {BUFFER / EXTENT})"
+           f" AS qenv) SELECT NOT ({outside})")
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute(sql, {"z": req.z, "x": req.x, "y": req.y,  # type: ignore[arg-type]
+                                       "counties": list(who.counties)})
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def tile_role(request: Request, who: Principal, layers: tuple[Layer, ...],
+                    req: TileRequest) -> Role:
+    """The role whose property set this tile carries for ``who`` (see the module docstring)."""
+    if who.role is Role.PUBLIC or not grants_cover(who, layers):
+        return Role.PUBLIC
+    if who.counties and not await _all_in_scope(request, who, layers, req):
+        return Role.PUBLIC
+    return who.role
 
 
 @router.get("/tiles/{layers}/{z}/{x}/{y}.mvt", summary="矢量瓦片 / vector tile (MVT)",
@@ -42,19 +109,26 @@ async def vector_tile(
     chosen = parse_layers(layers)
     req = TileRequest(_int(z, "z"), _int(x, "x"), _int(y, "y"), floor)
     if any(layer.floor_filter for layer in chosen) and floor is None:
-        raise InvalidInput("FLOOR_REQUIRED", "分层图层需要 floor 参数 / the units layer needs ?floor=N")
+        raise InvalidInput("FLOOR_REQUIRED",
+                           "分层图层需要 floor 参数 / the units layer needs ?floor=N")
     state = request.app.state
     cache = state.tile_cache
     key = cache_key(chosen, req)
-    tile = cache.get(who.audience, key, req.z, req.x, req.y)
+    role = await tile_role(request, who, chosen, req)
+    tile = cache.get(role.value, key, req.z, req.x, req.y)
     if tile is None:
         epoch = state.tile_epoch
         async with state.pool.connection() as conn:
-            mvt = await render_async(conn, chosen, who.role, req)
+            mvt = await render_async(conn, chosen, role, req)
         if epoch == state.tile_epoch:   # no invalidation ran while we rendered
-            tile = cache.put(who.audience, key, req.z, req.x, req.y, mvt)
+            tile = cache.put(role.value, key, req.z, req.x, req.y, mvt)
         else:   # an invalidation ran meanwhile: serve it, don't cache a possibly stale tile
             tile = cache.encode(mvt)
+    if who.role is not Role.PUBLIC:
+        floor_note = f"?floor={req.floor}" if any(x.floor_filter for x in chosen) else ""
+        await record(request, who, "tiles.read",
+                     f"{','.join(layer.name for layer in chosen)}/{req.z}/{req.x}/{req.y}"
+                     f"{floor_note}", 0 if tile.empty else 1)
     headers = _headers(tile.etag, who)
     if request.headers.get("if-none-match") == tile.etag:
         return Response(status_code=304, headers=headers)
@@ -91,7 +165,7 @@ async def tilejson(request: Request, layers: str,
         "vector_layers": [
             {"id": layer.name, "description": layer.title, "minzoom": layer.minzoom,
              "maxzoom": layer.maxzoom,
-             "fields": {f.name: f.type for f in layer.visible(who.role)}}
+             "fields": {f.name: f.type for f in tile_fields(layer, who)}}
             for layer in chosen
         ],
     }
