@@ -262,3 +262,22 @@ def policy_table() -> list[dict[str, str]]:
                 row[role.value] = how.value if how else "-"
             rows.append(row)
     return rows
+
+
+def policy_markdown() -> str:
+    """The policy as a Markdown table (docs/privacy-policy.md is this, kept in sync by a test)."""
+    roles = [role.value for role in Role]
+    lines = ["# Field privacy policy / 字段隐私策略", "",
+             "Generated from `cadastre/privacy.py` (`python -m cadastre.privacy > "
+             "docs/privacy-policy.md`). `full` = sent as stored, `masked` = sent masked "
+             "(张**, 110105********1234, 138****1234), `-` = never sent. A field not listed is "
+             "private.", "",
+             "| entity | field | " + " | ".join(roles) + " |",
+             "|---|---|" + "---|" * len(roles)]
+    lines += [f"| {r['entity']} | {r['field']} | " + " | ".join(r[x] for x in roles) + " |"
+              for r in policy_table()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(policy_markdown(), end="")

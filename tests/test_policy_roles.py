@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -332,3 +333,8 @@ def test_policy_table_as_shipped() -> None:
               for r in rows]
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "policy_table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from cadastre.privacy import policy_markdown
+
+    doc = Path(__file__).parents[1] / "docs" / "privacy-policy.md"
+    assert doc.read_text(encoding="utf-8") == policy_markdown(), \
+        "docs/privacy-policy.md is stale: python -m cadastre.privacy > docs/privacy-policy.md"
