@@ -453,9 +453,18 @@ def test_registrar_and_surveyor_reads_and_changes_are_audited(env: dict, tmp_pat
 
 
 # ------------------------------------------------------------------------ logs and errors
-def test_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+def test_log_records_are_masked(caplog: pytest.LogCaptureFixture,
+                                request: pytest.FixtureRequest) -> None:
     logsafe.install()
     caplog.set_level(logging.INFO)
+    # uvicorn's own logging config (applied by an earlier live-server test) stops its access
+    # logger from propagating to the root logger where caplog listens: listen on it directly
+    access_logger = logging.getLogger("uvicorn.access")
+    if access_logger.propagate is False:
+        access_logger.addHandler(caplog.handler)
+        request.addfinalizer(lambda: access_logger.removeHandler(caplog.handler))
+    access_logger.setLevel(logging.INFO)
+    access_logger.disabled = False
     logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "1.2.3.4", "GET",
                                              f"/api/v1/search?q={ID_NUMBER}&p={PHONE}", "1.1",
                                              200)

@@ -9,7 +9,6 @@ attributes the database holds, in the classification (单体化) and the standal
 Screenshots go to test-artifacts/.
 """
 
-# ruff: noqa: F811  (the fixtures imported from tests.viewer_support are parameters here)
 from __future__ import annotations
 
 import json
@@ -23,16 +22,12 @@ import psycopg
 import pytest
 from PIL import Image
 
-from tests.viewer_support import (  # noqa: F401  (pytest fixtures)
-    ARTIFACTS,
-    _file_lock,
-    browser,
-    live_server,
-    page,
-    screenshot,
-    viewer_assets,
-    viewer_dist,
-)
+from tests.viewer_support import ARTIFACTS, _file_lock, screenshot
+
+# the fixtures (browser, live_server, page, viewer_assets, viewer_dist) come from the plugin,
+# registered once: importing them here would define a second session browser, and Playwright's
+# sync API refuses to start inside the first one's loop
+pytest_plugins = ("tests.viewer_support",)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("osgconv") is None or not Path("/usr/bin/chromium").exists(),
