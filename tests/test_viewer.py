@@ -31,9 +31,32 @@ def _rendered(page, layer: str, key: str) -> list[str]:
 
 
 def _timing(page) -> dict:
-    return page.evaluate("""() => ({first_view_ms: window.cadastreViewer.firstViewMs,
-                                   first_tiles_ms: window.cadastreViewer.firstTilesMs,
-                                   marks: window.cadastreViewer.marks})""")
+    """The viewer's marks plus the browser's resource timings grouped by kind (count, bytes,
+    first start, last end, summed duration; ms since navigation start): where the time went."""
+    return page.evaluate("""() => {
+        const kind = (u) => /\\/glyphs\\//.test(u) ? "glyphs" : /\\/sprites?\\//.test(u) ? "sprite"
+          : /\\/raster\\//.test(u) ? "raster" : /\\.mvt|\\.pbf/.test(u) ? "mvt"
+          : /tilejson/.test(u) ? "tilejson" : /styles\\//.test(u) ? "style"
+          : /maplibre-gl\\.js/.test(u) ? "maplibre" : /\\.js$/.test(u) ? "app_js"
+          : /\\.css$/.test(u) ? "css" : /api\\/v1\\//.test(u) ? "api" : "other";
+        const groups = {};
+        for (const r of performance.getEntriesByType("resource")) {
+          const k = kind(r.name.split("?")[0]);
+          const g = groups[k] || (groups[k] = {n: 0, bytes: 0, start: Infinity, end: 0,
+                                               sum_ms: 0, max_ms: 0});
+          g.n += 1; g.bytes += r.encodedBodySize || r.transferSize || 0;
+          g.start = Math.min(g.start, Math.round(r.startTime));
+          g.end = Math.max(g.end, Math.round(r.responseEnd));
+          g.sum_ms += Math.round(r.duration); g.max_ms = Math.max(g.max_ms, Math.round(r.duration));
+        }
+        const nav = performance.getEntriesByType("navigation")[0];
+        return {first_view_ms: window.cadastreViewer.firstViewMs,
+                first_tiles_ms: window.cadastreViewer.firstTilesMs,
+                marks: window.cadastreViewer.marks,
+                html_ms: nav ? Math.round(nav.responseEnd) : null,
+                dom_content_loaded_ms: nav ? Math.round(nav.domContentLoadedEventEnd) : null,
+                resources: groups};
+    }""")
 
 
 def test_map_renders_tiles_and_reports_first_view(live_server, page, browser) -> None:

@@ -6,6 +6,8 @@ thread pool and the event loop stays free.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from fastapi import APIRouter, Query, Request, Response
@@ -25,6 +27,34 @@ from tiles.raster import (
 router = APIRouter(tags=["raster"])
 
 CACHE_CONTROL = "public, max-age=3600"
+
+# Rendered tiles by ETag (the ETag names the raster's file state, the tile and the format): a
+# map's first view asks ~25 tiles at once and GDAL renders each in ~50–150 ms of CPU, so every
+# visitor after the first gets them from memory. Empty tiles are remembered as b"".
+_TILES: OrderedDict[str, bytes] = OrderedDict()
+_TILES_MAX_BYTES = 64 * 1024 * 1024
+_tiles_bytes = 0
+_tiles_lock = threading.Lock()
+
+
+def _cached_tile(etag: str) -> bytes | None:
+    with _tiles_lock:
+        body = _TILES.get(etag)
+        if body is not None:
+            _TILES.move_to_end(etag)
+        return body
+
+
+def _remember_tile(etag: str, body: bytes) -> None:
+    global _tiles_bytes
+    with _tiles_lock:
+        old = _TILES.pop(etag, None)
+        _tiles_bytes -= len(old) if old is not None else 0
+        _TILES[etag] = body
+        _tiles_bytes += len(body)
+        while _tiles_bytes > _TILES_MAX_BYTES and _TILES:
+            _, dropped = _TILES.popitem(last=False)
+            _tiles_bytes -= len(dropped)
 
 
 class RasterSummary(BaseModel):
@@ -74,8 +104,11 @@ def raster_tile(request: Request, name: str, z: str, x: str, y: str, fmt: str) -
     headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
     if _etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
-    body = render_tile(info, zi, xi, yi, fmt)
+    body = _cached_tile(etag)
     if body is None:
+        body = render_tile(info, zi, xi, yi, fmt) or b""
+        _remember_tile(etag, body)
+    if not body:
         return Response(status_code=204, headers=headers)
     return Response(body, media_type=TILE_FORMATS[fmt], headers=headers)
 

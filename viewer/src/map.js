@@ -37,6 +37,13 @@ function tuneStyle(style, rasters) {
       ortho.bounds = chosen.bounds;
       ortho.minzoom = Math.max(ortho.minzoom || 0, chosen.minzoom);
       ortho.maxzoom = chosen.maxzoom;
+      // no cross-fade of orthophoto tiles: under software WebGL every fade frame is a full
+      // repaint that holds up tile parsing, and the first view is not done until fades end
+      for (const l of style.layers) {
+        if (l.source === "ortho" && l.type === "raster") {
+          l.paint = { ...(l.paint || {}), "raster-fade-duration": 0 };
+        }
+      }
     }
   }
   style.sources.selection = { type: "geojson", data: empty() };
@@ -93,6 +100,7 @@ export class CadastreMap {
       localIdeographFontFamily: false,   // CJK labels from the server's glyphs, not local fonts
       transformRequest: (url) => this.transformRequest(url),
       maxPitch: 70, dragRotate: true, cooperativeGestures: false,
+      fadeDuration: 0,   // labels appear at once (no symbol fade frames before the map is idle)
     });
     this.map = map;
     map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), "bottom-right");
