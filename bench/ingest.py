@@ -60,8 +60,10 @@ def main() -> None:
     console.print(f"survey: {gpkg.name}, {args.parcels} parcels, {mb:.1f} MB; "
                   f"load average {os.getloadavg()[0]:.2f} (2 cores)")
     with psycopg.connect(url, autocommit=True) as conn:
-        # earlier runs' submissions (their staged features) would only grow the staging table
+        # earlier runs' submissions: their staged features would only bloat the staging table
+        # (autovacuum would clean up after them, but not before this run)
         conn.execute("DELETE FROM cad.survey_submission WHERE submitted_by = 'bench'")
+        conn.execute("VACUUM cad.survey_feature")
 
     table = f"bench_ogr_{uuid.uuid4().hex[:6]}"
     t0 = time.perf_counter()

@@ -192,17 +192,28 @@ def _check_codes(features: Sequence[SurveyFeature], log: IssueLog) -> None:
 
 
 def _check_duplicates(features: Sequence[SurveyFeature], log: IssueLog) -> None:
-    for kind, key, code, zh, en in (
-        ("parcel", "parcel_code", "DUPLICATE_PARCEL_CODE", "宗地代码", "parcel code"),
-        ("unit", "unit_code", "DUPLICATE_UNIT_CODE", "不动产单元代码", "unit code"),
-    ):
-        seen: dict[str, list[int]] = defaultdict(list)
-        for i, f in enumerate(features):
+    keys = {"parcel": "parcel_code", "unit": "unit_code"}
+    first: dict[tuple[str, str], int] = {}            # (kind, code) -> its first feature
+    more: dict[tuple[str, str], list[int]] = {}       # codes seen again -> all their features
+    for i, f in enumerate(features):
+        key = keys.get(f.kind)
+        if key is not None:
             value = f.properties.get(key)
-            if f.kind == kind and isinstance(value, str) and value:
-                seen[value].append(i)
-        for value, where in seen.items():
-            if len(where) < 2:
+            if isinstance(value, str) and value:
+                k = (f.kind, value)
+                if k in more:
+                    more[k].append(i)
+                elif k in first:
+                    more[k] = [first[k], i]
+                else:
+                    first[k] = i
+    for kind, code, zh, en in (
+        ("parcel", "DUPLICATE_PARCEL_CODE", "宗地代码", "parcel code"),
+        ("unit", "DUPLICATE_UNIT_CODE", "不动产单元代码", "unit code"),
+    ):
+        # in the order the codes first occur, as a scan of the features finds them
+        for (k, value), where in sorted(more.items(), key=lambda kv: kv[1][0]):
+            if k != kind:
                 continue
             refs = "; ".join(features[i].ref for i in where)
             for i in where:

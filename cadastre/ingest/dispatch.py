@@ -6,8 +6,11 @@ it disagrees.  Zip archives are extracted safely into a temporary folder that is
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cadastre.ingest.checks import derive_floors, finalize
@@ -286,7 +289,7 @@ def read_survey(
             limit=limit,
         )
     sniffed = sniff(_head(path), name)
-    with tempfile.TemporaryDirectory(prefix="survey-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="survey-") as tmp, _bulk_objects():
         dataset = _read_one(path, sniffed.format, name, srid, opts, Path(tmp))
     if sniffed.extension and not sniffed.extension_matches:
         dataset.issues.insert(
@@ -302,4 +305,19 @@ def read_survey(
     if any(f.kind == "unit" for f in dataset.features) and not dataset.of_kind("floor"):
         derive_floors(dataset.features, dataset.format)
     dataset.metadata.update({"filename": name, "bytes": size, "detected": sniffed.format})
-    return finalize(dataset)
+    with _bulk_objects():
+        return finalize(dataset)
+
+
+@contextmanager
+def _bulk_objects() -> Iterator[None]:
+    """No cyclic garbage collection while a reader builds its features: a large file makes
+    hundreds of thousands of dicts and geometries, none of them in cycles, and every
+    collection would walk them all again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

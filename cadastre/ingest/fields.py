@@ -355,8 +355,13 @@ def _safe_column(values: Sequence[Any]) -> list[Any]:
 
 
 def _coerce_column(key: str, values: list[Any]) -> list[Any]:
-    if key in _FLOAT_KEYS and all(type(v) is float or v is None for v in values):
-        return values        # json-safe floats are finite: _to_float would return them as is
+    """``_coerce`` of every value of a column, with the common cases inlined."""
+    if key in _FLOAT_KEYS:
+        if all(type(v) is float or v is None for v in values):
+            return values    # json-safe floats are finite: _to_float would return them as is
+    elif key not in _INT_KEYS and key != "floor_no":
+        # strings are stripped (blank -> None) whatever the key
+        return [(v.strip() or None) if type(v) is str else _coerce(key, v) for v in values]
     return [_coerce(key, v) for v in values]
 
 

@@ -189,23 +189,28 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> lis
     # attributes and geometries column by column; the per-feature loop only assembles them
     values = {c: df[c].tolist() for c in columns}
     geoms = np.asarray(df.geometry.values, dtype=object)
+    fids = df.index.tolist()
     kinds = (
         [layer_kind] * len(df) if layer_kind else [kind_from_value(v) for v in values[kind_col]]
     )
-    props_of: dict[int, dict[str, Any]] = {}
-    shaped_of: dict[int, Any] = {}
+    props_of: list[dict[str, Any] | None] = [None] * len(df)
+    shaped_of: list[Any] = [None] * len(df)
     for kind in {k for k in kinds if k is not None}:
-        rows = [i for i, k in enumerate(kinds) if k == kind] if not layer_kind else None
-        sub = {c: v if rows is None else [v[i] for i in rows] for c, v in values.items()}
+        rows = None if layer_kind else [i for i, k in enumerate(kinds) if k == kind]
+        sub = values if rows is None else {c: [v[i] for i in rows] for c, v in values.items()}
         idx = range(len(df)) if rows is None else rows
         props = normalise_columns(sub, len(idx), kind)
         fast = _shaped_fast(kind, geoms if rows is None else geoms[rows])
         for i, p, g in zip(idx, props, fast, strict=True):
             props_of[i] = p
             shaped_of[i] = g
+    label = layer.label
+    if layer_kind and all(g is not None for g in shaped_of):   # the usual file: no problems
+        return [SurveyFeature(layer_kind, g, p, f"layer {label} feature #{fid}")  # type: ignore[arg-type]
+                for fid, g, p in zip(fids, shaped_of, props_of, strict=True)]
     out: list[SurveyFeature] = []
-    for i, (fid, kind, geom) in enumerate(zip(df.index, kinds, geoms, strict=True)):
-        ref = f"layer {layer.label} feature #{fid}"
+    for i, (fid, kind, geom) in enumerate(zip(fids, kinds, geoms, strict=True)):
+        ref = f"layer {label} feature #{fid}"
         if kind is None:
             raw = values[kind_col][i]
             log.error(
@@ -235,7 +240,7 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> lis
                 f"a {'Point' if kind == 'boundary_point' else 'Polygon'}; skipped",
             )
             continue
-        out.append(SurveyFeature(kind, shaped, props_of[i], ref))
+        out.append(SurveyFeature(kind, shaped, props_of[i], ref))  # type: ignore[arg-type]
     return out
 
 

@@ -77,10 +77,28 @@ def rule_sql(rule: Rule, scope: Scope) -> str:
 
 
 def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings,
-             params: dict[str, Any] | None = None) -> list[Finding]:
-    """One rule's findings; the scope's temp tables must exist on ``conn`` (see ``check``)."""
-    bound = {**(params if params is not None else scope.sql_params()), **qa.tolerances()}
-    rows = conn.execute(rule_sql(rule, scope), bound).fetchall()  # type: ignore[arg-type]
+             params: dict[str, Any] | None = None, part: int = 0, parts: int = 1
+             ) -> list[Finding]:
+    """One rule's findings (or those of one of its ``parts``); the scope's temp tables must
+    exist on ``conn`` (see ``check``)."""
+    bound = {**(params if params is not None else scope.sql_params()), **qa.tolerances(),
+             "part": part, "parts": parts}
+    # a part's share of the subject parcels: a range of their numbers (``sid``, 1..size)
+    size = int(bound.get("subject_size") or 0)
+    bound["sid_lo"], bound["sid_hi"] = size * part // parts, size * (part + 1) // parts
+    if parts == 1:
+        bound["sid_hi"] = max(size, 1 << 62)
+    if rule.settings:
+        saved = [(name, conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0])
+                 for name, _ in rule.settings]
+        for name, value in rule.settings:
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    try:
+        rows = conn.execute(rule_sql(rule, scope), bound).fetchall()  # type: ignore[arg-type]
+    finally:
+        if rule.settings and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            for name, value in saved:
+                conn.execute("SELECT set_config(%s, %s, false)", (name, value))
     out = []
     for subject, measure, message, geom in rows:
         g = None
@@ -130,35 +148,60 @@ def _second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
         return None
 
 
-def _run_on(conn: psycopg.Connection, scope: Scope, qa: QaSettings, queue: list[Rule],
-            lock: threading.Lock, results: dict[str, list[Finding]],
-            timings: dict[str, float], report: Callable[[str], None]) -> None:
-    """Take rules from the shared queue and run them on ``conn`` (inside the scope tables)."""
-    with _session(conn), conn.transaction():
-        t0 = time.perf_counter()
-        tables = ScopeTables(conn, scope).__enter__()
-        with lock:
-            timings["scope"] = max(timings.get("scope", 0.0), time.perf_counter() - t0)
-        try:
-            _take_rules(conn, scope, qa, tables.params, queue, lock, results, timings, report)
-        finally:
-            tables.__exit__()
+class _Run:
+    """The work of one ``check``: (rule, part) jobs, slowest first, taken by one or two
+    connections; findings and timings collected under a lock."""
 
+    def __init__(self, scope: Scope, qa: QaSettings, rules: list[Rule], parts: int,
+                 progress: Progress | None, timings: dict[str, float]) -> None:
+        self.scope, self.qa, self.rules, self.progress = scope, qa, rules, progress
+        self.jobs = sorted(((r, part, min(parts, r.parts)) for r in rules
+                            for part in range(min(parts, r.parts))),
+                           key=lambda job: -job[0].cost / job[2])
+        self.lock = threading.Lock()
+        self.results: dict[tuple[str, int], list[Finding]] = {}
+        self.timings = timings
+        self.started: set[str] = set()
 
-def _take_rules(conn: psycopg.Connection, scope: Scope, qa: QaSettings, params: dict[str, Any],
-                queue: list[Rule], lock: threading.Lock, results: dict[str, list[Finding]],
-                timings: dict[str, float], report: Callable[[str], None]) -> None:
-    while True:
-        with lock:
-            if not queue:
-                return
-            rule = queue.pop(0)
-        report(rule.id)
-        t0 = time.perf_counter()
-        found = run_rule(conn, rule, scope, qa, params)
-        with lock:
-            results[rule.id] = found
-            timings[rule.id] = time.perf_counter() - t0
+    def work(self, conn: psycopg.Connection) -> None:
+        """Set up the scope on ``conn``, then run jobs until none are left."""
+        with _session(conn), conn.transaction():
+            t0 = time.perf_counter()
+            tables = ScopeTables(conn, self.scope).__enter__()
+            self._time("scope", time.perf_counter() - t0, max)
+            try:
+                while job := self._next():
+                    rule, part, parts = job
+                    t0 = time.perf_counter()
+                    found = run_rule(conn, rule, self.scope, self.qa, tables.params, part, parts)
+                    with self.lock:
+                        self.results[(rule.id, part)] = found
+                    self._time(rule.id, time.perf_counter() - t0, sum)
+            finally:
+                tables.__exit__()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.jobs.clear()
+
+    def _next(self) -> tuple[Rule, int, int] | None:
+        with self.lock:
+            if not self.jobs:
+                return None
+            job = self.jobs.pop(0)
+            if job[0].id not in self.started:
+                self.started.add(job[0].id)
+                if self.progress:
+                    self.progress(len(self.started) - 1, len(self.rules), job[0].id)
+            return job
+
+    def _time(self, key: str, seconds: float, how: Callable[[list[float]], float]) -> None:
+        with self.lock:
+            self.timings[key] = how([self.timings.get(key, 0.0), seconds])
+
+    def findings(self) -> list[Finding]:
+        return [f for rule in self.rules for part in range(rule.parts)
+                for f in self.results.get((rule.id, part), [])]
 
 
 def check(conn: psycopg.Connection, scope: Scope, qa: QaSettings,
@@ -169,44 +212,33 @@ def check(conn: psycopg.Connection, scope: Scope, qa: QaSettings,
 
     The scope is materialised as temp tables on each connection used (``ScopeTables``).
     ``workers``: 1 runs every rule on ``conn``; 2 runs them on ``conn`` and a second
-    connection at once (the slowest rules first). By default two are used for scopes of at
-    least ``PARALLEL_MIN_PARCELS`` parcels when ``conn`` holds no uncommitted writes.
-    ``timings`` (optional) receives each rule's seconds and the scope's set-up (``"scope"``,
-    the slower connection's).
+    connection at once, the slowest rules first and the slowest split in parts (``Rule.parts``)
+    so that both connections finish together. By default two are used for scopes of at least
+    ``PARALLEL_MIN_PARCELS`` parcels when ``conn`` holds no uncommitted writes.
+    ``timings`` (optional) receives each rule's seconds (summed over its parts) and the
+    scope's set-up (``"scope"``, the slower connection's).
     """
     rules = rules_for(scope, qa, only)
-    timings = timings if timings is not None else {}
-    results: dict[str, list[Finding]] = {}
-    lock = threading.Lock()
-    started: list[str] = []
-
-    def report(rule_id: str) -> None:
-        with lock:
-            started.append(rule_id)
-            if progress:
-                progress(len(started) - 1, len(rules), rule_id)
-
     if workers is None:
         workers = 2 if len(rules) > 1 and _scope_size(conn, scope) >= PARALLEL_MIN_PARCELS else 1
     other = _second_connection(conn) if workers > 1 else None
-    queue = sorted(rules, key=lambda r: -r.cost)     # the slowest first: both finish together
+    run = _Run(scope, qa, rules, 2 if other is not None else 1, progress,
+               timings if timings is not None else {})
     if other is None:
-        _run_on(conn, scope, qa, queue, lock, results, timings, report)
+        run.work(conn)
     else:
         with other, ThreadPoolExecutor(1, thread_name_prefix="qa") as pool:
-            helper = pool.submit(_run_on, other, scope, qa, queue, lock, results, timings,
-                                 report)
+            helper = pool.submit(run.work, other)
             try:
-                _run_on(conn, scope, qa, queue, lock, results, timings, report)
+                run.work(conn)
             except BaseException:
-                with lock:
-                    queue.clear()         # the helper stops after its current rule
+                run.stop()                # the helper ends after its current job
                 wait([helper])
                 raise
             helper.result()
     if progress:
         progress(len(rules), len(rules), "done")
-    return [f for rule in rules for f in results.get(rule.id, [])]
+    return run.findings()
 
 
 def _scope_size(conn: psycopg.Connection, scope: Scope) -> int:

@@ -41,11 +41,16 @@ class Rule:
     sql: str
     registry_only: bool = False     # needs registration records (not for survey submissions)
     submission_only: bool = False
-    cost: int = 1                   # relative run time (the engine starts the slowest first)
+    cost: int = 3                   # relative run time (the engine starts the slowest first)
+    parts: int = 1                  # with several connections, run as this many parts: the
+                                    # SQL then takes only its share of ``subject`` (``sid`` in
+                                    # ``%(sid_lo)s`` < sid <= ``%(sid_hi)s``) or of blocks
+                                    # (``%(part)s`` of ``%(parts)s``)
+    settings: tuple[tuple[str, str], ...] = ()   # planner settings for this rule only
 
 
 def _r(id: str, category: str, severity: str, zh: str, en: str, sql: str, version: int = 1,
-       **kw: bool | int) -> Rule:
+       **kw: object) -> Rule:
     assert category in CATEGORIES
     # format() templates use %s: escape them for the driver; %(name)s stay bound parameters
     sql = re.sub(r"%(?!\()", "%%", sql)
@@ -60,6 +65,7 @@ _VERTICES = """
            lag(d.geom) OVER w AS prev_pt,
            lead(d.geom) OVER w AS next_pt
     FROM subject s, ST_DumpPoints(ST_Multi(s.geom)) d
+    WHERE s.sid > %(sid_lo)s AND s.sid <= %(sid_hi)s
     WINDOW w AS (PARTITION BY s.ref, d.path[1], d.path[2] ORDER BY d.path[3])"""
 
 RULES: tuple[Rule, ...] = (
@@ -70,18 +76,20 @@ RULES: tuple[Rule, ...] = (
                       ST_IsValidReason(s.geom)),
                ST_Transform(coalesce(ST_SetSRID((ST_IsValidDetail(s.geom)).location, s.srid),
                                      ST_PointOnSurface(ST_MakeValid(s.geom))), 3857)
-        FROM subject s WHERE NOT s.valid"""),
+        FROM subject s WHERE NOT s.valid""", cost=4),
     _r("GEOM_TOO_FEW_POINTS", "content", "error", "界址点少于 3 个",
        "a ring has fewer than 3 distinct points", """
         SELECT ARRAY[s.ref], r.n::float8,
                format('环只有 %s 个点 / ring has only %s points', r.n - 1, r.n - 1),
                ST_Transform(ST_StartPoint(r.ring), 3857)
-        FROM subject s,
+        FROM (SELECT * FROM subject s        -- one ring: its points are the geometry's
+              WHERE ST_NPoints(s.geom) < 4 OR ST_NRings(s.geom) > 1
+                 OR ST_NumGeometries(s.geom) > 1) s,
              LATERAL (SELECT (ST_DumpRings(g.geom)).geom AS ring
                       FROM ST_Dump(ST_Multi(s.geom)) g) rr,
              LATERAL (SELECT ST_ExteriorRing(rr.ring) AS ring,
                              ST_NPoints(ST_ExteriorRing(rr.ring)) AS n) r
-        WHERE r.n < 4"""),
+        WHERE r.n < 4""", cost=5),
     _r("GEOM_DUPLICATE_VERTEX", "content", "warning", "重复界址点（相邻点距离小于容差）",
        "consecutive duplicate vertices", """
         SELECT ARRAY[v.ref], ST_Distance(v.pt, v.prev_pt),
@@ -93,7 +101,7 @@ RULES: tuple[Rule, ...] = (
               FROM subject s, ST_DumpSegments(s.geom) d
               -- a segment joins each vertex to the one before it along its ring
               WHERE ST_Length(d.geom) <= %(duplicate_vertex_m)s * 1.000001) v
-        WHERE ST_Distance(v.pt, v.prev_pt) < %(duplicate_vertex_m)s"""),
+        WHERE ST_Distance(v.pt, v.prev_pt) < %(duplicate_vertex_m)s""", cost=6),
     _r("GEOM_SPIKE", "content", "error", "尖刺（夹角过小的界址点）",
        "spike: a vertex with a very sharp angle", f"""
         SELECT ARRAY[v.ref], a.angle,
@@ -106,7 +114,7 @@ RULES: tuple[Rule, ...] = (
              LATERAL (SELECT least(r.d, 360 - r.d) AS angle) a
         WHERE v.prev_pt IS NOT NULL AND v.next_pt IS NOT NULL
           AND NOT ST_Equals(v.pt, v.prev_pt) AND NOT ST_Equals(v.pt, v.next_pt)
-          AND a.angle < %(spike_degrees)s"""),
+          AND a.angle < %(spike_degrees)s""", cost=20, parts=2),
     _r("AREA_MISMATCH", "content", "warning", "计算面积与登记面积不符",
        "computed area differs from the registered/declared area", """
         SELECT ARRAY[s.ref], (ST_Area(s.geom) - s.declared)::float8,
@@ -136,15 +144,18 @@ RULES: tuple[Rule, ...] = (
                  > %(overlap_m2)s * 0.999999
              AND ST_Relate(a.geom, b.geom, '2********'),
              LATERAL (SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS g) x
-        WHERE ST_Area(x.g) > %(overlap_m2)s"""),
+        WHERE a.sid > %(sid_lo)s AND a.sid <= %(sid_hi)s AND ST_Area(x.g) > %(overlap_m2)s""",
+       cost=40, parts=2),
     _r("GAP_SLIVER", "principle", "warning", "相邻宗地间的缝隙（狭长空隙）",
        "sliver gap between neighbouring parcels", """
-        WITH parts AS (
+        WITH pieces AS (                  -- blocks: parcels less than 2 gap widths apart
+            -- (in ref order, so that every connection numbers the blocks the same way)
             SELECT geom, srid, ST_ClusterDBSCAN(geom, eps := %(gap_width_m)s * 2, minpoints := 1)
-                       OVER (PARTITION BY srid) AS cid
-            FROM (SELECT geom, srid FROM subject WHERE valid
-                  UNION ALL SELECT geom, srid FROM context) a),
-          blocks AS (SELECT srid, cid, ST_Union(geom) AS u FROM parts GROUP BY srid, cid),
+                       OVER (PARTITION BY srid ORDER BY ref, own) AS cid
+            FROM (SELECT ref, true AS own, geom, srid FROM subject WHERE valid
+                  UNION ALL SELECT ref, false, geom, srid FROM context WHERE valid) a),
+          blocks AS (SELECT srid, cid, ST_Union(geom) AS u FROM pieces
+                     WHERE cid % %(parts)s = %(part)s GROUP BY srid, cid),
           gaps AS (
             SELECT (ST_Dump(ST_Difference(
                         ST_Buffer(ST_Buffer(b.u, %(gap_width_m)s, 'join=mitre mitre_limit=5'),
@@ -159,7 +170,8 @@ RULES: tuple[Rule, ...] = (
                ST_Transform(g.g, 3857)
         FROM gaps g
         WHERE ST_Area(g.g) > %(gap_min_m2)s
-          AND EXISTS (SELECT 1 FROM subject s WHERE ST_DWithin(s.geom, g.g, %(gap_width_m)s))"""),
+          AND EXISTS (SELECT 1 FROM subject s WHERE ST_DWithin(s.geom, g.g, %(gap_width_m)s))""",
+       cost=70, parts=2),
     _r("BUILDING_OUTSIDE_PARCEL", "content", "error", "自然幢越出所在宗地",
        "building crosses its parcel boundary", """
         SELECT ARRAY[b.ref, p.ref], ST_Area(ST_Difference(b.geom, p.geom))::float8,
@@ -168,10 +180,10 @@ RULES: tuple[Rule, ...] = (
                       round(ST_Area(ST_Difference(b.geom, p.geom))::numeric, 2)),
                ST_Transform(ST_Difference(b.geom, p.geom), 3857)
         FROM subject_buildings b JOIN subject p ON p.code = b.parcel_code
-        WHERE ST_IsValid(b.geom) AND p.valid
+        WHERE p.sid > %(sid_lo)s AND p.sid <= %(sid_hi)s AND ST_IsValid(b.geom) AND p.valid
           -- a building its parcel covers has nothing outside it
           AND NOT ST_CoveredBy(b.geom, p.geom)
-          AND ST_Area(ST_Difference(b.geom, p.geom)) > %(overlap_m2)s"""),
+          AND ST_Area(ST_Difference(b.geom, p.geom)) > %(overlap_m2)s""", cost=15, parts=2),
     _r("UNIT_OUTSIDE_BUILDING", "content", "error", "户超出自然幢轮廓",
        "unit plan outside its building footprint", """
         SELECT ARRAY[u.ref, b.ref], ST_Area(ST_Difference(u.geom, b.geom))::float8,
@@ -181,28 +193,58 @@ RULES: tuple[Rule, ...] = (
                ST_Transform(ST_Difference(u.geom, b.geom), 3857)
         FROM subject_units u JOIN subject_buildings b ON b.code = u.building_code
         WHERE ST_IsValid(u.geom) AND ST_IsValid(b.geom)
-          AND ST_Area(ST_Difference(u.geom, b.geom)) > %(overlap_m2)s"""),
+          -- a unit its building covers has nothing outside it (and the units of a building
+          -- come one after another, so the building is prepared once for all of them)
+          AND NOT ST_Covers(b.geom, u.geom)
+          AND ST_Area(ST_Difference(u.geom, b.geom)) > %(overlap_m2)s""", cost=8),
     _r("UNIT_OVERLAP", "content", "error", "同层户重叠", "units overlap on the same floor", """
-        SELECT ARRAY[a.ref, b.ref], ST_Area(ST_Intersection(a.geom, b.geom))::float8,
-               format('第 %s 层重叠 %s m² / overlap of %s m² on floor %s', b.floor_no,
-                      round(ST_Area(ST_Intersection(a.geom, b.geom))::numeric, 2),
-                      round(ST_Area(ST_Intersection(a.geom, b.geom))::numeric, 2), b.floor_no),
-               ST_Transform(ST_Intersection(a.geom, b.geom), 3857)
-        FROM subject_units a JOIN subject_units b
-          ON a.building_code = b.building_code AND a.ref < b.ref AND a.g3857 && b.g3857
-         AND a.floor_no < b.floor_no + b.floor_count AND b.floor_no < a.floor_no + a.floor_count
-        WHERE ST_IsValid(a.geom) AND ST_IsValid(b.geom)
-          AND ST_Area(ST_Intersection(a.geom, b.geom)) > %(overlap_m2)s"""),
+        WITH units AS MATERIALIZED (
+            SELECT ref, building_code, floor_no, floor_count, geom, g3857 FROM subject_units
+            WHERE building_code IS NOT NULL),
+          -- each unit on each floor it spans (floor_no .. floor_no + floor_count - 1)
+          floors AS (
+            SELECT u.*, u.floor_no AS f FROM units u
+            UNION ALL
+            SELECT u.*, f FROM units u,
+                   generate_series(u.floor_no + 1, u.floor_no + u.floor_count - 1) f
+            WHERE u.floor_count > 1),
+          -- units of one building sharing a floor (hashed by building and floor), once each
+          pairs AS MATERIALIZED (
+            SELECT DISTINCT ON (a.ref, b.ref) a.ref AS a_ref, b.ref AS b_ref, a.geom AS a_geom,
+                   b.geom AS b_geom, b.floor_no
+            FROM floors a JOIN floors b ON b.building_code = a.building_code AND b.f = a.f
+            WHERE a.ref < b.ref AND a.g3857 && b.g3857
+              AND a.floor_no < b.floor_no + b.floor_count
+              AND b.floor_no < a.floor_no + a.floor_count
+            ORDER BY a.ref, b.ref)
+        SELECT ARRAY[p.a_ref, p.b_ref], ST_Area(ST_Intersection(p.a_geom, p.b_geom))::float8,
+               format('第 %s 层重叠 %s m² / overlap of %s m² on floor %s', p.floor_no,
+                      round(ST_Area(ST_Intersection(p.a_geom, p.b_geom))::numeric, 2),
+                      round(ST_Area(ST_Intersection(p.a_geom, p.b_geom))::numeric, 2),
+                      p.floor_no),
+               ST_Transform(ST_Intersection(p.a_geom, p.b_geom), 3857)
+        FROM pairs p
+        WHERE ST_IsValid(p.a_geom) AND ST_IsValid(p.b_geom)
+          AND ST_Area(ST_Intersection(p.a_geom, p.b_geom)) > %(overlap_m2)s""",
+       cost=10, settings=(("enable_nestloop", "off"),)),
     _r("UNIT_CODE_PARCEL_MISMATCH", "content", "error", "不动产单元号前 19 位与所在宗地代码不符",
        "the unit code's first 19 characters are not its parcel's code", """
+        WITH units AS MATERIALIZED (
+            SELECT *, coalesce(building_code, '') AS grp FROM subject_units
+            WHERE code IS NOT NULL)
         SELECT ARRAY[u.ref, p.ref], NULL::float8,
                format('单元号属于 %s，但位于宗地 %s / unit code belongs to %s but lies in %s',
                       left(u.code, 19), p.code, left(u.code, 19), p.code),
                ST_Transform(ST_PointOnSurface(u.geom), 3857)
-        FROM subject_units u
-        JOIN subject p ON p.g3857 && u.g3857 AND p.valid
+        FROM units u
+        -- parcels near each building's units: one index probe per building, not per unit
+        JOIN (SELECT DISTINCT g.grp, p.sid
+              FROM (SELECT grp, ST_Expand(ST_Extent(g3857)::geometry, 0.01) AS box
+                    FROM units GROUP BY grp) g
+              JOIN subject p ON p.g3857 && g.box) near ON near.grp = u.grp
+        JOIN subject p ON p.sid = near.sid AND p.g3857 && u.g3857 AND p.valid
              AND ST_Contains(p.geom, ST_PointOnSurface(u.geom))
-        WHERE u.code IS NOT NULL AND p.code IS NOT NULL AND left(u.code, 19) <> p.code"""),
+        WHERE p.code IS NOT NULL AND left(u.code, 19) <> p.code""", cost=8),
     _r("UNIT_CODE_DUPLICATE", "content", "error", "不动产单元号重复",
        "the same unit code is used twice", """
         SELECT array_agg(u.ref ORDER BY u.ref), count(*)::float8,
@@ -226,17 +268,20 @@ RULES: tuple[Rule, ...] = (
     _r("BOUNDARY_POINT_MISMATCH", "principle", "warning", "相邻宗地共用界址点坐标不一致",
        "neighbours' shared boundary points nearly but not exactly coincide", """
         WITH a AS MATERIALIZED (          -- the scope's points, with their cell ranges
-            SELECT q.*, floor((q.x - t) / c) AS x0, floor((q.x + t) / c) AS x1,
-                   floor((q.y - t) / c) AS y0, floor((q.y + t) / c) AS y1
+            SELECT q.*, floor((q.x - t) / c - o) AS x0, floor((q.x + t) / c - o) AS x1,
+                   floor((q.y - t) / c - o) AS y0, floor((q.y + t) / c - o) AS y1
             FROM (SELECT bp.version_id, bp.srid, ST_X(bp.geom) AS x, ST_Y(bp.geom) AS y
                   FROM cad.boundary_point bp
-                  WHERE bp.valid_to IS NULL
-                    AND bp.parcel_code::text IN (SELECT code FROM subject)) q,
-                 (SELECT %(point_match_m)s * 1.001 AS t, %(point_match_m)s * 10 AS c) tc),
+                  WHERE bp.valid_to IS NULL AND bp.parcel_code IN (   -- (char(19) = code)
+                        SELECT code::bpchar FROM subject
+                        WHERE sid > %(sid_lo)s AND sid <= %(sid_hi)s)) q,
+                 (SELECT %(point_match_m)s * 1.001 AS t, %(point_match_m)s * 10 AS c,
+                         0.4142 AS o) tc),
           -- Cells of 10 × the tolerance: a point within the tolerance of a lies in one of the
           -- (at most four, distinct) cells that a's tolerance square touches, so one hash
           -- join on the cell finds every candidate pair, and identical points drop out
-          -- before any geometry function runs.
+          -- before any geometry function runs. (The grid is shifted by 0.4142 cell: surveyed
+          -- coordinates are round numbers, and points on cell edges would touch two cells.)
           cells AS (
             SELECT version_id, srid, x, y, x0 AS kx, y0 AS ky FROM a
             UNION ALL
@@ -246,8 +291,8 @@ RULES: tuple[Rule, ...] = (
             UNION ALL
             SELECT version_id, srid, x, y, x1, y1 FROM a WHERE x1 <> x0 AND y1 <> y0),
           b AS MATERIALIZED (             -- every current point in its cell
-            SELECT q.*, floor(q.x / (%(point_match_m)s * 10)) AS kx,
-                   floor(q.y / (%(point_match_m)s * 10)) AS ky
+            SELECT q.*, floor(q.x / (%(point_match_m)s * 10) - 0.4142) AS kx,
+                   floor(q.y / (%(point_match_m)s * 10) - 0.4142) AS ky
             FROM (SELECT bp.version_id, bp.srid, ST_X(bp.geom) AS x, ST_Y(bp.geom) AS y
                   FROM cad.boundary_point bp WHERE bp.valid_to IS NULL) q),
           near AS MATERIALIZED (          -- distinct points closer than the tolerance
@@ -262,25 +307,32 @@ RULES: tuple[Rule, ...] = (
                       round((ST_Distance(a.geom, b.geom) * 1000)::numeric, 1), a.point_no,
                       b.point_no, round((ST_Distance(a.geom, b.geom) * 1000)::numeric, 1)),
                a.geom_3857
-        FROM near n
-        JOIN cad.boundary_point a ON a.version_id = n.a_id
-        JOIN cad.boundary_point b ON b.version_id = n.b_id
+        FROM near n,
+             -- the few pairs' points by key (OFFSET 0: looked up, not joined by hashing
+             -- the whole table)
+             LATERAL (SELECT * FROM cad.boundary_point p WHERE p.version_id = n.a_id
+                      OFFSET 0) a,
+             LATERAL (SELECT * FROM cad.boundary_point p WHERE p.version_id = n.b_id
+                      OFFSET 0) b
         WHERE a.parcel_code < b.parcel_code
           AND ST_DWithin(a.geom_3857, b.geom_3857, %(point_match_m)s * 1.5)
           AND ST_Distance(a.geom, b.geom) > 0
           AND ST_Distance(a.geom, b.geom) < %(point_match_m)s""",
-       registry_only=True),
+       registry_only=True, cost=30, settings=(("enable_mergejoin", "off"),)),
     _r("BOUNDARY_POINT_NUMBERING", "content", "warning", "界址点编号不连续",
        "boundary point numbers are not consecutive", """
         WITH nums AS (
             SELECT bp.parcel_code, substring(bp.point_no FROM '[0-9]+$') AS num
             FROM cad.boundary_point bp
-            WHERE bp.valid_to IS NULL AND bp.parcel_code::text IN (SELECT code FROM subject)),
+            WHERE bp.valid_to IS NULL AND bp.parcel_code IN (          -- (char(19) = code)
+                SELECT code::bpchar FROM subject WHERE sid > %(sid_lo)s AND sid <= %(sid_hi)s)),
+          per_num AS (                    -- how often each number occurs in its parcel
+            SELECT parcel_code, num, count(*)::int AS n FROM nums GROUP BY parcel_code, num),
           bad AS (                        -- numbers first; texts and places for the few bad
-            SELECT parcel_code FROM nums
-            GROUP BY parcel_code
-            HAVING count(num) < count(*) OR count(DISTINCT num) < count(*)
-                OR max(num::int) - min(num::int) + 1 <> count(*))
+            SELECT parcel_code FROM per_num
+            GROUP BY parcel_code          -- sum(n): points; count(num): distinct numbers
+            HAVING sum(n) FILTER (WHERE num IS NOT NULL) < sum(n) OR count(num) < sum(n)
+                OR max(num::int) - min(num::int) + 1 <> sum(n))
         SELECT ARRAY[bp.parcel_code::text], count(*)::float8,
                format('界址点号 %s 不连续 / point numbers %s not consecutive',
                       string_agg(bp.point_no, ',' ORDER BY bp.seq),
@@ -289,7 +341,7 @@ RULES: tuple[Rule, ...] = (
         FROM cad.boundary_point bp JOIN bad ON bad.parcel_code = bp.parcel_code
         WHERE bp.valid_to IS NULL
         GROUP BY bp.parcel_code""",
-       registry_only=True),
+       registry_only=True, cost=15, parts=2),
     _r("RECORD_ORPHAN", "principle", "error", "登记记录找不到对应的不动产单元",
        "a current registration record whose unit has no spatial unit", """
         SELECT ARRAY[r.unit_code::text], count(*)::float8,

@@ -21,6 +21,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import psycopg
 import shapely
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.jobs import JobTracker
@@ -194,28 +196,61 @@ def _finish(conn: psycopg.Connection, sid: uuid.UUID, report: dict[str, Any], fm
     conn.commit()
 
 
+_STAGE_CHUNK = 5000
+
+
+def _binary_dumpers(cur: psycopg.Cursor[Any]) -> list[int | str]:
+    """Column types of the staging COPY in binary format: geometry as EWKB bytes as they are
+    (PostGIS reads WKB for binary input), props as JSON text already encoded (jsonb version 1)."""
+    geometry = cur.execute("SELECT 'geometry'::regtype::oid").fetchone()[0]  # type: ignore[index]
+    jsonb = cur.adapters.types["jsonb"].oid
+
+    class Ewkb(Dumper):
+        format = Format.BINARY
+        oid = geometry
+
+        def dump(self, obj: Any) -> bytes:
+            return bytes(obj)
+
+    class JsonText(Dumper):
+        format = Format.BINARY
+        oid = jsonb
+
+        def dump(self, obj: Any) -> bytes:
+            return b"\x01" + obj.encode()
+
+    cur.adapters.register_dumper(None, Ewkb)      # by oid only: for this COPY's columns
+    cur.adapters.register_dumper(None, JsonText)
+    return ["uuid", "int4", "text", "text", jsonb, "int4", geometry]
+
+
 def _stage(conn: psycopg.Connection, sid: uuid.UUID, data: Any) -> None:
-    """Write the features to cad.survey_feature with one COPY. Geometries are encoded as EWKB
-    all at once (shapely), and refs made unique before the COPY: a ref that occurs more than
-    once gets its feature index appended (``"<ref> #<idx>"``)."""
+    """Write the features to cad.survey_feature with one binary COPY. Geometries are encoded
+    as EWKB by shapely a chunk at a time (the server parses one chunk while the next is
+    encoded), and refs made unique before the COPY: a ref that occurs more than once gets its
+    feature index appended (``"<ref> #<idx>"``)."""
     if data.srid is None:
         raise InvalidInput("CRS_UNKNOWN", "无法确定坐标系 / the survey's coordinate system is "
                            "unknown; give its EPSG code")
     conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s", (sid,))
     feats = data.features
-    geoms = np.empty(len(feats), dtype=object)
-    geoms[:] = [f.geometry for f in feats]
-    ewkb = shapely.to_wkb(shapely.set_srid(geoms, data.srid), hex=True, include_srid=True)
     refs = [f.ref[:300] for f in feats]
     seen = Counter(refs)
     refs = [f"{r} #{i}" if seen[r] > 1 else r for i, r in enumerate(refs)]
     dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
-    with conn.cursor() as cur, cur.copy(
-            "COPY cad.survey_feature (submission_id, idx, kind, ref, props, srid, geom) "
-            "FROM STDIN") as cp:
-        for i, f in enumerate(feats):
-            props = {k: v for k, v in f.properties.items() if k != "raw"}
-            cp.write_row((sid, i, f.kind, refs[i], dumps(props), data.srid, ewkb[i]))
+    with conn.cursor() as cur:
+        types = _binary_dumpers(cur)
+        with cur.copy("COPY cad.survey_feature (submission_id, idx, kind, ref, props, srid, geom) "
+                      "FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(types)
+            for lo in range(0, len(feats), _STAGE_CHUNK):
+                chunk = feats[lo:lo + _STAGE_CHUNK]
+                geoms = np.empty(len(chunk), dtype=object)
+                geoms[:] = [f.geometry for f in chunk]
+                ewkb = shapely.to_wkb(shapely.set_srid(geoms, data.srid), include_srid=True)
+                for i, (f, g) in enumerate(zip(chunk, ewkb, strict=True), start=lo):
+                    props = {k: v for k, v in f.properties.items() if k != "raw"}
+                    cp.write_row((sid, i, f.kind, refs[i], dumps(props), data.srid, g))
     conn.commit()
 
 
