@@ -1,4 +1,7 @@
-"""Build (once) the scaled demo database used by the benchmarks: python bench/build_scaled.py 200000"""
+"""Build (once) the scaled demo database used by the benchmarks:
+
+    python -m bench.build_scaled 200000 [--lite]
+"""
 
 import sys
 

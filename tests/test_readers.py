@@ -543,3 +543,46 @@ def test_duplicate_parcel_code_flags_both_parcels() -> None:
     parcels = [i for i, f in enumerate(ds.features) if f.kind == "parcel"]
     assert sorted(flagged) == parcels and len(parcels) == 2
     assert all(i.severity == "error" for i in ds.issues if i.code == "DUPLICATE_PARCEL_CODE")
+
+
+def test_column_normalisation_equals_row_normalisation() -> None:
+    """The column-wise path large OGR layers take gives exactly the per-row dicts."""
+    import math
+
+    import numpy as np
+
+    from cadastre.ingest.fields import normalise_columns, normalise_properties
+
+    rows = [
+        {"ZDDM": " 330106001001GB00021 ", "AREA": 12.5, "ZDMJ": None, "MJDW": "2", "yt": 501.0,
+         "BDCDYH": None, "height": np.float64(3.2), "flag": True, "n": np.int64(7)},
+        {"ZDDM": "", "AREA": float("nan"), "ZDMJ": 20, "MJDW": None, "yt": "0701",
+         "BDCDYH": "330106001001GB00022F00010001", "height": "x", "flag": False, "n": None},
+        {"ZDDM": None, "AREA": None, "ZDMJ": "30.5", "MJDW": "3", "yt": None,
+         "BDCDYH": "330106001001GB00023W00000000", "height": math.inf, "flag": None, "n": 1},
+    ]
+    for kind in ("parcel", "unit", "building", None):
+        columns = {name: [r[name] for r in rows] for name in rows[0]}
+        assert normalise_columns(columns, len(rows), kind) == [
+            normalise_properties(r, kind) for r in rows], kind
+    assert normalise_columns({}, 2, "parcel") == [normalise_properties({}, "parcel")] * 2
+
+
+def test_range_check_reports_the_first_bad_feature(tmp_path: Path) -> None:
+    """All coordinates are checked at once; the error names the first feature at fault."""
+    import json
+
+    ring = [[40502000 + dx, 3347000 + dy] for dx, dy in ((0, 0), (10, 0), (10, 10), (0, 10),
+                                                        (0, 0))]
+    far = [[x, y - 3_200_000] for x, y in ring]          # northing out of China
+    feats = [{"type": "Feature", "properties": {"kind": "parcel", "ZDDM": f"330106001001GB0000{i}"},
+              "geometry": {"type": "Polygon", "coordinates": [far if i in (3, 5) else ring]}}
+             for i in range(1, 7)]
+    path = tmp_path / "far.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {
+        "type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4528"}},
+        "features": feats}))
+    with pytest.raises(SurveyFormatError) as exc:
+        read_survey(path)
+    assert exc.value.code == "COORDINATE_OUT_OF_RANGE"
+    assert "feature #2" in exc.value.message          # the third feature (fids from 0)

@@ -93,9 +93,11 @@ def _survey_geojson(url: str, tmp_path: Path) -> tuple[Path, str, str]:
     if k == 0:
         rb[-1] = rb[0]
     feats = [
-        {"type": "Feature", "properties": {"kind": "parcel", "land_use": "0501", "seat": "测试路1号"},
+        {"type": "Feature",
+         "properties": {"kind": "parcel", "land_use": "0501", "seat": "测试路1号"},
          "geometry": {"type": "Polygon", "coordinates": [west]}},
-        {"type": "Feature", "properties": {"kind": "parcel", "land_use": "0501", "seat": "测试路3号"},
+        {"type": "Feature",
+         "properties": {"kind": "parcel", "land_use": "0501", "seat": "测试路3号"},
          "geometry": {"type": "Polygon", "coordinates": [east]}},
         {"type": "Feature", "properties": {"kind": "parcel", "ZDDM": b},
          "geometry": {"type": "Polygon", "coordinates": [rb]}},
@@ -242,6 +244,45 @@ def test_overlapping_survey_is_reported_and_cannot_be_accepted(survey_env,
     assert overlap[0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
     r = client.post(f"/api/v1/surveys/{sid}/accept", headers=env["reg"])
     assert r.status_code == 400 and r.json()["error"]["code"] == "SUBMISSION_STATE"
+
+
+def test_staging_writes_every_feature_exactly(survey_env) -> None:
+    """The binary COPY stages geometries, properties and kinds unchanged; a ref that occurs
+    twice is made unique with its feature index."""
+    import shapely
+
+    from cadastre.ingest import read_survey
+    from cadastre.jobs import create_job
+    from cadastre.survey.submission import _stage
+
+    data = read_survey(Path(__file__).parent / "data" / "good" / "survey.gpkg", srid=4528)
+    data.features[2].ref = data.features[0].ref
+    url = survey_env["url"]
+    with psycopg.connect(url) as conn:
+        job = create_job(conn, "test", "test")
+        sid = conn.execute(
+            "INSERT INTO cad.survey_submission (submission_id, filename, content_sha256, "
+            "size_bytes, stored_path, srid, status, job_id, submitted_by) VALUES "
+            "(gen_random_uuid(), 'stage.gpkg', md5(random()::text), 1, 'x', 4528, 'rejected', "
+            "%s, 'test') RETURNING submission_id", (job,)).fetchone()[0]
+        conn.commit()
+        try:
+            _stage(conn, sid, data)
+            rows = conn.execute(
+                "SELECT idx, kind, ref, props, srid, ST_AsBinary(geom), "
+                "ST_Equals(ST_Transform(geom, 3857), geom_3857) FROM cad.survey_feature "
+                "WHERE submission_id = %s ORDER BY idx", (sid,)).fetchall()
+        finally:
+            conn.execute("DELETE FROM cad.survey_submission WHERE submission_id = %s", (sid,))
+            conn.commit()
+    assert [r[0] for r in rows] == list(range(len(data.features)))
+    first = data.features[0].ref
+    assert [r[2] for r in rows[:3]] == [f"{first} #0", data.features[1].ref, f"{first} #2"]
+    for (_, kind, _, props, srid, wkb, same), f in zip(rows, data.features, strict=True):
+        assert kind == f.kind and srid == 4528 and same
+        assert props == json.loads(json.dumps({k: v for k, v in f.properties.items()
+                                               if k != "raw"}, default=str))
+        assert shapely.from_wkb(bytes(wkb)).equals_exact(f.geometry, 0)
 
 
 BAD = Path(__file__).parent / "data" / "bad"

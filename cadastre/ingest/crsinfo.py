@@ -15,6 +15,7 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from cadastre.ingest.model import IssueLog, SurveyFeature, SurveyFormatError
 from gis.crs import (
     Datum,
     GaussKrugerZone,
@@ -24,7 +25,6 @@ from gis.crs import (
     zone_from_easting,
     zone_from_epsg,
 )
-from cadastre.ingest.model import IssueLog, SurveyFeature, SurveyFormatError
 
 __all__ = [
     "MIN_EPSG_CONFIDENCE",

@@ -13,7 +13,6 @@ import re
 
 import numpy as np
 
-from gis.crs import detect_swapped_axes
 from cadastre.ingest.checks import ensure_finite
 from cadastre.ingest.crsinfo import (
     check_target_srid,
@@ -26,6 +25,7 @@ from cadastre.ingest.crsinfo import (
 from cadastre.ingest.model import IssueLog, SurveyDataset, SurveyFeature, SurveyFormatError
 from cadastre.ingest.rings import Pending, RingPoint, assemble_polygon, clean_ring, point_features
 from cadastre.ingest.sniff import decode_text
+from gis.crs import detect_swapped_axes
 
 __all__ = ["read_point_csv"]
 

@@ -25,7 +25,7 @@ from cadastre.ingest.formats import (
 )
 from cadastre.ingest.ifc import read_ifc
 from cadastre.ingest.model import IssueLog, ReaderOptions, SurveyDataset, SurveyFormatError
-from cadastre.ingest.ogr import list_ogr_layers, read_ogr_layers
+from cadastre.ingest.ogr import FeatureSink, list_ogr_layers, read_ogr_layers
 from cadastre.ingest.sniff import sniff
 from cadastre.ingest.txt import read_coord_txt
 from cadastre.ingest.zipsafe import safe_extract
@@ -113,7 +113,8 @@ def _with_suffix(path: Path, suffix: str, tmp: Path) -> Path:
     return link
 
 
-def _read_ogr_file(path: Path, fmt: str, name: str, srid: int | None, tmp: Path) -> SurveyDataset:
+def _read_ogr_file(path: Path, fmt: str, name: str, srid: int | None, tmp: Path,
+                   sink: FeatureSink | None = None) -> SurveyDataset:
     log = IssueLog()
     if fmt == "gpkg":
         check_gpkg(path)
@@ -125,7 +126,7 @@ def _read_ogr_file(path: Path, fmt: str, name: str, srid: int | None, tmp: Path)
     path = _with_suffix(path, _SUFFIXES[fmt], tmp)
     layers = list_ogr_layers(path, fmt, _stem(name))
     try:
-        dataset = read_ogr_layers(layers, fmt, srid=srid)
+        dataset = read_ogr_layers(layers, fmt, srid=srid, sink=sink)
     except SurveyFormatError as exc:
         if fmt == "flatgeobuf" and exc.code == "FILE_CORRUPT":
             raise truncated("FlatGeobuf") from exc  # features end early: an interrupted upload
@@ -134,7 +135,8 @@ def _read_ogr_file(path: Path, fmt: str, name: str, srid: int | None, tmp: Path)
     return dataset
 
 
-def _bare_shapefile(path: Path, name: str, srid: int | None) -> SurveyDataset:
+def _bare_shapefile(path: Path, name: str, srid: int | None,
+                    sink: FeatureSink | None = None) -> SurveyDataset:
     siblings = [
         (p.name, p)
         for p in path.parent.iterdir()
@@ -143,7 +145,7 @@ def _bare_shapefile(path: Path, name: str, srid: int | None) -> SurveyDataset:
     if path.name != name:  # an upload saved under another name has no sidecar files
         siblings = [(name, path)]
     layers = shapefile_layers(siblings)
-    return read_ogr_layers(layers, "shapefile", srid=srid)
+    return read_ogr_layers(layers, "shapefile", srid=srid, sink=sink)
 
 
 def _merge(parts: list[SurveyDataset], fmt: str, members: list[str]) -> SurveyDataset:
@@ -231,6 +233,7 @@ def _read_one(
     opts: ReaderOptions,
     tmp: Path,
     in_zip: bool = False,
+    sink: FeatureSink | None = None,
 ) -> SurveyDataset:
     if fmt == "zip":
         if in_zip:
@@ -256,8 +259,8 @@ def _read_one(
                 f"'{name}' is the .shp part of a Shapefile under another "
                 "extension; its .shx/.dbf cannot be matched",
             )
-        return _bare_shapefile(path, name, srid)
-    return _read_ogr_file(path, fmt, name, srid, tmp)
+        return _bare_shapefile(path, name, srid, sink)
+    return _read_ogr_file(path, fmt, name, srid, tmp, sink)
 
 
 def read_survey(
@@ -267,12 +270,18 @@ def read_survey(
     filename: str | None = None,
     max_bytes: int | None = None,
     options: ReaderOptions | None = None,
+    on_features: FeatureSink | None = None,
 ) -> SurveyDataset:
     """Read an uploaded survey file into a :class:`SurveyDataset`.
 
     ``srid``: the survey's projected CRS (EPSG code).  Files without a CRS (DXF, CSV, TXT
     without 带号) are taken to be in it; files with another CRS are projected to it.
     ``filename``: the name the file was uploaded under (its extension is a hint only).
+    ``on_features`` (optional): called with (index of the first, features, srid) as soon as
+    features are final, while the rest is still being read -- so that a caller can store them
+    meanwhile. Only single-file OGR formats (GeoPackage, GeoJSON, FlatGeobuf, Shapefile) are
+    streamed like this, in file order; whatever was not streamed is only in the returned
+    dataset. If this function raises, whatever was streamed is void.
     Raises :class:`SurveyFormatError` when the file cannot be read as a survey at all.
     """
     opts = options or ReaderOptions()
@@ -290,7 +299,8 @@ def read_survey(
         )
     sniffed = sniff(_head(path), name)
     with tempfile.TemporaryDirectory(prefix="survey-") as tmp, _bulk_objects():
-        dataset = _read_one(path, sniffed.format, name, srid, opts, Path(tmp))
+        dataset = _read_one(path, sniffed.format, name, srid, opts, Path(tmp),
+                            sink=on_features)
     if sniffed.extension and not sniffed.extension_matches:
         dataset.issues.insert(
             0,

@@ -27,7 +27,6 @@ from ezdxf.lldxf.const import DXFError
 from shapely.geometry import Point, Polygon
 from shapely.strtree import STRtree
 
-from gis.crs import detect_swapped_axes
 from cadastre.ingest.checks import ensure_finite
 from cadastre.ingest.crsinfo import (
     check_target_srid,
@@ -57,6 +56,7 @@ from cadastre.ingest.model import (
     SurveyFeature,
     SurveyFormatError,
 )
+from gis.crs import detect_swapped_axes
 
 __all__ = ["read_dxf"]
 

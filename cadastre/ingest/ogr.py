@@ -10,6 +10,7 @@ decides.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from cadastre.ingest.model import (
     SurveyFormatError,
 )
 
-__all__ = ["OgrLayer", "read_ogr_layers", "list_ogr_layers"]
+__all__ = ["OgrLayer", "FeatureSink", "read_ogr_layers", "list_ogr_layers"]
 
 _KIND_COLUMNS = ("kind", "feature_kind", "要素类型")
 
@@ -174,7 +175,18 @@ def _shaped_fast(kind: str, geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> list[SurveyFeature]:
+#: Rows normalised (and handed to a feature sink) at a time.
+BATCH_ROWS = 10_000
+
+#: Receives features as soon as they are final: (index of the first, features, their srid).
+FeatureSink = Callable[[int, list[SurveyFeature], int], None]
+
+
+def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int,
+                    emit: Callable[[int, list[SurveyFeature]], None] | None = None,
+                    ) -> list[SurveyFeature]:
+    """The layer's features (indices from ``offset``), built ``BATCH_ROWS`` rows at a time;
+    ``emit(first index, features)`` is called after each batch."""
     geom_type = next((g.geom_type for g in df.geometry.values if g is not None), None)
     columns = [c for c in df.columns if c != df.geometry.name]
     layer_kind, kind_col = _layer_kind(layer.label, columns, geom_type)
@@ -193,23 +205,42 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> lis
     kinds = (
         [layer_kind] * len(df) if layer_kind else [kind_from_value(v) for v in values[kind_col]]
     )
-    props_of: list[dict[str, Any] | None] = [None] * len(df)
-    shaped_of: list[Any] = [None] * len(df)
-    for kind in {k for k in kinds if k is not None}:
-        rows = None if layer_kind else [i for i, k in enumerate(kinds) if k == kind]
-        sub = values if rows is None else {c: [v[i] for i in rows] for c, v in values.items()}
-        idx = range(len(df)) if rows is None else rows
-        props = normalise_columns(sub, len(idx), kind)
-        fast = _shaped_fast(kind, geoms if rows is None else geoms[rows])
-        for i, p, g in zip(idx, props, fast, strict=True):
-            props_of[i] = p
-            shaped_of[i] = g
+    out: list[SurveyFeature] = []
+    for lo in range(0, len(df), BATCH_ROWS):
+        hi = min(lo + BATCH_ROWS, len(df))
+        first = len(out)
+        _batch_features(layer, log, offset, out, values, geoms, fids, kinds, kind_col,
+                        layer_kind, lo, hi)
+        if emit is not None and len(out) > first:
+            emit(offset + first, out[first:])
+    return out
+
+
+def _batch_features(layer: OgrLayer, log: IssueLog, offset: int, out: list[SurveyFeature],
+                    values: dict[str, list[Any]], geoms: np.ndarray, fids: list[Any],
+                    kinds: list[str | None], kind_col: str, layer_kind: str | None, lo: int,
+                    hi: int) -> None:
+    """Append the features of rows ``lo``..``hi`` to ``out``."""
+    n = hi - lo
+    props_of: list[dict[str, Any] | None] = [None] * n
+    shaped_of: list[Any] = [None] * n
+    for kind in {k for k in kinds[lo:hi] if k is not None}:
+        rows = (list(range(lo, hi)) if layer_kind
+                else [i for i in range(lo, hi) if kinds[i] == kind])
+        sub = {c: v[lo:hi] if layer_kind else [v[i] for i in rows] for c, v in values.items()}
+        props = normalise_columns(sub, len(rows), kind)
+        fast = _shaped_fast(kind, geoms[lo:hi] if layer_kind else geoms[rows])
+        for i, p, g in zip(rows, props, fast, strict=True):
+            props_of[i - lo] = p
+            shaped_of[i - lo] = g
     label = layer.label
     if layer_kind and all(g is not None for g in shaped_of):   # the usual file: no problems
-        return [SurveyFeature(layer_kind, g, p, f"layer {label} feature #{fid}")  # type: ignore[arg-type]
-                for fid, g, p in zip(fids, shaped_of, props_of, strict=True)]
-    out: list[SurveyFeature] = []
-    for i, (fid, kind, geom) in enumerate(zip(fids, kinds, geoms, strict=True)):
+        out.extend(SurveyFeature(layer_kind, g, p, f"layer {label} feature #{fid}")  # type: ignore[arg-type]
+                   for fid, g, p in zip(fids[lo:hi], shaped_of, props_of, strict=True))
+        return
+    for j in range(n):
+        i = lo + j
+        fid, kind, geom = fids[i], kinds[i], geoms[i]
         ref = f"layer {label} feature #{fid}"
         if kind is None:
             raw = values[kind_col][i]
@@ -219,7 +250,7 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> lis
                 f"{ref}: unknown kind '{raw}'; skipped",
             )
             continue
-        shaped = shaped_of[i]
+        shaped = shaped_of[j]
         if shaped is None:
             shaped = coerce_geometry(kind, geom)
         if shaped is None and kind in AREA_KINDS and (poly := _area_from_line(geom)) is not None:
@@ -240,14 +271,21 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int) -> lis
                 f"a {'Point' if kind == 'boundary_point' else 'Polygon'}; skipped",
             )
             continue
-        out.append(SurveyFeature(kind, shaped, props_of[i], ref))  # type: ignore[arg-type]
-    return out
+        out.append(SurveyFeature(kind, shaped, props_of[j], ref))  # type: ignore[arg-type]
 
 
 def read_ogr_layers(
-    layers: list[OgrLayer], fmt: str, *, srid: int | None, metadata: dict[str, Any] | None = None
+    layers: list[OgrLayer],
+    fmt: str,
+    *,
+    srid: int | None,
+    metadata: dict[str, Any] | None = None,
+    sink: FeatureSink | None = None,
 ) -> SurveyDataset:
-    """Read every spatial layer; all layers must share one CRS (else CRS_MIXED)."""
+    """Read every spatial layer; all layers must share one CRS (else CRS_MIXED).
+
+    ``sink`` (optional) receives the features batch by batch as soon as they are final
+    (projected to ``srid``); if this function raises later, what it received is void."""
     log = IssueLog()
     features: list[SurveyFeature] = []
     sources: dict[int, list[str]] = {}
@@ -262,14 +300,22 @@ def read_ogr_layers(
             skipped.append(layer.label)
             continue
         epsg = _layer_epsg(df, layer, fmt, srid, log)
-        layer_features = _layer_features(df, layer, log, len(features))
+        project = srid is not None and srid != epsg
+        emit = None
+        if sink is not None:
+            def emit(first: int, batch: list[SurveyFeature], epsg: int = epsg,
+                     project: bool = project) -> None:
+                if project:
+                    reproject_features(batch, epsg, srid)  # type: ignore[arg-type]
+                sink(first, batch, srid if srid is not None else epsg)
+        layer_features = _layer_features(df, layer, log, len(features), emit)
         if not layer_features:
             skipped.append(layer.label)
             continue
         sources.setdefault(epsg, []).append(layer.label)
         read_layers.append(layer.label)
-        if srid is not None and srid != epsg:
-            reproject_features(layer_features, epsg, srid)
+        if project and sink is None:     # (batches given to the sink were projected already)
+            reproject_features(layer_features, epsg, srid)  # type: ignore[arg-type]
         features.extend(layer_features)
     if len(sources) > 1:
         detail = "; ".join(f"EPSG:{e} ({', '.join(names)})" for e, names in sources.items())

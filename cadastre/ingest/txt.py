@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gis.crs import Datum, GaussKrugerZone, ZoneError, zone_for
 from cadastre.ingest.checks import ensure_finite
 from cadastre.ingest.crsinfo import (
     check_target_srid,
@@ -28,8 +27,16 @@ from cadastre.ingest.crsinfo import (
     zone_from_eastings,
 )
 from cadastre.ingest.model import IssueLog, SurveyDataset, SurveyFeature, SurveyFormatError
-from cadastre.ingest.rings import Pending, Ring, RingPoint, assemble_polygon, clean_ring, point_features
+from cadastre.ingest.rings import (
+    Pending,
+    Ring,
+    RingPoint,
+    assemble_polygon,
+    clean_ring,
+    point_features,
+)
 from cadastre.ingest.sniff import decode_text
+from gis.crs import Datum, GaussKrugerZone, ZoneError, zone_for
 
 __all__ = ["read_coord_txt", "HECTARE"]
 

@@ -68,7 +68,7 @@ _UNITS_OR_BUILDINGS = ("subject_buildings", "subject_units")
 
 def rule_sql(rule: Rule, scope: Scope) -> str:
     """The rule's statement, with the WITH-clause of buildings/units in front if it uses them."""
-    if not any(name in rule.sql for name in _UNITS_OR_BUILDINGS):
+    if not scope.ctes() or not any(name in rule.sql for name in _UNITS_OR_BUILDINGS):
         return rule.sql
     body = rule.sql.lstrip()
     if body[:4].upper() == "WITH":
@@ -131,7 +131,7 @@ def _session(conn: psycopg.Connection) -> Iterator[None]:
                          (saved[0], saved[1]))
 
 
-def _second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
+def second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
     """Another connection to the same database that sees the same data: only when ``conn``
     has written nothing uncommitted (a second session could not see it)."""
     if conn.info.transaction_status not in (psycopg.pq.TransactionStatus.IDLE,
@@ -139,11 +139,12 @@ def _second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
         return None
     if conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0] is not None:
         return None
-    info = conn.info
+    params: dict[str, Any] = {**conn.info.get_parameters(), "application_name": "cadastre-qa",
+                              "connect_timeout": 10}
+    if conn.info.password:
+        params["password"] = conn.info.password
     try:
-        return psycopg.connect(host=info.host, port=info.port, dbname=info.dbname,
-                               user=info.user, password=info.password or None,
-                               application_name="cadastre-qa", connect_timeout=10)
+        return psycopg.connect(**params)
     except psycopg.OperationalError:
         return None
 
@@ -221,7 +222,7 @@ def check(conn: psycopg.Connection, scope: Scope, qa: QaSettings,
     rules = rules_for(scope, qa, only)
     if workers is None:
         workers = 2 if len(rules) > 1 and _scope_size(conn, scope) >= PARALLEL_MIN_PARCELS else 1
-    other = _second_connection(conn) if workers > 1 else None
+    other = second_connection(conn) if workers > 1 else None
     run = _Run(scope, qa, rules, 2 if other is not None else 1, progress,
                timings if timings is not None else {})
     if other is None:

@@ -174,33 +174,54 @@ RULES: tuple[Rule, ...] = (
        cost=70, parts=2),
     _r("BUILDING_OUTSIDE_PARCEL", "content", "error", "自然幢越出所在宗地",
        "building crosses its parcel boundary", """
-        SELECT ARRAY[b.ref, p.ref], ST_Area(ST_Difference(b.geom, p.geom))::float8,
+        SELECT ARRAY[x.ref, x.p_ref], ST_Area(ST_Difference(x.geom, x.p_geom))::float8,
                format('越界 %s m² / %s m² outside the parcel',
-                      round(ST_Area(ST_Difference(b.geom, p.geom))::numeric, 2),
-                      round(ST_Area(ST_Difference(b.geom, p.geom))::numeric, 2)),
-               ST_Transform(ST_Difference(b.geom, p.geom), 3857)
-        FROM subject_buildings b JOIN subject p ON p.code = b.parcel_code
-        WHERE p.sid > %(sid_lo)s AND p.sid <= %(sid_hi)s AND ST_IsValid(b.geom) AND p.valid
+                      round(ST_Area(ST_Difference(x.geom, x.p_geom))::numeric, 2),
+                      round(ST_Area(ST_Difference(x.geom, x.p_geom))::numeric, 2)),
+               ST_Transform(ST_Difference(x.geom, x.p_geom), 3857)
+        FROM (SELECT b.ref, b.geom, p.ref AS p_ref, p.geom AS p_geom
+              FROM subject_buildings b JOIN subject p ON p.code = b.parcel_code
+              WHERE p.sid > %(sid_lo)s AND p.sid <= %(sid_hi)s AND p.valid
+                -- inside the parcel's bounding box, a building can only stick out where the
+                -- box is not the parcel: if that is within the tolerance, so is the rest
+                AND NOT (ST_XMin(b.geom) >= p.bx0 AND ST_XMax(b.geom) <= p.bx1
+                         AND ST_YMin(b.geom) >= p.by0 AND ST_YMax(b.geom) <= p.by1
+                         AND p.box_gap <= %(overlap_m2)s * 0.999999)
+              OFFSET 0) x                 -- (the cheap test first, for every building)
+        WHERE ST_IsValid(x.geom)
           -- a building its parcel covers has nothing outside it
-          AND NOT ST_CoveredBy(b.geom, p.geom)
-          AND ST_Area(ST_Difference(b.geom, p.geom)) > %(overlap_m2)s""", cost=15, parts=2),
+          AND NOT ST_CoveredBy(x.geom, x.p_geom)
+          AND ST_Area(ST_Difference(x.geom, x.p_geom)) > %(overlap_m2)s""", cost=15, parts=2),
     _r("UNIT_OUTSIDE_BUILDING", "content", "error", "户超出自然幢轮廓",
        "unit plan outside its building footprint", """
-        SELECT ARRAY[u.ref, b.ref], ST_Area(ST_Difference(u.geom, b.geom))::float8,
+        SELECT ARRAY[x.ref, x.b_ref], ST_Area(ST_Difference(x.geom, x.b_geom))::float8,
                format('超出 %s m² / %s m² outside the building',
-                      round(ST_Area(ST_Difference(u.geom, b.geom))::numeric, 2),
-                      round(ST_Area(ST_Difference(u.geom, b.geom))::numeric, 2)),
-               ST_Transform(ST_Difference(u.geom, b.geom), 3857)
-        FROM subject_units u JOIN subject_buildings b ON b.code = u.building_code
-        WHERE ST_IsValid(u.geom) AND ST_IsValid(b.geom)
+                      round(ST_Area(ST_Difference(x.geom, x.b_geom))::numeric, 2),
+                      round(ST_Area(ST_Difference(x.geom, x.b_geom))::numeric, 2)),
+               ST_Transform(ST_Difference(x.geom, x.b_geom), 3857)
+        FROM (SELECT u.ref, u.geom, b.ref AS b_ref, b.geom AS b_geom
+              FROM subject_units u
+              JOIN (SELECT b.ref, b.code, b.geom, ST_XMin(e.box) AS x0, ST_YMin(e.box) AS y0,
+                           ST_XMax(e.box) AS x1, ST_YMax(e.box) AS y1,
+                           ST_Area(e.box) - ST_Area(b.geom) AS box_gap
+                    FROM subject_buildings b, LATERAL (SELECT ST_Envelope(b.geom) AS box) e
+                    OFFSET 0) b ON b.code = u.building_code      -- (once per building)
+              -- inside the building's bounding box, a unit can only stick out where the box
+              -- is not the building: if that is within the tolerance, so is the rest
+              WHERE NOT (ST_XMin(u.geom) >= b.x0 AND ST_XMax(u.geom) <= b.x1
+                         AND ST_YMin(u.geom) >= b.y0 AND ST_YMax(u.geom) <= b.y1
+                         AND b.box_gap <= %(overlap_m2)s * 0.999999)
+              OFFSET 0) x                 -- (the cheap test first, for every unit)
+        WHERE ST_IsValid(x.geom) AND ST_IsValid(x.b_geom)
           -- a unit its building covers has nothing outside it (and the units of a building
           -- come one after another, so the building is prepared once for all of them)
-          AND NOT ST_Covers(b.geom, u.geom)
-          AND ST_Area(ST_Difference(u.geom, b.geom)) > %(overlap_m2)s""", cost=8),
+          AND NOT ST_Covers(x.b_geom, x.geom)
+          AND ST_Area(ST_Difference(x.geom, x.b_geom)) > %(overlap_m2)s""", cost=8),
     _r("UNIT_OVERLAP", "content", "error", "同层户重叠", "units overlap on the same floor", """
         WITH units AS MATERIALIZED (
-            SELECT ref, building_code, floor_no, floor_count, geom, g3857 FROM subject_units
-            WHERE building_code IS NOT NULL),
+            SELECT ref, building_code, floor_no, floor_count, geom, g3857, ST_XMin(geom) AS bx0,
+                   ST_YMin(geom) AS by0, ST_XMax(geom) AS bx1, ST_YMax(geom) AS by1
+            FROM subject_units WHERE building_code IS NOT NULL),
           -- each unit on each floor it spans (floor_no .. floor_no + floor_count - 1)
           floors AS (
             SELECT u.*, u.floor_no AS f FROM units u
@@ -216,6 +237,10 @@ RULES: tuple[Rule, ...] = (
             WHERE a.ref < b.ref AND a.g3857 && b.g3857
               AND a.floor_no < b.floor_no + b.floor_count
               AND b.floor_no < a.floor_no + a.floor_count
+              -- (as for parcels: units whose boxes only touch cannot overlap)
+              AND greatest(0, least(a.bx1, b.bx1) - greatest(a.bx0, b.bx0))
+                  * greatest(0, least(a.by1, b.by1) - greatest(a.by0, b.by0))
+                  > %(overlap_m2)s * 0.999999
             ORDER BY a.ref, b.ref)
         SELECT ARRAY[p.a_ref, p.b_ref], ST_Area(ST_Intersection(p.a_geom, p.b_geom))::float8,
                format('第 %s 层重叠 %s m² / overlap of %s m² on floor %s', p.floor_no,
@@ -238,21 +263,24 @@ RULES: tuple[Rule, ...] = (
                ST_Transform(ST_PointOnSurface(u.geom), 3857)
         FROM units u
         -- parcels near each building's units: one index probe per building, not per unit
-        JOIN (SELECT DISTINCT g.grp, p.sid
+        JOIN (SELECT DISTINCT ON (g.grp, p.sid) g.grp, p.ref, p.code, p.geom, p.g3857
               FROM (SELECT grp, ST_Expand(ST_Extent(g3857)::geometry, 0.01) AS box
                     FROM units GROUP BY grp) g
-              JOIN subject p ON p.g3857 && g.box) near ON near.grp = u.grp
-        JOIN subject p ON p.sid = near.sid AND p.g3857 && u.g3857 AND p.valid
-             AND ST_Contains(p.geom, ST_PointOnSurface(u.geom))
+              JOIN subject p ON p.g3857 && g.box AND p.valid
+              ORDER BY g.grp, p.sid) p
+          ON p.grp = u.grp AND p.g3857 && u.g3857
+         AND ST_Contains(p.geom, ST_PointOnSurface(u.geom))
         WHERE p.code IS NOT NULL AND left(u.code, 19) <> p.code""", cost=8),
     _r("UNIT_CODE_DUPLICATE", "content", "error", "不动产单元号重复",
        "the same unit code is used twice", """
         SELECT array_agg(u.ref ORDER BY u.ref), count(*)::float8,
                format('单元号 %s 出现 %s 次 / unit code %s used %s times', u.code, count(*),
                       u.code, count(*)),
-               ST_Transform(ST_PointOnSurface(ST_Collect(u.geom)), 3857)
-        FROM subject_units u WHERE u.code IS NOT NULL
-        GROUP BY u.code HAVING count(*) > 1"""),
+               ST_Transform(ST_PointOnSurface(ST_Collect(u.geom ORDER BY u.ref)), 3857)
+        FROM subject_units u
+        WHERE u.code IN (SELECT code FROM subject_units      -- the codes first, geometry after
+                         WHERE code IS NOT NULL GROUP BY code HAVING count(*) > 1)
+        GROUP BY u.code"""),
     _r("FLOOR_AREA_SUM", "content", "warning", "各层面积之和与幢建筑面积不符",
        "sum of floor areas differs from the building's floor area", """
         SELECT ARRAY[b.ref], (f.total - b.floor_area)::float8,

@@ -6,13 +6,15 @@
   the registry minus the parcels it replaces), used by neighbour checks (overlap, gaps).
 
 Both expose ``ref, code, geom (native CRS), g3857, declared, srid`` plus, computed once per run,
-``valid`` (``ST_IsValid(geom)``) and the native bounding box ``bx0, by0, bx1, by1``; ``subject``
+``valid`` (``ST_IsValid(geom)``), the native bounding box ``bx0, by0, bx1, by1`` and the area
+of that box the parcel leaves uncovered (``box_gap``); ``subject``
 also numbers its rows (``sid``), so a rule can be run in parts (``sid % parts = part``).
 They are materialised per run as session temp tables (:class:`ScopeTables`) with GiST indexes
 and planner statistics, so each rule reads a small indexed table instead of re-filtering the
-registry, and the scope's extent is known to the planner. Buildings and units are exposed as
-``subject_buildings`` / ``subject_units`` in a WITH-clause (``Scope.ctes``): they are read by
-few rules, and a district's units can be millions of rows.
+registry, and the scope's extent is known to the planner. The registry's buildings and units
+are exposed as ``subject_buildings`` / ``subject_units`` in a WITH-clause (``Scope.ctes``): few
+rules read them, and a district's units can be millions of rows; a submission's buildings and
+units are temp tables too.
 """
 
 from __future__ import annotations
@@ -107,9 +109,10 @@ _CONTEXT = """
       AND EXISTS (SELECT 1 FROM subject s WHERE ST_DWithin(s.g3857, p.geom_3857, 50))"""
 
 _PARCEL_COLUMNS = """ref, code, geom, g3857, declared, srid, ST_IsValid(geom) AS valid,
-    ST_XMin(geom) AS bx0, ST_YMin(geom) AS by0, ST_XMax(geom) AS bx1, ST_YMax(geom) AS by1"""
+    ST_XMin(geom) AS bx0, ST_YMin(geom) AS by0, ST_XMax(geom) AS bx1, ST_YMax(geom) AS by1,
+    ST_Area(ST_Envelope(geom)) - ST_Area(geom) AS box_gap"""
 
-TEMP_TABLES = ("subject", "replaced", "context")
+TEMP_TABLES = ("subject", "replaced", "context", "subject_buildings", "subject_units")
 
 
 @dataclass(frozen=True)
@@ -135,14 +138,12 @@ class Scope:
         return out
 
     def ctes(self) -> str:
-        """WITH-clause defining subject_buildings and subject_units (``subject`` and
-        ``context`` are the temp tables of :class:`ScopeTables`)."""
+        """WITH-clause defining subject_buildings and subject_units over the registry (for a
+        submission they are temp tables of :class:`ScopeTables`, like ``subject``)."""
         if self.is_submission:
-            parts = [f"subject_buildings AS NOT MATERIALIZED ({_SUB_BUILDINGS})",
-                     f"subject_units AS NOT MATERIALIZED ({_SUB_UNITS})"]
-        else:
-            parts = [f"subject_buildings AS NOT MATERIALIZED ({_REG_BUILDINGS})",
-                     f"subject_units AS NOT MATERIALIZED ({_REG_UNITS})"]
+            return ""
+        parts = [f"subject_buildings AS NOT MATERIALIZED ({_REG_BUILDINGS})",
+                 f"subject_units AS NOT MATERIALIZED ({_REG_UNITS})"]
         return "WITH " + ",\n".join(parts)
 
     def sql_params(self) -> dict[str, Any]:
@@ -192,6 +193,12 @@ class ScopeTables:
         params["subject_extent"] = (extent[0] if extent and extent[0] else
                                     "SRID=3857;POINT EMPTY")
         if self.scope.is_submission:
+            # a submission's buildings and units too (an upload is bounded in size; the
+            # staging table's statistics do not know a fresh submission yet)
+            for name, sql in (("subject_buildings", _SUB_BUILDINGS),
+                              ("subject_units", _SUB_UNITS)):
+                conn.execute(f"CREATE TEMP TABLE {name} AS {sql}", params)
+                conn.execute(f"ANALYZE {name}")
             conn.execute(f"CREATE TEMP TABLE replaced AS {_REPLACED}", params)
             conn.execute("ANALYZE replaced")
             conn.execute(f"CREATE TEMP TABLE context AS SELECT {_PARCEL_COLUMNS} "

@@ -14,8 +14,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Queue
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -26,7 +28,7 @@ from psycopg.pq import Format
 
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.jobs import JobTracker
-from cadastre.qa.engine import check
+from cadastre.qa.engine import check, second_connection
 from cadastre.qa.scope import Scope
 from cadastre.settings import QaSettings
 from cadastre.store.db import connect
@@ -146,18 +148,24 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
         step(0.05, "reading")
         row = conn.execute("SELECT stored_path FROM cad.survey_submission WHERE "
                            "submission_id = %s", (sid,)).fetchone()
+        stager = _Stager(conn, sid)       # stores features while the rest is read
         try:
-            data = read_survey(Path(row[0]), srid=sub["srid"], filename=sub["filename"])
+            data = read_survey(Path(row[0]), srid=sub["srid"], filename=sub["filename"],
+                               on_features=stager.feed)
         except SurveyFormatError as exc:
+            stager.abort()
             report = {"submission": str(sid), "status": "invalid", "format": None,
                       "errors": [{"code": exc.code, "message": exc.message, "subject": [],
                                   "location": None}], "warnings": [], "counts": {}}
             _finish(conn, sid, report, None, None, "invalid")
             step(1.0, "done")
             return report
+        except BaseException:
+            stager.abort()
+            raise
         lap("read")
         step(0.3, "staging")
-        _stage(conn, sid, data)
+        stager.finish(data)
         lap("stage")
         step(0.4, "checking")
         issues = _reader_issues(data)   # includes PARCEL_CODE_INVALID / UNIT_CODE_INVALID
@@ -224,34 +232,137 @@ def _binary_dumpers(cur: psycopg.Cursor[Any]) -> list[int | str]:
     return ["uuid", "int4", "text", "text", jsonb, "int4", geometry]
 
 
+class _Stager:
+    """Writes a submission's features to cad.survey_feature with binary COPY while the file is
+    still being read: ``feed`` (the reader's ``on_features``) queues batches, one or two
+    connections copy them at once, ``finish`` adds what was not streamed and commits both, or
+    ``abort`` rolls everything back. Refs are made unique the way the whole submission needs:
+    a ref that occurs more than once gets its feature index appended (``"<ref> #<idx>"``).
+
+    While staging runs, ``conn`` belongs to the stager's thread."""
+
+    #: a second connection copies too when the first batch has this many features
+    SECOND_STREAM_FEATURES = 10_000
+
+    def __init__(self, conn: psycopg.Connection, sid: uuid.UUID) -> None:
+        self.conn, self.sid = conn, sid
+        self._reset()
+
+    def _reset(self) -> None:
+        self.queue: Queue[tuple[int, list[Any], int] | None] = Queue()
+        self.streams: list[tuple[psycopg.Connection, Future[None]]] = []
+        self.pool = ThreadPoolExecutor(2, thread_name_prefix="stage")
+        self.fed = 0              # features queued, all with indices < fed
+        self.srids: set[int] = set()
+        self.refs: list[str] = []
+        self.aborting = False
+
+    def feed(self, first: int, feats: list[Any], srid: int) -> None:
+        if first != self.fed:     # not the next features: leave it all to ``finish``
+            return
+        if not self.streams:      # ``conn`` is still ours here: clear, commit, hand it over
+            self.conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s",
+                              (self.sid,))
+            self.conn.commit()
+            other = (second_connection(self.conn)
+                     if len(feats) >= self.SECOND_STREAM_FEATURES else None)
+            self._start(self.conn)
+            if other is not None:
+                self._start(other)
+        self.srids.add(srid)
+        self.refs.extend(f.ref[:300] for f in feats)
+        self.fed += len(feats)
+        self.queue.put((first, feats, srid))
+
+    def finish(self, data: Any) -> None:
+        """Stage whatever was not streamed, fix duplicate refs, commit."""
+        if data.srid is None:
+            self.abort()
+            raise InvalidInput("CRS_UNKNOWN", "无法确定坐标系 / the survey's coordinate "
+                               "system is unknown; give its EPSG code")
+        if self.srids - {data.srid}:      # (cannot happen; but then start over)
+            self.abort()
+            self._reset()
+        rest = data.features[self.fed:]
+        for lo in range(0, len(rest), BATCH):
+            self.feed(self.fed, rest[lo:lo + BATCH], data.srid)
+        if not self.streams:              # no features at all
+            self.conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s",
+                              (self.sid,))
+        try:
+            self._close()
+        except BaseException:
+            self.abort()
+            raise
+        for other, _ in self.streams[1:]:     # (so that ``conn`` sees their rows)
+            other.commit()
+            other.close()
+        seen = Counter(self.refs)
+        twice = [i for i, r in enumerate(self.refs) if seen[r] > 1]
+        if twice:
+            self.conn.execute("UPDATE cad.survey_feature SET ref = ref || ' #' || idx "
+                              "WHERE submission_id = %s AND idx = ANY(%s)", (self.sid, twice))
+        self.conn.commit()
+        self.pool.shutdown()
+
+    def abort(self) -> None:
+        self.aborting = True
+        try:
+            self._close()
+        except BaseException:  # noqa: BLE001,S110 - the staging is thrown away anyway
+            pass
+        for i, (conn, _) in enumerate(self.streams):
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
+                conn.rollback()
+            if i:
+                conn.close()
+        self.streams = []
+        self.pool.shutdown()
+
+    def _start(self, conn: psycopg.Connection) -> None:
+        self.streams.append((conn, self.pool.submit(self._copy, conn)))
+
+    def _close(self) -> None:
+        for _ in self.streams:
+            self.queue.put(None)
+        errors = [f.exception() for _, f in self.streams]
+        for exc in errors:
+            if exc is not None:
+                raise exc
+
+    def _copy(self, conn: psycopg.Connection) -> None:
+        """One COPY on ``conn`` of the batches this stream takes from the queue. Geometries
+        are encoded as EWKB by shapely a batch at a time."""
+        dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+        with conn.cursor() as cur:
+            types = _binary_dumpers(cur)
+            with cur.copy("COPY cad.survey_feature (submission_id, idx, kind, ref, props, "
+                          "srid, geom) FROM STDIN (FORMAT BINARY)") as cp:
+                cp.set_types(types)
+                while (item := self.queue.get()) is not None:
+                    if self.aborting:
+                        continue
+                    first, feats, srid = item
+                    geoms = np.empty(len(feats), dtype=object)
+                    geoms[:] = [f.geometry for f in feats]
+                    ewkb = shapely.to_wkb(shapely.set_srid(geoms, srid), include_srid=True)
+                    for i, (f, g) in enumerate(zip(feats, ewkb, strict=True), start=first):
+                        props = {k: v for k, v in f.properties.items() if k != "raw"}
+                        cp.write_row((self.sid, i, f.kind, f.ref[:300], dumps(props), srid, g))
+                if self.aborting:
+                    raise _Aborted
+
+
+class _Aborted(Exception):
+    """Ends a staging COPY without committing it."""
+
+
+BATCH = 10_000
+
+
 def _stage(conn: psycopg.Connection, sid: uuid.UUID, data: Any) -> None:
-    """Write the features to cad.survey_feature with one binary COPY. Geometries are encoded
-    as EWKB by shapely a chunk at a time (the server parses one chunk while the next is
-    encoded), and refs made unique before the COPY: a ref that occurs more than once gets its
-    feature index appended (``"<ref> #<idx>"``)."""
-    if data.srid is None:
-        raise InvalidInput("CRS_UNKNOWN", "无法确定坐标系 / the survey's coordinate system is "
-                           "unknown; give its EPSG code")
-    conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s", (sid,))
-    feats = data.features
-    refs = [f.ref[:300] for f in feats]
-    seen = Counter(refs)
-    refs = [f"{r} #{i}" if seen[r] > 1 else r for i, r in enumerate(refs)]
-    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
-    with conn.cursor() as cur:
-        types = _binary_dumpers(cur)
-        with cur.copy("COPY cad.survey_feature (submission_id, idx, kind, ref, props, srid, geom) "
-                      "FROM STDIN (FORMAT BINARY)") as cp:
-            cp.set_types(types)
-            for lo in range(0, len(feats), _STAGE_CHUNK):
-                chunk = feats[lo:lo + _STAGE_CHUNK]
-                geoms = np.empty(len(chunk), dtype=object)
-                geoms[:] = [f.geometry for f in chunk]
-                ewkb = shapely.to_wkb(shapely.set_srid(geoms, data.srid), include_srid=True)
-                for i, (f, g) in enumerate(zip(chunk, ewkb, strict=True), start=lo):
-                    props = {k: v for k, v in f.properties.items() if k != "raw"}
-                    cp.write_row((sid, i, f.kind, refs[i], dumps(props), data.srid, g))
-    conn.commit()
+    """Write all features of ``data`` to cad.survey_feature (see ``_Stager``)."""
+    _Stager(conn, sid).finish(data)
 
 
 def _reader_issues(data: Any) -> list[dict[str, Any]]:
