@@ -7,6 +7,7 @@ runs on its own small district and server. Screenshots go to ``test-artifacts/``
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 import pytest
@@ -94,6 +95,28 @@ def test_map_renders_tiles_and_reports_first_view(live_server, page, browser) ->
     (ARTIFACTS / "viewer-first-view.json").write_text(json.dumps(numbers, indent=1))
     print("first view (navigation start → all tiles drawn):", numbers)
     assert warm["first_view_ms"] is not None and warm["first_view_ms"] > 0
+    # CJK label characters come from the browser's CJK font (fonts-noto-cjk is installed), so a
+    # first view fetches Latin glyphs only, not dozens of 256-character CJK ranges
+    assert page.evaluate("() => window.cadastreViewer.localIdeographs"), "no local CJK font found"
+    assert warm["resources"]["glyphs"]["n"] <= 2, warm["resources"]["glyphs"]
+
+
+def test_labels_with_server_glyphs(live_server, browser) -> None:
+    """Without a local CJK font (forced here) the labels are drawn from the server's SDF
+    glyph ranges, CJK ranges included."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    try:
+        page = context.new_page()
+        page.goto(live_server.base + "/?glyphs=server")
+        wait_for_map(page, 120_000)
+        assert page.evaluate("() => window.cadastreViewer.localIdeographs") is False
+        labels = _rendered(page, "label-compound", "label")
+        assert labels and any(re.search("[\u4e00-\u9fff]", t) for t in labels), labels[:5]
+        ranges = page.evaluate("""() => performance.getEntriesByType("resource")
+            .map((r) => r.name).filter((u) => u.includes("/glyphs/"))""")
+        assert any(re.search(r"/(19968|2[0-9]{4}|3[0-9]{4})-\d+\.pbf", u) for u in ranges), ranges
+    finally:
+        context.close()
 
 
 # ---------------------------------------------------------------------------- public map

@@ -255,6 +255,7 @@ async function boot() {
   }
   const map = cmap.map;
   viewer.map = map;
+  viewer.localIdeographs = cmap.localIdeographs;   // CJK label font (false: server glyphs)
   viewer.marks.style = Math.round(performance.now());
   map.once("load", () => { viewer.marks.load = Math.round(performance.now()); });
   measureFirstView(map);

@@ -1,6 +1,7 @@
 // The 2D map (MapLibre GL JS): the server's style with its orthophoto, parcels, buildings,
 // units per floor and labels; selection highlight; overlays for staff (QA findings, survey diff,
-// validation report). Everything is fetched from this server (glyphs, sprites, tiles).
+// validation report). Everything is fetched from this server (glyphs, sprites, tiles), except
+// that CJK ideographs are drawn from the browser's own CJK font when it has one (see below).
 import { session } from "./api.js";
 
 const maplibregl = window.maplibregl;
@@ -23,6 +24,35 @@ function fitZoom([w, s, e, n], width, height) {
   const dx = Math.max((e - w) / 360, 1e-9);
   const dy = Math.max((y(n) - y(s)) / (2 * Math.PI), 1e-9);
   return Math.min(Math.log2(width / 512 / dx), Math.log2(height / 512 / dy));
+}
+
+// CJK ideographs in labels: MapLibre can draw them with a font the browser has (TinySDF on a
+// canvas) instead of fetching the server's SDF glyph ranges: a district's labels touch dozens of
+// the 256-character CJK ranges (≈ 75 KB each gzipped), the largest part of a first view. Every
+// Chinese desktop and phone has a CJK font; where none is installed, two different ideographs
+// come out as the same "missing glyph" box and the server's glyphs are used instead.
+// CADASTRE_VIEWER_CONFIG.serverGlyphs = true (or ?glyphs=server) forces the server's glyphs.
+export const CJK_FONTS = "'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', " +
+  "'PingFang SC', 'Microsoft YaHei', 'WenQuanYi Micro Hei', sans-serif";
+
+export function localIdeographFont() {
+  if (window.CADASTRE_VIEWER_CONFIG?.serverGlyphs
+      || new URLSearchParams(location.search).get("glyphs") === "server") return false;
+  try {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 32;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.font = `24px ${CJK_FONTS}`;
+    const draw = (ch) => {
+      ctx.clearRect(0, 0, 32, 32);
+      ctx.fillText(ch, 2, 26);
+      return ctx.getImageData(0, 0, 32, 32).data.join("");
+    };
+    const a = draw("国");
+    return a !== draw("田") && /[^0]/.test(a) ? CJK_FONTS : false;
+  } catch {
+    return false;
+  }
 }
 
 function tuneStyle(style, rasters) {
@@ -94,10 +124,11 @@ export class CadastreMap {
     }
     this.floor = floor;
     this.setUnitsFloor(style, this.floor);
+    this.localIdeographs = localIdeographFont();
     const map = new maplibregl.Map({
       container, style, center, zoom, bearing: view?.bearing || 0, pitch: view?.pitch || 0,
       hash: false, attributionControl: { compact: true },
-      localIdeographFontFamily: false,   // CJK labels from the server's glyphs, not local fonts
+      localIdeographFontFamily: this.localIdeographs,
       transformRequest: (url) => this.transformRequest(url),
       maxPitch: 70, dragRotate: true, cooperativeGestures: false,
       fadeDuration: 0,   // labels appear at once (no symbol fade frames before the map is idle)
