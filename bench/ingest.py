@@ -16,6 +16,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -94,6 +95,10 @@ def main() -> None:
     console.print(f"  ours validated and staged, in all:        {ours:7.1f} s  (target < 60 s; "
                   f"{report['status']}, {len(report['errors'])} errors, "
                   f"{len(report['warnings'])} warnings)")
+    for kind in ("errors", "warnings"):
+        codes = Counter(e["code"] for e in report[kind])
+        if codes:
+            console.print(f"  {kind}: " + ", ".join(f"{c} ×{n}" for c, n in codes.most_common()))
     rules = {k[5:]: v for k, v in t.items() if k.startswith("rule:")}
     for k, v in sorted(rules.items(), key=lambda kv: -kv[1])[:8]:
         console.print(f"    {k:32s} {v:6.1f} s")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -32,8 +33,8 @@ threed_app = typer.Typer(
 def _describe(info: DatasetInfo) -> None:
     w, s, e, n = info.extent or [0, 0, 0, 0]
     console.print(
-        f"[bold]{info.name}[/] ({info.kind}) {info.tiles} tiles, "
-        f"{info.bytes_out / 1e6:.1f} MB, {info.seconds:.1f} s, SRS {info.srs}"
+        f"[bold]{escape(info.name)}[/] ({info.kind}) {info.tiles} tiles, "
+        f"{info.bytes_out / 1e6:.1f} MB, {info.seconds:.1f} s, SRS {escape(str(info.srs))}"
     )
     console.print(
         f"  extent [{w:.6f}, {s:.6f}, {e:.6f}, {n:.6f}]  heights "
@@ -45,7 +46,7 @@ def _describe(info: DatasetInfo) -> None:
     if info.warnings:
         console.print(f"[yellow]{len(info.warnings)} 条警告 / warnings[/]")
         for w_ in info.warnings[:10]:
-            console.print(f"  [yellow]{w_}[/]")
+            console.print(f"  [yellow]{escape(str(w_))}[/]")  # (file names hold brackets)
         if len(info.warnings) > 10:
             console.print(f"  … (+{len(info.warnings) - 10}, see dataset.json)")
 
