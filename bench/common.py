@@ -28,6 +28,7 @@ def scaled_demo(parcels: int, units: bool = True) -> str:
     name = f"bench_{parcels}" + ("" if units else "_lite")
     with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            migrate(cluster.url(name))      # (built by an earlier version of the schema)
             return cluster.url(name)
         admin.execute(f'DROP DATABASE IF EXISTS "{name}_building"')
         admin.execute(f'CREATE DATABASE "{name}_building"')
