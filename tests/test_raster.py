@@ -28,7 +28,15 @@ from rio_cogeo.cogeo import cog_validate
 from api import errors
 from api.routers import raster as raster_router
 from cadastre.settings import Settings
-from tiles.raster import InvalidRaster, RasterNotFound, add_raster, list_rasters, remove_raster
+from tiles.raster import (
+    InvalidRaster,
+    RasterNotFound,
+    add_raster,
+    list_rasters,
+    prewarm_tiles,
+    remove_raster,
+    tile_cache_dir,
+)
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 ORIGIN = (40501744.0, 3347256.0)   # EPSG:4528, ≈ 120.018°E 30.250°N (upper-left corner)
@@ -218,6 +226,34 @@ def test_tile_errors_and_caching(tmp_path: Path, data_dir: Path, client: TestCli
     assert again.status_code == 304 and not again.content and again.headers["etag"] == etag
     assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
     assert client.get(url.replace(".png", ".webp")).headers["etag"] != etag
+
+
+def test_disk_cache_prewarm_and_invalidation(tmp_path: Path, data_dir: Path,
+                                              client: TestClient) -> None:
+    """Tiles rendered ahead into the disk cache are what the server sends; a replaced raster
+    gets new tiles (new ETags), a removed one loses its cache."""
+    info = add_raster(data_dir, _rgba_tif(tmp_path), name="ortho")
+    seen: list[tuple[int, int]] = []
+    n = prewarm_tiles(data_dir, info, max_zoom=18, fmt="png",
+                      progress=lambda done, total: seen.append((done, total)))
+    files = sorted(tile_cache_dir(data_dir, "ortho").glob("*.png"))
+    assert n == len(files) > 0 and seen[-1][0] == seen[-1][1] == n
+    assert prewarm_tiles(data_dir, info, max_zoom=18, fmt="png") == 0     # all cached
+    tile, row, col = _tile_and_pixel(*_lonlat(0.25, 0.25), 18)
+    r = client.get(f"/raster/ortho/{tile.z}/{tile.x}/{tile.y}.png")
+    cached = tile_cache_dir(data_dir, "ortho") / f"{r.headers['etag'].strip(chr(34))}.png"
+    assert r.status_code == 200 and cached.read_bytes() == r.content
+    assert np.abs(_decode(r.content)[row, col][:3] - RED).max() < 30
+    # the same name, other pixels: a new ETag, so neither cache serves the old tile
+    data = _quadrants(alpha=True)
+    data[:3] = data[:3][::-1]                                  # red ↔ blue
+    add_raster(data_dir, _write(tmp_path / "swapped.tif", data, photometric="RGB",
+                                alpha="YES"), name="ortho", replace=True)
+    r2 = client.get(f"/raster/ortho/{tile.z}/{tile.x}/{tile.y}.png")
+    assert r2.headers["etag"] != r.headers["etag"]
+    assert np.abs(_decode(r2.content)[row, col][:3] - BLUE).max() < 30
+    remove_raster(data_dir, "ortho")
+    assert not tile_cache_dir(data_dir, "ortho").exists()
 
 
 def test_listing_and_tilejson(tmp_path: Path, data_dir: Path, client: TestClient) -> None:

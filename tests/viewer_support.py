@@ -159,7 +159,7 @@ def data_dir_for(target: Path, test_settings: Settings, assets: Path | None = No
     shutil.copy(test_settings.data_dir / "secrets.json", target / "secrets.json")
     if assets is not None:
         (target / "cache").mkdir(exist_ok=True)
-        for sub in ("rasters", "3dtiles", "cache/glyphs", "cache/sprites"):
+        for sub in ("rasters", "3dtiles", "cache/glyphs", "cache/sprites", "cache/raster"):
             link = target / sub
             (assets / sub).mkdir(parents=True, exist_ok=True)
             if not link.exists():
@@ -173,7 +173,7 @@ def build_assets(database_url: str, folder: Path, *, three_d: bool = True) -> Pa
     ``rasters/``, ``3dtiles/``, ``cache/glyphs``)."""
     from tiles.demo_ortho import publish_demo_orthophoto
     from tiles.glyphs import glyph_store, prebuild_label_ranges
-    from tiles.raster import list_rasters
+    from tiles.raster import get_raster, list_rasters, prewarm_tiles
     from tiles.style import FONT_REGULAR
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -184,6 +184,8 @@ def build_assets(database_url: str, folder: Path, *, three_d: bool = True) -> Pa
                               ",".join(FONT_REGULAR))
         if not any(r.name == "demo-ortho" for r in list_rasters(folder)):
             publish_demo_orthophoto(conn, folder)
+        # as the demo command does: its tiles rendered into the disk cache ahead of a first view
+        prewarm_tiles(folder, get_raster(folder, "demo-ortho"))
         if three_d and shutil.which("osgconv"):
             from tiles.threed.build import build_dataset
             from tiles.threed.demo_scene import write_demo_production

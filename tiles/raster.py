@@ -15,9 +15,10 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,6 +178,7 @@ def remove_raster(data_dir: Path | str, name: str) -> RasterInfo:
         _write_registry(data_dir, rasters)
     if info.path.parent == rasters_dir(data_dir):
         info.path.unlink(missing_ok=True)
+    shutil.rmtree(tile_cache_dir(data_dir, name), ignore_errors=True)
     return info
 
 
@@ -412,3 +414,62 @@ def render_tile(info: RasterInfo, z: int, x: int, y: int, fmt: str = "png") -> b
         return None
     options: dict[str, Any] = {"quality": 85} if fmt == "webp" else {}
     return image.render(add_mask=True, img_format=fmt.upper(), **options)
+
+
+# ----------------------------------------------------------------------------- tile cache
+def tile_cache_dir(data_dir: Path | str, name: str) -> Path:
+    """Rendered tiles of raster ``name`` on disk, one file per ETag (an empty file: no data)."""
+    return Path(data_dir) / "cache" / "raster" / name
+
+
+def cached_tile(data_dir: Path | str, info: RasterInfo, z: int, x: int, y: int, fmt: str,
+                etag: str | None = None) -> bytes:
+    """The tile from the disk cache, else rendered and stored there; ``b""`` where the raster
+    has no data. The file is named by the tile's ETag, which changes with the raster's file, so
+    a re-registered raster never serves an old tile (its old files are left for ``remove_raster``
+    or are overwritten by nothing)."""
+    etag = etag or tile_etag(info, z, x, y, fmt)
+    path = tile_cache_dir(data_dir, info.name) / f"{etag.strip(chr(34))}.{fmt}"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    body = render_tile(info, z, x, y, fmt) or b""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tile-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return body
+
+
+def prewarm_tiles(data_dir: Path | str, info: RasterInfo, *, max_zoom: int = 18,
+                  max_tiles: int = 4000, fmt: str = "webp",
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Render into the disk cache every tile of the raster's extent from its min zoom up to
+    ``max_zoom`` (fewer zooms if that would pass ``max_tiles``): what a first map view asks for
+    is then read, not rendered. Returns how many tiles were rendered (cached ones are skipped)."""
+    top = min(max_zoom, info.maxzoom)
+    zooms: list[int] = []
+    total = 0
+    for z in range(info.minzoom, top + 1):
+        n = sum(1 for _ in WEB_MERCATOR.tiles(*info.bounds, zooms=[z]))
+        if total + n > max_tiles:
+            break
+        zooms.append(z)
+        total += n
+    done = rendered = 0
+    for tile in WEB_MERCATOR.tiles(*info.bounds, zooms=zooms):
+        etag = tile_etag(info, tile.z, tile.x, tile.y, fmt)
+        path = tile_cache_dir(data_dir, info.name) / f"{etag.strip(chr(34))}.{fmt}"
+        if not path.exists():
+            cached_tile(data_dir, info, tile.z, tile.x, tile.y, fmt, etag)
+            rendered += 1
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    return rendered

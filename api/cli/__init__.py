@@ -228,13 +228,22 @@ def _ensure_demo_glyphs(conn, s: Settings) -> None:  # type: ignore[no-untyped-d
 def _ensure_demo_orthophoto(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]
     """The map's offline basemap: rendered from the district once, registered as demo-ortho."""
     from tiles.demo_ortho import publish_demo_orthophoto
-    from tiles.raster import list_rasters
+    from tiles.raster import get_raster, list_rasters, prewarm_tiles
 
-    if any(r.name == "demo-ortho" for r in list_rasters(s.data_dir)):
-        return
-    with console.status("正射影像 rendering the demo orthophoto …"):
-        info, _ = publish_demo_orthophoto(conn, s.data_dir)
-    console.print(f"orthophoto: {info.name} z{info.minzoom}–{info.maxzoom}")
+    if not any(r.name == "demo-ortho" for r in list_rasters(s.data_dir)):
+        with console.status("正射影像 rendering the demo orthophoto …"):
+            info, _ = publish_demo_orthophoto(conn, s.data_dir)
+        console.print(f"orthophoto: {info.name} z{info.minzoom}–{info.maxzoom}")
+    # its tiles rendered ahead into the disk cache: a first map view then reads them
+    info = get_raster(s.data_dir, "demo-ortho")
+    with Progress(TextColumn("[bold]影像瓦片 orthophoto tiles[/]"), BarColumn(),
+                  MofNCompleteColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("tiles", total=None)
+        n = prewarm_tiles(s.data_dir, info,
+                          progress=lambda done, total: bar.update(task, completed=done,
+                                                                  total=total))
+    if n:
+        console.print(f"orthophoto tiles: {n} rendered into the cache")
 
 
 def _ensure_demo_3d(s: Settings) -> None:

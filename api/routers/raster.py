@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from tiles.raster import (
     TILE_FORMATS,
     RasterInfo,
+    cached_tile,
     get_raster,
     list_rasters,
-    render_tile,
     tile_address,
     tile_etag,
     tile_format,
@@ -105,8 +105,8 @@ def raster_tile(request: Request, name: str, z: str, x: str, y: str, fmt: str) -
     if _etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
     body = _cached_tile(etag)
-    if body is None:
-        body = render_tile(info, zi, xi, yi, fmt) or b""
+    if body is None:                    # the disk cache, else rendered (and kept on disk)
+        body = cached_tile(_data_dir(request), info, zi, xi, yi, fmt, etag)
         _remember_tile(etag, body)
     if not body:
         return Response(status_code=204, headers=headers)
