@@ -271,6 +271,7 @@ def read_survey(
     max_bytes: int | None = None,
     options: ReaderOptions | None = None,
     on_features: FeatureSink | None = None,
+    checks: bool = True,
 ) -> SurveyDataset:
     """Read an uploaded survey file into a :class:`SurveyDataset`.
 
@@ -282,6 +283,8 @@ def read_survey(
     meanwhile. Only single-file OGR formats (GeoPackage, GeoJSON, FlatGeobuf, Shapefile) are
     streamed like this, in file order; whatever was not streamed is only in the returned
     dataset. If this function raises, whatever was streamed is void.
+    ``checks=False`` leaves out the common feature checks (coordinate ranges, codes, duplicates,
+    validity, an empty survey): the caller then runs :func:`finalize` on the dataset itself.
     Raises :class:`SurveyFormatError` when the file cannot be read as a survey at all.
     """
     opts = options or ReaderOptions()
@@ -315,6 +318,8 @@ def read_survey(
     if any(f.kind == "unit" for f in dataset.features) and not dataset.of_kind("floor"):
         derive_floors(dataset.features, dataset.format)
     dataset.metadata.update({"filename": name, "bytes": size, "detected": sniffed.format})
+    if not checks:
+        return dataset
     with _bulk_objects():
         return finalize(dataset)
 

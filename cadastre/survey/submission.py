@@ -27,6 +27,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from cadastre.errors import InvalidInput, NotFound
+from cadastre.ingest.checks import check_all_ranges
 from cadastre.jobs import JobTracker
 from cadastre.qa.engine import check, second_connection
 from cadastre.qa.scope import Scope
@@ -123,9 +124,11 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
                         timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Read, stage and check a submission; store and return its report.
 
-    ``timings`` (optional) receives the seconds of each stage: ``read``, ``stage``, ``rules``
-    (with every rule's own under ``rule:<id>``) and ``report``."""
+    ``timings`` (optional) receives the seconds of each stage: ``read`` (parse and normalise),
+    ``stage`` (until every feature is in cad.survey_feature), ``checks`` (the readers' common
+    feature checks), ``rules`` (with every rule's own under ``rule:<id>``) and ``report``."""
     from cadastre.ingest import SurveyFormatError, read_survey
+    from cadastre.ingest.checks import finalize
 
     clock = [time.perf_counter()]
 
@@ -148,25 +151,41 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
         step(0.05, "reading")
         row = conn.execute("SELECT stored_path FROM cad.survey_submission WHERE "
                            "submission_id = %s", (sid,)).fetchone()
-        stager = _Stager(conn, sid)       # stores features while the rest is read
-        try:
-            data = read_survey(Path(row[0]), srid=sub["srid"], filename=sub["filename"],
-                               on_features=stager.feed)
-        except SurveyFormatError as exc:
-            stager.abort()
+        def unreadable(exc: SurveyFormatError) -> dict[str, Any]:
             report = {"submission": str(sid), "status": "invalid", "format": None,
                       "errors": [{"code": exc.code, "message": exc.message, "subject": [],
                                   "location": None}], "warnings": [], "counts": {}}
             _finish(conn, sid, report, None, None, "invalid")
             step(1.0, "done")
             return report
+
+        stager = _Stager(conn, sid)       # stores features while the rest is read
+        try:
+            data = read_survey(Path(row[0]), srid=sub["srid"], filename=sub["filename"],
+                               on_features=stager.feed, checks=False)
+        except SurveyFormatError as exc:
+            stager.abort()
+            return unreadable(exc)
         except BaseException:
             stager.abort()
             raise
         lap("read")
         step(0.3, "staging")
-        stager.finish(data)
+        try:
+            if not data.features:
+                finalize(data)                # SURVEY_EMPTY, whatever else is unknown
+            stager.finish(data)
+        except SurveyFormatError as exc:      # (coordinates out of range, not streamed)
+            stager.abort()
+            return unreadable(exc)
         lap("stage")
+        step(0.35, "checking features")
+        try:
+            finalize(data)     # ranges, codes, duplicates, validity (after staging: timed apart)
+        except SurveyFormatError as exc:
+            conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s", (sid,))
+            return unreadable(exc)
+        lap("checks")
         step(0.4, "checking")
         issues = _reader_issues(data)   # includes PARCEL_CODE_INVALID / UNIT_CODE_INVALID
         scope = Scope("submission", submission=sid)
@@ -260,6 +279,10 @@ class _Stager:
     def feed(self, first: int, feats: list[Any], srid: int) -> None:
         if first != self.fed:     # not the next features: leave it all to ``finish``
             return
+        # coordinates PostGIS could not even project are refused before they are sent (as
+        # the whole file's check would: batches come in order, so the first bad feature of
+        # the first bad batch is the file's first)
+        check_all_ranges(feats, srid)
         if not self.streams:      # ``conn`` is still ours here: clear, commit, hand it over
             self.conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s",
                               (self.sid,))
