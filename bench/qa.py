@@ -12,6 +12,7 @@ whole QA run (every rule, exact findings) costs next to that single join.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import os
 import time
 
@@ -72,6 +73,9 @@ def main() -> None:
     console.print(f"  full QA run, {len(times) - 1} rules:       {total:6.1f} s  "
                   f"({len(findings)} findings; target < 30 s)")
     console.print(f"  QA run ÷ peer:                      {total / peer:6.2f}×")
+    by_rule = Counter((f.rule_id, f.severity) for f in findings)
+    console.print("  findings: " + ", ".join(f"{r} ({sev}) ×{n}" for (r, sev), n
+                                             in by_rule.most_common()))
     console.print("  per rule (seconds of work; with 2 connections they overlap):")
     for rule, sec in sorted(times.items(), key=lambda kv: -kv[1]):
         console.print(f"    {rule:28s} {sec:6.1f} s")

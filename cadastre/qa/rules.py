@@ -219,58 +219,79 @@ RULES: tuple[Rule, ...] = (
           AND ST_Area(ST_Difference(x.geom, x.b_geom)) > %(overlap_m2)s""", cost=8),
     _r("UNIT_OVERLAP", "content", "error", "同层户重叠", "units overlap on the same floor", """
         WITH units AS MATERIALIZED (
-            SELECT ref, building_code, floor_no, floor_count, geom, g3857, ST_XMin(geom) AS bx0,
+            -- narrow rows: a district has millions of units, and the pairs are found from
+            -- their bounding boxes alone; geometries are fetched for the few candidates
+            SELECT ref, building_code, floor_no, floor_count, ST_XMin(geom) AS bx0,
                    ST_YMin(geom) AS by0, ST_XMax(geom) AS bx1, ST_YMax(geom) AS by1
             FROM subject_units WHERE building_code IS NOT NULL),
-          -- each unit on each floor it spans (floor_no .. floor_no + floor_count - 1)
-          floors AS (
-            SELECT u.*, u.floor_no AS f FROM units u
-            UNION ALL
+          -- the upper floors of units spanning several (duplexes: few), as (unit, floor)
+          upper AS MATERIALIZED (
             SELECT u.*, f FROM units u,
                    generate_series(u.floor_no + 1, u.floor_no + u.floor_count - 1) f
             WHERE u.floor_count > 1),
-          -- units of one building sharing a floor (hashed by building and floor), once each
+          -- two units of a building share a floor when they start on the same floor, or when
+          -- one starts on an upper floor of the other; both hashed by building and floor
+          touching AS (
+            SELECT a.ref AS a_ref, b.ref AS b_ref, b.floor_no, a.bx0, a.by0, a.bx1, a.by1,
+                   b.bx0 AS cx0, b.by0 AS cy0, b.bx1 AS cx1, b.by1 AS cy1
+            FROM units a JOIN units b ON b.building_code = a.building_code
+                                     AND b.floor_no = a.floor_no AND a.ref < b.ref
+            UNION ALL
+            SELECT a.ref, b.ref, b.floor_no, a.bx0, a.by0, a.bx1, a.by1,
+                   b.bx0, b.by0, b.bx1, b.by1
+            FROM upper a JOIN units b ON b.building_code = a.building_code AND b.floor_no = a.f),
+          -- whose boxes overlap by more than the tolerance (the boxes of neighbouring flats
+          -- only touch, and cannot hold an overlap), once each
           pairs AS MATERIALIZED (
-            SELECT DISTINCT ON (a.ref, b.ref) a.ref AS a_ref, b.ref AS b_ref, a.geom AS a_geom,
-                   b.geom AS b_geom, b.floor_no
-            FROM floors a JOIN floors b ON b.building_code = a.building_code AND b.f = a.f
-            WHERE a.ref < b.ref AND a.g3857 && b.g3857
-              AND a.floor_no < b.floor_no + b.floor_count
-              AND b.floor_no < a.floor_no + a.floor_count
-              -- (as for parcels: units whose boxes only touch cannot overlap)
-              AND greatest(0, least(a.bx1, b.bx1) - greatest(a.bx0, b.bx0))
-                  * greatest(0, least(a.by1, b.by1) - greatest(a.by0, b.by0))
-                  > %(overlap_m2)s * 0.999999
-            ORDER BY a.ref, b.ref)
+            SELECT DISTINCT least(a_ref, b_ref) AS a_ref, greatest(a_ref, b_ref) AS b_ref,
+                   floor_no
+            FROM touching
+            WHERE greatest(0, least(bx1, cx1) - greatest(bx0, cx0))
+                  * greatest(0, least(by1, cy1) - greatest(by0, cy0))
+                  > %(overlap_m2)s * 0.999999),
+          -- the candidates' geometries, looked up by code (an index probe each: however many
+          -- pairs the planner expects, they are few)
+          candidates AS MATERIALIZED (
+            SELECT p.a_ref, p.b_ref, p.floor_no,
+                   (SELECT u.geom FROM subject_units u WHERE u.ref = p.a_ref LIMIT 1) AS a_geom,
+                   (SELECT u.geom FROM subject_units u WHERE u.ref = p.b_ref LIMIT 1) AS b_geom
+            FROM (SELECT DISTINCT ON (a_ref, b_ref) * FROM pairs
+                  ORDER BY a_ref, b_ref, floor_no DESC) p)
         SELECT ARRAY[p.a_ref, p.b_ref], ST_Area(ST_Intersection(p.a_geom, p.b_geom))::float8,
                format('第 %s 层重叠 %s m² / overlap of %s m² on floor %s', p.floor_no,
                       round(ST_Area(ST_Intersection(p.a_geom, p.b_geom))::numeric, 2),
                       round(ST_Area(ST_Intersection(p.a_geom, p.b_geom))::numeric, 2),
                       p.floor_no),
                ST_Transform(ST_Intersection(p.a_geom, p.b_geom), 3857)
-        FROM pairs p
+        FROM candidates p
         WHERE ST_IsValid(p.a_geom) AND ST_IsValid(p.b_geom)
-          AND ST_Area(ST_Intersection(p.a_geom, p.b_geom)) > %(overlap_m2)s""",
-       cost=10, settings=(("enable_nestloop", "off"),)),
+          AND ST_Area(ST_Intersection(p.a_geom, p.b_geom)) > %(overlap_m2)s""", cost=10,
+       # the self-joins hashed: a merge join would sort millions of units twice
+       settings=(("enable_mergejoin", "off"),)),
     _r("UNIT_CODE_PARCEL_MISMATCH", "content", "error", "不动产单元号前 19 位与所在宗地代码不符",
        "the unit code's first 19 characters are not its parcel's code", """
-        WITH units AS MATERIALIZED (
-            SELECT *, coalesce(building_code, '') AS grp FROM subject_units
-            WHERE code IS NOT NULL)
-        SELECT ARRAY[u.ref, p.ref], NULL::float8,
+        WITH stacks AS MATERIALIZED (
+            -- flats stacked floor above floor share their outline: each outline once (a
+            -- tenth of a district's units), with the units it stands for
+            SELECT left(code, 19) AS prefix, ST_PointOnSurface(geom) AS pt,
+                   array_agg(ref) AS refs
+            FROM subject_units WHERE code IS NOT NULL
+            GROUP BY 1, geom),
+          -- the outlines not inside the parcel their code names (a hash join on the code:
+          -- nearly all are inside it, and need no spatial search)
+          strays AS MATERIALIZED (
+            SELECT s.*, ST_Transform(s.pt, 3857) AS pt3857 FROM stacks s
+            WHERE NOT EXISTS (SELECT 1 FROM subject o WHERE o.code = s.prefix AND o.valid
+                                AND ST_Contains(o.geom, s.pt)))
+        -- ... and the parcels they are in
+        SELECT ARRAY[r.ref, p.ref], NULL::float8,
                format('单元号属于 %s，但位于宗地 %s / unit code belongs to %s but lies in %s',
-                      left(u.code, 19), p.code, left(u.code, 19), p.code),
-               ST_Transform(ST_PointOnSurface(u.geom), 3857)
-        FROM units u
-        -- parcels near each building's units: one index probe per building, not per unit
-        JOIN (SELECT DISTINCT ON (g.grp, p.sid) g.grp, p.ref, p.code, p.geom, p.g3857
-              FROM (SELECT grp, ST_Expand(ST_Extent(g3857)::geometry, 0.01) AS box
-                    FROM units GROUP BY grp) g
-              JOIN subject p ON p.g3857 && g.box AND p.valid
-              ORDER BY g.grp, p.sid) p
-          ON p.grp = u.grp AND p.g3857 && u.g3857
-         AND ST_Contains(p.geom, ST_PointOnSurface(u.geom))
-        WHERE p.code IS NOT NULL AND left(u.code, 19) <> p.code""", cost=8),
+                      s.prefix, p.code, s.prefix, p.code),
+               s.pt3857
+        FROM strays s
+        JOIN subject p ON p.g3857 && s.pt3857 AND p.valid AND ST_Contains(p.geom, s.pt)
+        CROSS JOIN LATERAL unnest(s.refs) AS r(ref)
+        WHERE p.code IS NOT NULL AND s.prefix <> p.code""", cost=8),
     _r("UNIT_CODE_DUPLICATE", "content", "error", "不动产单元号重复",
        "the same unit code is used twice", """
         SELECT array_agg(u.ref ORDER BY u.ref), count(*)::float8,

@@ -198,6 +198,7 @@ class ScopeTables:
             for name, sql in (("subject_buildings", _SUB_BUILDINGS),
                               ("subject_units", _SUB_UNITS)):
                 conn.execute(f"CREATE TEMP TABLE {name} AS {sql}", params)
+                conn.execute(f"CREATE INDEX ON {name} (ref)")     # (look-ups by ref)
                 conn.execute(f"ANALYZE {name}")
             conn.execute(f"CREATE TEMP TABLE replaced AS {_REPLACED}", params)
             conn.execute("ANALYZE replaced")
