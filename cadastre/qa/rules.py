@@ -194,13 +194,17 @@ RULES: tuple[Rule, ...] = (
           AND ST_Area(ST_Difference(x.geom, x.p_geom)) > %(overlap_m2)s""", cost=15, parts=2),
     _r("UNIT_OUTSIDE_BUILDING", "content", "error", "户超出自然幢轮廓",
        "unit plan outside its building footprint", """
-        SELECT ARRAY[x.ref, x.b_ref], ST_Area(ST_Difference(x.geom, x.b_geom))::float8,
+        WITH stacks AS MATERIALIZED (
+            -- flats stacked floor above floor share their outline: each outline once
+            SELECT building_code, geom, array_agg(ref) AS refs FROM subject_units
+            WHERE building_code IS NOT NULL GROUP BY building_code, geom)
+        SELECT ARRAY[r.ref, x.b_ref], ST_Area(ST_Difference(x.geom, x.b_geom))::float8,
                format('超出 %s m² / %s m² outside the building',
                       round(ST_Area(ST_Difference(x.geom, x.b_geom))::numeric, 2),
                       round(ST_Area(ST_Difference(x.geom, x.b_geom))::numeric, 2)),
                ST_Transform(ST_Difference(x.geom, x.b_geom), 3857)
-        FROM (SELECT u.ref, u.geom, b.ref AS b_ref, b.geom AS b_geom
-              FROM subject_units u
+        FROM (SELECT u.refs, u.geom, b.ref AS b_ref, b.geom AS b_geom
+              FROM stacks u
               JOIN (SELECT b.ref, b.code, b.geom, ST_XMin(e.box) AS x0, ST_YMin(e.box) AS y0,
                            ST_XMax(e.box) AS x1, ST_YMax(e.box) AS y1,
                            ST_Area(e.box) - ST_Area(b.geom) AS box_gap
@@ -211,7 +215,8 @@ RULES: tuple[Rule, ...] = (
               WHERE NOT (ST_XMin(u.geom) >= b.x0 AND ST_XMax(u.geom) <= b.x1
                          AND ST_YMin(u.geom) >= b.y0 AND ST_YMax(u.geom) <= b.y1
                          AND b.box_gap <= %(overlap_m2)s * 0.999999)
-              OFFSET 0) x                 -- (the cheap test first, for every unit)
+              OFFSET 0) x                 -- (the cheap test first, for every outline)
+        CROSS JOIN LATERAL unnest(x.refs) AS r(ref)
         WHERE ST_IsValid(x.geom) AND ST_IsValid(x.b_geom)
           -- a unit its building covers has nothing outside it (and the units of a building
           -- come one after another, so the building is prepared once for all of them)
