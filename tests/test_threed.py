@@ -279,6 +279,39 @@ def test_point_cloud_with_py3dtiles(tmp_path: Path) -> None:
     assert info.kind == "pointcloud" and 120.62 < w < e < 120.64 and 30.2 < s < n < 30.3
 
 
+@pytest.mark.parametrize("suffix", [".las", ".laz"])
+def test_las_and_laz_with_their_crs(tmp_path: Path, suffix: str) -> None:
+    """LAS/LAZ carrying their CRS in a VLR need no --srs (LAZ is decompressed first: py3dtiles
+    itself hangs on LAZ); without a CRS the build says so."""
+    import laspy
+    from pyproj import CRS
+
+    from tiles.threed.pointcloud import py3dtiles_path
+
+    try:
+        py3dtiles_path()
+    except Exception:
+        pytest.skip("py3dtiles not installed (optional extra)")
+    rng = np.random.default_rng(2)
+    header = laspy.LasHeader(point_format=3, version="1.2")
+    header.scales, header.offsets = np.array([0.001] * 3), np.array([ORIGIN[0], ORIGIN[1], 0])
+    las = laspy.LasData(header)
+    las.x = ORIGIN[0] + rng.uniform(0, 50, 3000)
+    las.y = ORIGIN[1] + rng.uniform(0, 50, 3000)
+    las.z = rng.uniform(0, 10, 3000)
+    las.red = las.green = las.blue = rng.integers(0, 65535, 3000)
+    bare = tmp_path / f"bare{suffix}"
+    las.write(bare)
+    with pytest.raises(SrsUnknown):
+        build_dataset(tmp_path / "d0", bare, "bare")
+    header.add_crs(CRS.from_epsg(4528))
+    las.write(tmp_path / f"cloud{suffix}")
+    info = build_dataset(tmp_path / "d", tmp_path / f"cloud{suffix}", "cloud")
+    w, s, e, n = info.extent
+    assert info.kind == "pointcloud" and 120.62 < w < e < 120.64 and 30.2 < s < n < 30.3
+    assert not list((tmp_path / "d").rglob("*.las"))          # the temporary LAS is gone
+
+
 def test_box_contains() -> None:
     a = Box((0, 0, 0), (10, 10, 10))
     assert a.contains(Box((1, 1, 1), (9, 9, 9))) and not a.contains(Box((1, 1, 1), (11, 9, 9)))

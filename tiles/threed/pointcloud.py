@@ -4,6 +4,9 @@ py3dtiles is an optional dependency (it pulls numba); it runs as a subprocess so
 process pool cannot take the server down. The source CRS comes from the file (LAS VLR) or
 ``srs`` (EPSG only: py3dtiles takes a numeric code); coordinates are always easting, northing
 (``--pyproj-always-xy``: EPSG:4528-style CRSs declare northing first); output is ECEF.
+
+LAZ is decompressed to a temporary LAS first (laspy, single-threaded lazrs, a chunk at a time):
+py3dtiles 12 hangs for ever on LAZ, its forked workers deadlocking in lazrs' parallel decoder.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tiles.threed.errors import SrsUnknown, ThreeDInputError, ToolMissing
@@ -30,9 +34,44 @@ def py3dtiles_path() -> str:
     return exe
 
 
+LAZ_CHUNK_POINTS = 1_000_000
+_LAZ_VLRS = {"copc", "laszip encoded", "entwine"}
+
+
+def decompress_laz(source: Path, target: Path) -> Path:
+    """``source`` (LAZ or COPC) written as plain LAS at ``target``, a chunk at a time."""
+    import laspy
+
+    try:
+        with laspy.open(source, laz_backend=laspy.LazBackend.Lazrs) as reader:
+            # a plain header: the same points, scales, offsets and CRS, without the LAZ/COPC
+            # records (laspy cannot write a COPC header)
+            src = reader.header
+            header = laspy.LasHeader(point_format=src.point_format, version=src.version)
+            header.scales, header.offsets = src.scales, src.offsets
+            header.vlrs.extend(v for v in src.vlrs if v.user_id.lower() not in _LAZ_VLRS)
+            with laspy.open(target, mode="w", header=header, do_compress=False) as writer:
+                for chunk in reader.chunk_iterator(LAZ_CHUNK_POINTS):
+                    writer.write_points(chunk)
+    except (laspy.LaspyException, ValueError, OSError) as exc:
+        raise ThreeDInputError(
+            "POINTCLOUD_FAILED", f"无法读取 LAZ 文件 / cannot read the LAZ file {source.name}: "
+            f"{exc}"[:300]
+        ) from exc
+    return target
+
+
 def build_pointcloud(
     source: Path, out_dir: Path, srs: str | None = None, timeout: int = 3600
 ) -> Path:
+    if source.suffix.lower() == ".laz":
+        with tempfile.TemporaryDirectory(prefix="laz-", dir=out_dir.parent) as tmp:
+            plain = decompress_laz(source, Path(tmp) / (source.stem + ".las"))
+            return _convert(plain, out_dir, srs, timeout, shown=source)
+    return _convert(source, out_dir, srs, timeout, shown=source)
+
+
+def _convert(source: Path, out_dir: Path, srs: str | None, timeout: int, shown: Path) -> Path:
     cmd = [
         py3dtiles_path(),
         "convert",
@@ -59,7 +98,7 @@ def build_pointcloud(
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise ThreeDInputError(
-            "POINTCLOUD_TIMEOUT", f"点云转换超时 / conversion timed out: {source}"
+            "POINTCLOUD_TIMEOUT", f"点云转换超时 / conversion timed out: {shown}"
         ) from exc
     tileset = out_dir / "tileset.json"
     if proc.returncode != 0 or not tileset.is_file():
@@ -68,10 +107,10 @@ def build_pointcloud(
         if "srs" in text.lower() or "crs" in text.lower():
             raise SrsUnknown(
                 message=f"点云缺少坐标系，请用 --srs 指定 / the point cloud has no "
-                f"usable CRS, give --srs: {source}: {text}"
+                f"usable CRS, give --srs: {shown}: {text}"
             )
         raise ThreeDInputError(
             "POINTCLOUD_FAILED",
-            f"点云转换失败 / point cloud conversion failed for {source}: {text}",
+            f"点云转换失败 / point cloud conversion failed for {shown}: {text}",
         )
     return tileset
