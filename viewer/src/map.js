@@ -5,6 +5,9 @@
 import { session } from "./api.js";
 
 const maplibregl = window.maplibregl;
+// start MapLibre's web workers now (each parses the library again), while the style, TileJSON
+// and raster list are still being fetched, rather than when the map is created
+maplibregl.prewarm();
 const PICK_LAYERS = [["unit-fill", "unit", "unit_code"], ["building-fill", "building", "building_code"],
   ["parcel-fill", "parcel", "parcel_code"]];
 const OVERLAY_BEFORE = "parcel-icon";   // overlays go under the symbol layers
