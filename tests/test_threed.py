@@ -312,6 +312,38 @@ def test_las_and_laz_with_their_crs(tmp_path: Path, suffix: str) -> None:
     assert not list((tmp_path / "d").rglob("*.las"))          # the temporary LAS is gone
 
 
+def test_las_heights_in_feet_become_metres(tmp_path: Path) -> None:
+    """A LAS in a feet CRS without a vertical CRS has its heights in feet (US LiDAR); they are
+    placed in metres, not taken as metres."""
+    import json
+
+    import laspy
+    from pyproj import CRS, Transformer
+
+    from tiles.threed.pointcloud import py3dtiles_path
+
+    try:
+        py3dtiles_path()
+    except Exception:
+        pytest.skip("py3dtiles not installed (optional extra)")
+    crs = CRS.from_epsg(2992)                       # NAD83 / Oregon GIC Lambert (ft)
+    assert crs.axis_info[0].unit_conversion_factor == pytest.approx(0.3048)
+    rng = np.random.default_rng(3)
+    header = laspy.LasHeader(point_format=3, version="1.2")
+    header.scales, header.offsets = np.array([0.01] * 3), np.array([636000.0, 849000.0, 0])
+    header.add_crs(crs)
+    las = laspy.LasData(header)
+    las.x = 636000 + rng.uniform(0, 300, 2000)
+    las.y = 849000 + rng.uniform(0, 300, 2000)
+    las.z = np.full(2000, 1000.0)                   # 1000 ft = 304.8 m
+    las.write(tmp_path / "feet.las")
+    build_dataset(tmp_path / "d", tmp_path / "feet.las", "feet")
+    root = json.loads(next((tmp_path / "d").rglob("tileset.json")).read_text())["root"]
+    centre = np.array(root["transform"]).reshape(4, 4).T @ np.r_[root["boundingVolume"]["box"][:3], 1]
+    _, _, h = Transformer.from_crs(4978, 4979, always_xy=True).transform(*centre[:3])
+    assert h == pytest.approx(304.8, abs=1.0)
+
+
 def test_box_contains() -> None:
     a = Box((0, 0, 0), (10, 10, 10))
     assert a.contains(Box((1, 1, 1), (9, 9, 9))) and not a.contains(Box((1, 1, 1), (11, 9, 9)))

@@ -7,6 +7,8 @@ process pool cannot take the server down. The source CRS comes from the file (LA
 
 LAZ is decompressed to a temporary LAS first (laspy, single-threaded lazrs, a chunk at a time):
 py3dtiles 12 hangs for ever on LAZ, its forked workers deadlocking in lazrs' parallel decoder.
+Heights in the unit of a projected CRS given without a vertical CRS (US LAS files in feet) are
+converted to metres in that copy: py3dtiles projects x, y and passes z through as metres.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from tiles.threed.errors import SrsUnknown, ThreeDInputError, ToolMissing
 
@@ -38,8 +43,37 @@ LAZ_CHUNK_POINTS = 1_000_000
 _LAZ_VLRS = {"copc", "laszip encoded", "entwine"}
 
 
+def height_factor(header: Any) -> float:
+    """Metres per unit of the file's heights: its projected CRS's linear unit when the CRS has
+    no vertical part (heights then come in the horizontal unit), else 1."""
+    try:
+        crs = header.parse_crs()
+    except Exception:  # noqa: BLE001 - an unreadable CRS VLR: py3dtiles reports it
+        return 1.0
+    if crs is None or crs.is_compound or not crs.is_projected or not crs.axis_info:
+        return 1.0
+    factor = crs.axis_info[0].unit_conversion_factor
+    return float(factor) if factor and abs(factor - 1) > 1e-12 else 1.0
+
+
+def needs_copy(source: Path) -> bool:
+    """Does ``source`` go to py3dtiles through a plain LAS copy (LAZ, or heights not in m)?"""
+    if source.suffix.lower() == ".laz":
+        return True
+    if source.suffix.lower() != ".las":
+        return False
+    import laspy
+
+    try:
+        with laspy.open(source) as reader:
+            return height_factor(reader.header) != 1.0
+    except (laspy.LaspyException, ValueError, OSError):
+        return False              # py3dtiles says what is wrong with it
+
+
 def decompress_laz(source: Path, target: Path) -> Path:
-    """``source`` (LAZ or COPC) written as plain LAS at ``target``, a chunk at a time."""
+    """``source`` (LAS, LAZ or COPC) written as plain LAS at ``target``, a chunk at a time,
+    heights in metres (see :func:`height_factor`)."""
     import laspy
 
     try:
@@ -51,7 +85,10 @@ def decompress_laz(source: Path, target: Path) -> Path:
             header.scales, header.offsets = src.scales, src.offsets
             header.vlrs.extend(v for v in src.vlrs if v.user_id.lower() not in _LAZ_VLRS)
             with laspy.open(target, mode="w", header=header, do_compress=False) as writer:
+                factor = height_factor(src)
                 for chunk in reader.chunk_iterator(LAZ_CHUNK_POINTS):
+                    if factor != 1.0:
+                        chunk.z = np.asarray(chunk.z) * factor
                     writer.write_points(chunk)
     except (laspy.LaspyException, ValueError, OSError) as exc:
         raise ThreeDInputError(
@@ -64,7 +101,7 @@ def decompress_laz(source: Path, target: Path) -> Path:
 def build_pointcloud(
     source: Path, out_dir: Path, srs: str | None = None, timeout: int = 3600
 ) -> Path:
-    if source.suffix.lower() == ".laz":
+    if needs_copy(source):
         with tempfile.TemporaryDirectory(prefix="laz-", dir=out_dir.parent) as tmp:
             plain = decompress_laz(source, Path(tmp) / (source.stem + ".las"))
             return _convert(plain, out_dir, srs, timeout, shown=source)
