@@ -207,10 +207,40 @@ def demo(
         size = database_size(conn)
         _ensure_demo_orthophoto(conn, s)
         _ensure_demo_glyphs(conn, s)
+    _ensure_demo_tiles(ready.url, s)
     _ensure_demo_3d(s)
     _emit({**counts, "database_MB": round(size / 2**20, 1)}, False)
     if serve_after:
         serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
+
+
+def _ensure_demo_tiles(url: str, s: Settings) -> None:
+    """Public vector tiles of the district's first map views (the style's layers z12–17, floor
+    1 units z16–17) rendered into the tile cache now, not for the first visitor. Tiles already
+    cached are kept; the cache is invalidated by the usual queue when data change."""
+    from cadastre.privacy import Role
+    from tiles.cache import TileCache
+    from tiles.export import seed_tiles, tiles_in_bbox
+    from tiles.layers import parse_layers
+
+    cache = TileCache(s.data_dir / "cache" / "tiles")
+    with connect(url, autocommit=True) as conn:
+        jobs = [(parse_layers("parcels,buildings,boundary_points,labels"), None,
+                 tiles_in_bbox(conn, None, range(12, 18))),
+                (parse_layers("units"), 1, tiles_in_bbox(conn, None, range(16, 18)))]
+        total = sum(len(t) for _, _, t in jobs)
+        rendered = 0
+        with Progress(TextColumn("[bold]矢量瓦片 vector tiles[/]"), BarColumn(),
+                      MofNCompleteColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("tiles", total=total)
+            done = 0
+            for layers, floor, todo in jobs:
+                stats = seed_tiles(conn, cache, layers, Role.PUBLIC, todo, floor,
+                                   progress=lambda n, d=done: bar.update(task, completed=d + n))
+                done += len(todo)
+                rendered += stats.rendered
+    if rendered:
+        console.print(f"vector tiles: {rendered} rendered into the cache")
 
 
 def _ensure_demo_glyphs(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]
