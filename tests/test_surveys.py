@@ -396,3 +396,24 @@ def _swallow(fn) -> None:  # noqa: ANN001
         fn()
     except httpx.HTTPError:
         pass
+
+
+def test_submitted_floor_plan_with_overlapping_units(survey_env, tmp_path: Path) -> None:
+    """A floor plan whose flat 102 is drawn 2 m into flat 101: the submission's report has the
+    overlap (the units are staged, then checked as the submission's own temp tables)."""
+    env = survey_env
+    plan = json.loads((Path(__file__).parent / "data" / "good" / "floorplan.geojson").read_text())
+    moved = next(f for f in plan["features"] if f["properties"]["room_no"] == "102")
+    moved["geometry"]["coordinates"] = [[[x - 2.0, y] for x, y in ring]
+                                        for ring in moved["geometry"]["coordinates"]]
+    path = tmp_path / "plan_overlap.geojson"
+    path.write_text(json.dumps(plan, ensure_ascii=False))
+    r = _submit(env["client"], env["surveyor"], path)
+    assert r.status_code == 202, r.text
+    sid = r.json()["submission_id"]
+    st = _wait(env["client"], env["surveyor"], sid)
+    report = env["client"].get(f"/api/v1/surveys/{sid}/report", headers=env["surveyor"]).json()
+    overlaps = [e for e in report["errors"] if e["code"] == "UNIT_OVERLAP"]
+    assert st["status"] == "invalid" and len(overlaps) == 1, report["errors"]
+    assert overlaps[0]["measure"] == pytest.approx(20.0, abs=0.01)
+    assert len(overlaps[0]["subject"]) == 2
