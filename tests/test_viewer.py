@@ -291,6 +291,7 @@ def own(make_db, test_settings, viewer_dist, viewer_assets, tmp_path_factory):
     with psycopg.connect(url, autocommit=True) as conn:
         create_account(conn, "reg.viewer", "registrar password 1", Role.REGISTRAR, "王登记")
         create_account(conn, "survey.viewer", "surveyor password 1", Role.SURVEYOR, "李测绘")
+        create_account(conn, "party.viewer", "interested password 1", Role.INTERESTED, "赵律师")
     data_dir = data_dir_for(tmp_path_factory.mktemp("viewer_own"), test_settings)
     (data_dir / "cache").mkdir(exist_ok=True)
     for sub in ("glyphs", "sprites"):
@@ -437,6 +438,58 @@ def test_registrar_qa_layer_and_audit_status(own, page) -> None:
                            ".includes('加载')", timeout=60_000)
     status = page.locator("#audit-status").inner_text()
     assert "审计链完整" in status or "不可用" in status, status
+
+
+def test_interested_party_states_a_purpose_and_sees_restrictions(own, page) -> None:
+    """An interested party (利害关系人) signs in, states purpose and case number, and a unit's
+    panel then shows its restrictions (a mortgage here), never a party; the audit trail has
+    the purpose and the case of that read."""
+    from cadastre.pii import load_cipher
+    from cadastre.settings import Settings
+    from tests.conftest import TEST_DATA_DIR
+
+    cipher = load_cipher(Settings(storage={"data_dir": TEST_DATA_DIR / "app"}))
+    with psycopg.connect(own["url"]) as conn:
+        code = conn.execute("""
+            SELECT r.unit_code FROM cad.right_record r JOIN cad.unit u
+              ON u.unit_code = r.unit_code AND u.valid_to IS NULL
+            WHERE r.kind = 'mortgage' AND r.status = 1 AND r.valid_to IS NULL
+            ORDER BY r.unit_code LIMIT 1""").fetchone()[0]
+        names = {cipher.decrypt(r[0]) for r in conn.execute(
+            "SELECT p.name_enc FROM cad.right_record r JOIN cad.right_party rp ON "
+            "rp.right_version_id = r.version_id JOIN pii.party p USING (party_id) "
+            "WHERE r.unit_code = %s", (code,))}
+        seq = conn.execute("SELECT coalesce(max(seq), 0) FROM audit.log").fetchone()[0]
+    assert names
+    base = own["server"].base
+    page.goto(base + "/")
+    wait_for_map(page, 60_000)
+    # the public panel: no restriction shown
+    page.evaluate("(c) => window.cadastreViewer.select('unit', c)", code)
+    page.wait_for_function("(c) => document.querySelector('#info-panel').innerText.includes(c)",
+                           arg=code)
+    assert "抵押" not in _info_text(page)
+    _login(page, "party.viewer", "interested password 1")
+    assert "利害关系人" in page.inner_text("#staff-who")
+    page.wait_for_selector("#query-purpose option[value='litigation']", state="attached")
+    page.select_option("#query-purpose", "litigation")
+    page.fill("#query-case-ref", "(2024)浙0106民初1234号")
+    page.click("#query-context-save")
+    page.wait_for_function("() => document.querySelector('#query-context-status').innerText"
+                           ".includes('1234')")
+    page.evaluate("(c) => window.cadastreViewer.select('unit', c)", code)
+    page.wait_for_function("() => document.querySelector('#info-panel').innerText"
+                           ".includes('抵押')", timeout=30_000)
+    text = _info_text(page)
+    assert code in text and "记入审计" in text
+    html = page.content()
+    for name in names:
+        assert name not in html, "a party's name reached the interested party's page"
+    screenshot(page, "viewer-interested-unit")
+    with psycopg.connect(own["url"]) as conn:
+        rows = conn.execute("SELECT purpose, case_ref FROM audit.log WHERE seq > %s AND "
+                            "target = %s", (seq, code)).fetchall()
+    assert ("litigation", "(2024)浙0106民初1234号") in rows, rows
 
 
 def test_owner_wrong_details_are_refused(own, page) -> None:

@@ -122,3 +122,13 @@ export function setSession(kind, token, expiresIn, extra = {}) {
   store(`cadastre.${kind}`, s);
   return s;
 }
+
+// change what a session carries besides its token (e.g. an interested party's query purpose)
+export function updateSession(kind, extra) {
+  const s = session(kind);
+  if (!s) return null;
+  const next = { ...s, ...extra };
+  sessions[kind] = next;
+  store(`cadastre.${kind}`, next);
+  return next;
+}

@@ -2,6 +2,7 @@
 // and its 楼盘表 (floors × units grid). Only what the public API returns is shown; the server's
 // privacy policy decides that (no right holders, no ID numbers).
 import { api } from "./api.js";
+import { queryContext } from "./interested.js";
 import { codeLabel, fieldLabel, fieldUnit, getLang, t } from "./i18n.js";
 import { clear, definitionList, el, errorText, fmtDate, fmtNumber } from "./ui.js";
 
@@ -63,7 +64,10 @@ export function attributeRows(kind, record) {
 }
 
 export async function fetchFeature(kind, ref) {
-  return api(`api/v1/${PATHS[kind]}/${encodeURIComponent(ref)}`);
+  // an interested party's stated purpose and case go with the request (the server then shows
+  // them what the policy allows them beyond the natural attributes, and audits it)
+  const ctx = queryContext();
+  return api(`api/v1/${PATHS[kind]}/${encodeURIComponent(ref)}`, ctx || {});
 }
 
 function titleOf(kind, rec) {
@@ -84,7 +88,7 @@ export function renderFeature(panel, kind, rec, actions) {
     el("button", { type: "button", class: "btn icon close", "aria-label": t("close"),
       onclick: actions.onClose }, "×"));
   panel.append(head, definitionList(attributeRows(kind, rec)),
-    el("p", { class: "note" }, t("natural_note")));
+    el("p", { class: "note" }, t(queryContext() ? "interested_note" : "natural_note")));
 
   const bar = el("div", { class: "actions" });
   if (kind === "unit") {

@@ -1,6 +1,7 @@
 // Staff sign-in (POST /api/v1/auth/login) and the workspace for the signed-in role.
 import { api, session, setSession } from "./api.js";
 import { t } from "./i18n.js";
+import { InterestedWorkspace } from "./interested.js";
 import { RegistrarWorkspace } from "./registrar.js";
 import { SurveyorWorkspace } from "./surveyor.js";
 import { clear, el, errorText } from "./ui.js";
@@ -16,8 +17,8 @@ export class StaffPanel {
     const s = session("staff");
     if (!s) { this.renderLogin(); return; }
     const p = clear(this.panel);
-    const roleName = s.role === "registrar" ? t("role_registrar") : s.role === "surveyor"
-      ? t("role_surveyor") : s.role;
+    const roleName = ["registrar", "surveyor", "interested", "department"].includes(s.role)
+      ? t(`role_${s.role}`) : s.role;
     p.append(el("div", { class: "row-between" },
       el("p", { class: "who", id: "staff-who" }, t("staff_hello", { name: s.name || "", role: roleName })),
       el("button", { type: "button", class: "btn", id: "staff-logout", onclick: () => this.logout() },
@@ -27,6 +28,9 @@ export class StaffPanel {
     if (this.workspace) this.workspace.dispose();
     if (s.role === "registrar") this.workspace = new RegistrarWorkspace(box, this.cmap, s);
     else if (s.role === "surveyor") this.workspace = new SurveyorWorkspace(box, this.cmap, s);
+    else if (s.role === "interested" || s.role === "department") {
+      this.workspace = new InterestedWorkspace(box, this.cmap, s);
+    }
     else { this.workspace = null; box.append(el("p", { class: "hint" }, t("role_other"))); }
     this.workspace?.render();
   }
