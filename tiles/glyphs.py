@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from google.protobuf.message_factory import GetMessageClass
 from scipy.ndimage import distance_transform_edt
 
 from cadastre.errors import ConfigError, InvalidInput, NotFound
+from tiles.files import atomic_write
 
 log = logging.getLogger("tiles.glyphs")
 
@@ -312,19 +312,6 @@ def outline_to_glyph(o: _Outline) -> Glyph:
 
 
 # --- the on-disk store -----------------------------------------------------------------------
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class GlyphStore:

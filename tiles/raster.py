@@ -37,6 +37,7 @@ from rio_tiler.constants import WGS84_CRS
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 
+from tiles.files import atomic_write
 from tiles.mvt import TileOutOfRange  # one error type for every tile endpoint
 from cadastre.errors import InvalidInput, NotFound
 
@@ -422,28 +423,22 @@ def tile_cache_dir(data_dir: Path | str, name: str) -> Path:
     return Path(data_dir) / "cache" / "raster" / name
 
 
+def _cache_path(data_dir: Path | str, info: RasterInfo, etag: str, fmt: str) -> Path:
+    return tile_cache_dir(data_dir, info.name) / f"{etag.strip(chr(34))}.{fmt}"
+
+
 def cached_tile(data_dir: Path | str, info: RasterInfo, z: int, x: int, y: int, fmt: str,
                 etag: str | None = None) -> bytes:
     """The tile from the disk cache, else rendered and stored there; ``b""`` where the raster
     has no data. The file is named by the tile's ETag, which changes with the raster's file, so
-    a re-registered raster never serves an old tile (its old files are left for ``remove_raster``
-    or are overwritten by nothing)."""
-    etag = etag or tile_etag(info, z, x, y, fmt)
-    path = tile_cache_dir(data_dir, info.name) / f"{etag.strip(chr(34))}.{fmt}"
+    a re-registered raster never serves an old tile (``remove_raster`` drops the folder)."""
+    path = _cache_path(data_dir, info, etag or tile_etag(info, z, x, y, fmt), fmt)
     try:
         return path.read_bytes()
     except FileNotFoundError:
         pass
     body = render_tile(info, z, x, y, fmt) or b""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tile-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, body)
     return body
 
 
@@ -465,8 +460,7 @@ def prewarm_tiles(data_dir: Path | str, info: RasterInfo, *, max_zoom: int = 18,
     done = rendered = 0
     for tile in WEB_MERCATOR.tiles(*info.bounds, zooms=zooms):
         etag = tile_etag(info, tile.z, tile.x, tile.y, fmt)
-        path = tile_cache_dir(data_dir, info.name) / f"{etag.strip(chr(34))}.{fmt}"
-        if not path.exists():
+        if not _cache_path(data_dir, info, etag, fmt).exists():
             cached_tile(data_dir, info, tile.z, tile.x, tile.y, fmt, etag)
             rendered += 1
         done += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from cadastre.errors import NotFound
-from tiles.glyphs import atomic_write
+from tiles.files import atomic_write
 
 SPRITE_NAMES = ("cadastre",)
 PIXEL_RATIOS = (1, 2)

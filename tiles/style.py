@@ -66,9 +66,15 @@ def _land_use_colour() -> list[Any]:
     return _match(land_use, LAND_USE_COLOURS, by_class)
 
 
+#: the layers of the style's composite vector source (one tile request for all of them)
+STYLE_LAYERS = "parcels,buildings,boundary_points,labels"
+#: the zoom from which the style shows units (its units source)
+UNITS_MINZOOM = 16
+
+
 def _sources(base: str) -> dict[str, Any]:
     empty = {"type": "FeatureCollection", "features": []}
-    layers = "parcels,buildings,boundary_points,labels"
+    layers = STYLE_LAYERS
     return {
         "ortho": {
             "type": "raster", "tiles": [f"{base}/raster/demo-ortho/{{z}}/{{x}}/{{y}}.webp"],
@@ -83,7 +89,7 @@ def _sources(base: str) -> dict[str, Any]:
         },
         "units": {
             "type": "vector", "tiles": [f"{base}/tiles/units/{{z}}/{{x}}/{{y}}.mvt?floor=1"],
-            "minzoom": 16, "maxzoom": 20,
+            "minzoom": UNITS_MINZOOM, "maxzoom": 20,
         },
         # filled by the web client with setData(); inline, so nothing is fetched
         "highlight": {"type": "geojson", "data": copy.deepcopy(empty)},

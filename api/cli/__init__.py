@@ -222,12 +222,12 @@ def _ensure_demo_tiles(url: str, s: Settings) -> None:
     from tiles.cache import TileCache
     from tiles.export import seed_tiles, tiles_in_bbox
     from tiles.layers import parse_layers
+    from tiles.style import STYLE_LAYERS, UNITS_MINZOOM
 
     cache = TileCache(s.data_dir / "cache" / "tiles")
     with connect(url, autocommit=True) as conn:
-        jobs = [(parse_layers("parcels,buildings,boundary_points,labels"), None,
-                 tiles_in_bbox(conn, None, range(12, 18))),
-                (parse_layers("units"), 1, tiles_in_bbox(conn, None, range(16, 18)))]
+        jobs = [(parse_layers(STYLE_LAYERS), None, tiles_in_bbox(conn, None, range(12, 18))),
+                (parse_layers("units"), 1, tiles_in_bbox(conn, None, range(UNITS_MINZOOM, 18)))]
         total = sum(len(t) for _, _, t in jobs)
         rendered = 0
         with Progress(TextColumn("[bold]矢量瓦片 vector tiles[/]"), BarColumn(),

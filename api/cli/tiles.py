@@ -15,11 +15,12 @@ from cadastre.store.db import connect
 from tiles.cache import TileCache
 from tiles.export import export_tiles, parse_bbox, parse_zooms, seed_tiles, tiles_in_bbox
 from tiles.layers import parse_layers
+from tiles.style import STYLE_LAYERS
 
 tiles_app = typer.Typer(help="矢量瓦片缓存 / vector tile cache", no_args_is_help=True)
 console = Console()
 
-DEFAULT_LAYERS = "parcels,buildings,boundary_points,labels"
+DEFAULT_LAYERS = STYLE_LAYERS
 
 
 def _cache() -> TileCache:

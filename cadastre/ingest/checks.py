@@ -30,6 +30,7 @@ __all__ = [
     "check_ranges",
     "check_all_ranges",
     "coerce_geometry",
+    "ensure_not_empty",
     "finalize",
     "derive_floors",
 ]
@@ -284,14 +285,8 @@ def derive_floors(features: list[SurveyFeature], source: str) -> int:
     return len(groups)
 
 
-def finalize(dataset: SurveyDataset) -> SurveyDataset:
-    """Run the common checks, append their issues to the dataset, and return it."""
-    log = IssueLog()
-    check_all_ranges(dataset.features, dataset.srid)
-    _check_codes(dataset.features, log)
-    _check_duplicates(dataset.features, log)
-    _check_validity(dataset.features, log)
-    dataset.issues.extend(log.issues)
+def ensure_not_empty(dataset: SurveyDataset) -> None:
+    """SURVEY_EMPTY when the dataset has no feature at all."""
     if not dataset.features:
         raise SurveyFormatError(
             "SURVEY_EMPTY",
@@ -299,4 +294,18 @@ def finalize(dataset: SurveyDataset) -> SurveyDataset:
             "the file holds no readable parcel, boundary point, building, floor or unit",
             issues=[i.code for i in dataset.issues],
         )
+
+
+def finalize(dataset: SurveyDataset, ranges: bool = True) -> SurveyDataset:
+    """Run the common checks, append their issues to the dataset, and return it.
+    ``ranges=False``: the coordinates were range-checked already (survey staging checks each
+    batch before it is sent)."""
+    log = IssueLog()
+    if ranges:
+        check_all_ranges(dataset.features, dataset.srid)
+    _check_codes(dataset.features, log)
+    _check_duplicates(dataset.features, log)
+    _check_validity(dataset.features, log)
+    dataset.issues.extend(log.issues)
+    ensure_not_empty(dataset)
     return dataset

@@ -246,22 +246,22 @@ RULES: tuple[Rule, ...] = (
                    b.bx0, b.by0, b.bx1, b.by1
             FROM upper a JOIN units b ON b.building_code = a.building_code AND b.floor_no = a.f),
           -- whose boxes overlap by more than the tolerance (the boxes of neighbouring flats
-          -- only touch, and cannot hold an overlap), once each
+          -- only touch, and cannot hold an overlap), once each (on the highest shared floor)
           pairs AS MATERIALIZED (
-            SELECT DISTINCT least(a_ref, b_ref) AS a_ref, greatest(a_ref, b_ref) AS b_ref,
-                   floor_no
+            SELECT DISTINCT ON (1, 2) least(a_ref, b_ref) AS a_ref,
+                   greatest(a_ref, b_ref) AS b_ref, floor_no
             FROM touching
             WHERE greatest(0, least(bx1, cx1) - greatest(bx0, cx0))
                   * greatest(0, least(by1, cy1) - greatest(by0, cy0))
-                  > %(overlap_m2)s * 0.999999),
+                  > %(overlap_m2)s * 0.999999
+            ORDER BY 1, 2, floor_no DESC),
           -- the candidates' geometries, looked up by code (an index probe each: however many
           -- pairs the planner expects, they are few)
           candidates AS MATERIALIZED (
             SELECT p.a_ref, p.b_ref, p.floor_no,
                    (SELECT u.geom FROM subject_units u WHERE u.ref = p.a_ref LIMIT 1) AS a_geom,
                    (SELECT u.geom FROM subject_units u WHERE u.ref = p.b_ref LIMIT 1) AS b_geom
-            FROM (SELECT DISTINCT ON (a_ref, b_ref) * FROM pairs
-                  ORDER BY a_ref, b_ref, floor_no DESC) p)
+            FROM pairs p)
         SELECT ARRAY[p.a_ref, p.b_ref], ST_Area(ST_Intersection(p.a_geom, p.b_geom))::float8,
                format('第 %s 层重叠 %s m² / overlap of %s m² on floor %s', p.floor_no,
                       round(ST_Area(ST_Intersection(p.a_geom, p.b_geom))::numeric, 2),

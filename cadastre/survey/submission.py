@@ -27,7 +27,8 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.ingest.checks import check_all_ranges
+from cadastre.ingest.checks import check_all_ranges, ensure_not_empty, finalize
+from cadastre.ingest.ogr import BATCH_ROWS
 from cadastre.jobs import JobTracker
 from cadastre.qa.engine import check, second_connection
 from cadastre.qa.scope import Scope
@@ -128,7 +129,6 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
     ``stage`` (until every feature is in cad.survey_feature), ``checks`` (the readers' common
     feature checks), ``rules`` (with every rule's own under ``rule:<id>``) and ``report``."""
     from cadastre.ingest import SurveyFormatError, read_survey
-    from cadastre.ingest.checks import finalize
 
     clock = [time.perf_counter()]
 
@@ -172,19 +172,14 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
         lap("read")
         step(0.3, "staging")
         try:
-            if not data.features:
-                finalize(data)                # SURVEY_EMPTY, whatever else is unknown
-            stager.finish(data)
-        except SurveyFormatError as exc:      # (coordinates out of range, not streamed)
+            ensure_not_empty(data)            # (before its CRS is asked for)
+            stager.finish(data)               # (range-checks what was not streamed)
+        except SurveyFormatError as exc:
             stager.abort()
             return unreadable(exc)
         lap("stage")
         step(0.35, "checking features")
-        try:
-            finalize(data)     # ranges, codes, duplicates, validity (after staging: timed apart)
-        except SurveyFormatError as exc:
-            conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s", (sid,))
-            return unreadable(exc)
+        finalize(data, ranges=False)  # codes, duplicates, validity (after staging: timed apart)
         lap("checks")
         step(0.4, "checking")
         issues = _reader_issues(data)   # includes PARCEL_CODE_INVALID / UNIT_CODE_INVALID
@@ -221,9 +216,6 @@ def _finish(conn: psycopg.Connection, sid: uuid.UUID, report: dict[str, Any], fm
         (status, json.dumps(report, ensure_ascii=False), fmt, srid, len(report["errors"]),
          len(report["warnings"]), sid))
     conn.commit()
-
-
-_STAGE_CHUNK = 5000
 
 
 def _binary_dumpers(cur: psycopg.Cursor[Any]) -> list[int | str]:
@@ -307,8 +299,8 @@ class _Stager:
             self.abort()
             self._reset()
         rest = data.features[self.fed:]
-        for lo in range(0, len(rest), BATCH):
-            self.feed(self.fed, rest[lo:lo + BATCH], data.srid)
+        for lo in range(0, len(rest), BATCH_ROWS):
+            self.feed(self.fed, rest[lo:lo + BATCH_ROWS], data.srid)
         if not self.streams:              # no features at all
             self.conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s",
                               (self.sid,))
@@ -378,9 +370,6 @@ class _Stager:
 
 class _Aborted(Exception):
     """Ends a staging COPY without committing it."""
-
-
-BATCH = 10_000
 
 
 def _stage(conn: psycopg.Connection, sid: uuid.UUID, data: Any) -> None:
