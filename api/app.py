@@ -1,11 +1,12 @@
-"""FastAPI application factory. The pool lives in the lifespan, on ``app.state``."""
+"""FastAPI application factory. Pools and caches live in the lifespan, in one typed ``AppState``
+(``api.state``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,8 +17,6 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from api import errors
 from api.fastpath import WarmTileMiddleware
 from api.ratelimit import RateLimitMiddleware
-from api.routers import auth as auth_router
-from api.routers import registry as registry_router
 from api.routers import (
     assets,
     audit,
@@ -31,12 +30,15 @@ from api.routers import (
     threed,
     tiles,
     viewer,
-    worklists,
 )
-from tiles.cache import TileCache
-from cadastre import logsafe
+from api.routers import auth as auth_router
+from api.routers import registry as registry_router
+from api.state import AppState
+from api.state import install as install_state
+from cadastre.access import logsafe
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
+from tiles.cache import TileCache
 
 log = logging.getLogger("api")
 
@@ -45,12 +47,12 @@ async def _configure(conn) -> None:  # type: ignore[no-untyped-def]
     await conn.execute("SET search_path = cad, public")
 
 
-async def _invalidation_listener(app: FastAPI, url: str) -> None:
+async def _invalidation_listener(state: AppState) -> None:
     """Drop cached tiles as soon as the database says data changed (LISTEN/NOTIFY), and sweep
     the queue every few seconds in case a notification was missed."""
     import psycopg
 
-    cache: TileCache = app.state.tile_cache
+    cache, url = state.tile_cache, state.database_url
     while True:
         try:
             with psycopg.connect(url, autocommit=True) as drain_conn:
@@ -60,7 +62,7 @@ async def _invalidation_listener(app: FastAPI, url: str) -> None:
                     while True:
                         entries, _ = await asyncio.to_thread(cache.drain_queue, drain_conn)
                         if entries:
-                            app.state.tile_epoch += 1
+                            state.tile_epoch += 1
                         async for _note in aconn.notifies(timeout=5.0):
                             break
         except asyncio.CancelledError:
@@ -70,13 +72,13 @@ async def _invalidation_listener(app: FastAPI, url: str) -> None:
             await asyncio.sleep(2)
 
 
-async def _scheduled_qa(app: FastAPI, url: str) -> None:
+async def _scheduled_qa(state: AppState) -> None:
     """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``, stored as runs like manual ones."""
     from cadastre.jobs import JobTracker, create_job
     from cadastre.qa.engine import run_qa
     from cadastre.qa.scope import Scope
 
-    settings: Settings = app.state.settings
+    settings, url = state.settings, state.database_url
 
     def run_once() -> None:
         with connect(url) as conn:
@@ -116,20 +118,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             open=False,
         )
         await pool.open(wait=True, timeout=30)
-        app.state.pool = pool
-        app.state.settings = settings
-        app.state.server_info = info
-        app.state.database_url = url
         # for plain `def` routes (blocking work runs in FastAPI's thread pool)
         sync_pool = ConnectionPool(url, min_size=0, max_size=4, open=True,
                                    kwargs={"autocommit": True, "application_name": "cadastre-api"})
-        app.state.sync_pool = sync_pool
-        app.state.job_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="job")
-        app.state.tile_cache = TileCache(settings.data_dir / "cache" / "tiles",
-                                         enabled=settings.tiles.cache)
-        app.state.tile_epoch = 0
-        listener = asyncio.create_task(_invalidation_listener(app, url))
-        scheduled = (asyncio.create_task(_scheduled_qa(app, url))
+        state = AppState(
+            settings=settings, database_url=url, server_info=info, pool=pool,
+            sync_pool=sync_pool,
+            job_pool=ThreadPoolExecutor(max_workers=2, thread_name_prefix="job"),
+            tile_cache=TileCache(settings.data_dir / "cache" / "tiles",
+                                 enabled=settings.tiles.cache))
+        install_state(app, state)
+        listener = asyncio.create_task(_invalidation_listener(state))
+        scheduled = (asyncio.create_task(_scheduled_qa(state))
                      if settings.qa.schedule_hours > 0 else None)
         try:
             yield
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             listener.cancel()
             if scheduled:
                 scheduled.cancel()
-            app.state.job_pool.shutdown(wait=False, cancel_futures=True)
+            state.job_pool.shutdown(wait=False, cancel_futures=True)
             sync_pool.close()
             await pool.close()
 
@@ -167,6 +167,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_router.router)
     app.include_router(owner.router)
     app.include_router(audit.router)
-    app.include_router(worklists.router)
     app.include_router(viewer.router)   # last: serves / and the viewer's files
     return app

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from api.auth import Principal
+from api.state import app_state
 from cadastre import audit
-from cadastre.pii import audit_key
-from cadastre.privacy import Role
+from cadastre.access.principal import Principal
+from cadastre.access.privacy import Role
 
 
 def _key(request: Request) -> bytes:
-    state = request.app.state
-    key = getattr(state, "audit_key", None)
-    if key is None:
-        key = state.audit_key = audit_key(state.settings)
-    return key
+    return app_state(request).audit_key
 
 
 def entry(request: Request, who: Principal, action: str, target: str | None = None,
@@ -40,7 +36,7 @@ async def record(request: Request, who: Principal, action: str, target: str | No
     if not needs_audit(who) and outcome == "ok":
         return
     e = entry(request, who, action, target, result_count, outcome)
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         await audit.append_async(conn, _key(request), e)
 
 
@@ -54,5 +50,5 @@ def record_sync(request: Request, who: Principal, action: str, target: str | Non
     if conn is not None:
         audit.append(conn, _key(request), e)
         return
-    with request.app.state.sync_pool.connection() as own:
+    with app_state(request).sync_pool.connection() as own:
         audit.append(own, _key(request), e)

@@ -1,22 +1,22 @@
 """Who is calling: anonymous public, a bearer token signed by us (HS256, expiring), or a
-department system's API key (``X-API-Key``, see ``cadastre.apikeys``)."""
+department system's API key (``X-API-Key``, see ``cadastre.access.apikeys``)."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import jwt
 from fastapi import Request
 
-from cadastre import apikeys, privacy
+from api.state import app_state
+from cadastre.access import apikeys
+from cadastre.access.pii import token_key
+from cadastre.access.principal import PUBLIC, Principal
+from cadastre.access.privacy import Role
+from cadastre.access.purposes import parse_case_ref, parse_purpose
 from cadastre.errors import CadastreError
-from cadastre.pii import token_key
-from cadastre.privacy import Role
-from cadastre.purposes import parse_case_ref, parse_purpose
 from cadastre.settings import Settings
 
 ISSUER = "cadastre"
@@ -30,36 +30,6 @@ class Forbidden(CadastreError):
     code = "FORBIDDEN"
 
 
-@dataclass(frozen=True)
-class Principal:
-    role: Role
-    account_id: uuid.UUID | None = None
-    counties: tuple[str, ...] = ()
-    units: tuple[str, ...] = field(default=())   # owners: the unit codes they may see
-    subject: str | None = None    # owners: keyed pseudonym of the verified identity; keys: key id
-    purpose: str | None = None    # interested parties / departments: stated purpose code
-    case_ref: str | None = None   # ... and their case reference (案号)
-    fields: tuple[str, ...] = ()  # API keys: 'entity.field' the key may read (empty = policy)
-
-    def in_scope(self, code: str | None) -> bool:
-        """County scope of staff accounts and keys (empty = everywhere); code = any unit code."""
-        return not self.counties or (code is not None and code[:6] in self.counties)
-
-    @property
-    def audience(self) -> str:
-        return self.role.value
-
-    @property
-    def actor(self) -> str:
-        """Who this is in the audit log: never a name or an ID number."""
-        if self.account_id is not None:
-            return str(self.account_id)
-        if self.subject is not None:
-            return f"{self.role.value}:{self.subject}"
-        return self.role.value
-
-
-PUBLIC = Principal(Role.PUBLIC)
 
 
 def issue_token(settings: Settings, role: Role, subject: str, counties: tuple[str, ...] = (),
@@ -93,15 +63,6 @@ def decode_token(settings: Settings, token: str) -> Principal:
                      subject=subject)
 
 
-def view(who: Principal, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
-    """``record`` as ``who`` may see it: the privacy policy for their role, narrowed further to
-    the fields an API key was granted. Every route returns records through this."""
-    out = privacy.apply(entity, who.role, record)
-    if who.fields:
-        out = {k: v for k, v in out.items() if f"{entity}.{k}" in who.fields}
-    return out
-
-
 API_KEY_HEADER = "x-api-key"
 PURPOSE_HEADER = "x-purpose"
 CASE_REF_HEADER = "x-case-ref"
@@ -111,12 +72,9 @@ PURPOSE_ROLES = (Role.INTERESTED, Role.DEPARTMENT)
 
 def _api_key(request: Request, token: str) -> Principal:
     """A department system's key → its scoped principal (subject = key id)."""
-    state = request.app.state
-    hkey = getattr(state, "api_key_hmac", None)
-    if hkey is None:
-        hkey = state.api_key_hmac = apikeys.hashing_key(state.settings)
+    state = app_state(request)
     with state.sync_pool.connection() as conn:
-        key = apikeys.authenticate(conn, hkey, token)
+        key = apikeys.authenticate(conn, state.api_key_hmac, token)
     if key is None:  # unknown, wrong secret, revoked and expired look the same
         raise Unauthorized("API_KEY_INVALID",
                            "API 密钥无效、已吊销或已过期 / API key invalid, revoked or expired")
@@ -137,13 +95,13 @@ def _authenticate(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("TOKEN_INVALID", "需要 Bearer 令牌 / expected a Bearer token")
-    return decode_token(request.app.state.settings, token.strip())
+    return decode_token(app_state(request).settings, token.strip())
 
 
 def principal(request: Request) -> Principal:
     """FastAPI dependency: the caller (public without credentials). A bearer token or an
     ``X-API-Key``; interested parties and departments must also send ``X-Purpose`` (a code of
-    ``cadastre.purposes``) and ``X-Case-Ref``, which the audit trail records."""
+    ``cadastre.access.purposes``) and ``X-Case-Ref``, which the audit trail records."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Forbidden, Unauthorized
 from api.ratelimit import RateLimited
-from cadastre import logsafe
+from cadastre.access import logsafe
 from cadastre.errors import (
     CadastreError,
     ClusterError,

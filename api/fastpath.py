@@ -13,9 +13,10 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
+from api.state import maybe_state
+from cadastre.access.privacy import Role
 from cadastre.errors import CadastreError
-from cadastre.privacy import Role
-from tiles.layers import parse_layers
+from cadastre.query.layers import parse_layers
 from tiles.mvt import TileRequest
 from tiles.service import cache_key
 
@@ -33,8 +34,8 @@ class WarmTileMiddleware:
             return
         m = _PATH.match(scope["path"])
         headers = dict(scope["headers"])
-        state = getattr(scope.get("app"), "state", None)
-        cache = getattr(state, "tile_cache", None) if state is not None else None
+        state = maybe_state(scope.get("app"))
+        cache = state.tile_cache if state is not None else None
         credentials = b"authorization" in headers or b"x-api-key" in headers
         if m is None or credentials or cache is None or not cache.enabled:
             await self.app(scope, receive, send)

@@ -10,8 +10,8 @@ import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cadastre.access.pii import load_cipher
 from cadastre.demo.load import load_demo
-from cadastre.pii import load_cipher
 from cadastre.settings import get_settings
 from cadastre.store.db import embedded_cluster
 from cadastre.store.migrate import migrate

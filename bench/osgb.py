@@ -4,7 +4,7 @@
     python -m bench.osgb --mb 40 --profile   # small run under cProfile (top functions)
 
 The production is synthetic but laid out and encoded like a ContextCapture delivery (see
-``tiles/threed/demo_scene.py``, whose atlas/terrain/block generators it reuses): a grid of 200 m
+``tiles/demo/scene.py``, whose atlas/terrain/block generators it reuses): a grid of 200 m
 tiles in CGCS2000 3° GK zone 40, each ``Tile_x.osgb`` (PagedLOD, 256 px atlas) →
 ``Tile_x_L1_0.osgb`` (four quadrant PagedLODs, 512 px) → ``Tile_x_L2_q.osgb`` (leaves, 1024 px),
 with random building blocks and a denser terrain grid than the demo (real leaves carry tens of
@@ -42,7 +42,7 @@ from shapely.geometry import Polygon, box
 
 from bench.common import console
 from cadastre.settings import PROJECT_ROOT
-from tiles.threed.demo_scene import TILE, Block, _lod, _node
+from tiles.demo.scene import TILE, Block, _lod, _node
 from tiles.threed.osgb.author import write_osgb
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"

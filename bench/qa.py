@@ -12,9 +12,9 @@ whole QA run (every rule, exact findings) costs next to that single join.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import os
 import time
+from collections import Counter
 
 import psycopg
 

@@ -30,9 +30,9 @@ import mercantile
 import psycopg
 
 from bench.common import console, scaled_demo, summary
-from cadastre.privacy import Role
+from cadastre.access.privacy import Role
+from cadastre.query.layers import LAYERS
 from cadastre.settings import PROJECT_ROOT
-from tiles.layers import LAYERS
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
 

@@ -36,7 +36,7 @@ def _source_hash(*globs: str) -> str:
 # safely: a template per migration set, a demo per migration set + generator source.
 TEMPLATE_DB = "tpl_" + _source_hash("cadastre/store/migrations/*.sql")
 DEMO_DB = "demo_" + _source_hash("cadastre/store/migrations/*.sql", "cadastre/demo/*.py",
-                                 "cadastre/idnumber.py")
+                                 "cadastre/access/idnumber.py")
 
 
 def _admin(cluster: EmbeddedCluster) -> psycopg.Connection:
@@ -144,8 +144,8 @@ def test_settings() -> Settings:
 @pytest.fixture(scope="session")
 def demo_url(cluster: EmbeddedCluster, template_url: str, test_settings: Settings) -> str:
     """The standard demo district (2,000 parcels), loaded once per session."""
+    from cadastre.access.pii import load_cipher
     from cadastre.demo.load import load_demo
-    from cadastre.pii import load_cipher
 
     def build(url: str) -> None:
         with psycopg.connect(url) as conn:
@@ -182,7 +182,7 @@ def demo_client(demo_url: str, test_settings: Settings, tmp_path_factory: pytest
     """The app on the demo database, with its own (initially empty) tile cache."""
     data_dir = tmp_path_factory.mktemp("demo_app")
     # same keys as test_settings so tokens and PII decrypt alike
-    from cadastre.pii import secrets_file
+    from cadastre.access.pii import secrets_file
 
     secrets_file(test_settings.data_dir / "secrets.json")
     (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
@@ -192,8 +192,8 @@ def demo_client(demo_url: str, test_settings: Settings, tmp_path_factory: pytest
 
 @pytest.fixture(scope="session")
 def registrar_token(demo_url: str, demo_client) -> str:
-    from cadastre.accounts import create_account
-    from cadastre.privacy import Role
+    from cadastre.access.accounts import create_account
+    from cadastre.access.privacy import Role
 
     with psycopg.connect(demo_url) as conn:
         exists = conn.execute("SELECT 1 FROM auth.account WHERE username = 'reg.test'").fetchone()

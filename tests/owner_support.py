@@ -13,7 +13,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from cadastre.pii import PiiCipher
+from cadastre.access.pii import PiiCipher
 from cadastre.settings import Settings
 
 _HOLDERS = """

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from cadastre import audit
-from cadastre.pii import audit_key
+from cadastre.access.pii import audit_key
 from cadastre.settings import Settings
 
 ROWS = 300

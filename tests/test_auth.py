@@ -9,10 +9,10 @@ import psycopg
 import pytest
 
 from api.auth import decode_token, issue_token
-from cadastre.accounts import authenticate, create_account, set_disabled
+from cadastre.access.accounts import authenticate, create_account, set_disabled
+from cadastre.access.pii import token_key
+from cadastre.access.privacy import Role
 from cadastre.errors import CadastreError, InvalidInput
-from cadastre.pii import token_key
-from cadastre.privacy import Role
 from cadastre.settings import Settings
 
 

@@ -9,11 +9,11 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from cadastre.access.idnumber import validate_id_number
+from cadastre.access.pii import load_cipher
 from cadastre.codes import UnitCode, validate_parcel_code, validate_unit_code
 from cadastre.demo.load import load_demo
-from cadastre.idnumber import validate_id_number
-from cadastre.pii import load_cipher
-from cadastre.records import owners_as_of, parcel_as_of, parcel_lineage, rights_as_of
+from cadastre.query.records import owners_as_of, parcel_as_of, parcel_lineage, rights_as_of
 from cadastre.settings import Settings
 
 

@@ -14,11 +14,11 @@ import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
 
+from cadastre.access.pii import load_cipher
 from cadastre.demo.load import load_demo
 from cadastre.documents import certificate, floor_plan, parcel_map
 from cadastre.documents.floor_plan import floors_of
 from cadastre.documents.svgmap import PARCEL_SCALES, choose_scale
-from cadastre.pii import load_cipher
 from tests.owner_support import People, bearer, holders, owner_client, party_strings, verify
 
 

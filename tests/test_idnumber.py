@@ -7,9 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from cadastre.codes import PROVINCE_CODES
-from cadastre.errors import InvalidInput
-from cadastre.idnumber import (
+from cadastre.access.idnumber import (
     IdNumberError,
     birth_date,
     build_id_number,
@@ -19,6 +17,8 @@ from cadastre.idnumber import (
     normalize_id_number,
     validate_id_number,
 )
+from cadastre.codes import PROVINCE_CODES
+from cadastre.errors import InvalidInput
 
 TODAY = date(2024, 6, 1)
 VALID = ["11010519491231002X", "110105195001010039"]

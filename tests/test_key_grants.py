@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from cadastre import apikeys
-from cadastre.pii import load_cipher
-from cadastre.privacy import Role
+from cadastre.access import apikeys
+from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import Role
+from cadastre.query.layers import LAYERS
 from cadastre.settings import Settings
-from tiles.layers import LAYERS
 
 PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": quote("(2024)浙0106民初1234号")}
 PUBLIC_PARCEL = {f.name for f in LAYERS["parcels"].visible(Role.PUBLIC)}

@@ -26,8 +26,8 @@ from shapely.geometry import box, shape
 
 from api.app import create_app
 from api.routers import ogc
-from cadastre.pii import load_cipher, secrets_file
-from cadastre.privacy import Role, visible_fields
+from cadastre.access.pii import load_cipher, secrets_file
+from cadastre.access.privacy import Role, visible_fields
 from cadastre.settings import Settings
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"

@@ -20,13 +20,14 @@ import zxingcpp
 from PIL import Image
 
 from api.auth import decode_token, issue_token
-from cadastre import audit, owner
-from cadastre.accounts import create_account
+from cadastre import audit
+from cadastre.access import owner
+from cadastre.access.accounts import create_account
+from cadastre.access.idnumber import build_id_number
+from cadastre.access.pii import audit_key, load_cipher
+from cadastre.access.privacy import Role, mask_id_number, mask_phone, visible_fields
 from cadastre.demo.load import load_demo
 from cadastre.demo.people import COURTS
-from cadastre.idnumber import build_id_number
-from cadastre.pii import audit_key, load_cipher
-from cadastre.privacy import Role, mask_id_number, mask_phone, visible_fields
 from cadastre.settings import SecuritySettings
 from tests.owner_support import (
     People,

@@ -41,10 +41,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from cadastre.pii import load_cipher
-from cadastre.privacy import mask_certificate, mask_id_number, mask_name, mask_phone
+from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import mask_certificate, mask_id_number, mask_name, mask_phone
+from cadastre.query.layers import LAYERS
 from cadastre.settings import PROJECT_ROOT, Settings
-from tiles.layers import LAYERS
 
 ARTIFACT = PROJECT_ROOT / "test-artifacts" / "pii_crawl.json"
 WORKERS = 4
@@ -461,7 +461,7 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
     pdf_checks = own_hits = controls = 0
     cipher = load_cipher(test_settings)
     from api.auth import issue_token
-    from cadastre.privacy import Role
+    from cadastre.access.privacy import Role
 
     token, _ = issue_token(crawl_env["settings"], Role.REGISTRAR, str(uuid.uuid4()))
     registrar = {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,4 @@
-"""Each role sees exactly its fields, table-driven over ``cadastre.privacy.POLICY``.
+"""Each role sees exactly its fields, table-driven over ``cadastre.access.privacy.POLICY``.
 
 For every caller — the public, an interested party (with purpose), a registrar, a surveyor, an
 auditor, a department key granted everything the policy lets departments see, a narrow
@@ -21,10 +21,10 @@ import psycopg
 import pytest
 from pydantic_core import to_jsonable_python
 
-from cadastre import apikeys
-from cadastre.accounts import create_account
-from cadastre.pii import load_cipher
-from cadastre.privacy import POLICY, Access, Role, access, visible_fields
+from cadastre.access import apikeys
+from cadastre.access.accounts import create_account
+from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import POLICY, Access, Role, access, visible_fields
 from cadastre.query import features as F
 from cadastre.settings import PROJECT_ROOT, Settings
 
@@ -315,7 +315,7 @@ def test_purpose_is_required_and_audited(demo_client, demo_url, callers, sample)
 
 def test_policy_table_as_shipped() -> None:
     """The policy table (for the closing note) has a row per field and a column per role."""
-    from cadastre.privacy import policy_table
+    from cadastre.access.privacy import policy_table
 
     rows = policy_table()
     assert {r["entity"] for r in rows} == set(POLICY)
@@ -333,8 +333,8 @@ def test_policy_table_as_shipped() -> None:
               for r in rows]
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "policy_table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    from cadastre.privacy import policy_markdown
+    from cadastre.access.privacy import policy_markdown
 
     doc = Path(__file__).parents[1] / "docs" / "privacy-policy.md"
     assert doc.read_text(encoding="utf-8") == policy_markdown(), \
-        "docs/privacy-policy.md is stale: python -m cadastre.privacy > docs/privacy-policy.md"
+        "docs/privacy-policy.md is stale: python -m cadastre.access.privacy > docs/privacy-policy.md"

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import issue_token
-from cadastre.pii import load_cipher
-from cadastre.privacy import Role
+from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import Role
 from cadastre.query import search as S
 from cadastre.settings import Settings
 

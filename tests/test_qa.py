@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 
-from cadastre.pii import load_cipher
+from cadastre.access.pii import load_cipher
 from cadastre.qa.engine import check, draw_sample, run_qa, set_status
 from cadastre.qa.report import findings_rows
 from cadastre.qa.scope import Scope

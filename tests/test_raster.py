@@ -291,7 +291,7 @@ def test_cli_add_list_remove(tmp_path: Path, data_dir: Path) -> None:
 @pytest.mark.slow
 def test_demo_orthophoto(demo_url: str, tmp_path: Path, data_dir: Path,
                          client: TestClient) -> None:
-    from tiles.demo_ortho import make_demo_orthophoto
+    from tiles.demo.ortho import make_demo_orthophoto
 
     with psycopg.connect(demo_url) as conn:
         result = make_demo_orthophoto(conn, tmp_path / "demo.tif")

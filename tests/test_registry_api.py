@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import issue_token
-from cadastre.pii import load_cipher
-from cadastre.privacy import Role
-from cadastre.records import rights_as_of
+from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import Role
+from cadastre.query.records import rights_as_of
 from cadastre.settings import Settings
 
 PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": "ZJ-2024-000123"}

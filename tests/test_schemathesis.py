@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from cadastre.accounts import create_account
-from cadastre.pii import load_cipher
-from cadastre.privacy import Role
+from cadastre.access.accounts import create_account
+from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import Role
 from cadastre.settings import Settings
 
 EXAMPLES = int(os.environ.get("CADASTRE_FUZZ_EXAMPLES", "20"))

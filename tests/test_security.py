@@ -23,11 +23,12 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import Principal, principal
-from cadastre import apikeys, logsafe
-from cadastre.accounts import create_account
-from cadastre.pii import load_cipher
-from cadastre.privacy import Role
+from api.auth import principal
+from cadastre.access import apikeys, logsafe
+from cadastre.access.accounts import create_account
+from cadastre.access.pii import load_cipher
+from cadastre.access.principal import Principal
+from cadastre.access.privacy import Role
 from cadastre.settings import Settings
 
 ID_NUMBER = "11010519491231002X"       # valid GB 11643 check character
@@ -549,7 +550,7 @@ def test_error_responses_do_not_echo_input(env: dict) -> None:
 
 def test_purpose_codes_are_listed(demo_client) -> None:
     """Clients of interested parties and departments can discover the X-Purpose codes."""
-    from cadastre.purposes import PURPOSES
+    from cadastre.access.purposes import PURPOSES
 
     r = demo_client.get("/api/v1/auth/purposes")
     assert r.status_code == 200

@@ -19,10 +19,10 @@ import httpx
 import psycopg
 import pytest
 
-from cadastre.accounts import create_account
-from cadastre.pii import load_cipher
-from cadastre.privacy import Role
-from cadastre.records import parcel_as_of, parcel_lineage
+from cadastre.access.accounts import create_account
+from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import Role
+from cadastre.query.records import parcel_as_of, parcel_lineage
 from cadastre.settings import Settings
 from tests.conftest import client_for
 
@@ -193,7 +193,7 @@ def _cache_tile(client, url: str, code: str) -> Path:
                                 "AND valid_to IS NULL) s", (code,)).fetchone()
     t = mercantile.tile(lon, lat, 18)
     assert client.get(f"/tiles/parcels/{t.z}/{t.x}/{t.y}.mvt").status_code == 200
-    path = (client.app.state.tile_cache.root / "public" / "parcels" / str(t.z) / str(t.x)
+    path = (client.app.state.cadastre.tile_cache.root / "public" / "parcels" / str(t.z) / str(t.x)
             / f"{t.y}.mvt.gz")
     assert path.exists()
     return path

@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from cadastre.privacy import Role, visible_fields
+from cadastre.access.privacy import Role, visible_fields
 from cadastre.settings import Settings
 from tests.test_threed_support import accessor, read_glb, synthetic_production, validate_glbs
 from tiles.threed.build import build_dataset
@@ -69,7 +69,7 @@ def _feature_extent(glb: Path, code: str) -> np.ndarray:
 def test_unit_volumes_metadata_and_no_pii(
     demo_url: str, test_settings: Settings, some_buildings: list[str], tmp_path: Path
 ) -> None:
-    from cadastre.pii import load_cipher
+    from cadastre.access.pii import load_cipher
 
     out = tmp_path / "units"
     with psycopg.connect(demo_url) as conn:
@@ -137,7 +137,7 @@ def test_unit_volumes_rebuild_only_changed(
 
 @osgconv
 def test_demo_scene_goes_through_osgb(demo_url: str, tmp_path: Path) -> None:
-    from tiles.threed.demo_scene import write_demo_production
+    from tiles.demo.scene import write_demo_production
 
     with psycopg.connect(demo_url) as conn:
         folder, codes = write_demo_production(conn, tmp_path / "prod", tiles=1)
@@ -240,9 +240,9 @@ def test_accepting_a_changed_floor_plan_rebuilds_the_unit_volumes(
     import shapely
     from shapely import affinity
 
-    from cadastre.accounts import create_account
+    from cadastre.access.accounts import create_account
+    from cadastre.access.pii import load_cipher
     from cadastre.demo.load import load_demo
-    from cadastre.pii import load_cipher
     from tests.conftest import client_for
     from tiles.threed.units import INDEX
 
@@ -351,8 +351,8 @@ def test_registrar_builds_a_dataset_through_the_api(
 
     import psycopg
 
-    from cadastre.accounts import create_account
-    from cadastre.privacy import Role
+    from cadastre.access.accounts import create_account
+    from cadastre.access.privacy import Role
     from tests.conftest import client_for
 
     url = make_db("threed_api")

@@ -10,13 +10,12 @@ from pathlib import Path
 import mapbox_vector_tile
 import mercantile
 import psycopg
-import pytest
 
-from cadastre.pii import load_cipher
-from cadastre.privacy import Role, visible_fields
+from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import Role, visible_fields
+from cadastre.query.layers import LAYERS
 from cadastre.settings import Settings
 from tests.conftest import client_for
-from tiles.layers import LAYERS
 
 ALL = "parcels,buildings,boundary_points,labels"
 
@@ -172,7 +171,7 @@ def test_warm_tiles_do_not_touch_postgis(demo_client, demo_conn) -> None:
     lon, lat = _centre(demo_conn)
     url = f"/tiles/{ALL}/{_tile(lon, lat, 17)}.mvt"
     first = demo_client.get(url)
-    state = demo_client.app.state
+    state = demo_client.app.state.cadastre
     pool = state.pool
 
     class NoDatabase:
@@ -196,7 +195,7 @@ def _small_demo(url: str, settings: Settings) -> None:
 
 def test_edit_invalidates_exactly_the_tiles_it_touches(make_db, test_settings: Settings,
                                                       tmp_path: Path) -> None:
-    from cadastre.edits import replace_parcel_geometry
+    from cadastre.register.versions import replace_parcel_geometry
 
     url = make_db("inval")
     _small_demo(url, test_settings)
@@ -264,9 +263,9 @@ def test_export_mbtiles_and_pmtiles(demo_url: str, tmp_path: Path, test_settings
                                     ) -> None:
     from pmtiles.reader import MmapSource, Reader
 
+    from cadastre.query.layers import parse_layers
     from tiles.cache import TileCache
     from tiles.export import export_tiles, tiles_in_bbox
-    from tiles.layers import parse_layers
 
     cache = TileCache(tmp_path / "cache")
     with psycopg.connect(demo_url, autocommit=True) as conn:

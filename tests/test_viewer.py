@@ -124,7 +124,7 @@ def test_labels_with_server_glyphs(live_server, browser) -> None:
 def demo_unit(demo_url: str) -> dict:
     """A registered flat in a tower (its floor > 1), with its centre and the decrypted names of
     every party of every right on it (for the privacy check)."""
-    from cadastre.pii import load_cipher
+    from cadastre.access.pii import load_cipher
     from cadastre.settings import Settings
     from tests.conftest import TEST_DATA_DIR
 
@@ -218,7 +218,7 @@ def test_click_shows_natural_attributes_and_no_owner(live_server, page, demo_uni
 def holder(demo_url: str) -> dict:
     """A person holding one flat alone (verification through the form; success only, so no
     lockout is left behind in the shared database)."""
-    from cadastre.pii import load_cipher
+    from cadastre.access.pii import load_cipher
     from cadastre.settings import Settings
     from tests.conftest import TEST_DATA_DIR
 
@@ -279,10 +279,10 @@ def test_owner_flow_downloads_valid_pdfs_and_shows_qr(live_server, page, holder)
 def own(make_db, test_settings, viewer_dist, viewer_assets, tmp_path_factory):
     """A small district of our own (the tests change it), a surveyor and a registrar, and a
     server on it. Only the glyph cache is shared with the demo assets."""
-    from cadastre.accounts import create_account
+    from cadastre.access.accounts import create_account
+    from cadastre.access.pii import load_cipher
+    from cadastre.access.privacy import Role
     from cadastre.demo.load import load_demo
-    from cadastre.pii import load_cipher
-    from cadastre.privacy import Role
     from tests.viewer_support import LiveServer, data_dir_for
 
     url = make_db("viewer")
@@ -444,7 +444,7 @@ def test_interested_party_states_a_purpose_and_sees_restrictions(own, page) -> N
     """An interested party (利害关系人) signs in, states purpose and case number, and a unit's
     panel then shows its restrictions (a mortgage here), never a party; the audit trail has
     the purpose and the case of that read."""
-    from cadastre.pii import load_cipher
+    from cadastre.access.pii import load_cipher
     from cadastre.settings import Settings
     from tests.conftest import TEST_DATA_DIR
 
@@ -642,8 +642,8 @@ def test_viewer_files_and_caching(demo_client, viewer_dist, monkeypatch, tmp_pat
 def test_work_lists_api(own, tmp_path) -> None:
     import httpx
 
-    from cadastre.accounts import create_account
-    from cadastre.privacy import Role
+    from cadastre.access.accounts import create_account
+    from cadastre.access.privacy import Role
 
     base, url = own["server"].base, own["url"]
     with psycopg.connect(url, autocommit=True) as conn:

@@ -153,7 +153,7 @@ def data_dir_for(target: Path, test_settings: Settings, assets: Path | None = No
     """A server data dir: the test keys (tokens and PII decrypt as in the other tests) and, when
     given, the shared orthophoto/3D assets linked in (read-only use)."""
     target.mkdir(parents=True, exist_ok=True)
-    from cadastre.pii import secrets_file
+    from cadastre.access.pii import secrets_file
 
     secrets_file(test_settings.data_dir / "secrets.json")
     shutil.copy(test_settings.data_dir / "secrets.json", target / "secrets.json")
@@ -171,7 +171,7 @@ def build_assets(database_url: str, folder: Path, *, three_d: bool = True) -> Pa
     """The demo orthophoto, the map glyphs its labels need and (if ``osgconv`` exists) the demo
     3D datasets of the database at ``database_url``, under ``folder`` (a data dir layout:
     ``rasters/``, ``3dtiles/``, ``cache/glyphs``)."""
-    from tiles.demo_ortho import publish_demo_orthophoto
+    from tiles.demo.ortho import publish_demo_orthophoto
     from tiles.glyphs import glyph_store, prebuild_label_ranges
     from tiles.raster import get_raster, list_rasters, prewarm_tiles
     from tiles.style import FONT_REGULAR
@@ -187,8 +187,8 @@ def build_assets(database_url: str, folder: Path, *, three_d: bool = True) -> Pa
         # as the demo command does: its tiles rendered into the disk cache ahead of a first view
         prewarm_tiles(folder, get_raster(folder, "demo-ortho"))
         if three_d and shutil.which("osgconv"):
+            from tiles.demo.scene import write_demo_production
             from tiles.threed.build import build_dataset
-            from tiles.threed.demo_scene import write_demo_production
             from tiles.threed.registry import list_datasets
             from tiles.threed.units import publish_unit_volumes
 

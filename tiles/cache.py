@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from tiles.layers import layers_for_entity
+from cadastre.query.layers import layers_for_entity
 from tiles.mvt import BUFFER, EXTENT, WORLD
 
 log = logging.getLogger(__name__)

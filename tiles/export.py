@@ -13,10 +13,10 @@ import psycopg
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
+from cadastre.access.privacy import Role
 from cadastre.errors import InvalidInput
-from cadastre.privacy import Role
+from cadastre.query.layers import Layer
 from tiles.cache import TileCache
-from tiles.layers import Layer
 from tiles.mvt import MAX_ZOOM, TileRequest
 from tiles.service import get_or_render_sync
 

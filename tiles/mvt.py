@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from cadastre.access.privacy import Role
 from cadastre.errors import InvalidInput
-from cadastre.privacy import Role
-from tiles.layers import Layer
+from cadastre.query.layers import Layer
 
 EXTENT = 4096
 BUFFER = 64

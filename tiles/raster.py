@@ -37,9 +37,9 @@ from rio_tiler.constants import WGS84_CRS
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 
+from cadastre.errors import InvalidInput, NotFound
 from tiles.files import atomic_write
 from tiles.mvt import TileOutOfRange  # one error type for every tile endpoint
-from cadastre.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import psycopg
 
-from cadastre.privacy import Role
+from cadastre.access.privacy import Role
+from cadastre.query.layers import Layer
 from tiles.cache import CachedTile, TileCache, layer_key
-from tiles.layers import Layer
 from tiles.mvt import TileRequest, tile_params, tile_sql, visible_layers
 
 

@@ -169,8 +169,8 @@ def demo(
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="start the server after"),
 ) -> None:
     """Load the generated demo district (once) and serve it on http://127.0.0.1:8000."""
+    from cadastre.access.pii import load_cipher
     from cadastre.demo.load import load_demo
-    from cadastre.pii import load_cipher
 
     s = _settings()
     ready = ensure_database(s, migrate=False)
@@ -218,10 +218,10 @@ def _ensure_demo_tiles(url: str, s: Settings) -> None:
     """Public vector tiles of the district's first map views (the style's layers z12–17, floor
     1 units z16–17) rendered into the tile cache now, not for the first visitor. Tiles already
     cached are kept; the cache is invalidated by the usual queue when data change."""
-    from cadastre.privacy import Role
+    from cadastre.access.privacy import Role
+    from cadastre.query.layers import parse_layers
     from tiles.cache import TileCache
     from tiles.export import seed_tiles, tiles_in_bbox
-    from tiles.layers import parse_layers
     from tiles.style import STYLE_LAYERS, UNITS_MINZOOM
 
     cache = TileCache(s.data_dir / "cache" / "tiles")
@@ -257,7 +257,7 @@ def _ensure_demo_glyphs(conn, s: Settings) -> None:  # type: ignore[no-untyped-d
 
 def _ensure_demo_orthophoto(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]
     """The map's offline basemap: rendered from the district once, registered as demo-ortho."""
-    from tiles.demo_ortho import publish_demo_orthophoto
+    from tiles.demo.ortho import publish_demo_orthophoto
     from tiles.raster import get_raster, list_rasters, prewarm_tiles
 
     if not any(r.name == "demo-ortho" for r in list_rasters(s.data_dir)):
@@ -318,8 +318,8 @@ def users_add(
                                         help="read the password from standard input"),
 ) -> None:
     """Create an account (the password is asked for, or read from stdin)."""
-    from cadastre.accounts import create_account
-    from cadastre.privacy import Role
+    from cadastre.access.accounts import create_account
+    from cadastre.access.privacy import Role
 
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else typer.prompt("password", hide_input=True, confirmation_prompt=True))
@@ -333,7 +333,7 @@ def users_add(
 @users_app.command("list")
 def users_list() -> None:
     """List accounts."""
-    from cadastre.accounts import list_accounts
+    from cadastre.access.accounts import list_accounts
 
     url = ensure_database(_settings()).url
     with connect(url) as conn:
@@ -348,7 +348,7 @@ def users_list() -> None:
 @users_app.command("disable")
 def users_disable(username: str) -> None:
     """Disable an account (its tokens stop working at the next login)."""
-    from cadastre.accounts import set_disabled
+    from cadastre.access.accounts import set_disabled
 
     url = ensure_database(_settings()).url
     with connect(url) as conn:
@@ -368,7 +368,7 @@ def settings_cmd(reveal: bool = typer.Option(False, help="show secrets")) -> Non
 
 
 def main() -> None:
-    from cadastre import logsafe
+    from cadastre.access import logsafe
 
     logsafe.install()   # mask ID/phone/certificate numbers in every log record
     logging.basicConfig(level=get_settings().api.log_level.upper(),

@@ -16,8 +16,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cadastre import audit, audit_export
-from cadastre.pii import audit_key
+from cadastre import audit
+from cadastre.access.pii import audit_key
+from cadastre.audit import serialize as audit_export
 from cadastre.settings import get_settings
 from cadastre.store.admin import ensure_database
 from cadastre.store.db import connect

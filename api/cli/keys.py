@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.audit import record_cli
-from cadastre import apikeys
+from cadastre.access import apikeys
 from cadastre.settings import get_settings
 from cadastre.store.admin import ensure_database
 from cadastre.store.db import connect

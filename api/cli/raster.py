@@ -14,7 +14,7 @@ from rich.table import Table
 from cadastre.settings import get_settings
 from cadastre.store.admin import ensure_database
 from cadastre.store.db import connect
-from tiles.demo_ortho import publish_demo_orthophoto
+from tiles.demo.ortho import publish_demo_orthophoto
 from tiles.raster import RasterInfo, add_raster, list_rasters, remove_raster
 
 console = Console()

@@ -163,7 +163,7 @@ def demo(tiles: int = typer.Option(2, "--tiles", help="N×N tiles of 200 m")) ->
     """Generate the demo district's OSGB production and publish it plus its unit volumes."""
     from cadastre.store.admin import ensure_database
     from cadastre.store.db import connect
-    from tiles.threed.demo_scene import write_demo_production
+    from tiles.demo.scene import write_demo_production
     from tiles.threed.units import publish_unit_volumes
 
     settings = get_settings()

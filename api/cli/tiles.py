@@ -8,13 +8,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cadastre.privacy import Role
+from cadastre.access.privacy import Role
+from cadastre.query.layers import parse_layers
 from cadastre.settings import get_settings
 from cadastre.store.admin import ensure_database
 from cadastre.store.db import connect
 from tiles.cache import TileCache
 from tiles.export import export_tiles, parse_bbox, parse_zooms, seed_tiles, tiles_in_bbox
-from tiles.layers import parse_layers
 from tiles.style import STYLE_LAYERS
 
 tiles_app = typer.Typer(help="矢量瓦片缓存 / vector tile cache", no_args_is_help=True)

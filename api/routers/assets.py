@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 
+from api.state import app_settings
 from tiles import glyphs, sprites, style
 
 router = APIRouter(tags=["map assets"])
@@ -26,7 +27,7 @@ _PBF = "application/x-protobuf"
 
 
 def _cache_dir(request: Request, kind: str) -> Path:
-    return Path(request.app.state.settings.data_dir) / "cache" / kind
+    return Path(app_settings(request).data_dir) / "cache" / kind
 
 
 def _etag(data: bytes) -> str:

@@ -15,9 +15,12 @@ from fastapi.responses import StreamingResponse
 
 from api.auditing import _key as audit_key
 from api.auditing import record_sync
-from api.auth import Principal, require
-from cadastre import audit, audit_export
-from cadastre.privacy import Role
+from api.auth import require
+from api.state import app_state
+from cadastre import audit
+from cadastre.access.principal import Principal
+from cadastre.access.privacy import Role
+from cadastre.audit import serialize as audit_export
 from cadastre.store.db import connect
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -31,7 +34,7 @@ def verify(request: Request, who: Principal = Depends(require(Role.AUDITOR, Role
            ) -> dict[str, Any]:
     """Recompute every row's seal; the first row whose content, link or sequence is wrong."""
     key = audit_key(request)
-    with connect(request.app.state.database_url) as conn:   # a transaction: streamed verify
+    with connect(app_state(request).database_url) as conn:   # a transaction: streamed verify
         result = audit.verify(conn, key)
         conn.rollback()
     record_sync(request, who, "audit.verify", None, result.rows,
@@ -53,7 +56,7 @@ def export_log(
     start = audit_export.parse_time(since, "since")
     end = audit_export.parse_time(until, "until")
     target = f"{format}:{since or ''}..{until or ''}"
-    url = request.app.state.database_url
+    url = app_state(request).database_url
 
     def body() -> Iterator[str]:
         n, outcome = 0, "aborted"

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from api.auth import Unauthorized, issue_token
 from api.ratelimit import client_address
-from cadastre import lockout
-from cadastre.accounts import authenticate
+from api.state import app_state
+from cadastre.access import lockout
+from cadastre.access.accounts import authenticate
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -22,7 +23,7 @@ class Login(BaseModel):
 
 @router.post("/login", summary="登录 / log in (staff and systems)")
 def login(body: Login, request: Request) -> dict[str, Any]:
-    state = request.app.state
+    state = app_state(request)
     api, key = state.settings.api, lockout.hashing_key(state.settings)
     policy = lockout.Policy(api.login_max_failures, api.login_max_client_failures,
                             api.login_lockout_minutes)
@@ -48,6 +49,6 @@ def login(body: Login, request: Request) -> dict[str, Any]:
 def purposes() -> dict[str, Any]:
     """Codes accepted in ``X-Purpose`` (with ``X-Case-Ref``) by interested parties (利害关系人) and
     department systems."""
-    from cadastre.purposes import purpose_table
+    from cadastre.access.purposes import purpose_table
 
     return {"items": purpose_table()}

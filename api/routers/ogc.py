@@ -2,7 +2,7 @@
 that GDAL (``OAPIF:``) and QGIS can read the published layers.
 
 Collections, properties and filters come from the layer catalogue through the privacy policy
-(``api.ogc_queries``); tiles are the very bytes of ``/tiles`` (``api.routers.tiles``).
+(``cadastre.query.ogc``); tiles are the very bytes of ``/tiles`` (``api.routers.tiles``).
 
 Feature properties go through ``api.auth.view`` (policy + an API key's field grants) and county
 scope; reads by non-public callers are audited (``ogc.items``; tiles as ``tiles.read``), public
@@ -20,11 +20,13 @@ import morecantile
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api import ogc_queries as oq
 from api.auditing import record
-from api.auth import Principal, principal
+from api.auth import principal
 from api.routers import tiles as tile_routes
+from api.state import app_state
+from cadastre.access.principal import Principal
 from cadastre.errors import InvalidInput, NotFound
+from cadastre.query import ogc as oq
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
 
@@ -147,14 +149,13 @@ async def conformance(request: Request) -> JSONResponse:
 
 # ------------------------------------------------------------------ collections
 async def _extent(request: Request, collection: oq.Collection) -> oq.Extent:
-    state = request.app.state
-    cache: dict[str, tuple[float, oq.Extent]] = getattr(state, "ogc_extents", None) or {}
+    state = app_state(request)
+    cache = state.ogc_extents
     hit = cache.get(collection.id)
     if hit is None or time.monotonic() - hit[0] > EXTENT_TTL:
         async with state.pool.connection() as conn:
             hit = (time.monotonic(), await oq.fetch_extent(conn, collection))
         cache[collection.id] = hit
-        state.ogc_extents = cache
     return hit[1]
 
 
@@ -211,7 +212,7 @@ async def items(request: Request, collection_id: str,
     _check_format(request, "geojson")
     chosen = oq.get_collection(collection_id)
     query = oq.parse_items_query(chosen, who, request.query_params)
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         page = await oq.fetch_items(conn, query)
     await record(request, who, "ogc.items", chosen.id, len(page.features))
     base, url = _base(request), request.url
@@ -245,7 +246,7 @@ async def item(request: Request, collection_id: str, feature_id: str,
     _check_format(request, "geojson")
     chosen = oq.get_collection(collection_id)
     query = oq.ItemsQuery(chosen, who, time=oq.parse_datetime(datetime_))
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         feature = await oq.fetch_feature(conn, query, feature_id)
     await record(request, who, "ogc.items", f"{chosen.id}/{feature['id']}", 1)
     base = _base(request)

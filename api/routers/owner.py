@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -18,14 +17,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
-from api.auth import PUBLIC, Principal, Unauthorized, issue_token, require, view
+from api.auth import Unauthorized, issue_token, require
 from api.errors import error_body
-from cadastre import owner
+from api.state import AppState, app_state
+from cadastre.access import owner
+from cadastre.access.principal import PUBLIC, Principal, view
+from cadastre.access.privacy import Role
 from cadastre.documents import certificate, floor_plan, parcel_map
 from cadastre.documents.render import esc, pdf_to_png
 from cadastre.errors import NotFound
-from cadastre.pii import PiiCipher, audit_key, load_cipher
-from cadastre.privacy import Role
 
 router = APIRouter(tags=["owner"])
 
@@ -66,18 +66,9 @@ _FAILED_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 # ------------------------------------------------------------------ helpers
-@dataclass(frozen=True)
-class _Keys:
-    cipher: PiiCipher
-    audit: bytes
-
-
-def _keys(request: Request) -> _Keys:
-    state = request.app.state
-    keys = getattr(state, "owner_keys", None)
-    if keys is None:
-        keys = state.owner_keys = _Keys(load_cipher(state.settings), audit_key(state.settings))
-    return keys
+def _keys(request: Request) -> AppState:
+    """The cipher (``.cipher``) and audit key (``.audit_key``) of the app."""
+    return app_state(request)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -99,14 +90,14 @@ def _failed() -> Unauthorized:
 
 
 def _run_verification(request: Request, claim: owner.Claim) -> Response | dict[str, Any]:
-    state = request.app.state
+    state = app_state(request)
     settings = state.settings
     keys = _keys(request)
     limits = owner.Limits(settings.security.verify_max_failures,
                           settings.security.verify_window_minutes)
     host = request.client.host if request.client else None
     with state.sync_pool.connection() as conn, conn.transaction():
-        result = owner.verify(conn, keys.cipher, keys.audit, claim, host, limits)
+        result = owner.verify(conn, keys.cipher, keys.audit_key, claim, host, limits)
         role = Role.OWNER if result.outcome == "ok" else Role.PUBLIC
         record_sync(request, Principal(role, subject=result.subject), "owner.verify", None,
                     len(result.units), result.outcome, conn=conn)
@@ -170,8 +161,8 @@ def _held(request: Request, who: Principal, unit_code: str, action: str) -> None
     keys = _keys(request)
     ok = unit_code in who.units
     if ok:
-        with request.app.state.sync_pool.connection() as conn:
-            ok = bool(owner.current_holdings(conn, keys.cipher, keys.audit, who.subject or "",
+        with app_state(request).sync_pool.connection() as conn:
+            ok = bool(owner.current_holdings(conn, keys.cipher, keys.audit_key, who.subject or "",
                                              [unit_code]))
     if not ok:
         record_sync(request, who, action, _target(unit_code), 0, "not_found")
@@ -198,8 +189,8 @@ def _summary(who: Principal, rec: owner.UnitRecord) -> dict[str, Any]:
 @router.get("/api/v1/owner/units", summary="我的不动产 / my units and rights")
 def my_units(request: Request, who: OwnerDep) -> dict[str, Any]:
     keys = _keys(request)
-    with request.app.state.sync_pool.connection() as conn:
-        held = owner.current_holdings(conn, keys.cipher, keys.audit, who.subject or "",
+    with app_state(request).sync_pool.connection() as conn:
+        held = owner.current_holdings(conn, keys.cipher, keys.audit_key, who.subject or "",
                                       who.units)
         records = owner.unit_records(conn, keys.cipher, held)
     items = [_summary(who, r) for r in records]
@@ -212,7 +203,7 @@ def my_unit(unit_code: str, request: Request, who: OwnerDep
             ) -> dict[str, Any]:
     _held(request, who, unit_code, "owner.unit.read")
     keys = _keys(request)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         rec = owner.unit_record(conn, keys.cipher, unit_code)
     if rec is None:
         record_sync(request, who, "owner.unit.read", unit_code, 0, "not_found")
@@ -234,7 +225,7 @@ def _document(request: Request, who: Principal, unit_code: str, kind: str, fmt: 
               ) -> Response:
     action = "owner.document"
     _held(request, who, unit_code, action)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         if kind == "parcel-map":
             pdf = parcel_map.parcel_map_pdf(conn, unit_code, Role.OWNER)
         else:
@@ -277,7 +268,7 @@ def certificate_qr(unit_code: str, request: Request, who: OwnerDep
                    ) -> Response:
     _held(request, who, unit_code, "owner.certificate_qr")
     keys = _keys(request)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         version = owner.certificate_version(conn, unit_code)
     if version is None:
         record_sync(request, who, "owner.certificate_qr", unit_code, 0, "not_found")
@@ -304,7 +295,7 @@ _STATUS_TEXT = {
 def _certificate_view(request: Request, token: str) -> dict[str, Any]:
     keys = _keys(request)
     version = certificate.token_version(keys.cipher.lookup_key, token)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         check = owner.check_certificate(conn, version)
     zh, en = _STATUS_TEXT[check.status]
     out: dict[str, Any] = {"status": check.status, "message": f"{zh} / {en}", "unit": None,

@@ -13,9 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auditing import record
-from api.auth import Principal, principal, view
+from api.auth import principal
+from api.state import app_state
+from cadastre.access.principal import Principal, view
+from cadastre.access.privacy import Role, visible_fields
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.privacy import Role, visible_fields
 from cadastre.query import features as F
 from cadastre.query import search as S
 
@@ -96,7 +98,7 @@ async def search(
     cursor: str | None = Query(None, description="上一页返回的 next / the previous page's next"),
 ) -> dict[str, Any]:
     query = S.parse_query(q, kind, limit, cursor)
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         page = await S.search(conn, query, who.counties)
     items = [_item(who, h) for h in page.hits]
     # the query text may hold personal data (an address someone typed): not logged
@@ -117,7 +119,7 @@ async def here(
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180
             and -85 <= lat <= 85):
         raise PointInvalid(message="经纬度超出范围 / lon must be -180..180 and lat -85..85")
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         found = await F.here(conn, lon, lat, floor)
     parcel = found.parcel
     if parcel is not None and not who.in_scope(parcel.record["parcel_code"]):
@@ -143,7 +145,7 @@ async def here(
 @router.get("/parcels/{ref}", summary="宗地详情（opaque id 或宗地代码） / parcel by id or code")
 async def parcel_detail(ref: str, request: Request, response: Response,
                         who: Caller) -> dict[str, Any]:
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         f = await F.parcel(conn, ref)
     if f is None or not who.in_scope(f.record["parcel_code"]):
         raise _not_found("parcel")
@@ -157,7 +159,7 @@ async def parcel_detail(ref: str, request: Request, response: Response,
 @router.get("/buildings/{ref}", summary="自然幢详情及各层 / building by id or code, with floors")
 async def building_detail(ref: str, request: Request, response: Response,
                           who: Caller) -> dict[str, Any]:
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         f = await F.building(conn, ref)
     if f is None or not who.in_scope(f.record["building_code"]):
         raise _not_found("building")
@@ -172,7 +174,7 @@ async def building_detail(ref: str, request: Request, response: Response,
 @router.get("/units/{ref}", summary="户详情（opaque id 或不动产单元代码） / unit by id or code")
 async def unit_detail(ref: str, request: Request, response: Response,
                       who: Caller) -> dict[str, Any]:
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         f = await F.unit(conn, ref, sensitive(who))
     if f is None or not who.in_scope(f.record["unit_code"]):
         raise _not_found("unit")
@@ -188,7 +190,7 @@ async def unit_detail(ref: str, request: Request, response: Response,
 @router.get("/buildings/{ref}/table", summary="楼盘表：各层各户 / the building's unit table")
 async def building_table(ref: str, request: Request, response: Response,
                          who: Caller) -> dict[str, Any]:
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         table = await F.building_table(conn, ref, sensitive(who))
     if table is None or not who.in_scope(table.building["building_code"]):
         raise _not_found("building")

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
-from api.auth import Principal, require
+from api.auth import require
+from api.paging import decode_cursor, keyset_page
+from api.state import app_state
+from cadastre.access.principal import Principal
+from cadastre.access.privacy import Role
 from cadastre.errors import NotFound
 from cadastre.jobs import JobTracker, create_job, get_job
-from cadastre.privacy import Role
 from cadastre.qa.engine import draw_sample, run_qa, set_status
 from cadastre.qa.report import findings_csv, findings_geojson, findings_rows, scope_from_options
 from cadastre.qa.rules import CATEGORIES, RULES
@@ -35,7 +38,7 @@ def _uuid(v: str, code: str) -> uuid.UUID:
 
 @router.get("/rules", summary="质检规则 / rules")
 def rules(request: Request, who: Principal = Depends(REGISTRAR)) -> list[dict[str, Any]]:
-    disabled = set(request.app.state.settings.qa.disabled_rules)
+    disabled = set(app_state(request).settings.qa.disabled_rules)
     record_sync(request, who, "qa.rules", None, len(RULES))
     return [{"id": r.id, "version": r.version, "category": r.category,
              "category_name": CATEGORIES[r.category], "severity": r.severity,
@@ -61,7 +64,7 @@ def _run_job(url: str, job_id: uuid.UUID, run_id_holder: dict, scope: Any, qa: A
 @router.post("/runs", status_code=202, summary="开始质检 / start a QA run")
 def start_run(request: Request, body: RunRequest, who: Principal = Depends(REGISTRAR)
               ) -> dict[str, Any]:
-    state = request.app.state
+    state = app_state(request)
     scope = scope_from_options(body.bbox, body.parcels)
     actor = f"registrar:{who.account_id}"
     with state.sync_pool.connection() as conn, conn.transaction():
@@ -76,7 +79,7 @@ def start_run(request: Request, body: RunRequest, who: Principal = Depends(REGIS
 @router.get("/jobs/{job_id}", summary="质检进度 / QA job progress")
 def job(request: Request, job_id: str, who: Principal = Depends(REGISTRAR)) -> dict[str, Any]:
     jid = _uuid(job_id, "JOB_NOT_FOUND")
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         state = get_job(conn, jid).as_dict()
         row = conn.execute("SELECT run_id FROM cad.qa_run WHERE job_id = %s", (jid,)).fetchone()
         record_sync(request, who, "qa.job", str(jid), 1, conn=conn)
@@ -86,7 +89,7 @@ def job(request: Request, job_id: str, who: Principal = Depends(REGISTRAR)) -> d
 @router.get("/runs/{run_id}/findings", summary="质检结果 / findings (JSON)")
 def findings(request: Request, run_id: str, who: Principal = Depends(REGISTRAR)
              ) -> list[dict[str, Any]]:
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         rows = findings_rows(conn, _uuid(run_id, "QA_RUN_NOT_FOUND"))
         record_sync(request, who, "qa.findings", run_id, len(rows), conn=conn)
     return rows
@@ -95,7 +98,7 @@ def findings(request: Request, run_id: str, who: Principal = Depends(REGISTRAR)
 @router.get("/runs/{run_id}/findings.geojson", summary="质检结果图层 / findings (GeoJSON)")
 def findings_layer(request: Request, run_id: str, who: Principal = Depends(REGISTRAR)
                    ) -> JSONResponse:
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         rows = findings_rows(conn, _uuid(run_id, "QA_RUN_NOT_FOUND"))
         record_sync(request, who, "qa.findings", run_id, len(rows), conn=conn)
     return JSONResponse(findings_geojson(rows), media_type="application/geo+json")
@@ -104,7 +107,7 @@ def findings_layer(request: Request, run_id: str, who: Principal = Depends(REGIS
 @router.get("/runs/{run_id}/findings.csv", summary="质检结果 / findings (CSV)")
 def findings_table(request: Request, run_id: str, who: Principal = Depends(REGISTRAR)
                    ) -> PlainTextResponse:
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         rows = findings_rows(conn, _uuid(run_id, "QA_RUN_NOT_FOUND"))
         record_sync(request, who, "qa.findings.csv", run_id, len(rows), conn=conn)
     return PlainTextResponse("\ufeff" + findings_csv(rows), media_type="text/csv; charset=utf-8")
@@ -114,7 +117,7 @@ def findings_table(request: Request, run_id: str, who: Principal = Depends(REGIS
 def findings_tile(request: Request, run_id: str, z: int, x: int, y: int,
                   who: Principal = Depends(REGISTRAR)) -> Response:
     TileRequest(z, x, y)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         row = conn.execute(
             """WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env)
                SELECT ST_AsMVT(t.*, 'qa_findings', 4096, 'geom') FROM (
@@ -142,7 +145,7 @@ class StatusChange(BaseModel):
 @router.post("/findings/{finding_id}", summary="标记问题 / resolve or accept a finding")
 def mark(request: Request, finding_id: str, body: StatusChange,
          who: Principal = Depends(REGISTRAR)) -> dict[str, str]:
-    with request.app.state.sync_pool.connection() as conn, conn.transaction():
+    with app_state(request).sync_pool.connection() as conn, conn.transaction():
         set_status(conn, _uuid(finding_id, "QA_FINDING_NOT_FOUND"), body.status, body.reason,
                    f"registrar:{who.account_id}")
         record_sync(request, who, f"qa.finding.{body.status}", finding_id, 1, conn=conn)
@@ -158,8 +161,59 @@ class SampleRequest(BaseModel):
 @router.post("/samples", summary="抽取 5% 样本复核 / draw a review sample")
 def sample(request: Request, body: SampleRequest, who: Principal = Depends(REGISTRAR)
            ) -> dict[str, Any]:
-    with request.app.state.sync_pool.connection() as conn, conn.transaction():
+    with app_state(request).sync_pool.connection() as conn, conn.transaction():
         run_id, picked = draw_sample(conn, body.fraction, body.since,
                                      f"registrar:{who.account_id}", body.seed)
         record_sync(request, who, "qa.sample", str(run_id), len(picked), conn=conn)
     return {"sample_id": str(run_id), "count": len(picked), "business_numbers": picked}
+
+
+_RUNS = """
+SELECT r.run_id::text, r.scope, r.started_by, r.started_at, r.finished_at, r.job_id::text,
+       j.status AS job_status, j.progress AS job_progress,
+       f.total, f.errors, f.warnings, f.open,
+       CASE WHEN f.e IS NULL THEN NULL ELSE ARRAY[
+           round(ST_XMin(f.e)::numeric, 6), round(ST_YMin(f.e)::numeric, 6),
+           round(ST_XMax(f.e)::numeric, 6), round(ST_YMax(f.e)::numeric, 6)]::float8[] END AS bbox
+FROM cad.qa_run r
+LEFT JOIN cad.job j ON j.job_id = r.job_id
+LEFT JOIN LATERAL (
+    SELECT count(*) AS total, count(*) FILTER (WHERE q.severity = 'error') AS errors,
+           count(*) FILTER (WHERE q.severity = 'warning') AS warnings,
+           count(*) FILTER (WHERE q.status = 'open') AS open,
+           ST_Transform(ST_SetSRID(ST_Extent(q.geom_3857)::geometry, 3857), 4326) AS e
+    FROM cad.qa_finding q WHERE q.run_id = r.run_id
+) f ON true
+WHERE r.sample_of IS NULL
+  AND (%(at)s::timestamptz IS NULL OR (r.started_at, r.run_id) < (%(at)s, %(id)s))
+ORDER BY r.started_at DESC, r.run_id DESC
+LIMIT %(limit)s
+"""
+
+
+@router.get("/runs", summary="质检批次列表 / QA runs (newest first)")
+def list_runs(
+    request: Request,
+    who: Annotated[Principal, Depends(REGISTRAR)],
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(None, description="上一页的 next / `next` of the previous page"),
+) -> dict[str, Any]:
+    """Runs with their finding counts and the WGS84 extent of their findings."""
+    after = decode_cursor(cursor)
+    base = str(request.base_url).rstrip("/") + "/api/v1/qa/runs/"
+    with app_state(request).sync_pool.connection() as conn:
+        cur = conn.execute(_RUNS, {"limit": limit + 1, "at": after[0] if after else None,
+                                   "id": after[1] if after else None})
+        cols = [d.name for d in cur.description or ()]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        page = keyset_page(rows, limit, "started_at", "run_id")
+        for item in page["items"]:
+            for k in ("total", "errors", "warnings", "open"):
+                item[k] = int(item[k] or 0)
+            rid = item["run_id"]
+            item["links"] = {"findings": base + rid + "/findings",
+                             "geojson": base + rid + "/findings.geojson",
+                             "csv": base + rid + "/findings.csv",
+                             "tiles": base + rid + "/tiles/{z}/{x}/{y}.mvt"}
+        record_sync(request, who, "qa.run.list", None, len(page["items"]), conn=conn)
+    return page

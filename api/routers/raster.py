@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
+from api.state import app_settings
 from tiles.raster import (
     TILE_FORMATS,
     RasterInfo,
@@ -71,7 +72,7 @@ class RasterList(BaseModel):
 
 
 def _data_dir(request: Request) -> Path:
-    return Path(request.app.state.settings.data_dir)
+    return Path(app_settings(request).data_dir)
 
 
 def _tile_template(request: Request, name: str, fmt: str) -> str:

@@ -1,6 +1,6 @@
 """Registry staff: 一码关联 — every record linked to one unit code, current and history.
 
-A plain ``def`` route (decryption and the reused synchronous ``cadastre.records`` queries run in
+A plain ``def`` route (decryption and the reused synchronous ``cadastre.query.records`` queries run in
 FastAPI's thread pool, on the synchronous pool). Registrars only; county scope applies; every read
 is audited, found or not.
 """
@@ -13,12 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auditing import record_sync
-from api.auth import Principal, require, view
+from api.auth import require
 from api.routers.public import VARY, may_see
+from api.state import app_state
+from cadastre.access.pii import PiiCipher
+from cadastre.access.principal import Principal, view
+from cadastre.access.privacy import Role
 from cadastre.codes import validate_unit_code
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.pii import PiiCipher, load_cipher
-from cadastre.privacy import Role
 from cadastre.query.registry import Registration, UnitRegistry, unit_registry
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
@@ -49,11 +51,7 @@ def parse_as_of(value: str | None) -> datetime | None:
 
 
 def _cipher(request: Request) -> PiiCipher:
-    state = request.app.state
-    cipher = getattr(state, "registry_cipher", None)
-    if cipher is None:
-        cipher = state.registry_cipher = load_cipher(state.settings)
-    return cipher
+    return app_state(request).cipher
 
 
 def _registration(who: Principal, r: Registration) -> dict[str, Any]:
@@ -96,7 +94,7 @@ def unit_records(
         record_sync(request, who, "registry.unit", target=unit_code, outcome="out_of_scope")
         raise NotFound("UNIT_NOT_FOUND", "未找到该不动产单元 / unit not found")
     decrypt = [f for f in _PARTY_PII if may_see(who, "party", f)]
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         found = unit_registry(conn, _cipher(request), unit_code, at, decrypt)
         n = len(found.records) + len(found.land_records) if found else 0
         record_sync(request, who, "registry.unit", target=unit_code, result_count=n,

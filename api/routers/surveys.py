@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
-from api.auth import Principal, require
-from cadastre.errors import CadastreError
+from api.auth import require
+from api.paging import decode_cursor, keyset_page
+from api.state import app_state
+from cadastre.access.principal import Principal
+from cadastre.access.privacy import Role
+from cadastre.errors import CadastreError, InvalidInput
 from cadastre.jobs import create_job, get_job
-from cadastre.privacy import Role
 from cadastre.survey import apply as decision
 from cadastre.survey.diff import compute_diff, diff_geojson
 from cadastre.survey.submission import (
@@ -52,7 +55,7 @@ def _links(request: Request, sid: uuid.UUID) -> dict[str, str]:
 def submit(request: Request, file: UploadFile = File(...),
            srid: int | None = Form(None, description="EPSG code if the file has none"),
            who: Principal = Depends(require(*SUBMITTERS))) -> dict[str, Any]:
-    state = request.app.state
+    state = app_state(request)
     upload = store_upload(file.file, state.settings.data_dir / "uploads")
     with state.sync_pool.connection() as conn, conn.transaction():
         job_id = create_job(conn, "survey_validation", _actor(who))
@@ -69,7 +72,7 @@ def submit(request: Request, file: UploadFile = File(...),
 def status(request: Request, submission_id: str,
            who: Principal = Depends(require(*SUBMITTERS))) -> dict[str, Any]:
     sid = _id(submission_id)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         sub = get_submission(conn, sid)
         job = get_job(conn, uuid.UUID(sub["job_id"])).as_dict() if sub["job_id"] else None
         record_sync(request, who, "survey.status", str(sid), 1, conn=conn)
@@ -80,7 +83,7 @@ def status(request: Request, submission_id: str,
 def _report(request: Request, sid: uuid.UUID) -> dict[str, Any]:
     from cadastre.errors import InvalidInput
 
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         row = conn.execute("SELECT report FROM cad.survey_submission WHERE submission_id = %s",
                            (sid,)).fetchone()
         if row is None:
@@ -110,7 +113,7 @@ def report_layer(request: Request, submission_id: str,
 def diff(request: Request, submission_id: str,
          who: Principal = Depends(require(*SUBMITTERS))) -> dict[str, Any]:
     sid = _id(submission_id)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         get_submission(conn, sid)
         summary = compute_diff(conn, sid).summary()
         record_sync(request, who, "survey.diff", str(sid), 1, conn=conn)
@@ -121,7 +124,7 @@ def diff(request: Request, submission_id: str,
 def diff_layer(request: Request, submission_id: str,
                who: Principal = Depends(require(*SUBMITTERS))) -> JSONResponse:
     sid = _id(submission_id)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         get_submission(conn, sid)
         layer = diff_geojson(conn, sid, compute_diff(conn, sid))
         record_sync(request, who, "survey.diff", str(sid), len(layer.get("features", ())),
@@ -137,7 +140,7 @@ class Decision(BaseModel):
 def accept(request: Request, submission_id: str, body: Decision | None = None,
            who: Principal = Depends(require(Role.REGISTRAR))) -> dict[str, Any]:
     sid = _id(submission_id)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         conn.autocommit = False
         try:
             with conn.transaction():   # the change and its audit row commit together
@@ -150,7 +153,7 @@ def accept(request: Request, submission_id: str, body: Decision | None = None,
             raise
         finally:
             conn.autocommit = True
-    state = request.app.state
+    state = app_state(request)
     state.data_bounds = None
     if result["diff"]["units"].get("new") or result["diff"]["units"].get("changed"):
         state.job_pool.submit(_refresh_unit_volumes, state)
@@ -177,7 +180,7 @@ def _refresh_unit_volumes(state: Any) -> None:
 def reject(request: Request, submission_id: str, body: Decision,
            who: Principal = Depends(require(Role.REGISTRAR))) -> dict[str, Any]:
     sid = _id(submission_id)
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         conn.autocommit = False
         try:
             with conn.transaction():   # the change and its audit row commit together
@@ -191,3 +194,48 @@ def reject(request: Request, submission_id: str, body: Decision,
         finally:
             conn.autocommit = True
     return {"submission_id": str(sid), "status": "rejected"}
+
+
+SURVEY_STAFF = require(Role.SURVEYOR, Role.REGISTRAR)
+SUBMISSION_STATUSES = ("received", "validating", "validated", "invalid", "failed", "accepted",
+                       "rejected")
+
+_SUBMISSIONS = """
+SELECT s.submission_id::text, s.filename, s.format, s.srid, s.status, s.size_bytes,
+       s.submitted_by, s.submitted_at, s.error_count, s.warning_count, s.decided_by,
+       s.decided_at, s.decision_reason, s.job_id::text,
+       j.status AS job_status, j.progress AS job_progress, j.step AS job_step
+FROM cad.survey_submission s LEFT JOIN cad.job j ON j.job_id = s.job_id
+WHERE (%(mine)s::text IS NULL OR s.submitted_by = %(mine)s)
+  AND (%(status)s::text IS NULL OR s.status = %(status)s)
+  AND (%(at)s::timestamptz IS NULL OR (s.submitted_at, s.submission_id) < (%(at)s, %(id)s))
+ORDER BY s.submitted_at DESC, s.submission_id DESC
+LIMIT %(limit)s
+"""
+
+
+@router.get("", summary="测绘成果提交列表 / survey submissions (newest first)")
+def list_submissions(
+    request: Request,
+    who: Annotated[Principal, Depends(SURVEY_STAFF)],
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(None, description="上一页的 next / `next` of the previous page"),
+    status: str | None = Query(None, description=" | ".join(SUBMISSION_STATUSES)),
+) -> dict[str, Any]:
+    """A surveyor sees their own submissions, a registrar everyone's."""
+    if status is not None and status not in SUBMISSION_STATUSES:
+        raise InvalidInput("STATUS_INVALID", f"未知状态 / unknown status {status!r}")
+    after = decode_cursor(cursor)
+    mine = None if who.role is Role.REGISTRAR else f"{who.role.value}:{who.account_id}"
+    base = str(request.base_url).rstrip("/") + "/api/v1/surveys/"
+    with app_state(request).sync_pool.connection() as conn:
+        cur = conn.execute(_SUBMISSIONS, {
+            "mine": mine, "status": status, "limit": limit + 1,
+            "at": after[0] if after else None, "id": after[1] if after else None})
+        cols = [d.name for d in cur.description or ()]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        page = keyset_page(rows, limit, "submitted_at", "submission_id")
+        for item in page["items"]:
+            item["links"] = {"self": base + item["submission_id"]}
+        record_sync(request, who, "survey.list", status, len(page["items"]), conn=conn)
+    return page

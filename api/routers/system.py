@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from psycopg import AsyncConnection
 
+from api.state import app_state
 from cadastre.store.admin import COUNTED_TABLES
 
 router = APIRouter(tags=["system"])
@@ -36,12 +37,12 @@ async def _collect(conn: AsyncConnection) -> dict[str, Any]:
 @router.get("/health", summary="服务健康状态 / health")
 async def health(request: Request) -> dict[str, Any]:
     """PostgreSQL and PostGIS versions, schema version and registry row counts."""
-    state = request.app.state
-    cached = getattr(state, "health_cache", None)
+    state = app_state(request)
+    cached = state.health
     if cached is None or time.monotonic() - cached[0] > _COUNT_TTL:
         async with state.pool.connection() as conn:
             cached = (time.monotonic(), await _collect(conn))
-        state.health_cache = cached
+        state.health = cached
     info = state.server_info
     return {"status": "ok", "postgresql": info.server_version, "postgis": info.postgis_version,
             **cached[1]}

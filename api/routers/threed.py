@@ -14,10 +14,12 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
-from api.auth import Principal, require
+from api.auth import require
+from api.state import app_settings, app_state
+from cadastre.access.principal import Principal
+from cadastre.access.privacy import Role
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.jobs import JobTracker, create_job, get_job
-from cadastre.privacy import Role
 from tiles.threed.build import build_dataset
 from tiles.threed.errors import DatasetNotFound
 from tiles.threed.registry import dataset_dir, get_dataset, list_datasets
@@ -62,7 +64,7 @@ class DatasetList(BaseModel):
 
 
 def _data_dir(request: Request) -> Path:
-    return Path(request.app.state.settings.data_dir)
+    return Path(app_settings(request).data_dir)
 
 
 def _not_found(name: str, path: str) -> DatasetNotFound:
@@ -199,7 +201,7 @@ def _build_job(url: str, job_id: uuid.UUID, data_dir: Path, source: Path,
              summary="构建三维数据集 / build a 3D dataset (registrar; job with progress)")
 def start_build(request: Request, body: BuildRequest,
                 who: Principal = REGISTRAR) -> dict[str, Any]:
-    state = request.app.state
+    state = app_state(request)
     source = _source_path(request, body.source)
     with state.sync_pool.connection() as conn, conn.transaction():
         job_id = create_job(conn, "3d_build", who.actor)
@@ -217,7 +219,7 @@ def build_job(request: Request, job_id: str,
         jid = uuid.UUID(job_id)
     except ValueError:
         raise NotFound("JOB_NOT_FOUND", "无此任务 / no such job") from None
-    with request.app.state.sync_pool.connection() as conn:
+    with app_state(request).sync_pool.connection() as conn:
         state = get_job(conn, jid)
     if state.kind != "3d_build":
         raise NotFound("JOB_NOT_FOUND", "无此任务 / no such job")

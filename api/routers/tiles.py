@@ -23,10 +23,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auditing import record
-from api.auth import Principal, principal
+from api.auth import principal
+from api.state import app_state
+from cadastre.access.principal import Principal
+from cadastre.access.privacy import Role
 from cadastre.errors import InvalidInput
-from cadastre.privacy import Role
-from tiles.layers import Layer, LayerField, parse_layers
+from cadastre.query.layers import Layer, LayerField, parse_layers
 from tiles.mvt import BUFFER, EXTENT, TileOutOfRange, TileRequest
 from tiles.service import cache_key, render_async
 
@@ -82,7 +84,7 @@ async def _all_in_scope(request: Request, who: Principal, layers: tuple[Layer, .
         f"AND left(t.{code}, 6) <> ALL(%(counties)s))" for table, code in tables)
     sql = (f"WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {BUFFER / EXTENT})"
            f" AS qenv) SELECT NOT ({outside})")
-    async with request.app.state.pool.connection() as conn:
+    async with app_state(request).pool.connection() as conn:
         cur = await conn.execute(sql, {"z": req.z, "x": req.x, "y": req.y,  # type: ignore[arg-type]
                                        "counties": list(who.counties)})
         row = await cur.fetchone()
@@ -111,7 +113,7 @@ async def vector_tile(
     if any(layer.floor_filter for layer in chosen) and floor is None:
         raise InvalidInput("FLOOR_REQUIRED",
                            "分层图层需要 floor 参数 / the units layer needs ?floor=N")
-    state = request.app.state
+    state = app_state(request)
     cache = state.tile_cache
     key = cache_key(chosen, req)
     role = await tile_role(request, who, chosen, req)
@@ -172,8 +174,8 @@ async def tilejson(request: Request, layers: str,
 
 
 async def _bounds(request: Request) -> list[float]:
-    state = request.app.state
-    cached = getattr(state, "data_bounds", None)
+    state = app_state(request)
+    cached = state.data_bounds
     if cached is None:
         async with state.pool.connection() as conn:
             cur = await conn.execute(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -20,11 +20,11 @@ import psycopg
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
-from cadastre.boundary import clockwise, ring_points
+from cadastre.access.pii import PiiCipher
 from cadastre.demo.layout import BuildingPlan, DistrictBuilder, ParcelPlan, RetiredParcel, mm
 from cadastre.demo.people import Person
 from cadastre.demo.registry import DEMO_NS, DEMO_TODAY, RegistryBuilder, ts
-from cadastre.pii import PiiCipher
+from cadastre.register.boundary import clockwise, ring_points
 from cadastre.store.bulk import deferred_indexes
 
 COUNTY = "330106"          # 浙江省杭州市西湖区

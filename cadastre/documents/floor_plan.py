@@ -16,7 +16,9 @@ from shapely import wkb
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from cadastre import labels, privacy
+from cadastre import labels
+from cadastre.access import privacy
+from cadastre.access.privacy import Role
 from cadastre.documents.render import esc, html_to_pdf, page_html
 from cadastre.documents.svgmap import (
     FLOOR_SCALES,
@@ -28,7 +30,6 @@ from cadastre.documents.svgmap import (
     text,
 )
 from cadastre.errors import NotFound
-from cadastre.privacy import Role
 
 FRAME_W, FRAME_H = 186.0, 130.0
 MAX_FLOORS = 12   # pages per document (a whole-building unit of a tall building is capped)

@@ -19,7 +19,9 @@ from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import polylabel, unary_union
 
-from cadastre import labels, privacy
+from cadastre import labels
+from cadastre.access import privacy
+from cadastre.access.privacy import Role
 from cadastre.documents.render import esc, html_to_pdf, page_html
 from cadastre.documents.svgmap import (
     PARCEL_SCALES,
@@ -33,7 +35,6 @@ from cadastre.documents.svgmap import (
     text,
 )
 from cadastre.errors import NotFound
-from cadastre.privacy import Role
 
 FRAME_W, FRAME_H = 186.0, 132.0
 

@@ -6,7 +6,7 @@ kind's detail table and the parties (decrypted only for the fields the caller ma
 records of the land under it (the parcel's land-only code ``…W00000000``: land use rights,
 easements burdening or benefiting it), and the lineage of the unit and the parcel.
 
-Reuses :mod:`cadastre.records` for the as-of semantics (``rights_as_of``, ``parcel_as_of``,
+Reuses :mod:`cadastre.query.records` for the as-of semantics (``rights_as_of``, ``parcel_as_of``,
 ``parcel_lineage``). Returns plain records keyed by privacy-policy field names; the caller applies
 the policy.
 """
@@ -23,10 +23,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from cadastre import labels as L
-from cadastre import records as rec
+from cadastre.access.pii import PiiCipher
 from cadastre.codes import LAND_ONLY_SUFFIX
 from cadastre.errors import NotFound
-from cadastre.pii import PiiCipher
+from cadastre.query import records as rec
 from cadastre.query.features import label_building, label_unit
 
 _UNIT = """

@@ -15,9 +15,9 @@ import psycopg
 from shapely import wkb as shapely_wkb
 from shapely.geometry import MultiPolygon, Polygon
 
-from cadastre.boundary import clockwise
-from cadastre.edits import new_change, replace_boundary
 from cadastre.errors import InvalidInput
+from cadastre.register.boundary import clockwise
+from cadastre.register.versions import new_change, replace_boundary
 from cadastre.survey.diff import Diff, compute_diff
 from cadastre.survey.submission import get_submission
 

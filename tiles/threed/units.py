@@ -36,7 +36,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.polygon import orient
 
-from cadastre.privacy import Role, visible_fields
+from cadastre.access.privacy import Role, visible_fields
 from tiles.threed.bounding_volume import Box
 from tiles.threed.content import MeshPart, PropertyTable, write_glb
 from tiles.threed.errors import DatasetNotFound

@@ -1,6 +1,6 @@
 """OGC API – Features over the published layer catalogue: collections, request parsing, SQL.
 
-A collection is a catalogue layer that has a feature table (``tiles.layers``); its properties are
+A collection is a catalogue layer that has a feature table (``cadastre.query.layers``); its properties are
 the layer's ``LayerField`` expressions that the caller's role may see (``Layer.visible``), plus the
 version interval where the privacy policy lists it. Values are always bound parameters; SQL
 identifiers and expressions come only from the catalogue and the constants below.
@@ -26,10 +26,10 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from api.auth import Principal, view
+from cadastre.access.principal import Principal, view
+from cadastre.access.privacy import Role, visible_fields
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.privacy import Role, visible_fields
-from tiles.layers import LAYERS, Layer
+from cadastre.query.layers import LAYERS, Layer
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 DEFAULT_LIMIT = 100

@@ -1,6 +1,6 @@
 """Streaming the audit trail out for auditors: CSV or JSON lines, in seq order, bounded memory.
 
-Rows are read through a server-side cursor in batches (``cadastre.audit.export`` reads the whole
+Rows are read through a server-side cursor in batches (``cadastre.audit.serialize`` reads the whole
 result at once), so a log of millions of rows streams in constant memory. The columns are the
 chain's own (``cadastre.audit.FIELDS``) plus seq, time and both hashes, so an export can be
 re-verified offline by whoever holds the audit key.

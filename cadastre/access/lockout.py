@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from cadastre.pii import token_key
+from cadastre.access.pii import token_key
 from cadastre.settings import Settings
 
 

@@ -9,8 +9,8 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from cadastre.access.privacy import Role
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.privacy import Role
 
 ACCOUNT_ROLES = (Role.REGISTRAR, Role.SURVEYOR, Role.INTERESTED, Role.DEPARTMENT, Role.AUDITOR)
 _hasher = PasswordHasher()

@@ -11,8 +11,8 @@ import psycopg
 from shapely import wkt as shapely_wkt
 from shapely.geometry import MultiPolygon, Polygon
 
-from cadastre.boundary import clockwise, ring_points
 from cadastre.errors import InvalidInput, NotFound
+from cadastre.register.boundary import clockwise, ring_points
 
 
 def new_change(conn: psycopg.Connection, kind: str, actor: str, note: str | None = None) -> int:

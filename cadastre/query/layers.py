@@ -1,6 +1,6 @@
 """The catalogue of published vector layers: which table, which fields, which zooms.
 
-Field lists are filtered through the privacy policy (``cadastre.privacy``) for the caller's role
+Field lists are filtered through the privacy policy (``cadastre.access.privacy``) for the caller's role
 before any SQL is built, so a field the role may not see is never selected from the database.
 Identifiers in SQL come only from this catalogue, never from the request.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cadastre.access.privacy import Role, visible_fields
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.privacy import Role, visible_fields
 
 
 @dataclass(frozen=True)

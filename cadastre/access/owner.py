@@ -24,8 +24,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from cadastre.access.pii import PiiCipher, normalize
 from cadastre.audit import subject_hash
-from cadastre.pii import PiiCipher, normalize
 
 FAILURE_KIND = "owner_verify"
 HOLDER_KINDS = ("ownership", "land_use")     # rights whose 权利人 is an owner of the unit

@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from cadastre.access.pii import token_key
+from cadastre.access.privacy import POLICY, Role, visible_fields
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.pii import token_key
-from cadastre.privacy import POLICY, Role, visible_fields
 from cadastre.settings import Settings
 
 PREFIX = "cdk_"

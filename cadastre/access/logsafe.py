@@ -12,7 +12,7 @@ Masked, wherever they appear in a message, its arguments or a traceback:
 CLI, libraries) are masked when they are created, whatever handlers are configured later.
 ``RedactingFilter`` does the same as a ``logging.Filter`` for handlers configured by hand.
 Names cannot be recognised by pattern: code must not log them (they only exist decrypted in
-memory, see ``cadastre.pii``).
+memory, see ``cadastre.access.pii``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cadastre.privacy import mask_certificate, mask_id_number, mask_phone
+from cadastre.access.privacy import mask_certificate, mask_id_number, mask_phone
 
 _ID18 = (r"\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]")
 _ID15 = r"\d{6}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}"

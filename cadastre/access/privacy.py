@@ -268,7 +268,7 @@ def policy_markdown() -> str:
     """The policy as a Markdown table (docs/privacy-policy.md is this, kept in sync by a test)."""
     roles = [role.value for role in Role]
     lines = ["# Field privacy policy / 字段隐私策略", "",
-             "Generated from `cadastre/privacy.py` (`python -m cadastre.privacy > "
+             "Generated from `cadastre/access/privacy.py` (`python -m cadastre.access.privacy > "
              "docs/privacy-policy.md`). `full` = sent as stored, `masked` = sent masked "
              "(张**, 110105********1234, 138****1234), `-` = never sent. A field not listed is "
              "private.", "",

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from cadastre.access.logsafe import contains_pii
 from cadastre.errors import InvalidInput
-from cadastre.logsafe import contains_pii
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""The application's runtime state, typed: what the lifespan opens and what routes derive from the
+settings once (keys, ciphers) or cache for a while (health counts, extents).
+
+One object per app, at ``app.state.cadastre``; routes reach it through ``app_state(request)``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from cadastre.access import apikeys
+from cadastre.access.pii import PiiCipher, audit_key, load_cipher
+from cadastre.settings import Settings
+from cadastre.store.db import ServerInfo
+from tiles.cache import TileCache
+
+if TYPE_CHECKING:
+    from cadastre.query.ogc import Extent
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    database_url: str
+    server_info: ServerInfo
+    pool: AsyncConnectionPool          # async routes
+    sync_pool: ConnectionPool          # plain ``def`` routes (FastAPI's thread pool)
+    job_pool: ThreadPoolExecutor       # background jobs of this process
+    tile_cache: TileCache
+    tile_epoch: int = 0                # bumped whenever cached tiles were dropped
+    # short-lived caches: (monotonic time, value)
+    health: tuple[float, dict[str, Any]] | None = None
+    ogc_extents: dict[str, tuple[float, Extent]] = field(default_factory=dict)
+    data_bounds: list[float] | None = None
+
+    @cached_property
+    def cipher(self) -> PiiCipher:
+        """Decrypts parties' personal data (registry and owner views)."""
+        return load_cipher(self.settings)
+
+    @cached_property
+    def audit_key(self) -> bytes:
+        return audit_key(self.settings)
+
+    @cached_property
+    def api_key_hmac(self) -> bytes:
+        return apikeys.hashing_key(self.settings)
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.cadastre  # type: ignore[no-any-return]
+
+
+def maybe_state(app: Any) -> AppState | None:
+    """The state of ``app`` once its lifespan has started (None before, or for other apps)."""
+    state = getattr(app, "state", None)
+    return getattr(state, "cadastre", None) if state is not None else None
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings alone: routes that serve files from the data dir need nothing else, and
+    work in an app that has settings but no database (``app.state.settings``)."""
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def install(app: FastAPI, state: AppState) -> None:
+    app.state.cadastre = state
+    app.state.settings = state.settings
