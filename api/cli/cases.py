@@ -277,5 +277,5 @@ def import_notice(file: Path, year: int = typer.Option(..., help="the notice's y
     with connect(url) as conn, conn.transaction():
         n = cal.import_notice(conn, s.cases, year, days, actor, note)
         audit.append(conn, keys.audit_key, audit.Entry(actor, "registrar", "calendar.import",
-                                                       str(year), n))
+                                                       str(year), result_count=n))
     console.print(f"{year}: {n} days imported; running cases recomputed")
