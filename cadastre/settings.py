@@ -59,6 +59,12 @@ class ApiSettings(_Base):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    job_workers: int = Field(default=2, ge=0, le=16, description="background job threads per "
+                             "server process (0: jobs only in `cadastre worker`)")
+    job_lease_seconds: int = Field(default=60, ge=2, le=3600, description="a job whose worker "
+                                   "stopped renewing its lease this long is retried or failed")
+    deliveries: bool = Field(default=True, description="deliver events to subscribers from "
+                             "the server process (else from `cadastre worker`)")
     log_level: str = "WARNING"
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     # Anti-enumeration (CADASTRE_RATE_LIMIT_*): token buckets per client address and per
@@ -149,7 +155,7 @@ class CasesSettings(_Base):
     progress_window_minutes: int = Field(default=15, ge=1)
 
     def clock_params(self) -> dict[str, Any]:
-        """The values the SQL clock (reg.deadlines) is computed with."""
+        """The values the SQL clock (cadastre.cases.clock) is computed with."""
         return {"tz": self.timezone, "closing": self.office_closing,
                 "share": self.yellow_share, "same_day": self.same_day_yellow}
 

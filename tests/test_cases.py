@@ -271,7 +271,7 @@ def test_killing_the_server_during_entry_writes_all_or_nothing(env) -> None:
             "action": "review", "review": {"step": "初审", "opinion": "同意"}})
         before = fingerprint(url, REGISTER_TABLES)
         blocker = psycopg.connect(url)
-        blocker.execute("SELECT pg_advisory_xact_lock(%s)", (audit._LOCK,))   # the last step
+        blocker.execute("SELECT pg_advisory_xact_lock(%s)", (audit.LOCK,))   # the last step
         threading.Thread(target=lambda: _swallow(lambda: httpx.post(
             f"{base}/api/v1/cases/{case_no}/actions", headers=h, json={"action": "register"},
             timeout=60)), daemon=True).start()

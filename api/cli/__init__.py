@@ -45,6 +45,7 @@ def _register_subcommands() -> None:
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
+    from api.cli.subscriptions import subscriptions_app
     from api.cli.survey import survey_app
     from api.cli.threed import threed_app
     from api.cli.tiles import tiles_app
@@ -58,6 +59,7 @@ def _register_subcommands() -> None:
     app.add_typer(threed_app, name="3d")
     app.add_typer(cases_app, name="cases")
     app.add_typer(calendar_app, name="calendar")
+    app.add_typer(subscriptions_app, name="subscriptions")
 
 
 _register_subcommands()
@@ -329,6 +331,36 @@ def serve(
                   f"  ·  API: http://{host}:{port}/docs")
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
                 workers=workers or s.api.workers, log_level="info")
+
+
+# ---------------------------------------------------------------------------- worker
+@app.command("worker")
+def worker(threads: int = typer.Option(2, min=1, max=16, help="jobs run at the same time"),
+           deliveries: bool = typer.Option(True, "--deliveries/--no-deliveries",
+                                           help="also deliver events to subscribers")) -> None:
+    """Run background jobs (survey validation, QA runs, 3D builds) and event deliveries in
+    this process, beside or instead of the server's own (CADASTRE_JOB_WORKERS=0)."""
+    import signal
+    import threading
+
+    from api.jobs import WorkerThreads
+    from cadastre.sharing.delivery import Dispatcher
+
+    s = _settings()
+    url = ensure_database(s).url
+    pool = WorkerThreads(s, url, threads).start()
+    dispatcher = Dispatcher(url, s).start() if deliveries else None
+    console.print(f"worker: {threads} job thread(s){', deliveries' if deliveries else ''}; "
+                  "Ctrl-C stops")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    pool.stop()
+    if dispatcher:
+        dispatcher.stop()
 
 
 # ---------------------------------------------------------------------------- users

@@ -50,7 +50,7 @@ PUBLIC = Principal(Role.PUBLIC)
 def view(who: Principal, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
     """``record`` as ``who`` may see it: the privacy policy for their role, narrowed further to
     the fields an API key was granted. Every route returns records through this."""
-    out = privacy.apply(entity, who.role, record)
+    out = privacy.apply(entity, who.role, record, who.fields)
     if who.fields:
         out = {k: v for k, v in out.items() if f"{entity}.{k}" in who.fields}
     return out

@@ -18,6 +18,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from cadastre.errors import InvalidInput
 from cadastre.register.boundary import clockwise
 from cadastre.register.versions import new_change, replace_boundary
+from cadastre.sharing import events
 from cadastre.survey.diff import Diff, compute_diff
 from cadastre.survey.submission import get_submission
 
@@ -71,6 +72,9 @@ def accept(conn: psycopg.Connection, sid: uuid.UUID, registrar: str,
             (registrar, note, change, sid))
         if cur.rowcount != 1:
             raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+        codes = [p.code for p in diff.parcels if p.code]
+        events.emit(conn, "survey.accepted", county=codes[0][:6] if codes else None,
+                    refs={"submission_id": str(sid), "change_id": change})
     return {"change_id": change, "diff": diff.summary()}
 
 

@@ -145,6 +145,8 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
                 progress(p, what)
 
         sub = get_submission(conn, sid)
+        # a retried job (its worker stopped) starts over: what an earlier attempt staged goes
+        conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s", (sid,))
         conn.execute("UPDATE cad.survey_submission SET status = 'validating' "
                      "WHERE submission_id = %s", (sid,))
         conn.commit()
