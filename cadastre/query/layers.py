@@ -1,7 +1,7 @@
 """The catalogue of published vector layers: which table, which fields, which zooms.
 
-Field lists are filtered through the privacy policy (``cadastre.access.privacy``) for the caller's role
-before any SQL is built, so a field the role may not see is never selected from the database.
+Field lists are filtered through the privacy policy (``cadastre.access.privacy``) for the caller's
+role before any SQL is built, so a field the role may not see is never selected from the database.
 Identifiers in SQL come only from this catalogue, never from the request.
 """
 

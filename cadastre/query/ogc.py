@@ -1,9 +1,10 @@
 """OGC API – Features over the published layer catalogue: collections, request parsing, SQL.
 
-A collection is a catalogue layer that has a feature table (``cadastre.query.layers``); its properties are
-the layer's ``LayerField`` expressions that the caller's role may see (``Layer.visible``), plus the
-version interval where the privacy policy lists it. Values are always bound parameters; SQL
-identifiers and expressions come only from the catalogue and the constants below.
+A collection is a catalogue layer that has a feature table (``cadastre.query.layers``); its
+properties are the layer's ``LayerField`` expressions that the caller's role may see
+(``Layer.visible``), plus the version interval where the privacy policy lists it. Values are
+always bound parameters; SQL identifiers and expressions come only from the catalogue and the
+constants below.
 
 Every query carries the caller (``Principal``): properties and filters are the policy's fields for
 the role narrowed to an API key's field grants (``api.auth.view``), and county-scoped callers

@@ -94,7 +94,8 @@ def check_versions(info: ServerInfo, min_server: int = 140000, min_postgis: str 
         raise DatabaseVersionError(
             "POSTGRES_TOO_OLD",
             f"PostgreSQL 版本过低：{info.server_version}，至少需要 {min_server // 10000} / "
-            f"PostgreSQL {info.server_version} is too old; {min_server // 10000} or newer is needed",
+            f"PostgreSQL {info.server_version} is too old; "
+            f"{min_server // 10000} or newer is needed",
         )
     if info.postgis_version is None:
         raise DatabaseVersionError(
