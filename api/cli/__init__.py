@@ -201,8 +201,8 @@ def demo(
             from tiles.cache import TileCache
 
             TileCache(s.data_dir / "cache" / "tiles").clear()  # the bulk load skipped the queue
-            for d in stats.defects:
-                console.print(f"  planted defect: {d}")
+            for defect in stats.defects:
+                console.print(f"  planted defect: {defect}")
         counts = registry_counts(conn)
         size = database_size(conn)
         _ensure_demo_orthophoto(conn, s)
@@ -235,10 +235,13 @@ def _ensure_demo_tiles(url: str, s: Settings) -> None:
             task = bar.add_task("tiles", total=total)
             done = 0
             for layers, floor, todo in jobs:
-                stats = seed_tiles(conn, cache, layers, Role.PUBLIC, todo, floor,
-                                   progress=lambda n, d=done: bar.update(task, completed=d + n))
+                def advance(n: int, before: int = done) -> None:
+                    bar.update(task, completed=before + n)
+
+                seeded = seed_tiles(conn, cache, layers, Role.PUBLIC, todo, floor,
+                                    progress=advance)
                 done += len(todo)
-                rendered += stats.rendered
+                rendered += seeded.rendered
     if rendered:
         console.print(f"vector tiles: {rendered} rendered into the cache")
 

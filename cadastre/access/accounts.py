@@ -77,7 +77,7 @@ def authenticate(conn: psycopg.Connection, username: str, password: str) -> Acco
                        (username,)).fetchone()
     stored = row[6] if row else _DUMMY_HASH
     try:
-        ok = _hasher.verify(stored, password)
+        ok: bool = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or row is None or row[5]:

@@ -208,6 +208,7 @@ class DemoLoader:
         self.w = _Writer(cur, cipher)
         self.stats = DemoStats()
         self._defects_planted = False
+        self._defect_block: list[ParcelPlan] | None = None
         self._easements = 0
 
     # ------------------------------------------------------------------ run
@@ -278,7 +279,7 @@ class DemoLoader:
             p_from = split_dates.get(i) or self._parcel_start(p)
             area = round(_shift(p.polygon).area, 2)
             registered = area
-            if getattr(self, "_defect_block", None) is parcels and i == 6:
+            if self._defect_block is parcels and i == 6:
                 registered = round(area * 1.12, 2)
             self._write_parcel(code, p.polygon, p.seat, p.compound_name, p.land_use,
                                p.neighbours, p_from, None, registered)
@@ -295,7 +296,7 @@ class DemoLoader:
                                            "event", "change_id"),
                            ("parcel", _fid("parcel", code), _fid("parcel", child), "split",
                             self.change_id))
-        if getattr(self, "_defect_block", None) is parcels:
+        if self._defect_block is parcels:
             codes = [_parcel_code(p.district, p.subdistrict, p.sequence) for p in parcels]
             for kind, (i, j, measure) in self._defects.items():
                 pair = [codes[i]] if i == j else [codes[i], codes[j]]

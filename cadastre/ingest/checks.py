@@ -213,8 +213,8 @@ def _check_duplicates(features: Sequence[SurveyFeature], log: IssueLog) -> None:
         ("unit", "DUPLICATE_UNIT_CODE", "不动产单元代码", "unit code"),
     ):
         # in the order the codes first occur, as a scan of the features finds them
-        for (k, value), where in sorted(more.items(), key=lambda kv: kv[1][0]):
-            if k != kind:
+        for (seen_kind, value), where in sorted(more.items(), key=lambda kv: kv[1][0]):
+            if seen_kind != kind:
                 continue
             refs = "; ".join(features[i].ref for i in where)
             for i in where:

@@ -341,7 +341,7 @@ def normalise_properties(raw: Mapping[str, Any], kind: str | None) -> dict[str, 
 
 def _safe_column(values: Sequence[Any]) -> list[Any]:
     """``json_safe`` of every value, with the common plain types passed straight through."""
-    out = []
+    out: list[Any] = []
     append = out.append
     for v in values:
         t = type(v)

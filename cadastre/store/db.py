@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -50,6 +51,20 @@ def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
             f"无法连接数据库 {redact(url)} / cannot connect to the database at {redact(url)}: "
             f"{reason}",
         ) from exc
+
+
+def one(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[Any, ...]:
+    """The one row ``sql`` returns: a statement that always returns a row (an aggregate, or a
+    look-up of a row known to exist); no row is a bug, not bad input."""
+    row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row
+
+
+def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+    """The first column of :func:`one`."""
+    return one(conn, sql, params)[0]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from cadastre.errors import InvalidInput
 from cadastre.register.boundary import clockwise
 from cadastre.register.versions import new_change, replace_boundary
+from cadastre.store.db import scalar
 from cadastre.survey.diff import Diff, compute_diff
 from cadastre.survey.submission import get_submission
 
@@ -93,8 +94,8 @@ def _apply_parcels(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff, change:
         feature_of[p.code] = fid
         base = p.version_id
         if base is None and p.parents:   # a new parcel inherits attributes from its parent
-            base = conn.execute("SELECT version_id FROM cad.parcel WHERE parcel_code = %s "
-                                "ORDER BY valid_from DESC LIMIT 1", (p.parents[0],)).fetchone()[0]
+            base = scalar(conn, "SELECT version_id FROM cad.parcel WHERE parcel_code = %s "
+                          "ORDER BY valid_from DESC LIMIT 1", (p.parents[0],))
         row = conn.execute(
             """INSERT INTO cad.parcel (feature_id, parcel_code, seat, compound_name, land_use,
                    right_type, right_nature, registered_area, neighbour_north, neighbour_east,
@@ -123,8 +124,8 @@ def _apply_parcels(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff, change:
         assert isinstance(poly, Polygon)
         replace_boundary(conn, p.code, clockwise(poly), row[1], now, change)
     for parent, child, event in diff.lineage:
-        parent_fid = conn.execute("SELECT feature_id FROM cad.parcel WHERE parcel_code = %s "
-                                  "ORDER BY valid_from DESC LIMIT 1", (parent,)).fetchone()[0]
+        parent_fid = scalar(conn, "SELECT feature_id FROM cad.parcel WHERE parcel_code = %s "
+                            "ORDER BY valid_from DESC LIMIT 1", (parent,))
         child_fid = feature_of.get(child)
         if child_fid is not None and child_fid != parent_fid:
             conn.execute("INSERT INTO cad.lineage (entity, parent_feature_id, child_feature_id, "
