@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from cadastre.access.privacy import Role
 from cadastre.query.records import parcel_as_of, parcel_lineage
 from cadastre.settings import Settings
 from tests.conftest import client_for
+from tests.support import free_port
 
 REGISTRY_TABLES = ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.building",
                    "cad.floor", "cad.unit", "cad.lineage", "cad.right_record", "pii.party")
@@ -319,18 +319,12 @@ def test_bad_input_corpus_writes_nothing(survey_env) -> None:
     assert fingerprint(url) == before
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_killing_the_server_during_accept_changes_nothing(survey_env, tmp_path: Path) -> None:
     env = survey_env
     url = env["url"]
     path, _, _ = _survey_geojson(url, tmp_path)
     path.write_text(path.read_text().replace("测试路3号", "测试路5号"))
-    port = _free_port()
+    port = free_port()
     server_env = {**os.environ, "DATABASE_URL": url, "CADASTRE_PORT": str(port),
                   "CADASTRE_DATA_DIR": str(env["data_dir"])}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=server_env,
