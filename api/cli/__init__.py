@@ -222,12 +222,14 @@ def _ensure_demo_tiles(url: str, s: Settings) -> None:
     from cadastre.query.layers import parse_layers
     from tiles.cache import TileCache
     from tiles.export import seed_tiles, tiles_in_bbox
-    from tiles.style import STYLE_LAYERS, UNITS_MINZOOM
+    from cadastre.query.layers import UNITS
+    from tiles.style import CADASTRE_MINZOOM, STYLE_LAYERS
 
     cache = TileCache(s.data_dir / "cache" / "tiles")
     with connect(url, autocommit=True) as conn:
-        jobs = [(parse_layers(STYLE_LAYERS), None, tiles_in_bbox(conn, None, range(12, 18))),
-                (parse_layers("units"), 1, tiles_in_bbox(conn, None, range(UNITS_MINZOOM, 18)))]
+        jobs = [(parse_layers(STYLE_LAYERS), None,
+                 tiles_in_bbox(conn, None, range(CADASTRE_MINZOOM, 18))),
+                (parse_layers("units"), 1, tiles_in_bbox(conn, None, range(UNITS.minzoom, 18)))]
         total = sum(len(t) for _, _, t in jobs)
         rendered = 0
         with Progress(TextColumn("[bold]矢量瓦片 vector tiles[/]"), BarColumn(),

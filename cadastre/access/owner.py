@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 
 from cadastre.access.pii import PiiCipher, normalize
 from cadastre.audit import subject_hash
+from cadastre.codes import is_unit_code_with_fixture, parcel_code_of
 
 FAILURE_KIND = "owner_verify"
 HOLDER_KINDS = ("ownership", "land_use")     # rights whose 权利人 is an owner of the unit
@@ -177,7 +178,7 @@ def current_holdings(conn: psycopg.Connection, cipher: PiiCipher, key: bytes, su
 
 def is_land_unit(unit_code: str) -> bool:
     """A land-only unit (定着物特征码 W): the parcel itself, no building or floors."""
-    return len(unit_code) == 28 and unit_code[19] == "W"
+    return is_unit_code_with_fixture(unit_code, "W")
 
 
 # ------------------------------------------------------------------ records
@@ -337,14 +338,14 @@ def unit_records(conn: psycopg.Connection, cipher: PiiCipher, unit_codes: Iterab
         return []
     units = {r["unit_code"]: r for r in _rows(conn, _UNITS, (codes,))}
     parcels = {r["parcel_code"]: r for r in _rows(conn, _PARCELS,
-                                                  (sorted({c[:19] for c in codes}),))}
+                                                  (sorted({parcel_code_of(c) for c in codes}),))}
     status = {r.pop("unit_code"): r for r in _rows(conn, _STATUS, (codes,))}
     rights = _rights(conn, cipher, codes, details)
     out = []
     for code in codes:
         land = is_land_unit(code)
         unit = units.get(code)
-        parcel = parcels.get(code[:19])
+        parcel = parcels.get(parcel_code_of(code))
         if (unit is None and not land) or (land and parcel is None):
             continue   # retired since the token was issued
         building = None
@@ -400,6 +401,6 @@ def check_certificate(conn: psycopg.Connection, version_id: int | None) -> Certi
         return CertificateCheck("unknown")
     unit_code, _kind, current = row
     units = _rows(conn, _UNITS, ([unit_code],))
-    parcels = _rows(conn, _PARCELS, ([unit_code[:19]],))
+    parcels = _rows(conn, _PARCELS, ([parcel_code_of(unit_code)],))
     return CertificateCheck("valid" if current else "superseded", unit_code,
                             units[0] if units else None, parcels[0] if parcels else None)

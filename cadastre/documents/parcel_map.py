@@ -22,6 +22,7 @@ from shapely.ops import polylabel, unary_union
 from cadastre import labels
 from cadastre.access import privacy
 from cadastre.access.privacy import Role
+from cadastre.codes import parcel_code_of
 from cadastre.documents.render import esc, html_to_pdf, page_html
 from cadastre.documents.svgmap import (
     PARCEL_SCALES,
@@ -84,7 +85,7 @@ class ParcelMapData:
 def load(conn: psycopg.Connection, unit_code: str, role: Role = Role.OWNER,
          neighbour_distance: float = 3.0) -> ParcelMapData:
     """The parcel of ``unit_code`` with everything the map shows."""
-    parcel_code = unit_code[:19]
+    parcel_code = parcel_code_of(unit_code)
     with conn.cursor() as cur:
         cur.execute(_PARCEL, (parcel_code,))
         row = cur.fetchone()

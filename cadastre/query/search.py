@@ -27,6 +27,7 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
+from cadastre.codes import county_sql
 from cadastre.errors import InvalidInput
 
 KINDS = ("compound", "building", "parcel", "unit")
@@ -169,7 +170,8 @@ def _match(col: str, full: bool) -> str:
     return f"({col} ILIKE %(pat)s OR %(q)s <%% {col})" if full else f"{col} ILIKE %(prefix)s"
 
 
-_SCOPE = "AND (cardinality(%(counties)s::text[]) = 0 OR substr({code}, 1, 6) = ANY(%(counties)s))"
+_SCOPE = ("AND (cardinality(%(counties)s::text[]) = 0 OR "
+          + county_sql("{code}") + " = ANY(%(counties)s))")
 
 # kind: (table, code column, searched columns)
 _TEXT = {

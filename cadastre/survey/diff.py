@@ -9,7 +9,8 @@ from typing import Any
 
 import psycopg
 
-from cadastre.codes import ParcelCode, next_parcel_sequence
+from cadastre.codes import ParcelCode, sequence_prefix_of
+from cadastre.register.numbering import next_parcel_sequence
 from cadastre.store.db import one, scalar
 
 HAUSDORFF_M = 0.001  # geometry differs by more than a millimetre → changed
@@ -146,9 +147,9 @@ def _assign_codes(conn: psycopg.Connection, parcels: list[ParcelChange],
         parent = next((code for code, idxs in retired.items() if p.idx in idxs), None)
         if parent is None:
             continue   # no parent: the accept step refuses it (PARCEL_CODE_MISSING)
-        prefix = parent[:14]          # zone (12) + ownership and right characters
+        prefix = sequence_prefix_of(parent)
         if prefix not in taken:
-            taken[prefix] = [int(r[0][14:]) for r in conn.execute(
+            taken[prefix] = [ParcelCode.parse(r[0]).sequence for r in conn.execute(
                 "SELECT DISTINCT parcel_code FROM cad.parcel WHERE parcel_code LIKE %s",
                 (prefix + "%",))]
         seq = next_parcel_sequence(taken[prefix])
