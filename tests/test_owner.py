@@ -21,7 +21,7 @@ from PIL import Image
 
 from api.auth import decode_token, issue_token
 from cadastre import audit
-from cadastre.access import owner
+from cadastre.access import lockout, owner
 from cadastre.access.accounts import create_account
 from cadastre.access.idnumber import build_id_number
 from cadastre.access.pii import audit_key, load_cipher
@@ -212,7 +212,7 @@ def test_failure_timing_is_uniform(client, owner_db, cipher, test_settings, peop
 
     # the verification work itself (hashes + SQL + failure row), without HTTP noise: a path
     # that skipped the database would be several times faster
-    key, limits = audit_key(test_settings), owner.Limits(100_000, 10)
+    key, limits = audit_key(test_settings), lockout.Policy(100_000, 100_000, 10)
     with psycopg.connect(owner_db, autocommit=True) as conn:
         def work(kind: str) -> None:
             body = kinds[kind]

@@ -64,6 +64,13 @@ def _settings() -> Settings:
     return get_settings()
 
 
+def _warn_unknown_settings() -> None:
+    """Unknown CADASTRE_* variables are most likely typos: say so on every start."""
+    unknown = unknown_env_keys()
+    if unknown:
+        err.print(f"[yellow]未知设置已忽略 / unknown settings ignored: {', '.join(unknown)}[/]")
+
+
 def _require_embedded(settings: Settings) -> None:
     if not settings.embedded:
         err.print("[yellow]DATABASE_URL 已设置，内嵌数据库未使用 / DATABASE_URL is set; "
@@ -219,10 +226,9 @@ def _ensure_demo_tiles(url: str, s: Settings) -> None:
     1 units z16–17) rendered into the tile cache now, not for the first visitor. Tiles already
     cached are kept; the cache is invalidated by the usual queue when data change."""
     from cadastre.access.privacy import Role
-    from cadastre.query.layers import parse_layers
+    from cadastre.query.layers import UNITS, parse_layers
     from tiles.cache import TileCache
     from tiles.export import seed_tiles, tiles_in_bbox
-    from cadastre.query.layers import UNITS
     from tiles.style import CADASTRE_MINZOOM, STYLE_LAYERS
 
     cache = TileCache(s.data_dir / "cache" / "tiles")
@@ -303,6 +309,7 @@ def serve(
     import uvicorn
 
     s = _settings()
+    _warn_unknown_settings()
     ensure_database(s)
     host = host or s.api.host
     port = port or s.api.port
@@ -367,18 +374,16 @@ def settings_cmd(reveal: bool = typer.Option(False, help="show secrets")) -> Non
     """Print the resolved settings (secrets masked)."""
     s = _settings()
     console.print_json(json.dumps(s.as_dict(reveal=reveal), ensure_ascii=False, default=str))
-    unknown = unknown_env_keys()
-    if unknown:
-        err.print(f"[yellow]unknown settings ignored: {', '.join(unknown)}[/]")
+    _warn_unknown_settings()
 
 
 def main() -> None:
     from cadastre.access import logsafe
 
     logsafe.install()   # mask ID/phone/certificate numbers in every log record
-    logging.basicConfig(level=get_settings().api.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        logging.basicConfig(level=get_settings().api.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         app()
     except CadastreError as exc:
         err.print(f"[red]{exc.code}[/]: {exc.message}")

@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from cadastre.access import lockout
 from cadastre.access.pii import PiiCipher, normalize
 from cadastre.audit import subject_hash
 from cadastre.codes import is_unit_code_with_fixture, parcel_code_of
@@ -58,12 +59,6 @@ def clean_input(value: object) -> str:
 
 
 @dataclass(frozen=True)
-class Limits:
-    max_failures: int = 5
-    window_minutes: int = 15
-
-
-@dataclass(frozen=True)
 class Claim:
     """What the caller claims. ``certificate_no`` for the name path, ``certificate_version``
     (decoded from a QR token, None when the token is bad) for the QR path."""
@@ -81,22 +76,6 @@ class Verification:
     units: tuple[str, ...] = ()           # on success: every unit this person holds now
     retry_after: int = 0                  # locked: seconds until the lockout ends
 
-
-_LOCKED_FOR = """
-WITH f AS (
-    SELECT at, subject_hash = %(s)s AS by_subject,
-           coalesce(client_hash = %(c)s, false) AS by_client
-    FROM auth.failure
-    WHERE kind = %(kind)s AND at > now() - make_interval(mins => %(w)s)
-      AND (subject_hash = %(s)s OR client_hash = %(c)s)
-), s AS (
-    SELECT at FROM f WHERE by_subject ORDER BY at DESC OFFSET %(n)s - 1 LIMIT 1
-), c AS (
-    SELECT at FROM f WHERE by_client ORDER BY at DESC OFFSET %(n)s - 1 LIMIT 1
-)
-SELECT ceil(extract(epoch FROM greatest((SELECT at FROM s), (SELECT at FROM c))
-                    + make_interval(mins => %(w)s) - now()))::int
-"""
 
 # One statement for both paths: the person's current holdings, and whether the claim matches
 # one of them (name + certificate number, or the certificate version from a QR token).
@@ -118,37 +97,33 @@ FROM held
 
 
 def verify(conn: psycopg.Connection, cipher: PiiCipher, key: bytes, claim: Claim,
-           client_host: str | None, limits: Limits) -> Verification:
+           client_host: str | None, policy: lockout.Policy) -> Verification:
     """Check ``claim`` (same work on every failing path), record a failure, honour lockouts.
 
     Runs in the caller's transaction (or its own); the caller appends the audit row to the same
     transaction."""
     subject = pseudonym(key, claim.id_number)
-    subject_b = bytes.fromhex(subject)
-    client_b = bytes.fromhex(client_pseudonym(key, client_host)) if client_host else None
+    attempt = lockout.Attempt(
+        FAILURE_KIND, bytes.fromhex(subject),
+        bytes.fromhex(client_pseudonym(key, client_host)) if client_host else None)
     id_hash = cipher.lookup_hash(claim.id_number)
     name_hash = cipher.lookup_hash(claim.name) if claim.name is not None else None
     cert = normalize_certificate(claim.certificate_no) if claim.certificate_no else None
     with conn.transaction():
         # one verification per identity at a time, so concurrent guesses cannot overrun the limit
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
-                      (_LOCK_NS, int.from_bytes(subject_b[:4], "big", signed=True)))
-        row = conn.execute(_LOCKED_FOR, {"s": subject_b, "c": client_b, "kind": FAILURE_KIND,
-                                         "w": limits.window_minutes,
-                                         "n": limits.max_failures}).fetchone()
-        if row is not None and row[0] is not None and row[0] > 0:
-            return Verification("locked", subject, (), int(row[0]))
+                     (_LOCK_NS, int.from_bytes(attempt.subject[:4], "big", signed=True)))
+        wait = lockout.seconds_locked(conn, attempt, policy)
+        if wait > 0:
+            return Verification("locked", subject, (), wait)
         match = conn.execute(_MATCH, {"id": id_hash, "name": name_hash, "cert": cert,
                                       "vid": claim.certificate_version,
                                       "kinds": list(HOLDER_KINDS)}).fetchone()
         ok, units = match if match is not None else (False, [])
         if not ok:
-            conn.execute("INSERT INTO auth.failure (kind, subject_hash, client_hash) "
-                         "VALUES (%s, %s, %s)", (FAILURE_KIND, subject_b, client_b))
+            lockout.record_failure(conn, attempt)
             return Verification("failed", subject)
-        # a success forgets the identity's failures (not the client address's)
-        conn.execute("DELETE FROM auth.failure WHERE kind = %s AND subject_hash = %s",
-                     (FAILURE_KIND, subject_b))
+        lockout.clear(conn, attempt)   # a success forgets the identity's failures, not the client's
     return Verification("ok", subject, tuple(units))
 
 
