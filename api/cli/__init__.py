@@ -40,6 +40,7 @@ app.add_typer(users_app, name="users")
 
 
 def _register_subcommands() -> None:
+    import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
     from api.cli.audit import audit_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
@@ -55,9 +56,6 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
     app.add_typer(threed_app, name="3d")
-
-
-_register_subcommands()
 
 
 def _settings() -> Settings:
@@ -375,6 +373,9 @@ def settings_cmd(reveal: bool = typer.Option(False, help="show secrets")) -> Non
     s = _settings()
     console.print_json(json.dumps(s.as_dict(reveal=reveal), ensure_ascii=False, default=str))
     _warn_unknown_settings()
+
+
+_register_subcommands()   # (after the helpers above, which some subcommand modules use)
 
 
 def main() -> None:
