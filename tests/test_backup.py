@@ -14,12 +14,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cadastre import audit
 from cadastre.access.pii import audit_key
 from cadastre.settings import Settings
 from cadastre.store.backup import register_fingerprint
 from cadastre.store.cluster import EmbeddedCluster
 from tests.conftest import app_data_dir
+from tests.support import seal_audit_rows
 
 
 def cadastre(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -32,13 +32,7 @@ def register(small_district, test_settings: Settings, tmp_path: Path) -> dict:
     """The small district plus 40 audit rows sealed with the test keys."""
     url = small_district("backup")
     data_dir = app_data_dir(test_settings, tmp_path / "source")
-    key = audit_key(Settings(storage={"data_dir": data_dir}))
-    with psycopg.connect(url) as conn:
-        for i in range(40):
-            audit.append(conn, key, audit.Entry(
-                actor="00000000-0000-0000-0000-000000000001", role="registrar",
-                action="unit.read", target=f"330106001001GB{i:05d}F00010001", result_count=1))
-        conn.commit()
+    seal_audit_rows(url, audit_key(Settings(storage={"data_dir": data_dir})), 40)
     return {"url": url, "data_dir": data_dir}
 
 

@@ -25,9 +25,10 @@ from shapely.geometry import box, shape
 
 from api.app import create_app
 from api.routers import ogc
-from cadastre.access.pii import load_cipher, secrets_file
+from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role, visible_fields
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 from tests.support import free_port
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -43,18 +44,10 @@ def _with_ogc(settings: Settings) -> FastAPI:
     return app
 
 
-def _data_dir(test_settings: Settings, where: Path) -> Path:
-    """A data dir with the test keys (tokens and PII decrypt alike) and its own tile cache."""
-    secrets_file(test_settings.data_dir / "secrets.json")
-    where.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(test_settings.data_dir / "secrets.json", where / "secrets.json")
-    return where
-
-
 @pytest.fixture(scope="session")
 def ogc_settings(demo_url: str, test_settings: Settings,
                  tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir = _data_dir(test_settings, tmp_path_factory.mktemp("ogc_app"))
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("ogc_app"))
     return Settings(storage={"data_dir": data_dir}, database={"url": demo_url})
 
 
@@ -564,7 +557,7 @@ def test_gdal_reads_cadastre_serve(demo_url: str, test_settings: Settings, tmp_p
                                    demo_conn: psycopg.Connection) -> None:
     """`cadastre serve` as a real process, as a user would run it."""
     port = free_port()
-    data_dir = _data_dir(test_settings, tmp_path / "data")
+    data_dir = app_data_dir(test_settings, tmp_path / "data")
     env = {**os.environ, "DATABASE_URL": demo_url, "CADASTRE_PORT": str(port),
            "CADASTRE_DATA_DIR": str(data_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env,

@@ -26,7 +26,6 @@ from cadastre.access.accounts import create_account
 from cadastre.access.idnumber import build_id_number
 from cadastre.access.pii import audit_key, load_cipher
 from cadastre.access.privacy import Role, mask_id_number, mask_phone, visible_fields
-from cadastre.demo.load import load_demo
 from cadastre.demo.people import COURTS
 from cadastre.settings import SecuritySettings
 from tests.owner_support import (
@@ -41,11 +40,8 @@ from tests.owner_support import (
 
 
 @pytest.fixture(scope="module")
-def owner_db(make_db, test_settings) -> str:
-    url = make_db("owner")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    return url
+def owner_db(small_district) -> str:
+    return small_district("owner")
 
 
 @pytest.fixture(scope="module")

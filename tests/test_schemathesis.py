@@ -31,6 +31,7 @@ from cadastre.access.accounts import create_account
 from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 from tests.support import free_port
 
 EXAMPLES = int(os.environ.get("CADASTRE_FUZZ_EXAMPLES", "20"))
@@ -46,8 +47,7 @@ def live_server(make_db, test_settings: Settings, tmp_path_factory: pytest.TempP
         load_demo(conn, load_cipher(test_settings), parcels=40, seed=5)
     with psycopg.connect(url, autocommit=True) as conn:
         create_account(conn, "fuzz.reg", PASSWORD, Role.REGISTRAR)
-    data_dir = tmp_path_factory.mktemp("fuzz_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("fuzz_app"))
     port = free_port()
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(

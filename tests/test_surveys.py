@@ -18,12 +18,10 @@ import httpx
 import psycopg
 import pytest
 
-from cadastre.access.accounts import create_account
-from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.query.records import parcel_as_of, parcel_lineage
 from cadastre.settings import Settings
-from tests.conftest import client_for
+from tests.conftest import app_data_dir, client_for
 from tests.support import free_port
 
 REGISTRY_TABLES = ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.building",
@@ -42,18 +40,12 @@ def fingerprint(url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def survey_env(make_db, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+def survey_env(small_district, test_settings: Settings,
+               tmp_path_factory: pytest.TempPathFactory):
     """A small demo district, a registrar and a surveyor, and the app on it."""
-    from cadastre.demo.load import load_demo
-
-    url = make_db("surveys")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    with psycopg.connect(url, autocommit=True) as conn:
-        create_account(conn, "reg.one", "registrar password", Role.REGISTRAR)
-        create_account(conn, "survey.one", "surveyor password", Role.SURVEYOR)
-    data_dir = tmp_path_factory.mktemp("survey_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    url = small_district("surveys", [("reg.one", "registrar password", Role.REGISTRAR),
+                                     ("survey.one", "surveyor password", Role.SURVEYOR)])
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("survey_app"))
     settings = Settings(storage={"data_dir": data_dir})
     with client_for(url, settings) as client:
         tokens = {}
