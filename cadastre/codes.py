@@ -27,6 +27,9 @@ from dataclasses import dataclass, replace
 
 from cadastre.errors import InvalidInput
 
+#: the code column of each entity that has one
+CODE_COLUMN = {"parcel": "parcel_code", "building": "building_code", "unit": "unit_code"}
+
 COUNTY_CODE_LENGTH = 6
 ZONE_LENGTH = 12          # county + 地籍区 + 地籍子区: the scope of parcel sequence numbers
 PARCEL_CODE_LENGTH = 19

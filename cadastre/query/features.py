@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from cadastre import labels as L
+from cadastre.codes import CODE_COLUMN
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # the shapes of cad.*.CHECK constraints (0001); anything else cannot exist
@@ -25,7 +26,6 @@ CODE_SHAPE = {
     "building": re.compile(r"^[0-9]{12}[GJZ][ABSXCDEFGHWY][0-9]{5}F[0-9]{4}$"),
     "unit": re.compile(r"^[0-9]{12}[GJZ][ABSXCDEFGHWY][0-9]{5}F[0-9]{8}$"),
 }
-_CODE_COL = {"parcel": "parcel_code", "building": "building_code", "unit": "unit_code"}
 
 
 def parse_ref(entity: str, ref: str) -> tuple[str, Any] | None:
@@ -38,7 +38,7 @@ def parse_ref(entity: str, ref: str) -> tuple[str, Any] | None:
 
 
 def _where(entity: str, ref: tuple[str, Any]) -> str:
-    return "t.feature_id = %(ref)s" if ref[0] == "id" else f"t.{_CODE_COL[entity]} = %(ref)s"
+    return "t.feature_id = %(ref)s" if ref[0] == "id" else f"t.{CODE_COLUMN[entity]} = %(ref)s"
 
 
 @dataclass
@@ -119,14 +119,21 @@ WHERE t.valid_to IS NULL AND {{where}}
 """
 
 
-async def parcel(conn: AsyncConnection, ref: str) -> Feature | None:
-    parsed = parse_ref("parcel", ref)
+async def _row(conn: AsyncConnection, entity: str, ref: str, sql: str,
+               params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The current ``entity`` named by ``ref`` (opaque id or code) as ``sql`` selects it: the
+    one look-up behind parcels, buildings, units and unit tables."""
+    parsed = parse_ref(entity, ref)
     if parsed is None:
         return None
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_PARCEL.format(where=_where("parcel", parsed)),  # type: ignore[arg-type]
-                      {"ref": parsed[1]})
-    row = await cur.fetchone()
+    await cur.execute(sql.format(where=_where(entity, parsed)),  # type: ignore[arg-type]
+                      {"ref": parsed[1], **(params or {})})
+    return await cur.fetchone()
+
+
+async def parcel(conn: AsyncConnection, ref: str) -> Feature | None:
+    row = await _row(conn, "parcel", ref, _PARCEL)
     if row is None:
         return None
     f = _feature("parcel", row, ("buildings",))
@@ -168,13 +175,7 @@ WHERE t.valid_to IS NULL AND {{where}}
 async def building(conn: AsyncConnection, ref: str) -> Feature | None:
     """A building with its floors (bottom → top), each with the number of units on it (a unit
     over several floors counts on each)."""
-    parsed = parse_ref("building", ref)
-    if parsed is None:
-        return None
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_BUILDING.format(where=_where("building", parsed)),  # type: ignore[arg-type]
-                      {"ref": parsed[1]})
-    row = await cur.fetchone()
+    row = await _row(conn, "building", ref, _BUILDING)
     if row is None:
         return None
     f = _feature("building", row, ("floors",))
@@ -243,13 +244,7 @@ class Sensitive:
 async def unit(conn: AsyncConnection, ref: str, sensitive: Sensitive = Sensitive()
                ) -> Feature | None:
     """A unit with its floor (``related['floor']``) and building (``related['building']``)."""
-    parsed = parse_ref("unit", ref)
-    if parsed is None:
-        return None
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_UNIT.format(where=_where("unit", parsed)),  # type: ignore[arg-type]
-                      {"ref": parsed[1], **sensitive.params()})
-    row = await cur.fetchone()
+    row = await _row(conn, "unit", ref, _UNIT, sensitive.params())
     if row is None:
         return None
     floor = {"building_code": row["building_code"], "floor_no": row["floor_no"],
@@ -314,13 +309,7 @@ async def building_table(conn: AsyncConnection, ref: str, sensitive: Sensitive =
                          ) -> BuildingTable | None:
     """Floors top → down, units in room order; a unit over several floors is listed once, on
     the highest floor of its span (``floor_span`` = [lowest, highest])."""
-    parsed = parse_ref("building", ref)
-    if parsed is None:
-        return None
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_TABLE.format(where=_where("building", parsed)),  # type: ignore[arg-type]
-                      {"ref": parsed[1], **sensitive.params()})
-    row = await cur.fetchone()
+    row = await _row(conn, "building", ref, _TABLE, sensitive.params())
     if row is None:
         return None
     floors_raw, units = row.pop("floors"), row.pop("units")

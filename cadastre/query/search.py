@@ -32,7 +32,6 @@ from cadastre.errors import InvalidInput
 
 KINDS = ("compound", "building", "parcel", "unit")
 ENTITY = {"compound": "parcel", "parcel": "parcel", "building": "building", "unit": "unit"}
-CODE_FIELD = {"parcel": "parcel_code", "building": "building_code", "unit": "unit_code"}
 
 MIN_TEXT = 2          # characters of a text query
 MIN_UNIT_TEXT = 3     # ... that also searches units

@@ -36,24 +36,35 @@ def _require_status(conn: psycopg.Connection, sid: uuid.UUID, allowed: tuple[str
     return sub
 
 
+def _record_decision(conn: psycopg.Connection, sid: uuid.UUID, status: str,
+                     allowed: tuple[str, ...], registrar: str, reason: str | None,
+                     change: int | None = None) -> None:
+    """The submission row's decision, written last in the decision's transaction, and only if
+    nobody decided meanwhile."""
+    cur = conn.execute(
+        "UPDATE cad.survey_submission SET status = %s, decided_by = %s, decided_at = now(), "
+        "decision_reason = %s, change_id = coalesce(%s, change_id) "
+        "WHERE submission_id = %s AND status = ANY(%s)",
+        (status, registrar, reason, change, sid, list(allowed)))
+    if cur.rowcount != 1:
+        raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+
+
 def reject(conn: psycopg.Connection, sid: uuid.UUID, registrar: str, reason: str) -> None:
     if not reason or not reason.strip():
         raise InvalidInput("REASON_REQUIRED", "驳回须说明理由 / a rejection needs a reason")
+    allowed = ("validated", "invalid")
     with conn.transaction():
-        _require_status(conn, sid, ("validated", "invalid"))
-        cur = conn.execute(
-            "UPDATE cad.survey_submission SET status = 'rejected', decided_by = %s, "
-            "decided_at = now(), decision_reason = %s WHERE submission_id = %s "
-            "AND status IN ('validated', 'invalid')", (registrar, reason.strip()[:2000], sid))
-        if cur.rowcount != 1:
-            raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+        _require_status(conn, sid, allowed)
+        _record_decision(conn, sid, "rejected", allowed, registrar, reason.strip()[:2000])
 
 
 def accept(conn: psycopg.Connection, sid: uuid.UUID, registrar: str,
            note: str | None = None) -> dict[str, Any]:
     """Apply a validated submission; returns the diff summary and the change set id."""
+    allowed = ("validated",)
     with conn.transaction():
-        sub = _require_status(conn, sid, ("validated",))
+        sub = _require_status(conn, sid, allowed)
         diff = compute_diff(conn, sid)
         missing = [p.ref for p in diff.parcels if p.change == "new" and not p.code]
         if missing:
@@ -65,13 +76,7 @@ def accept(conn: psycopg.Connection, sid: uuid.UUID, registrar: str,
         _apply_parcels(conn, sid, diff, change, now)
         _apply_buildings_and_units(conn, sid, change, now)
         # last: the submission row (a kill before this line's COMMIT changes nothing)
-        cur = conn.execute(
-            "UPDATE cad.survey_submission SET status = 'accepted', decided_by = %s, "
-            "decided_at = now(), decision_reason = %s, change_id = %s "
-            "WHERE submission_id = %s AND status = 'validated'",
-            (registrar, note, change, sid))
-        if cur.rowcount != 1:
-            raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+        _record_decision(conn, sid, "accepted", allowed, registrar, note, change)
     return {"change_id": change, "diff": diff.summary()}
 
 
