@@ -383,7 +383,7 @@ class DemoLoader:
             coef = round(u.shared_area / u.inner_area, 6) if u.inner_area else 0
             self.w.add("cad.unit", UNIT_COLS, (
                 _fid("h", ucode), ucode, u.floor_no, u.floor_count, u.room_no, seat, u.use,
-                1, 1, "三室两厅" if u.use == "11" and u.building_area > 110 else None,
+                1, 0, "三室两厅" if u.use == "11" and u.building_area > 110 else None,
                 u.building_area, u.inner_area, u.shared_area, coef, None, u.base_elevation,
                 u.height, SRID, geom_hex, vfrom, self.change_id))
             self.stats.units += 1

@@ -216,7 +216,7 @@ class RegistryBuilder:
                           floors_total: int, area: float, inner: float, shared: float,
                           d: date) -> None:
         price = round(area * self.rng.uniform(1.2, 5.5), 2)
-        self.sink.ownership.append((vid, None, None, price, use, 1, structure, floor_label,
+        self.sink.ownership.append((vid, None, None, price, use, 0, structure, floor_label,
                                     floors_total, area, inner, shared, None))
 
     def _mortgages(self, unit_code: str, owners: list[uuid.UUID], start: date,

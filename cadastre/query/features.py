@@ -88,6 +88,10 @@ def label_building(rec: dict[str, Any]) -> dict[str, Any]:
 
 def label_unit(rec: dict[str, Any]) -> dict[str, Any]:
     rec["use_label"] = L.label(L.HOUSE_USE, rec.get("use"))
+    if "house_type" in rec:
+        rec["house_type_label"] = L.label(L.HOUSE_TYPE, rec["house_type"])
+    if "house_nature" in rec:
+        rec["house_nature_label"] = L.label(L.HOUSE_NATURE, rec["house_nature"])
     rec["registration_status_label"] = L.label(L.REGISTRATION_STATUS,
                                                rec.get("registration_status"))
     if "mortgaged" in rec:

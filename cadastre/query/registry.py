@@ -131,6 +131,7 @@ def _label_detail(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
         detail["house_use_label"] = L.label(L.HOUSE_USE, detail.get("house_use"))
     if kind in ("ownership", "land_use"):
         detail["structure_label"] = L.label(L.STRUCTURE, detail.get("structure"))
+        detail["house_nature_label"] = L.label(L.HOUSE_NATURE, detail.get("house_nature"))
     if kind == "mortgage":
         detail["mortgage_type_label"] = L.label(L.MORTGAGE_TYPE, detail.get("mortgage_type"))
         detail["property_kind_label"] = L.label(L.MORTGAGE_PROPERTY, detail.get("property_kind"))
