@@ -11,9 +11,9 @@ Layout per GB/T 37346-2019 《不动产单元设定与代码编制规则》::
     pos 20     fixture char (定着物特征码): F building, L forest, Q other fixture, W none
     pos 21-28  fixture unit number (定着物单元编号): for F 幢号(4) + 户号(4); for W 00000000
 
-The parts of a code that the rest of the system reads (county, parcel code, building code, house
-code, fixture char) come from the helpers under "parts of a code" below, in Python and in SQL;
-no other module slices a code by position.
+The parts of a code that the rest of the system reads (county, parcel code, building code,
+sequence prefix, fixture char) come from the helpers under "parts of a code" below (in SQL:
+``county_sql``); no other module slices a code by position in Python.
 
 Every broken rule is reported as a :class:`CodeError` with a stable ``code``, a 1-based
 ``position`` (or None) and a bilingual message (Chinese first, then English).  Codes are
@@ -76,11 +76,6 @@ def building_code_of(unit_code: str) -> str:
     return unit_code[:BUILDING_CODE_LENGTH]
 
 
-def house_code_of(unit_code: str) -> str:
-    """房屋编码 (FWBM) of a unit code: fixture char + 幢号 + 户号, chars 20-28."""
-    return unit_code[PARCEL_CODE_LENGTH:UNIT_CODE_LENGTH]
-
-
 def sequence_prefix_of(parcel_code: str) -> str:
     """Zone + 宗地特征码 (chars 1-14): the codes sharing it number their sequences together."""
     return parcel_code[:ZONE_LENGTH + 2]
@@ -94,16 +89,6 @@ def is_unit_code_with_fixture(code: str, fixture: str) -> bool:
 def county_sql(expr: str) -> str:
     """SQL: the county of the code ``expr`` (a column expression, never request input)."""
     return f"left({expr}, {COUNTY_CODE_LENGTH})"
-
-
-def parcel_code_sql(expr: str) -> str:
-    """SQL: the parcel code of the building or unit code ``expr``."""
-    return f"left({expr}, {PARCEL_CODE_LENGTH})"
-
-
-def fixture_char_sql(expr: str) -> str:
-    """SQL: the 定着物特征码 of the unit code ``expr``."""
-    return f"substr({expr}, {PARCEL_CODE_LENGTH + 1}, 1)"
 
 
 class CodeError(InvalidInput, ValueError):

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from shapely import wkb
 
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.qa.rules import RULES, RULES_BY_ID, Rule
@@ -314,7 +313,3 @@ def draw_sample(conn: psycopg.Connection, fraction: float, since: Any, by: str,
                              "population": len(rows)}),
          json.dumps({"sample": picked}), by))
     return run_id, picked
-
-
-def finding_geometry(f: Finding) -> Any:
-    return wkb.loads(f.geom_wkb) if f.geom_wkb else None
