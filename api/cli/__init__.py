@@ -42,6 +42,7 @@ app.add_typer(users_app, name="users")
 def _register_subcommands() -> None:
     import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
     from api.cli.audit import audit_app
+    from api.cli.cases import calendar_app, cases_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
@@ -56,6 +57,8 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
     app.add_typer(threed_app, name="3d")
+    app.add_typer(cases_app, name="cases")
+    app.add_typer(calendar_app, name="calendar")
 
 
 def _settings() -> Settings:

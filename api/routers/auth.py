@@ -26,7 +26,7 @@ def login(body: Login, request: Request) -> dict[str, Any]:
     state = app_state(request)
     settings = state.settings
     client = client_address(request.scope, frozenset(settings.api.trusted_proxies))
-    attempt = lockout.login_attempt(lockout.hashing_key(settings), body.username, client)
+    attempt = lockout.attempt(state.lockout_key, "login", body.username, client)
     with state.sync_pool.connection() as conn:
         locked = lockout.locked(conn, attempt, lockout.Policy.login(settings))
         account = authenticate(conn, body.username, body.password)  # always: same timing

@@ -5,7 +5,7 @@ username as typed, or the owner's pseudonym) and of the client address. A subjec
 ``max_failures`` failures within the window, or a client with ``max_client_failures`` (password
 spraying over many usernames), is locked until the window has passed. The lock applies to
 identities that do not exist exactly as to those that do, so it reveals nothing about which
-accounts exist. The limits come only from the settings (``Policy.login``,
+accounts exist. The limits come only from the settings (``Policy.login``, ``Policy.progress``,
 ``Policy.owner_verify``).
 """
 
@@ -35,6 +35,14 @@ class Policy:
                    api.login_lockout_minutes)
 
     @classmethod
+    def progress(cls, settings: Settings) -> Policy:
+        """Public case-progress queries (``CADASTRE_CASES_PROGRESS_*``); an address may fail
+        five times as often as one case number (a family asking about several cases)."""
+        cases = settings.cases
+        return cls(cases.progress_max_failures, cases.progress_max_failures * 5,
+                   cases.progress_window_minutes)
+
+    @classmethod
     def owner_verify(cls, settings: Settings) -> Policy:
         """Owner verification (``CADASTRE_VERIFY_*``): one limit per identity and per client."""
         sec = settings.security
@@ -45,7 +53,7 @@ class Policy:
 class Attempt:
     """Who is trying, as the failure table knows them: keyed hashes only."""
 
-    kind: str                # login | owner_verify
+    kind: str                # login | progress | owner_verify
     subject: bytes           # the claimed identity
     client: bytes | None     # the client address, when known
 
@@ -66,10 +74,10 @@ def client_hash(key: bytes, kind: str, client: str | None) -> bytes | None:
     return hmac.new(key, f"{kind}\x00client\x00{client}".encode(), hashlib.sha256).digest()
 
 
-def login_attempt(key: bytes, username: str, client: str | None) -> Attempt:
-    """A staff login by ``username`` (as typed) from ``client``."""
-    return Attempt("login", subject_hash(key, "login", username),
-                   client_hash(key, "login", client))
+def attempt(key: bytes, kind: str, subject: str, client: str | None) -> Attempt:
+    """An attempt of ``kind`` (login, progress) naming ``subject`` (a username as typed, a case
+    number) from ``client``, hashed with ``key`` (``hashing_key``)."""
+    return Attempt(kind, subject_hash(key, kind, subject), client_hash(key, kind, client))
 
 
 # The n-th most recent failure of the subject (of the client) within the window, if there are n:
