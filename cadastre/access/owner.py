@@ -87,8 +87,8 @@ WITH me AS (
     SELECT r.unit_code, r.version_id, r.certificate_no, me.name_ok
     FROM me
     JOIN cad.right_party rp ON rp.party_id = me.party_id AND rp.role = 1
-    JOIN cad.right_record r ON r.version_id = rp.right_version_id
-    WHERE r.valid_to IS NULL AND r.status = 1 AND r.kind = ANY(%(kinds)s)
+    JOIN cad.right_current r ON r.version_id = rp.right_version_id
+    WHERE r.status = 1 AND r.kind = ANY(%(kinds)s)
 )
 SELECT coalesce(bool_or((name_ok AND certificate_no = %(cert)s) OR version_id = %(vid)s), false),
        coalesce(array_agg(DISTINCT unit_code ORDER BY unit_code), '{}')
@@ -130,10 +130,10 @@ def verify(conn: psycopg.Connection, cipher: PiiCipher, key: bytes, claim: Claim
 # ------------------------------------------------------------------ holdings
 _HOLDERS = """
 SELECT DISTINCT r.unit_code, p.id_number_enc
-FROM cad.right_record r
+FROM cad.right_current r
 JOIN cad.right_party rp ON rp.right_version_id = r.version_id AND rp.role = 1
 JOIN pii.party p ON p.party_id = rp.party_id
-WHERE r.unit_code = ANY(%s) AND r.valid_to IS NULL AND r.status = 1 AND r.kind = ANY(%s)
+WHERE r.unit_code = ANY(%s) AND r.status = 1 AND r.kind = ANY(%s)
 """
 
 
@@ -179,20 +179,20 @@ SELECT u.feature_id::text AS id, u.unit_code, u.building_code, u.parcel_code, u.
        u.floor_count, u.room_no, u.seat, u.use, u.house_type, u.house_nature, u.layout,
        u.building_area, u.inner_area, u.shared_area, u.shared_coefficient, u.base_elevation,
        u.height, s.registration_status, u.valid_from
-FROM cad.unit u LEFT JOIN cad.unit_status s USING (unit_code)
-WHERE u.unit_code = ANY(%s) AND u.valid_to IS NULL
+FROM cad.unit_current u LEFT JOIN cad.unit_status s USING (unit_code)
+WHERE u.unit_code = ANY(%s)
 """
 _PARCELS = """
 SELECT feature_id::text AS id, parcel_code, seat, compound_name, land_use, right_type,
        registered_area, neighbour_north, neighbour_east, neighbour_south, neighbour_west,
        map_sheet, valid_from
-FROM cad.parcel WHERE parcel_code = ANY(%s) AND valid_to IS NULL
+FROM cad.parcel_current WHERE parcel_code = ANY(%s)
 """
 _BUILDING = """
 SELECT feature_id::text AS id, building_code, parcel_code, name, project_name, floors_total,
        floors_above, floors_below, height, structure, planned_use, completion_date, floor_area,
        footprint_area
-FROM cad.building WHERE building_code = %s AND valid_to IS NULL
+FROM cad.building_current WHERE building_code = %s
 """
 _STATUS = """
 SELECT unit_code, mortgaged, seized, pre_noticed, objected
@@ -202,8 +202,8 @@ _RIGHTS = """
 SELECT version_id, right_id::text AS id, kind, unit_code, status, registration_type, right_type,
        registration_reason, business_no, certificate_no, registry_office, registered_at,
        right_start, right_end, valid_from
-FROM cad.right_record
-WHERE unit_code = ANY(%s) AND valid_to IS NULL AND status = 1 AND kind <> 'cancellation'
+FROM cad.right_current
+WHERE unit_code = ANY(%s) AND status = 1 AND kind <> 'cancellation'
 ORDER BY unit_code, registered_at, version_id
 """
 # kind → detail table query (identifiers from this catalogue only)
@@ -339,8 +339,8 @@ def unit_record(conn: psycopg.Connection, cipher: PiiCipher, unit_code: str
 
 
 _HOLDER_RIGHT = """
-SELECT version_id FROM cad.right_record
-WHERE unit_code = %s AND valid_to IS NULL AND status = 1 AND kind = ANY(%s)
+SELECT version_id FROM cad.right_current
+WHERE unit_code = %s AND status = 1 AND kind = ANY(%s)
   AND certificate_no IS NOT NULL
 ORDER BY registered_at DESC, version_id DESC LIMIT 1
 """

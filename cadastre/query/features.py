@@ -116,10 +116,10 @@ SELECT t.feature_id AS id, t.parcel_code::text AS parcel_code, t.seat, t.compoun
                    'building_code', b.building_code, 'name', b.name,
                    'floors_above', b.floors_above) ORDER BY b.building_code),
                '[]'::json)
-        FROM cad.building b WHERE b.parcel_code = t.parcel_code AND b.valid_to IS NULL
+        FROM cad.building_current b WHERE b.parcel_code = t.parcel_code
        ) AS buildings
-FROM cad.parcel t {_G}
-WHERE t.valid_to IS NULL AND {{where}}
+FROM cad.parcel_current t {_G}
+WHERE {{where}}
 """
 
 
@@ -162,17 +162,17 @@ SELECT {_BUILDING_FIELDS},
                    'floor_no', f.floor_no, 'floor_label', f.floor_label,
                    'base_elevation', f.base_elevation, 'storey_height', f.storey_height,
                    'floor_area', f.floor_area,
-                   'unit_count', (SELECT count(*) FROM cad.unit u
-                                  WHERE u.building_code = f.building_code AND u.valid_to IS NULL
+                   'unit_count', (SELECT count(*) FROM cad.unit_current u
+                                  WHERE u.building_code = f.building_code
                                     AND u.floor_no <= f.floor_no
                                     AND u.floor_no + u.floor_count > f.floor_no))
                    ORDER BY f.floor_no), '[]'::json)
-        FROM cad.floor f WHERE f.building_code = t.building_code AND f.valid_to IS NULL
+        FROM cad.floor_current f WHERE f.building_code = t.building_code
        ) AS floors
-FROM cad.building t
-LEFT JOIN cad.parcel p ON p.parcel_code = t.parcel_code AND p.valid_to IS NULL
+FROM cad.building_current t
+LEFT JOIN cad.parcel_current p ON p.parcel_code = t.parcel_code
 {_G}
-WHERE t.valid_to IS NULL AND {{where}}
+WHERE {{where}}
 """
 
 
@@ -204,13 +204,13 @@ _UNIT_FIELDS = """t.feature_id AS id, t.unit_code::text AS unit_code,
 
 # fetched only for callers whose policy shows them (the query never reads what it cannot send)
 _CERTIFICATE = """CASE WHEN %(cert_all)s OR t.unit_code = ANY(%(cert_units)s) THEN
-           (SELECT r.certificate_no FROM cad.right_record r
-            WHERE r.unit_code = t.unit_code AND r.valid_to IS NULL AND r.kind = 'ownership'
+           (SELECT r.certificate_no FROM cad.right_current r
+            WHERE r.unit_code = t.unit_code AND r.kind = 'ownership'
               AND r.status = 1 ORDER BY r.registered_at DESC LIMIT 1) END"""
 _OWNER_COUNT = """CASE WHEN %(owner_count)s THEN
-           (SELECT count(DISTINCT rp.party_id) FROM cad.right_record r
+           (SELECT count(DISTINCT rp.party_id) FROM cad.right_current r
             JOIN cad.right_party rp ON rp.right_version_id = r.version_id AND rp.role = 1
-            WHERE r.unit_code = t.unit_code AND r.valid_to IS NULL AND r.kind = 'ownership'
+            WHERE r.unit_code = t.unit_code AND r.kind = 'ownership'
               AND r.status = 1)::int END"""
 
 _UNIT = f"""
@@ -221,13 +221,12 @@ SELECT {_UNIT_FIELDS},
        f.storey_height::float8 AS f_storey_height, f.floor_area::float8 AS f_floor_area,
        b.feature_id AS b_id, b.name AS b_name, b.project_name AS b_project_name,
        {_GEO}
-FROM cad.unit t
+FROM cad.unit_current t
 LEFT JOIN cad.unit_status s ON s.unit_code = t.unit_code
-LEFT JOIN cad.floor f
-       ON f.building_code = t.building_code AND f.floor_no = t.floor_no AND f.valid_to IS NULL
-LEFT JOIN cad.building b ON b.building_code = t.building_code AND b.valid_to IS NULL
+LEFT JOIN cad.floor_current f ON f.building_code = t.building_code AND f.floor_no = t.floor_no
+LEFT JOIN cad.building_current b ON b.building_code = t.building_code
 {_G}
-WHERE t.valid_to IS NULL AND {{where}}
+WHERE {{where}}
 """
 
 
@@ -272,7 +271,7 @@ _TABLE = f"""
 SELECT {_BUILDING_FIELDS},
        (SELECT coalesce(json_agg(json_build_object('floor_no', f.floor_no,
                    'floor_label', f.floor_label) ORDER BY f.floor_no DESC), '[]'::json)
-        FROM cad.floor f WHERE f.building_code = t.building_code AND f.valid_to IS NULL
+        FROM cad.floor_current f WHERE f.building_code = t.building_code
        ) AS floors,
        (SELECT coalesce(json_agg(json_build_object(
                    'id', u.feature_id, 'unit_code', u.unit_code, 'room_no', u.room_no,
@@ -286,12 +285,12 @@ SELECT {_BUILDING_FIELDS},
                    'objected', coalesce(s.objected, false),
                    'certificate_no', {_CERTIFICATE.replace("t.unit_code", "u.unit_code")})),
                '[]'::json)
-        FROM cad.unit u LEFT JOIN cad.unit_status s ON s.unit_code = u.unit_code
-        WHERE u.building_code = t.building_code AND u.valid_to IS NULL
+        FROM cad.unit_current u LEFT JOIN cad.unit_status s ON s.unit_code = u.unit_code
+        WHERE u.building_code = t.building_code
        ) AS units
-FROM cad.building t
-LEFT JOIN cad.parcel p ON p.parcel_code = t.parcel_code AND p.valid_to IS NULL
-WHERE t.valid_to IS NULL AND {{where}}
+FROM cad.building_current t
+LEFT JOIN cad.parcel_current p ON p.parcel_code = t.parcel_code
+WHERE {{where}}
 """
 
 _NUMBER = re.compile(r"(\d+)")
@@ -341,13 +340,13 @@ async def building_table(conn: AsyncConnection, ref: str, sensitive: Sensitive =
 _HERE = f"""
 WITH pt AS (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), 3857) AS g),
 par AS (
-    SELECT t.* FROM cad.parcel t, pt
-    WHERE t.valid_to IS NULL AND ST_Intersects(t.geom_3857, pt.g)
+    SELECT t.* FROM cad.parcel_current t, pt
+    WHERE ST_Intersects(t.geom_3857, pt.g)
     ORDER BY ST_Area(t.geom_3857), t.parcel_code LIMIT 1
 ),
 bld AS (
-    SELECT t.* FROM cad.building t, pt
-    WHERE t.valid_to IS NULL AND ST_Intersects(t.geom_3857, pt.g)
+    SELECT t.* FROM cad.building_current t, pt
+    WHERE ST_Intersects(t.geom_3857, pt.g)
     ORDER BY t.building_code LIMIT 10
 ),
 par_row AS (
@@ -387,12 +386,11 @@ unit_rows AS (
         'pre_noticed', coalesce(s.pre_noticed, false), 'objected', coalesce(s.objected, false),
         'at_point', ST_Intersects(u.geom_3857, pt.g))
         ORDER BY u.building_code, u.floor_no DESC, u.unit_code) AS j
-    FROM cad.unit u
+    FROM cad.unit_current u
     JOIN bld ON u.building_code = bld.building_code
     CROSS JOIN pt
     LEFT JOIN cad.unit_status s ON s.unit_code = u.unit_code
-    WHERE u.valid_to IS NULL
-      AND (%(floor)s::int IS NULL
+    WHERE (%(floor)s::int IS NULL
            OR (u.floor_no <= %(floor)s::int AND u.floor_no + u.floor_count > %(floor)s::int))
 )
 SELECT (SELECT j FROM par_row), (SELECT j FROM bld_rows), (SELECT j FROM unit_rows)
