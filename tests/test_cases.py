@@ -25,6 +25,7 @@ from cadastre.cases.rules import RuleViolation
 from cadastre.settings import CasesSettings, Settings
 from tests.conftest import app_data_dir, client_for
 from tests.register_support import REGISTER_TABLES, fingerprint
+from tests.support import free_port
 
 BUYER = PartyInput("欧阳明月", "11010519491231002X", phone="13800138000")
 OTHER_BUYER = PartyInput("司马清风", "110105195001010039")
@@ -228,18 +229,10 @@ def test_transfer_case_end_to_end_changes_the_owner(env) -> None:
 
 
 # ------------------------------------------------------------------ kill during 登簿
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_killing_the_server_during_entry_writes_all_or_nothing(env) -> None:
     url = env["url"]
     (unit,) = _owned_units(url, 1)
-    port = _free_port()
+    port = free_port()
     server_env = {**os.environ, "DATABASE_URL": url, "CADASTRE_PORT": str(port),
                   "CADASTRE_DATA_DIR": str(env["data_dir"])}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=server_env,

@@ -193,7 +193,7 @@ def year_view(conn: psycopg.Connection, year: int) -> YearView:
               else "package" if "package" in sources and year in package_years() else "local")
     warning = None
     if source == "weekday":
-        warning = (f"{year} 年无法定节假日数据，暂按周一至周五计算；请导入当年国务院通知 / "
+        warning = (f"{year} 年无法定节假日数据，暂按星期一至星期五计算；请导入当年国务院通知 / "
                    f"no holiday data for {year}: Monday to Friday counted until the year's "
                    "notice is imported (cadastre calendar import)")
     return YearView(year, source, sum(d.workday for d in days),
