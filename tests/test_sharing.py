@@ -18,6 +18,7 @@ from cadastre.access.privacy import Role
 from cadastre.cases import workflow as wf
 from cadastre.cases.application import Application, PartyInput
 from cadastre.cases.model import Action
+from cadastre.cases.rules import RuleViolation
 from cadastre.settings import Settings
 from cadastre.sharing import subscriptions as subs
 from cadastre.sharing.delivery import Dispatcher
@@ -195,7 +196,7 @@ def test_events_are_written_with_their_change_or_not_at_all(env) -> None:
         _enter(env, 22, unit, [], {"authority": "杭州市西湖区人民法院"})   # seized meanwhile
         wf.advance(conn, env["settings"].cases, env["keys"], env["actor"], no, Action.REVIEW,
                    review=wf.Review("初审", "同意"))
-        with pytest.raises(Exception):
+        with pytest.raises(RuleViolation):
             wf.advance(conn, env["settings"].cases, env["keys"], env["actor"], no,
                        Action.REGISTER)
         conn.rollback()

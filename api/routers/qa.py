@@ -143,15 +143,18 @@ def mark(request: Request, finding_id: str, body: StatusChange,
 
 class SampleRequest(BaseModel):
     since: date
-    fraction: float = Field(0.05, gt=0, le=1)
+    fraction: float | None = Field(None, gt=0, le=1,
+                                   description="default: CADASTRE_QA_SAMPLE_FRACTION (5 %)")
     seed: int | None = None
 
 
-@router.post("/samples", summary="抽取 5% 样本复核 / draw a review sample")
+@router.post("/samples", summary="抽取样本复核（默认 5%）/ draw a review sample")
 def sample(request: Request, body: SampleRequest, who: Principal = Depends(REGISTRAR)
            ) -> dict[str, Any]:
-    with app_state(request).sync_pool.connection() as conn, conn.transaction():
-        run_id, picked = draw_sample(conn, body.fraction, body.since,
+    state = app_state(request)
+    fraction = body.fraction or state.settings.qa.sample_fraction
+    with state.sync_pool.connection() as conn, conn.transaction():
+        run_id, picked = draw_sample(conn, fraction, body.since,
                                      f"registrar:{who.account_id}", body.seed)
         record_sync(request, who, "qa.sample", str(run_id), len(picked), conn=conn)
     return {"sample_id": str(run_id), "count": len(picked), "business_numbers": picked}

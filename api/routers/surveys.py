@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+import psycopg
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -130,30 +132,46 @@ def diff_layer(request: Request, submission_id: str,
         return JSONResponse(layer, media_type=GEOJSON)
 
 
+T = TypeVar("T")
+
+
 class Decision(BaseModel):
     reason: str | None = Field(None, max_length=2000)
+
+
+def _decide(request: Request, who: Principal, action: str, sid: uuid.UUID,
+            apply: Callable[[psycopg.Connection], T]) -> T:
+    """A registrar's decision and its audit row in one transaction; a refused decision is
+    audited with its error code (and nothing else is written)."""
+    with app_state(request).sync_pool.connection() as conn:
+        conn.autocommit = False
+        try:
+            with conn.transaction():   # the change and its audit row commit together
+                result = apply(conn)
+                record_sync(request, who, action, str(sid), 1, conn=conn)
+        except CadastreError as exc:
+            conn.rollback()
+            record_sync(request, who, action, str(sid), 0, exc.code, conn=conn)
+            conn.commit()
+            raise
+        finally:
+            conn.autocommit = True
+    return result
 
 
 @router.post("/{submission_id}/accept", summary="登记员接受 / registrar accepts")
 def accept(request: Request, submission_id: str, body: Decision | None = None,
            who: Principal = Depends(require(Role.REGISTRAR))) -> dict[str, Any]:
     sid = _id(submission_id)
-    with app_state(request).sync_pool.connection() as conn:
-        conn.autocommit = False
-        try:
-            with conn.transaction():   # the change and its audit row commit together
-                result = decision.accept(conn, sid, _actor(who), body.reason if body else None)
-                record_sync(request, who, "survey.accept", str(sid), 1, conn=conn)
-                units = result["diff"]["units"]
-                if units.get("new") or units.get("changed"):   # 3D unit volumes follow
-                    create_job(conn, "unit_volumes", _actor(who), max_attempts=2)
-        except CadastreError as exc:
-            conn.rollback()
-            record_sync(request, who, "survey.accept", str(sid), 0, exc.code, conn=conn)
-            conn.commit()
-            raise
-        finally:
-            conn.autocommit = True
+
+    def apply(conn: psycopg.Connection) -> dict[str, Any]:
+        out = decision.accept(conn, sid, _actor(who), body.reason if body else None)
+        units = out["diff"]["units"]
+        if units.get("new") or units.get("changed"):   # 3D unit volumes follow
+            create_job(conn, "unit_volumes", _actor(who), max_attempts=2)
+        return out
+
+    result = _decide(request, who, "survey.accept", sid, apply)
     app_state(request).data_bounds = None
     return {"submission_id": str(sid), "status": "accepted", **result}
 
@@ -162,19 +180,8 @@ def accept(request: Request, submission_id: str, body: Decision | None = None,
 def reject(request: Request, submission_id: str, body: Decision,
            who: Principal = Depends(require(Role.REGISTRAR))) -> dict[str, Any]:
     sid = _id(submission_id)
-    with app_state(request).sync_pool.connection() as conn:
-        conn.autocommit = False
-        try:
-            with conn.transaction():   # the change and its audit row commit together
-                decision.reject(conn, sid, _actor(who), body.reason or "")
-                record_sync(request, who, "survey.reject", str(sid), 1, conn=conn)
-        except CadastreError as exc:
-            conn.rollback()
-            record_sync(request, who, "survey.reject", str(sid), 0, exc.code, conn=conn)
-            conn.commit()
-            raise
-        finally:
-            conn.autocommit = True
+    _decide(request, who, "survey.reject", sid,
+            lambda conn: decision.reject(conn, sid, _actor(who), body.reason or ""))
     return {"submission_id": str(sid), "status": "rejected"}
 
 

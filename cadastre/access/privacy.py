@@ -145,6 +145,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "shared_coefficient": NATURAL, "base_elevation": NATURAL, "height": NATURAL,
         "registration_status": NATURAL, "valid_from": NATURAL, "valid_to": NATURAL,
         "use_label": NATURAL, "registration_status_label": NATURAL, "floor_label": NATURAL,
+        "house_type_label": NATURAL, "house_nature_label": NATURAL,
         "floor_span": NATURAL,   # [lowest, highest] floor of a unit over several floors
         # encumbrance status (限制/提示事项): not for the anonymous public
         "mortgaged": ENCUMBRANCE, "seized": ENCUMBRANCE, "pre_noticed": ENCUMBRANCE,
@@ -234,6 +235,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "cancelled_right_id": _OWN_DETAIL, "reason": _OWN_DETAIL,
         # labels (cadastre.labels)
         "house_use_label": _OWN_DETAIL, "structure_label": _OWN_DETAIL,
+        "house_nature_label": _OWN_DETAIL,
         "mortgage_type_label": _OWN_DETAIL, "property_kind_label": _OWN_DETAIL,
         "notice_kind_label": _OWN_DETAIL, "seizure_type_label": _OWN_DETAIL,
     },

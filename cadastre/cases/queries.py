@@ -59,9 +59,9 @@ def _labels(rec: dict[str, Any]) -> dict[str, Any]:
     if "unit_codes" in rec:
         rec["unit_codes"] = [c.strip() for c in rec["unit_codes"]]
     if rec.get("calendar_incomplete"):
-        rec["calendar_warning"] = ("期限所跨年份尚无法定节假日数据，暂按星期一至星期五计算 / a "
-                                   "year on the way has no holiday data yet: Monday to Friday "
-                                   "counted")
+        rec["calendar_warning"] = ("期限所跨年份尚无法定节假日数据，暂按星期一至星期五计算 / "
+                                   "a year on the way has no holiday data yet: "
+                                   "Monday to Friday counted")
     for k, v in list(rec.items()):
         if isinstance(v, datetime):
             rec[k] = v.isoformat()

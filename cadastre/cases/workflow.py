@@ -23,6 +23,7 @@ from cadastre.cases import application as appl
 from cadastre.cases import catalogue, clock, entry, rules
 from cadastre.cases.model import CLOSED, MOVES, Action, PauseReason, Stage
 from cadastre.cases.numbers import case_number, office
+from cadastre.codes import county_of
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.register.versions import new_change
 from cadastre.settings import CasesSettings
@@ -100,7 +101,7 @@ def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, act
     with conn.transaction():
         bt = catalogue.get(conn, app.business_type)
         request = appl.clean_request(bt, app.request)
-        county = units[0][:6]
+        county = county_of(units[0])
         if actor.counties and county not in actor.counties:
             raise NotFound("UNIT_NOT_FOUND", "无此不动产单元 / no such unit in your counties")
         clock.calendar.ensure(conn, settings)
