@@ -244,7 +244,7 @@ def test_api_key_principal_scope_and_failures(env: dict) -> None:
 def test_api_key_grants_are_checked_against_the_policy(env: dict) -> None:
     from cadastre.errors import InvalidInput
 
-    for fields, code in ((["party.phone"], "API_KEY_FIELD"),      # policy hides it
+    for fields, code in ((["party.address"], "API_KEY_FIELD"),    # policy hides it
                          (["unit.nonsense"], "API_KEY_FIELD"),
                          (["nothing.here"], "API_KEY_FIELD"),
                          ([], "API_KEY_FIELD")):
@@ -278,7 +278,7 @@ def test_keys_cli_add_list_revoke(env: dict) -> None:
         assert _cli(env, "keys", "revoke", "tax-bureau").returncode == 0
         r = c.get("/api/v1/_whoami", headers={"X-API-Key": token, **PURPOSE})
         assert r.status_code == 401
-    bad = _cli(env, "keys", "add", "nosy", "--counties", "330106", "--fields", "party.phone")
+    bad = _cli(env, "keys", "add", "nosy", "--counties", "330106", "--fields", "party.address")
     assert bad.returncode == 1 and "API_KEY_FIELD" in bad.stderr
     actions = [r["action"] for r in audit_rows(env["url"]) if r["actor"].startswith("cli:")]
     assert "apikey.create" in actions and "apikey.revoke" in actions
