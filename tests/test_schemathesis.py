@@ -57,8 +57,8 @@ def live_server(make_db, test_settings: Settings, tmp_path_factory: pytest.TempP
     port = _free_port()
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--no-proxy-headers",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "DATABASE_URL": url, "CADASTRE_DATA_DIR": str(data_dir),
              "CADASTRE_RATE_LIMIT_ENABLED": "false", "CADASTRE_LOG_LEVEL": "WARNING"})

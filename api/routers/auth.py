@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Unauthorized, issue_token
-from api.ratelimit import client_address
+from api.ratelimit import client_address, rate_class
 from api.state import app_state
 from cadastre.access import lockout
 from cadastre.access.accounts import authenticate
@@ -21,13 +21,14 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
-@router.post("/login", summary="登录 / log in (staff and systems)")
+@router.post("/login", summary="登录 / log in (staff and systems)",
+             openapi_extra=rate_class("auth"))
 def login(body: Login, request: Request) -> dict[str, Any]:
     state = app_state(request)
     api, key = state.settings.api, lockout.hashing_key(state.settings)
     policy = lockout.Policy(api.login_max_failures, api.login_max_client_failures,
                             api.login_lockout_minutes)
-    client = client_address(request.scope, frozenset(api.trusted_proxies))
+    client = client_address(request.scope)
     with state.sync_pool.connection() as conn:
         locked = lockout.locked(conn, key, "login", body.username, client, policy)
         account = authenticate(conn, body.username, body.password)  # always: same timing

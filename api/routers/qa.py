@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -114,7 +114,8 @@ def findings_table(request: Request, run_id: str, who: Principal = Depends(REGIS
 
 
 @router.get("/runs/{run_id}/tiles/{z}/{x}/{y}.mvt", summary="质检结果矢量瓦片 / findings MVT")
-def findings_tile(request: Request, run_id: str, z: int, x: int, y: int,
+def findings_tile(request: Request, run_id: str, z: Annotated[int, Path(ge=0, le=30)],
+                  x: Annotated[int, Path(ge=0, le=2**30)], y: Annotated[int, Path(ge=0, le=2**30)],
                   who: Principal = Depends(REGISTRAR)) -> Response:
     TileRequest(z, x, y)
     with app_state(request).sync_pool.connection() as conn:
@@ -155,7 +156,7 @@ def mark(request: Request, finding_id: str, body: StatusChange,
 class SampleRequest(BaseModel):
     since: date
     fraction: float = Field(0.05, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
 @router.post("/samples", summary="抽取 5% 样本复核 / draw a review sample")
