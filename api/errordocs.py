@@ -26,7 +26,8 @@ from cadastre.settings import PROJECT_ROOT
 
 PACKAGES = ("cadastre", "tiles", "gis", "api")
 CODE = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
-ANSWER_CALLS = {"problem_response", "send_problem"}   # (status, code, message, ...)
+# answers made without an exception: position of the status argument (code and message follow)
+ANSWER_CALLS = {"problem_response": 0, "send_problem": 1}
 
 ACTIONS = {
     400: "改正请求后再发，原样重试无用 / correct the request (the message names what is wrong); "
@@ -130,11 +131,11 @@ def _scan_file(path: Path, classes: dict[str, type[CadastreError]], add) -> None
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = _callee(node)
-            if name in ANSWER_CALLS and len(node.args) >= 3:
-                status, code = node.args[0], node.args[1]
+            if name in ANSWER_CALLS and len(node.args) >= ANSWER_CALLS[name] + 3:
+                status, code, message = node.args[ANSWER_CALLS[name]:ANSWER_CALLS[name] + 3]
                 if isinstance(status, ast.Constant) and isinstance(code, ast.Constant) \
                         and isinstance(code.value, str) and CODE.match(code.value):
-                    add(code.value, int(status.value), _text(node.args[2]), module)
+                    add(code.value, int(status.value), _text(message), module)
             elif name in classes:
                 cls = classes[name]
                 first = node.args[0] if node.args else None
