@@ -4,7 +4,12 @@ The Content-Security-Policy is the one the viewer runs under, checked in Chromiu
 violations on the 2D map, the 3D scene and the API docs (``tests/test_http_hardening_browser.py``):
 
 * scripts only from this server; ``'wasm-unsafe-eval'`` for CesiumJS's WebAssembly decoders
-  (Draco, KTX2) — no ``eval`` of strings;
+  (Draco, KTX2). No ``eval`` of strings anywhere except in the viewer's own HTML documents
+  (``VIEWER_CSP``, set by ``api/routers/viewer.py``): CesiumJS 1.140 builds functions from
+  strings when it loads (Emscripten embind glue in ``Cesium.js``, knockout bindings of its
+  widgets) and does not start without ``'unsafe-eval'``; the 2D page loads CesiumJS in the same
+  document when the 3D button is pressed. JSON, tiles, ``/docs``, ``/redoc`` and every other
+  response keep the strict policy;
 * workers from this server and ``blob:`` (MapLibre starts its workers from a blob URL, CesiumJS
   from its ``Workers/`` folder);
 * styles from this server plus inline ``style`` attributes (MapLibre, CesiumJS and Redoc set
@@ -30,6 +35,10 @@ CSP = "; ".join([
     "form-action 'self'",
     "frame-ancestors 'none'",
 ])
+
+# the viewer's documents (index.html, 3d.html): CesiumJS needs string evaluation (see above)
+VIEWER_CSP = CSP.replace("script-src 'self' 'wasm-unsafe-eval'",
+                         "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'")
 
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", CSP.encode()),

@@ -86,7 +86,11 @@ cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dis
    node_modules/swagger-ui-dist/LICENSE node_modules/swagger-ui-dist/oauth2-redirect.html "$SW/"
 RD="$TMP/vendor/redoc-$REDOC_VERSION"
 mkdir -p "$RD"
-cp node_modules/redoc/bundles/redoc.standalone.js node_modules/redoc/LICENSE "$RD/"
+cp node_modules/redoc/LICENSE "$RD/"
+# its "powered by" badge is the one CDN reference: an empty image instead (no request leaves)
+sed -e 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E#g' \
+    node_modules/redoc/bundles/redoc.standalone.js > "$RD/redoc.standalone.js"
+grep -q "cdn.redoc.ly" "$RD/redoc.standalone.js" && { echo "build_viewer: redoc still names a CDN" >&2; exit 1; }
 
 # ---- index.html from the template
 sed -e "s#__APP__#app/$APP_HASH#g" \

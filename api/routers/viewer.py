@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from api.httpcache import Policy, respond, strong_etag
+from api.security_headers import VIEWER_CSP
 from cadastre.errors import NotFound
 from cadastre.settings import PROJECT_ROOT
 
@@ -55,8 +56,11 @@ def _send(request: Request, target: Path, caching: Policy) -> Response:
     st = target.stat()
     etag = strong_etag(target.name, str(st.st_size), str(st.st_mtime_ns))
     twin = target.with_name(target.name + ".gz")
-    return respond(request, etag, caching, _media_type(target), target,
-                   twin if twin.is_file() else None)
+    response = respond(request, etag, caching, _media_type(target), target,
+                       twin if twin.is_file() else None)
+    if target.suffix == ".html":   # a viewer document: CesiumJS needs its policy
+        response.headers["Content-Security-Policy"] = VIEWER_CSP
+    return response
 
 
 @router.get("/")
