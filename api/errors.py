@@ -22,6 +22,8 @@ from api.auth import Forbidden, Unauthorized
 from api.problems import problem_response
 from api.ratelimit import RateLimited
 from cadastre.access import logsafe
+from cadastre.cases.rules import RuleViolation
+from cadastre.cases.workflow import CaseStateError
 from cadastre.errors import (
     CadastreError,
     ClusterError,
@@ -55,6 +57,8 @@ DATA_INVALID = InvalidInput(message="输入值无效 / invalid input value")
 INTERNAL = ("INTERNAL_ERROR", "服务器内部错误 / internal server error")
 
 STATUS: list[tuple[type[CadastreError], int]] = [
+    (RuleViolation, 409),
+    (CaseStateError, 409),
     (Unauthorized, 401),
     (RateLimited, 429),
     (Forbidden, 403),

@@ -25,7 +25,7 @@ class Login(BaseModel):
              openapi_extra=rate_class("auth"))
 def login(body: Login, request: Request) -> dict[str, Any]:
     state = app_state(request)
-    api, key = state.settings.api, lockout.hashing_key(state.settings)
+    api, key = state.settings.api, state.lockout_key
     policy = lockout.Policy(api.login_max_failures, api.login_max_client_failures,
                             api.login_lockout_minutes)
     client = client_address(request.scope)
