@@ -6,8 +6,8 @@ A real server (uvicorn, as deployed) runs on a free port against a small distric
 the fuzzer may change it: registrar calls accept/reject surveys, start QA runs, mark findings.
 Every operation of ``/openapi.json`` is exercised anonymously and with each role — registrar,
 surveyor, auditor, interested party (with purpose and case), department (API key) and owner —
-with generated cases (valid and invalid input; ``CADASTRE_FUZZ_EXAMPLES``, default 40 for the
-anonymous and registrar runs, a quarter of that for the other roles), then with a fixed hostile
+with generated cases (valid and invalid input; ``CADASTRE_FUZZ_EXAMPLES``, default 30 for the
+anonymous and registrar runs, a sixth of that (at least 5) for the other roles), then with a fixed hostile
 corpus per operation and role: NUL, invalid UTF-8, huge numbers, long strings, huge bodies and
 odd methods. Rate limits are off on this server (they would turn the fuzzing into 429s; they
 have their own tests); owner-verification lockout stays on.
@@ -41,7 +41,7 @@ from cadastre.access.privacy import Role
 from cadastre.settings import Settings
 from tests.owner_support import holders
 
-EXAMPLES = int(os.environ.get("CADASTRE_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("CADASTRE_FUZZ_EXAMPLES", "30"))
 PASSWORD = "fuzz registrar password"
 STAFF = {"registrar": Role.REGISTRAR, "surveyor": Role.SURVEYOR, "auditor": Role.AUDITOR,
          "interested": Role.INTERESTED}
@@ -176,7 +176,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
 
 @pytest.mark.parametrize("who", ROLES)
 def test_no_server_errors_and_one_error_shape(api_schema, live_server: dict, who: str) -> None:
-    examples = EXAMPLES if who in ("anonymous", "registrar") else max(5, EXAMPLES // 4)
+    examples = EXAMPLES if who in ("anonymous", "registrar") else max(5, EXAMPLES // 6)
     out = fuzz(api_schema, live_server["base"], live_server["headers"][who], examples)
     print(who, json.dumps({k: out[k] for k in ("operations", "statuses")}))
     assert out["operations"] >= 50
@@ -226,5 +226,5 @@ def test_hostile_corpus(live_server: dict, who: str) -> None:
             if broken and len(failures) < 20:
                 failures.append(f"{method} {url[:120]} -> {r.status_code}: {broken}")
     print(who, dict(sorted(statuses.items())))
-    assert sum(statuses.values()) >= 1000
+    assert sum(statuses.values()) >= 700
     assert not failures, "\n".join(failures)
