@@ -47,7 +47,6 @@ class Hit:
 @pytest.fixture()
 def outage_env(tmp_path: Path, test_settings: Settings):
     from cadastre.demo.load import load_demo
-
     from tests.conftest import TEST_DATA_DIR
 
     # beside the shared test cluster (reachable by the postgres user; pytest's tmp dirs are
@@ -98,9 +97,9 @@ def _load(base: str, paths: list[str], stop: threading.Event, hits: list[Hit]) -
             t0 = time.monotonic()
             try:
                 r = client.get(path)
-                status, retry, body = r.status_code, r.headers.get("retry-after"), r.content
+                status, retry = r.status_code, r.headers.get("retry-after")
             except httpx.HTTPError:
-                status, retry, body = 0, None, b""
+                status, retry = 0, None
             problem = False
             if status >= 400:
                 try:
@@ -121,7 +120,7 @@ def test_database_outage_under_load(outage_env: dict) -> None:
         warm = f"/tiles/parcels,buildings/16/{t.x}/{t.y}.mvt"
         assert c.get(warm).status_code == 200       # rendered: now on disk
     paths = ["/api/v1/search?q=330106", f"/api/v1/parcels/{item['code']}", warm, "/health",
-             "/api/v1/here?lon=%f&lat=%f" % (item["lon"], item["lat"])]
+             f"/api/v1/here?lon={item['lon']:f}&lat={item['lat']:f}"]
     hits: list[Hit] = []
     stop = threading.Event()
     threads = [threading.Thread(target=_load, args=(base, paths[i:] + paths[:i], stop, hits))

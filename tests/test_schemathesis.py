@@ -7,8 +7,8 @@ the fuzzer may change it: registrar calls accept/reject surveys, start QA runs, 
 Every operation of ``/openapi.json`` is exercised anonymously and with each role — registrar,
 surveyor, auditor, interested party (with purpose and case), department (API key) and owner —
 with generated cases (valid and invalid input; ``CADASTRE_FUZZ_EXAMPLES``, default 30 for the
-anonymous and registrar runs, a sixth of that (at least 5) for the other roles), then with a fixed hostile
-corpus per operation and role: NUL, invalid UTF-8, huge numbers, long strings, huge bodies and
+anonymous and registrar runs, a sixth of that (at least 5) for the other roles), then with a
+fixed hostile corpus per operation and role: NUL, invalid UTF-8, huge numbers, long strings, huge bodies and
 odd methods. Rate limits are off on this server (they would turn the fuzzing into 429s; they
 have their own tests); owner-verification lockout stays on.
 """

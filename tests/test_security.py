@@ -499,7 +499,8 @@ def test_uvicorn_server_logs_are_masked(env: dict) -> None:
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--no-proxy-headers",
-         "--port", str(port), "--log-level", "info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--port", str(port), "--log-level", "info"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "DATABASE_URL": env["url"], "CADASTRE_DATA_DIR": str(env["data_dir"]),
              "CADASTRE_LOG_LEVEL": "INFO"})
     try:

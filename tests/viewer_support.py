@@ -110,8 +110,8 @@ class LiveServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--no-proxy-headers",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+             "--no-proxy-headers", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout

@@ -4,7 +4,7 @@ the web viewer: ``api/routers/viewer.py``.)"""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from psycopg import AsyncConnection
@@ -43,7 +43,8 @@ STAFF = {Role.REGISTRAR, Role.SURVEYOR, Role.AUDITOR}
 
 @router.get("/health", summary="服务健康状态 / health (up or down; details for staff)",
             responses={503: {"description": "数据库不可用 / the database is down"}})
-async def health(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
+async def health(request: Request,
+                 who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
     """``{"status": "ok"}`` when the database answers (503 ``DATABASE_UNREACHABLE`` with
     Retry-After when it does not). Staff tokens also get the PostgreSQL/PostGIS versions, schema
     version, database size and registry row counts."""
