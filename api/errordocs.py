@@ -58,20 +58,34 @@ class Entry:
     where: set[str] = field(default_factory=set)
 
 
-def error_classes() -> dict[str, type[CadastreError]]:
-    """Every CadastreError subclass in the project's packages, by class name."""
+Classes = dict[str, list[type[CadastreError]]]
+
+
+def error_classes() -> Classes:
+    """Every CadastreError subclass in the project's packages, by class name (two modules may
+    name a class alike: each name keeps its classes in module order, whatever the import
+    order)."""
     for package in PACKAGES:
         mod = importlib.import_module(package)
         for info in pkgutil.walk_packages(mod.__path__, package + "."):
             if not info.name.endswith("__main__"):
                 importlib.import_module(info.name)
-    out: dict[str, type[CadastreError]] = {}
+    out: Classes = {}
+    seen: set[type[CadastreError]] = set()
     todo: list[type[CadastreError]] = [CadastreError]
     while todo:
         cls = todo.pop()
-        out.setdefault(cls.__name__, cls)
-        todo.extend(cls.__subclasses__())
-    return out
+        if cls not in seen:
+            seen.add(cls)
+            out.setdefault(cls.__name__, []).append(cls)
+            todo.extend(cls.__subclasses__())
+    return {name: sorted(found, key=lambda c: (c.__module__, c.__qualname__))
+            for name, found in out.items()}
+
+
+def _pick(found: list[type[CadastreError]], module: str) -> type[CadastreError]:
+    """The class a module means by a name: its own, else the first in module order."""
+    return next((c for c in found if c.__module__ == module), found[0])
 
 
 def _status(cls: type[CadastreError]) -> int:
@@ -104,7 +118,7 @@ def _message(call: ast.Call, position: int) -> str | None:
     return _text(call.args[position]) if len(call.args) > position else None
 
 
-def scan(classes: dict[str, type[CadastreError]]) -> dict[str, Entry]:
+def scan(classes: Classes) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
 
     def add(code: str, status: int, message: str | None, where: str) -> None:
@@ -114,7 +128,7 @@ def scan(classes: dict[str, type[CadastreError]]) -> dict[str, Entry]:
             e.messages.add(message)
         e.where.add(where)
 
-    for cls in classes.values():
+    for cls in (c for found in classes.values() for c in found):
         if "code" in vars(cls) and CODE.match(cls.code):
             add(cls.code, _status(cls), None, inspect.getmodule(cls).__name__)  # type: ignore[union-attr]
     for package in PACKAGES:
@@ -123,7 +137,7 @@ def scan(classes: dict[str, type[CadastreError]]) -> dict[str, Entry]:
     return entries
 
 
-def _scan_file(path: Path, classes: dict[str, type[CadastreError]], add) -> None:  # type: ignore[no-untyped-def]
+def _scan_file(path: Path, classes: Classes, add) -> None:  # type: ignore[no-untyped-def]
     module = ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
     tree = ast.parse(path.read_text(encoding="utf-8"))
     dynamic: set[str] = set()      # classes this module raises with a computed code
@@ -137,7 +151,7 @@ def _scan_file(path: Path, classes: dict[str, type[CadastreError]], add) -> None
                         and isinstance(code.value, str) and CODE.match(code.value):
                     add(code.value, int(status.value), _text(message), module)
             elif name in classes:
-                cls = classes[name]
+                cls = _pick(classes[name], module)
                 first = node.args[0] if node.args else None
                 if isinstance(first, ast.Constant) and isinstance(first.value, str) \
                         and CODE.match(first.value):
@@ -153,7 +167,7 @@ def _scan_file(path: Path, classes: dict[str, type[CadastreError]], add) -> None
                     and CODE.match(code.value) and " / " in (_text(message) or ""):
                 pairs.append((code.value, _text(message) or ""))
     if pairs and len(dynamic) == 1:
-        cls = classes[dynamic.pop()]
+        cls = _pick(classes[dynamic.pop()], module)
         for code, message in pairs:
             add(code, _status(cls), message, module)
 
