@@ -37,8 +37,9 @@ CSP = "; ".join([
 ])
 
 # the viewer's documents (index.html, 3d.html): CesiumJS needs string evaluation (see above)
+# and its workers, started from blob: URLs, load their code with importScripts(blob:)
 VIEWER_CSP = CSP.replace("script-src 'self' 'wasm-unsafe-eval'",
-                         "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'")
+                         "script-src 'self' blob: 'wasm-unsafe-eval' 'unsafe-eval'")
 
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", CSP.encode()),
