@@ -8,8 +8,8 @@ Every operation of ``/openapi.json`` is exercised anonymously and with each role
 surveyor, auditor, interested party (with purpose and case), department (API key) and owner —
 with generated cases (valid and invalid input; ``CADASTRE_FUZZ_EXAMPLES``, default 30 for the
 anonymous and registrar runs, a sixth of that (at least 5) for the other roles), then with a
-fixed hostile corpus per operation and role: NUL, invalid UTF-8, huge numbers, long strings, huge bodies and
-odd methods. Rate limits are off on this server (they would turn the fuzzing into 429s; they
+fixed hostile corpus per operation and role: NUL, invalid UTF-8, huge numbers, long strings, huge
+bodies and odd methods. Rate limits are off on this server (they would turn the fuzzing into 429s; they
 have their own tests); owner-verification lockout stays on.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -39,19 +38,15 @@ from cadastre.access.accounts import create_account
 from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 from tests.owner_support import holders
+from tests.support import free_port
 
 EXAMPLES = int(os.environ.get("CADASTRE_FUZZ_EXAMPLES", "30"))
 PASSWORD = "fuzz registrar password"
 STAFF = {"registrar": Role.REGISTRAR, "surveyor": Role.SURVEYOR, "auditor": Role.AUDITOR,
          "interested": Role.INTERESTED}
 ROLES = ["anonymous", *STAFF, "department", "owner"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +63,8 @@ def live_server(make_db, test_settings: Settings, tmp_path_factory: pytest.TempP
             conn, apikeys.hashing_key(Settings(storage={"data_dir": test_settings.data_dir})),
             "fuzz-dept", ["330106"], ["unit.*", "parcel.*"])
         holder = holders(conn, load_cipher(test_settings))[0]
-    data_dir = tmp_path_factory.mktemp("fuzz_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
-    port = _free_port()
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("fuzz_app"))
+    port = free_port()
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--no-proxy-headers",

@@ -1,6 +1,6 @@
 """The working-day calendar: Chinese public holidays and make-up working days (调休) from the
 maintained ``chinese-calendar`` package, a local override table on top, materialised day by day
-into ``reg.calendar_day`` so the clock is computed in SQL (``reg.deadlines``).
+into ``reg.calendar_day`` so the clock is computed in SQL (``cadastre.cases.clock``).
 
 A year the package has no data for counts Monday to Friday only, and says so: its days carry
 ``source = 'weekday'`` and every case whose limit runs into it is flagged (``calendar_incomplete``)
@@ -77,12 +77,13 @@ def rebuild(conn: psycopg.Connection, settings: CasesSettings, today: date | Non
             "SELECT day, workday, note FROM reg.calendar_override")}
         local_years = {r[0] for r in conn.execute("SELECT year FROM reg.calendar_year")}
         conn.execute("DELETE FROM reg.calendar_day")
-        idx = 0
+        idx = nodata = 0
         with conn.cursor().copy(
-                "COPY reg.calendar_day (day, workday, idx, source) FROM STDIN") as copy:
+                "COPY reg.calendar_day (day, workday, idx, source, nodata) FROM STDIN") as copy:
             for day in _days(first, last, overrides, local_years):
                 idx += day.workday
-                copy.write_row((day.day, day.workday, idx, day.source))
+                nodata += day.source == "weekday"
+                copy.write_row((day.day, day.workday, idx, day.source, nodata))
     return (last - first).days + 1
 
 
@@ -193,7 +194,7 @@ def year_view(conn: psycopg.Connection, year: int) -> YearView:
               else "package" if "package" in sources and year in package_years() else "local")
     warning = None
     if source == "weekday":
-        warning = (f"{year} 年无法定节假日数据，暂按周一至周五计算；请导入当年国务院通知 / "
+        warning = (f"{year} 年无法定节假日数据，暂按星期一至星期五计算；请导入当年国务院通知 / "
                    f"no holiday data for {year}: Monday to Friday counted until the year's "
                    "notice is imported (cadastre calendar import)")
     return YearView(year, source, sum(d.workday for d in days),

@@ -83,9 +83,11 @@ def parcel_as_of(conn: psycopg.Connection, parcel_code: str, at: datetime) -> Pa
 def parcel_lineage(conn: psycopg.Connection, feature_id: UUID) -> dict[str, list[UUID]]:
     """Parents and children of a parcel feature across splits and merges."""
     parents = conn.execute(
-        "SELECT parent_feature_id FROM cad.lineage WHERE entity = 'parcel' AND child_feature_id = %s",
+        "SELECT parent_feature_id FROM cad.lineage "
+        "WHERE entity = 'parcel' AND child_feature_id = %s",
         (feature_id,)).fetchall()
     children = conn.execute(
-        "SELECT child_feature_id FROM cad.lineage WHERE entity = 'parcel' AND parent_feature_id = %s",
+        "SELECT child_feature_id FROM cad.lineage "
+        "WHERE entity = 'parcel' AND parent_feature_id = %s",
         (feature_id,)).fetchall()
     return {"parents": [r[0] for r in parents], "children": [r[0] for r in children]}
