@@ -99,7 +99,8 @@ def _text(node: ast.AST | None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):
-        return "".join(v.value if isinstance(v, ast.Constant) else "…" for v in node.values)
+        return "".join(str(v.value) if isinstance(v, ast.Constant) else "…"
+                       for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         left, right = _text(node.left), _text(node.right)
         return left + right if left is not None and right is not None else None
@@ -149,7 +150,7 @@ def _scan_file(path: Path, classes: Classes, add) -> None:  # type: ignore[no-un
                 status, code, message = node.args[ANSWER_CALLS[name]:ANSWER_CALLS[name] + 3]
                 if isinstance(status, ast.Constant) and isinstance(code, ast.Constant) \
                         and isinstance(code.value, str) and CODE.match(code.value):
-                    add(code.value, int(status.value), _text(message), module)
+                    add(code.value, int(str(status.value)), _text(message), module)
             elif name in classes:
                 cls = _pick(classes[name], module)
                 first = node.args[0] if node.args else None
@@ -162,10 +163,10 @@ def _scan_file(path: Path, classes: Classes, add) -> None:  # type: ignore[no-un
                 elif "code" in vars(cls) or any("code" in vars(b) for b in cls.__mro__[1:-1]):
                     add(cls.code, _status(cls), _message(node, 1), module)
         elif isinstance(node, ast.Tuple) and len(node.elts) == 2:
-            code, message = node.elts
-            if isinstance(code, ast.Constant) and isinstance(code.value, str) \
-                    and CODE.match(code.value) and " / " in (_text(message) or ""):
-                pairs.append((code.value, _text(message) or ""))
+            first, second = node.elts
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) \
+                    and CODE.match(first.value) and " / " in (_text(second) or ""):
+                pairs.append((first.value, _text(second) or ""))
     if pairs and len(dynamic) == 1:
         cls = _pick(classes[dynamic.pop()], module)
         for code, message in pairs:

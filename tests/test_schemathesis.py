@@ -9,8 +9,8 @@ surveyor, auditor, interested party (with purpose and case), department (API key
 with generated cases (valid and invalid input; ``CADASTRE_FUZZ_EXAMPLES``, default 30 for the
 anonymous and registrar runs, a sixth of that (at least 5) for the other roles), then with a
 fixed hostile corpus per operation and role: NUL, invalid UTF-8, huge numbers, long strings, huge
-bodies and odd methods. Rate limits are off on this server (they would turn the fuzzing into 429s; they
-have their own tests); owner-verification lockout stays on.
+bodies and odd methods. Rate limits are off on this server (they would turn the fuzzing into
+429s; they have their own tests); owner-verification lockout stays on.
 """
 
 from __future__ import annotations
