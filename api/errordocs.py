@@ -169,8 +169,8 @@ def _scan_file(path: Path, classes: Classes, add) -> None:  # type: ignore[no-un
                 pairs.append((first.value, _text(second) or ""))
     if pairs and len(dynamic) == 1:
         cls = _pick(classes[dynamic.pop()], module)
-        for code, message in pairs:
-            add(code, _status(cls), message, module)
+        for pair_code, pair_message in pairs:
+            add(pair_code, _status(cls), pair_message, module)
 
 
 def framework_entries() -> dict[str, Entry]:
