@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "autocommit": True, "application_name": "cadastre-api",
                     "connect_timeout": db.connect_timeout_s},
             configure=_configure,
+            check=AsyncConnectionPool.check_connection,   # no broken connection after an outage
             timeout=db.pool_timeout_s,
             open=False,
         )
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # for plain `def` routes (blocking work runs in FastAPI's thread pool)
         sync_pool = ConnectionPool(url, min_size=0, max_size=4, open=True,
                                    timeout=db.pool_timeout_s,
+                                   check=ConnectionPool.check_connection,
                                    kwargs={"autocommit": True, "application_name": "cadastre-api",
                                            "connect_timeout": db.connect_timeout_s})
         state = AppState(
