@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,10 @@ def _full(demo_url: str, coro_fn) -> Any:  # type: ignore[no-untyped-def]
             await conn.execute("SET search_path = cad, public")
             return await coro_fn(conn)
 
-    return asyncio.run(run())
+    # in a thread of its own: a Playwright session in this process may own the main thread's
+    # event loop already
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture(scope="module")
