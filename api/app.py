@@ -20,6 +20,7 @@ from api.ratelimit import RateLimitMiddleware
 from api.routers import (
     assets,
     audit,
+    field_maps,
     ogc,
     owner,
     public,
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assets.router)
     app.include_router(ogc.router)
     app.include_router(raster.router)
+    app.include_router(field_maps.router)   # before surveys: /surveys/{submission_id}
     app.include_router(surveys.router)
     app.include_router(qa.router)
     app.include_router(threed.router)

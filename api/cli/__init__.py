@@ -44,6 +44,7 @@ def _register_subcommands() -> None:
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
+    from api.cli.subdistrict import subdistrict_app
     from api.cli.survey import survey_app
     from api.cli.threed import threed_app
     from api.cli.tiles import tiles_app
@@ -51,6 +52,7 @@ def _register_subcommands() -> None:
     app.add_typer(tiles_app, name="tiles")
     app.add_typer(raster_app, name="raster")
     app.add_typer(survey_app, name="survey")
+    app.add_typer(subdistrict_app, name="subdistrict")
     app.add_typer(qa_app, name="qa")
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")

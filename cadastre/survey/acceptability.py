@@ -93,7 +93,7 @@ def acceptance_issues(conn: psycopg.Connection, sid: uuid.UUID, new_parcels: boo
         diff = compute_diff(conn, sid, new_parcels)
     parcels = diff.parcels if diff is not None else []
     flagged = [p for p in parcels if p.idx is not None and (p.problem or p.subdistrict)]
-    where: dict[int, str] = {}
+    where: dict[int | None, str] = {}
     if flagged:
         where = dict(conn.execute(_WHERE, {"sid": sid, "idxs": [p.idx for p in flagged]})
                      .fetchall())
