@@ -114,13 +114,16 @@ def feature_areas(conn: psycopg.Connection, sid: uuid.UUID, srid: int | None
 
 
 def with_advice(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each finding once (by code and subject), with what to do about it."""
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    out = []
+    """Each finding once (by code and subject; an error wins over a warning of the same
+    feature and code), with what to do about it."""
+    seen: dict[tuple[str, tuple[str, ...]], int] = {}
+    out: list[dict[str, Any]] = []
     for issue in issues:
         key = (issue["code"], tuple(issue.get("subject") or ()))
         if issue.get("subject") and key in seen:
+            if issue["severity"] == "error" and out[seen[key]]["severity"] != "error":
+                out[seen[key]] = {**issue, "advice": advice(issue["code"])}
             continue
-        seen.add(key)
+        seen[key] = len(out)
         out.append({**issue, "advice": advice(issue["code"])})
     return out
