@@ -80,9 +80,12 @@ def _print_report(report: dict) -> None:
     console.print(f"status: [bold]{report['status']}[/]  counts: {report.get('counts')}")
     if report.get("placement"):
         p = report["placement"]
-        console.print(f"placement: {p.get('method')} on {p.get('building', '')} "
-                      f"rotation {p.get('rotation_deg')}° scale {p.get('scale')} "
-                      f"residual {p.get('residual_m', '-')} m", markup=False)
+        where = (f"on building {p['building']}" if p.get("building")
+                 else f"at latitude {p.get('latitude')}, longitude {p.get('longitude')}")
+        console.print(f"placement: {p.get('method')} {where}, EPSG:{p.get('srid')}, rotation "
+                      f"{p.get('rotation_deg')}°, scale {p.get('scale')}, residual "
+                      f"{p.get('residual_m', '-')} m (tolerance {p.get('tolerance_m', '-')} m)",
+                      markup=False)
     _print_areas(report.get("areas"))
     for m in report.get("mapping") or []:
         console.print(f"fields of {m['layer']}: {', '.join(m['fields'])}", markup=False)
@@ -91,7 +94,7 @@ def _print_report(report: dict) -> None:
     for kind in ("errors", "warnings"):
         for item in report.get(kind, [])[:20]:
             console.print(f"  {kind[:-1]:7s} {item['code']:28s} {', '.join(item['subject'])[:60]}"
-                          f"  {item['message'][:80]}", markup=False)
+                          f"  {item['message'][:400]}", markup=False)
             if item.get("advice"):
                 console.print(f"          → {item['advice']}", markup=False)
 
