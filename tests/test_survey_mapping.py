@@ -226,6 +226,14 @@ def test_local_dxf_plan_anchored_by_control_points_and_by_outline(survey_env,
     assert abs(p["rotation_deg"] - 40.0) < 0.1 and abs(p["scale"] - 1) < 1e-3
     for got, want in zip(_staged(env["url"], st["submission_id"]), truth, strict=True):
         assert got.hausdorff_distance(want) < 0.1
+    # an IFC model in the building's own frame (its site far away): placed by the outline too
+    ifc = fx.site_only_ifc(tmp_path / "plan.ifc", 48.0, 2.0, 0.0,
+                           [(0.0, 0.0, 30.0, 12.0), (0.0, 12.0, 12.0, 25.0)])
+    st, report = _submit_with(env, ifc, anchor_building=bcode, fit_outline="true")
+    assert report["placement"]["method"] == "outline", report["errors"]
+    assert abs(report["placement"]["rotation_deg"] - 17.0) < 0.1
+    for got, want in zip(_staged(env["url"], st["submission_id"]), truth, strict=True):
+        assert got.hausdorff_distance(want) < 0.1
     # a plan of another building: refused with its residual
     other = [(c, [(x * 1.3, y * 0.7) for x, y in r]) for c, r in local]
     st, report = _submit_with(env, fx.local_plan_dxf(tmp_path / "plan3.dxf", other),
