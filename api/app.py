@@ -20,9 +20,11 @@ from api.ratelimit import RateLimitMiddleware
 from api.routers import (
     assets,
     audit,
+    cases,
     field_maps,
     ogc,
     owner,
+    progress,
     public,
     qa,
     raster,
@@ -37,6 +39,7 @@ from api.routers import registry as registry_router
 from api.state import AppState
 from api.state import install as install_state
 from cadastre.access import logsafe
+from cadastre.cases import clock
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
 from tiles.cache import TileCache
@@ -109,6 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             info = server_info(conn)
         check_versions(info, settings.database.min_server_version,
                        settings.database.min_postgis_version)
+        with connect(url) as conn:   # calendar far enough ahead, deadlines under these settings
+            clock.ensure_current(conn, settings.cases)
+            conn.commit()
         pool = AsyncConnectionPool(
             url,
             min_size=settings.database.pool_min,
@@ -169,5 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_router.router)
     app.include_router(owner.router)
     app.include_router(audit.router)
+    app.include_router(cases.router)
+    app.include_router(progress.router)
     app.include_router(viewer.router)   # last: serves / and the viewer's files
     return app

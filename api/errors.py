@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from api.auth import Forbidden, Unauthorized
 from api.ratelimit import RateLimited
 from cadastre.access import logsafe
+from cadastre.cases.rules import RuleViolation
+from cadastre.cases.workflow import CaseStateError
 from cadastre.errors import (
     CadastreError,
     ClusterError,
@@ -32,6 +34,8 @@ log = logging.getLogger("api.errors")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 
 STATUS: list[tuple[type[CadastreError], int]] = [
+    (RuleViolation, 409),
+    (CaseStateError, 409),
     (Unauthorized, 401),
     (RateLimited, 429),
     (Forbidden, 403),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from cadastre.access import apikeys
+from cadastre.access import apikeys, lockout
 from cadastre.access.pii import PiiCipher, audit_key, load_cipher
 from cadastre.settings import Settings
 from cadastre.store.db import ServerInfo
@@ -51,6 +51,11 @@ class AppState:
     @cached_property
     def api_key_hmac(self) -> bytes:
         return apikeys.hashing_key(self.settings)
+
+    @cached_property
+    def lockout_key(self) -> bytes:
+        """Keys the failure hashes of logins, verifications and progress queries."""
+        return lockout.hashing_key(self.settings)
 
 
 def app_state(request: Request) -> AppState:

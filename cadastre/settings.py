@@ -7,6 +7,7 @@ embedded PostgreSQL/PostGIS cluster under the data dir is used.
 from __future__ import annotations
 
 import os
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,35 @@ class SecuritySettings(_Base):
     verify_window_minutes: int = Field(default=15, ge=1)
 
 
+class CasesSettings(_Base):
+    """Registration cases (CADASTRE_CASES_*): the office clock and the traffic lights."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX + "CASES_", env_file=".env",
+                                      extra="ignore", populate_by_name=True)
+    timezone: str = Field(default="Asia/Shanghai", description="the office's local time")
+    office_closing: time = Field(default=time(17, 0), description="an application accepted at "
+                                 "or after this time counts from the next working day")
+    yellow_share: float = Field(default=0.2, ge=0, le=1, description="yellow when the working "
+                                "days left are at most this share of the promised limit")
+    same_day_yellow: time = Field(default=time(15, 0), description="same-day (即时办理) cases "
+                                  "turn yellow at this hour")
+    calendar_first_year: int = Field(default=2004, ge=2000, le=2100)
+    calendar_years_ahead: int = Field(default=4, ge=1, le=30, description="calendar days kept "
+                                      "materialised beyond the current year")
+    # fallbacks where reg.office has no row for a county
+    office_name: str = "不动产登记中心"
+    province_abbr: str = "浙"
+    city_name: str = "杭州市"
+    progress_max_failures: int = Field(default=10, ge=1, description="wrong progress queries "
+                                       "per client within the window before a lockout")
+    progress_window_minutes: int = Field(default=15, ge=1)
+
+    def clock_params(self) -> dict[str, Any]:
+        """The values the SQL clock (reg.deadlines) is computed with."""
+        return {"tz": self.timezone, "closing": self.office_closing,
+                "share": self.yellow_share, "same_day": self.same_day_yellow}
+
+
 _SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key")
 
 
@@ -137,6 +167,7 @@ class Settings:
         self.security = SecuritySettings(**overrides.get("security", {}))
         self.tiles = TileSettings(**overrides.get("tiles", {}))
         self.qa = QaSettings(**overrides.get("qa", {}))
+        self.cases = CasesSettings(**overrides.get("cases", {}))
 
     @property
     def data_dir(self) -> Path:
@@ -148,7 +179,7 @@ class Settings:
 
     def as_dict(self, reveal: bool = False) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for name in ("storage", "database", "api", "tiles", "qa", "security"):
+        for name in ("storage", "database", "api", "tiles", "qa", "cases", "security"):
             obj: BaseSettings = getattr(self, name)
             section: dict[str, Any] = {}
             for key, value in obj.model_dump().items():
@@ -173,6 +204,8 @@ def known_env_keys() -> set[str]:
             keys.add(PREFIX + name.upper())
     for name in QaSettings.model_fields:
         keys.add(PREFIX + "QA_" + name.upper())
+    for name in CasesSettings.model_fields:
+        keys.add(PREFIX + "CASES_" + name.upper())
     return keys
 
 

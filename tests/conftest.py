@@ -36,6 +36,7 @@ def _source_hash(*globs: str) -> str:
 # safely: a template per migration set, a demo per migration set + generator source.
 TEMPLATE_DB = "tpl_" + _source_hash("cadastre/store/migrations/*.sql")
 DEMO_DB = "demo_" + _source_hash("cadastre/store/migrations/*.sql", "cadastre/demo/*.py",
+                                 "cadastre/cases/*.py",
                                  "cadastre/access/idnumber.py")
 
 
@@ -148,8 +149,14 @@ def demo_url(cluster: EmbeddedCluster, template_url: str, test_settings: Setting
     from cadastre.demo.load import load_demo
 
     def build(url: str) -> None:
+        from cadastre.access.pii import audit_key
+        from cadastre.cases.workflow import Keys
+        from cadastre.demo.cases import seed_cases
+
         with psycopg.connect(url) as conn:
             load_demo(conn, load_cipher(test_settings), parcels=DEMO_PARCELS)
+            seed_cases(conn, test_settings.cases,
+                       Keys(load_cipher(test_settings), audit_key(test_settings)))
 
     return _build_once(cluster, DEMO_DB, build, TEMPLATE_DB)
 

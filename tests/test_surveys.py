@@ -25,20 +25,7 @@ from cadastre.access.privacy import Role
 from cadastre.query.records import parcel_as_of, parcel_lineage
 from cadastre.settings import Settings
 from tests.conftest import client_for
-
-REGISTRY_TABLES = ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.building",
-                   "cad.floor", "cad.unit", "cad.lineage", "cad.right_record", "pii.party")
-
-
-def fingerprint(url: str) -> dict[str, str]:
-    """Row count and a content hash of every registry table."""
-    out = {}
-    with psycopg.connect(url) as conn:
-        for t in REGISTRY_TABLES:
-            out[t] = conn.execute(
-                f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(x::text), '' "
-                f"ORDER BY md5(x::text))), '') FROM {t} x").fetchone()[0]
-    return out
+from tests.register_support import fingerprint
 
 
 @pytest.fixture(scope="module")

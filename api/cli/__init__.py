@@ -41,6 +41,7 @@ app.add_typer(users_app, name="users")
 
 def _register_subcommands() -> None:
     from api.cli.audit import audit_app
+    from api.cli.cases import calendar_app, cases_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
@@ -57,6 +58,8 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
     app.add_typer(threed_app, name="3d")
+    app.add_typer(cases_app, name="cases")
+    app.add_typer(calendar_app, name="calendar")
 
 
 _register_subcommands()
@@ -205,6 +208,7 @@ def demo(
             TileCache(s.data_dir / "cache" / "tiles").clear()  # the bulk load skipped the queue
             for d in stats.defects:
                 console.print(f"  planted defect: {d}")
+        _ensure_demo_cases(conn, s)
         counts = registry_counts(conn)
         size = database_size(conn)
         _ensure_demo_orthophoto(conn, s)
@@ -214,6 +218,26 @@ def demo(
     _emit({**counts, "database_MB": round(size / 2**20, 1)}, False)
     if serve_after:
         serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
+
+
+def _ensure_demo_cases(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]
+    """A year of registration cases (history, and open ones in every light) for the worklist."""
+    from cadastre.access.pii import audit_key, load_cipher
+    from cadastre.cases.workflow import Keys
+    from cadastre.demo.cases import seed_cases
+
+    with Progress(TextColumn("[bold]办件 cases[/]"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("cases", total=None)
+        stats = seed_cases(conn, s.cases, Keys(load_cipher(s), audit_key(s)),
+                           progress=lambda done, total: bar.update(task, completed=done,
+                                                                   total=total))
+    if stats.history or stats.open:
+        console.print(f"cases: {stats.history} in the last year, {stats.open} opened now")
+    if stats.sample_case_no:
+        console.print(f"  一号查询 progress query: 案号 {stats.sample_case_no}  "
+                      f"查询码 {stats.sample_code}  → http://{s.api.host}:{s.api.port}"
+                      "/#mode=progress")
 
 
 def _ensure_demo_tiles(url: str, s: Settings) -> None:

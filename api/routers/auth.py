@@ -24,7 +24,7 @@ class Login(BaseModel):
 @router.post("/login", summary="登录 / log in (staff and systems)")
 def login(body: Login, request: Request) -> dict[str, Any]:
     state = app_state(request)
-    api, key = state.settings.api, lockout.hashing_key(state.settings)
+    api, key = state.settings.api, state.lockout_key
     policy = lockout.Policy(api.login_max_failures, api.login_max_client_failures,
                             api.login_lockout_minutes)
     client = client_address(request.scope, frozenset(api.trusted_proxies))

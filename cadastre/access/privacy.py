@@ -171,12 +171,29 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "phone": _rule((Role.REGISTRAR,), (Role.OWNER,), mask_phone),
         "address": STAFF_ONLY,
         "role": _rule((Role.OWNER, Role.REGISTRAR)),
+        "case_role": STAFF_ONLY,     # 申请人/权利人/义务人 of a registration case
+        "seq": STAFF_ONLY,
         "share": _rule((Role.OWNER, Role.REGISTRAR)),
         "co_ownership": _rule((Role.OWNER, Role.REGISTRAR)),
         "party_type_label": _rule((Role.OWNER, Role.REGISTRAR)),
         "id_type_label": _rule((Role.OWNER, Role.REGISTRAR)),
         "role_label": _rule((Role.OWNER, Role.REGISTRAR)),
         "co_ownership_label": _rule((Role.OWNER, Role.REGISTRAR)),
+    },
+    # registration cases (办件): the public progress query (一号查询, with the query code) shows
+    # the case's progress only; everything else is for registry staff
+    "case": {
+        **{f: NATURAL for f in ("case_no", "business_type_label", "stage", "stage_label",
+                                "applied_at", "accepted_at", "promised_due_date", "light",
+                                "light_label", "paused", "registered_at", "closed_at",
+                                "calendar_warning")},
+        **{f: STAFF_ONLY for f in (
+            "county_code", "business_type", "channel", "unit_codes", "yellow_at", "due_at",
+            "statutory_due_at", "paused_since", "calendar_incomplete", "assignee",
+            "certificate_no", "working_days_used", "statutory_overdue", "remaining_workdays",
+            "target_right_id", "request", "reason", "promised_days", "statutory_days",
+            "start_day", "paused_days", "change_id", "created_by", "transitions", "reviews",
+            "pauses", "materials")},
     },
     # kind-specific details of a right (cad.*_detail tables): the right holder and the registry
     "right_detail": {

@@ -510,6 +510,11 @@ export function setLang(next) {
 
 export function onLangChange(fn) { listeners.add(fn); }
 
+// a feature module's own strings ({zh: {...}, en: {...}}), kept next to the feature
+export function addStrings(strings) {
+  for (const l of ["zh", "en"]) Object.assign(STRINGS[l], strings[l] || {});
+}
+
 export function t(key, vars = {}) {
   const s = STRINGS[lang][key] ?? STRINGS.zh[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (_, k) => (vars[k] ?? `{${k}}`));

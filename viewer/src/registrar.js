@@ -1,6 +1,7 @@
 // Registrar workspace: survey submissions (diff map, report, accept / reject with a reason),
 // QA runs (findings as a vector tile layer with the bearer token, and a list), audit chain status.
 import { api } from "./api.js";
+import { CasesTab } from "./cases.js";
 import { t } from "./i18n.js";
 import { bboxOf, qaLayers } from "./map.js";
 import { showDiff, showReport, statusLabel, submissionList } from "./submissions.js";
@@ -17,10 +18,12 @@ export class RegistrarWorkspace {
   }
 
   render() {
-    tabs(this.box, [["surveys", t("tab_surveys")], ["qa", t("tab_qa")], ["audit", t("tab_audit")]],
-      (id, panel) => {
+    tabs(this.box, [["surveys", t("tab_surveys")], ["cases", t("tab_cases")], ["qa", t("tab_qa")],
+      ["audit", t("tab_audit")]],
+    (id, panel) => {
         this.cmap.clearOverlay("qa");
-        if (id === "surveys") this.surveys(panel);
+        if (id === "cases") new CasesTab(panel, this.s).render();
+        else if (id === "surveys") this.surveys(panel);
         else if (id === "qa") this.qa(panel);
         else this.audit(panel);
       });
