@@ -427,10 +427,9 @@ def test_surveyor_picks_the_suggested_field_mapping(own, page, tmp_path) -> None
     the parcels with their computed and declared areas."""
     from shapely.geometry import Polygon
 
-    from tests.data.fixtures_local import foreign_geojson
-
     from cadastre.access.accounts import create_account
     from cadastre.access.privacy import Role
+    from tests.data.fixtures_local import foreign_geojson
 
     url, base = own["url"], own["server"].base
     with psycopg.connect(url, autocommit=True) as conn:    # a surveyor of its own: own history
