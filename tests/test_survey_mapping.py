@@ -154,6 +154,27 @@ def test_unknown_fields_are_listed_with_a_suggestion_and_the_mapping_validates(
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "FIELD_MAP_INVALID"
 
 
+def test_a_team_shares_its_presets(survey_env) -> None:
+    from cadastre.survey.presets import set_team
+
+    env = survey_env
+    with psycopg.connect(env["url"], autocommit=True) as conn:
+        for user in ("survey.one", "reg.one"):
+            set_team(conn, user, "东区测绘队")
+    r = env["client"].put("/api/v1/surveys/field-maps/东区", headers=env["surveyor"],
+                          json={"field_map": "parcel_code=DKBH", "new_parcels": True})
+    assert r.status_code == 200 and r.json()["team"] == "东区测绘队", r.text
+    seen = env["client"].get("/api/v1/surveys/field-maps", headers=env["reg"]).json()
+    assert [(p["name"], p["new_parcels"]) for p in seen["items"]] == [("东区", True)]
+    assert env["client"].delete("/api/v1/surveys/field-maps/东区",
+                                headers=env["reg"]).status_code == 200
+    assert env["client"].delete("/api/v1/surveys/field-maps/东区",
+                                headers=env["reg"]).status_code == 404
+    with psycopg.connect(env["url"], autocommit=True) as conn:
+        for user in ("survey.one", "reg.one"):
+            set_team(conn, user, None)
+
+
 def _l_building(env, tmp_path: Path) -> tuple[str, list[Polygon]]:
     """An L-shaped building registered on a residential parcel by an accepted survey; returns
     its code and its two wings (the flats of the plan) in map coordinates."""

@@ -371,6 +371,18 @@ def users_list() -> None:
     console.print(table)
 
 
+@users_app.command("team")
+def users_team(username: str, team: str = typer.Argument(None, help="team name; none: own")
+               ) -> None:
+    """Put a surveyor in a team: its members share field-map presets."""
+    from cadastre.survey.presets import set_team
+
+    url = ensure_database(_settings()).url
+    with connect(url) as conn:
+        set_team(conn, username, team)
+    console.print(f"{username}: team {team or '—'}", markup=False)
+
+
 @users_app.command("disable")
 def users_disable(username: str) -> None:
     """Disable an account (its tokens stop working at the next login)."""

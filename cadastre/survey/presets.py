@@ -14,7 +14,7 @@ import psycopg
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.ingest.fieldmap import parse_field_map
 
-__all__ = ["team_of", "list_presets", "get_preset", "save_preset", "delete_preset"]
+__all__ = ["team_of", "set_team", "list_presets", "get_preset", "save_preset", "delete_preset"]
 
 _NAME = re.compile(r"^[\w\u4e00-\u9fff .()-]{1,64}$")
 
@@ -25,6 +25,16 @@ def team_of(conn: psycopg.Connection, account_id: uuid.UUID | None) -> str:
     if row is None:
         raise NotFound("ACCOUNT_NOT_FOUND", "无此账户 / no such account")
     return str(row[0])
+
+
+def set_team(conn: psycopg.Connection, username: str, team: str | None) -> None:
+    """Put an account in a team (None: a team of its own)."""
+    if team is not None and not 1 <= len(team.strip()) <= 64:
+        raise InvalidInput("TEAM_INVALID", "组名为1至64个字符 / a team name has 1-64 characters")
+    cur = conn.execute("UPDATE auth.account SET team = %s WHERE username = %s",
+                       (team.strip() if team else None, username))
+    if cur.rowcount == 0:
+        raise NotFound("ACCOUNT_NOT_FOUND", "无此账户 / no such account")
 
 
 def _check_name(name: str) -> str:
