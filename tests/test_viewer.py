@@ -460,8 +460,9 @@ def test_surveyor_picks_the_suggested_field_mapping(own, page, tmp_path) -> None
         " && document.querySelector('#report-areas'); }", arg=first, timeout=120_000)
     cells = page.evaluate("""() => [...document.querySelectorAll('#report-areas tbody tr')]
         .filter((tr) => tr.dataset.kind === 'parcel')
-        .map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent))""")
-    got = {c[1]: (float(c[2].replace(",", "")), float(c[3].replace(",", ""))) for c in cells}
+        .map((tr) => [tr.dataset.code, ...[...tr.querySelectorAll('td.num')]
+                                           .map((td) => td.textContent)])""")
+    got = {c[0]: (float(c[1].replace(",", "")), float(c[2].replace(",", ""))) for c in cells}
     for code, ring in lots:
         area = Polygon(ring).area
         assert got[code][0] == pytest.approx(area, abs=0.01)

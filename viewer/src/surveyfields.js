@@ -78,16 +78,18 @@ export function mappingBox(mapping, { onApply, onSave } = {}) {
 // every feature with its computed and declared area, and the totals per kind
 export function areasTable(areas) {
   const num = (v) => (v === null || v === undefined ? "" : fmtNumber(v, 2));
-  const body = el("tbody", {}, ...areas.items.map((it) => el("tr", { dataset: { kind: it.kind } },
-    el("td", { class: "wrap" }, `${t(`kind_${it.kind}`)} ${it.ref}`), el("td", {}, it.code || ""),
+  // the feature: its code (if any) over the file's own reference
+  const body = el("tbody", {}, ...areas.items.map((it) => el("tr", { dataset: { kind: it.kind, code: it.code || "" } },
+    el("td", { class: "feature" }, el("span", { class: "code" }, it.code || t(`kind_${it.kind}`)),
+      el("span", { class: "ref" }, it.ref)),
     el("td", { class: "num" }, num(it.area_m2)), el("td", { class: "num" }, num(it.declared_m2)),
     el("td", { class: "num" }, num(it.difference_m2)))));
   for (const [kind, tot] of Object.entries(areas.totals)) {
     body.append(el("tr", { class: "total" }, el("td", {}, t("areas_total", { kind: t(`kind_${kind}`), n: tot.count })),
-      el("td", {}), el("td", { class: "num" }, num(tot.area_m2)),
+      el("td", { class: "num" }, num(tot.area_m2)),
       el("td", { class: "num" }, tot.declared_m2 ? num(tot.declared_m2) : ""), el("td", {})));
   }
-  const head = ["areas_ref", "areas_code", "areas_area", "areas_declared", "areas_diff"]
+  const head = ["areas_ref", "areas_area", "areas_declared", "areas_diff"]
     .map((k) => el("th", { scope: "col" }, t(k)));
   return el("section", { class: "areas" }, el("h5", {}, t("areas_title", { srid: areas.srid })),
     el("table", { class: "list", id: "report-areas" }, el("thead", {}, el("tr", {}, ...head)), body),
