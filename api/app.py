@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from api import errors
 from api.fastpath import WarmTileMiddleware
+from api.jobs import WorkerThreads
 from api.ratelimit import RateLimitMiddleware
 from api.routers import (
     assets,
@@ -28,6 +28,7 @@ from api.routers import (
     public,
     qa,
     raster,
+    sharing,
     surveys,
     system,
     threed,
@@ -41,6 +42,7 @@ from api.state import install as install_state
 from cadastre.access import logsafe
 from cadastre.cases import clock
 from cadastre.settings import Settings, get_settings
+from cadastre.sharing.delivery import Dispatcher
 from cadastre.store.db import check_versions, connect, database_url, server_info
 from tiles.cache import TileCache
 
@@ -77,28 +79,22 @@ async def _invalidation_listener(state: AppState) -> None:
 
 
 async def _scheduled_qa(state: AppState) -> None:
-    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``, stored as runs like manual ones."""
-    from cadastre.jobs import JobTracker, create_job
-    from cadastre.qa.engine import run_qa
-    from cadastre.qa.scope import Scope
+    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``: a queued job like a manual run."""
+    from cadastre.jobs import create_job
 
     settings, url = state.settings, state.database_url
 
-    def run_once() -> None:
+    def enqueue() -> None:
         with connect(url) as conn:
-            job_id = create_job(conn, "qa_run", "schedule")
-            conn.commit()
-        with JobTracker(url, job_id) as job, connect(url) as conn:
-            run_qa(conn, Scope("district"), settings.qa, "schedule", job_id=job_id,
-                   progress=lambda i, n, r: job.update(i / max(n, 1), r))
+            create_job(conn, "qa_run", "schedule", {"actor": "schedule"})
             conn.commit()
 
     while True:
         await asyncio.sleep(settings.qa.schedule_hours * 3600)
         try:
-            await asyncio.to_thread(run_once)
+            await asyncio.to_thread(enqueue)
         except Exception:
-            log.exception("scheduled QA run failed")
+            log.exception("scheduled QA run could not be queued")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -131,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = AppState(
             settings=settings, database_url=url, server_info=info, pool=pool,
             sync_pool=sync_pool,
-            job_pool=ThreadPoolExecutor(max_workers=2, thread_name_prefix="job"),
+            workers=WorkerThreads(settings, url, settings.api.job_workers).start(),
+            dispatcher=Dispatcher(url, settings).start() if settings.api.deliveries else None,
             tile_cache=TileCache(settings.data_dir / "cache" / "tiles",
                                  enabled=settings.tiles.cache))
         install_state(app, state)
@@ -144,7 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             listener.cancel()
             if scheduled:
                 scheduled.cancel()
-            state.job_pool.shutdown(wait=False, cancel_futures=True)
+            state.workers.stop()
+            if state.dispatcher:
+                state.dispatcher.stop()
             sync_pool.close()
             await pool.close()
 
@@ -177,5 +176,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(cases.router)
     app.include_router(progress.router)
+    app.include_router(sharing.router)
     app.include_router(viewer.router)   # last: serves / and the viewer's files
     return app

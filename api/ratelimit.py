@@ -24,6 +24,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +110,7 @@ def _credential(headers: dict[bytes, bytes]) -> str | None:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
-def client_address(scope: dict[str, Any], trusted: frozenset[str]) -> str:
+def client_address(scope: Mapping[str, Any], trusted: frozenset[str]) -> str:
     """The peer address, or behind a trusted proxy the last untrusted X-Forwarded-For hop."""
     client = scope.get("client")
     host = client[0] if client else "unknown"

@@ -6,7 +6,6 @@ One object per app, at ``app.state.cadastre``; routes reach it through ``app_sta
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,9 @@ from cadastre.store.db import ServerInfo
 from tiles.cache import TileCache
 
 if TYPE_CHECKING:
+    from api.jobs import WorkerThreads
     from cadastre.query.ogc import Extent
+    from cadastre.sharing.delivery import Dispatcher
 
 
 @dataclass
@@ -31,7 +32,8 @@ class AppState:
     server_info: ServerInfo
     pool: AsyncConnectionPool          # async routes
     sync_pool: ConnectionPool          # plain ``def`` routes (FastAPI's thread pool)
-    job_pool: ThreadPoolExecutor       # background jobs of this process
+    workers: WorkerThreads             # queue workers of this process (cadastre.jobs)
+    dispatcher: Dispatcher | None      # event deliveries of this process (cadastre.sharing)
     tile_cache: TileCache
     tile_epoch: int = 0                # bumped whenever cached tiles were dropped
     # short-lived caches: (monotonic time, value)

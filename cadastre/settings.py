@@ -12,8 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cadastre.errors import CadastreError
 
 PREFIX = "CADASTRE_"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +56,24 @@ class DatabaseSettings(_Base):
     min_server_version: int = 140000
     min_postgis_version: str = "3.1"
 
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> DatabaseSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError(f"CADASTRE_POOL_MIN ({self.pool_min}) must not exceed "
+                             f"CADASTRE_POOL_MAX ({self.pool_max})")
+        return self
+
 
 class ApiSettings(_Base):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    job_workers: int = Field(default=2, ge=0, le=16, description="background job threads per "
+                             "server process (0: jobs only in `cadastre worker`)")
+    job_lease_seconds: int = Field(default=60, ge=2, le=3600, description="a job whose worker "
+                                   "stopped renewing its lease this long is retried or failed")
+    deliveries: bool = Field(default=True, description="deliver events to subscribers from "
+                             "the server process (else from `cadastre worker`)")
     log_level: str = "WARNING"
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     # Anti-enumeration (CADASTRE_RATE_LIMIT_*): token buckets per client address and per
@@ -103,9 +118,11 @@ class QaSettings(_Base):
     disabled_rules: list[str] = Field(default_factory=list)
     schedule_hours: float = Field(default=0, ge=0, description="run district QA every N hours "
                                   "in the server (0 = off)")
+    sample_fraction: float = Field(default=0.05, gt=0, le=1, description="share of recent "
+                                   "registrations drawn for manual review (qa sample)")
 
     def tolerances(self) -> dict[str, float]:
-        return self.model_dump(exclude={"disabled_rules", "schedule_hours"})
+        return self.model_dump(exclude={"disabled_rules", "schedule_hours", "sample_fraction"})
 
 
 class SecuritySettings(_Base):
@@ -123,6 +140,14 @@ class SecuritySettings(_Base):
     verify_max_failures: int = Field(default=5, ge=1, description="failures per identity or "
                                      "client address within the window before a lockout")
     verify_window_minutes: int = Field(default=15, ge=1)
+
+    @model_validator(mode="after")
+    def _owner_token(self) -> SecuritySettings:
+        if self.owner_token_ttl_minutes > self.token_ttl_minutes:
+            raise ValueError(
+                f"CADASTRE_OWNER_TOKEN_TTL_MINUTES ({self.owner_token_ttl_minutes}) must not "
+                f"exceed CADASTRE_TOKEN_TTL_MINUTES ({self.token_ttl_minutes})")
+        return self
 
 
 class CasesSettings(_Base):
@@ -149,7 +174,7 @@ class CasesSettings(_Base):
     progress_window_minutes: int = Field(default=15, ge=1)
 
     def clock_params(self) -> dict[str, Any]:
-        """The values the SQL clock (reg.deadlines) is computed with."""
+        """The values the SQL clock (cadastre.cases.clock) is computed with."""
         return {"tz": self.timezone, "closing": self.office_closing,
                 "share": self.yellow_share, "same_day": self.same_day_yellow}
 
@@ -157,17 +182,35 @@ class CasesSettings(_Base):
 _SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key")
 
 
+class SettingsInvalid(CadastreError):
+    """A setting out of range, of the wrong type, or contradicting another: refused at start."""
+
+    code = "SETTINGS_INVALID"
+
+
+def _load(cls: type[BaseSettings], overrides: dict[str, Any]) -> Any:
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", PREFIX)
+        problems = "; ".join(
+            (f"{prefix}{str(e['loc'][0]).upper()}: " if e["loc"] else "") + e["msg"]
+            for e in exc.errors())
+        raise SettingsInvalid(message=f"设置无效 / invalid settings: {problems}") from None
+
+
 class Settings:
-    """All concerns together; each is a pydantic-settings object reading the same env prefix."""
+    """All concerns together; each is a pydantic-settings object reading the same env prefix.
+    Invalid values and contradicting pairs raise :class:`SettingsInvalid` here, at start-up."""
 
     def __init__(self, **overrides: Any) -> None:
-        self.storage = StorageSettings(**overrides.get("storage", {}))
-        self.database = DatabaseSettings(**overrides.get("database", {}))
-        self.api = ApiSettings(**overrides.get("api", {}))
-        self.security = SecuritySettings(**overrides.get("security", {}))
-        self.tiles = TileSettings(**overrides.get("tiles", {}))
-        self.qa = QaSettings(**overrides.get("qa", {}))
-        self.cases = CasesSettings(**overrides.get("cases", {}))
+        self.storage: StorageSettings = _load(StorageSettings, overrides.get("storage", {}))
+        self.database: DatabaseSettings = _load(DatabaseSettings, overrides.get("database", {}))
+        self.api: ApiSettings = _load(ApiSettings, overrides.get("api", {}))
+        self.security: SecuritySettings = _load(SecuritySettings, overrides.get("security", {}))
+        self.tiles: TileSettings = _load(TileSettings, overrides.get("tiles", {}))
+        self.qa: QaSettings = _load(QaSettings, overrides.get("qa", {}))
+        self.cases: CasesSettings = _load(CasesSettings, overrides.get("cases", {}))
 
     @property
     def data_dir(self) -> Path:
@@ -196,16 +239,22 @@ class Settings:
         return out
 
 
+#: read by the scripts and the test suite, not by the server
+_TOOLING_KEYS = {"CADASTRE_PG_MAJOR", "CADASTRE_TEST_DATA_DIR", "CADASTRE_FUZZ_EXAMPLES"}
+
+
 def known_env_keys() -> set[str]:
-    keys = {"DATABASE_URL"}
-    keys.add("CADASTRE_TILE_CACHE")
-    for cls in (StorageSettings, DatabaseSettings, ApiSettings, SecuritySettings):
-        for name in cls.model_fields:
-            keys.add(PREFIX + name.upper())
-    for name in QaSettings.model_fields:
-        keys.add(PREFIX + "QA_" + name.upper())
-    for name in CasesSettings.model_fields:
-        keys.add(PREFIX + "CASES_" + name.upper())
+    """Every environment variable some settings class reads (field names and aliases)."""
+    keys = {"DATABASE_URL", *_TOOLING_KEYS}
+    for cls in (StorageSettings, DatabaseSettings, ApiSettings, SecuritySettings, TileSettings,
+                QaSettings, CasesSettings):
+        prefix = cls.model_config.get("env_prefix", PREFIX)
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            if isinstance(alias, AliasChoices):
+                keys.update(str(a).upper() for a in alias.choices if str(a).isupper())
+            else:
+                keys.add(prefix + name.upper())
     return keys
 
 

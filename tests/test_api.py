@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from cadastre.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import free_port
 
 
 def test_health_reports_versions_and_counts(demo_url: str, test_settings: Settings) -> None:
@@ -49,7 +43,7 @@ def test_errors_have_stable_codes(demo_url: str, test_settings: Settings) -> Non
 
 def test_cadastre_serve_process_answers(demo_url: str, test_settings: Settings) -> None:
     """`cadastre serve` as a real process against the demo database."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": demo_url, "CADASTRE_PORT": str(port),
            "CADASTRE_DATA_DIR": str(test_settings.data_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env,

@@ -29,12 +29,9 @@ def at(y: int, m: int, d: int, h: int = 10, mi: int = 0) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def env(make_db, test_settings: Settings):
-    from cadastre.demo.load import load_demo
-
-    url = make_db("clock")
+def env(small_district, test_settings: Settings):
+    url = small_district("clock")
     with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
         unit = conn.execute(
             "SELECT u.unit_code FROM cad.unit u WHERE u.valid_to IS NULL AND NOT EXISTS ("
             "SELECT 1 FROM cad.right_record r WHERE r.unit_code = u.unit_code AND r.status = 1 "

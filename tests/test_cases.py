@@ -16,7 +16,6 @@ import psycopg
 import pytest
 
 from cadastre import audit
-from cadastre.access.accounts import create_account
 from cadastre.access.pii import audit_key, load_cipher
 from cadastre.access.privacy import Role
 from cadastre.cases import workflow as wf
@@ -24,8 +23,9 @@ from cadastre.cases.application import Application, PartyInput
 from cadastre.cases.model import Action
 from cadastre.cases.rules import RuleViolation
 from cadastre.settings import CasesSettings, Settings
-from tests.conftest import client_for
+from tests.conftest import app_data_dir, client_for
 from tests.register_support import REGISTER_TABLES, fingerprint
+from tests.support import free_port
 
 BUYER = PartyInput("欧阳明月", "11010519491231002X", phone="13800138000")
 OTHER_BUYER = PartyInput("司马清风", "110105195001010039")
@@ -36,16 +36,9 @@ MORTGAGE = {"mortgage_type": 1, "secured_amount": "120", "debt_start": "2026-12-
 
 
 @pytest.fixture(scope="module")
-def env(make_db, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
-    from cadastre.demo.load import load_demo
-
-    url = make_db("cases")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    with psycopg.connect(url, autocommit=True) as conn:
-        create_account(conn, "reg.case", "registrar password", Role.REGISTRAR, "王登簿")
-    data_dir = tmp_path_factory.mktemp("cases_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+def env(small_district, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    url = small_district("cases", [("reg.case", "registrar password", Role.REGISTRAR, "王登簿")])
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("cases_app"))
     settings = Settings(storage={"data_dir": data_dir})
     keys = wf.Keys(load_cipher(settings), audit_key(settings))
     yield {"url": url, "settings": settings, "keys": keys, "data_dir": data_dir,
@@ -236,18 +229,10 @@ def test_transfer_case_end_to_end_changes_the_owner(env) -> None:
 
 
 # ------------------------------------------------------------------ kill during 登簿
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_killing_the_server_during_entry_writes_all_or_nothing(env) -> None:
     url = env["url"]
     (unit,) = _owned_units(url, 1)
-    port = _free_port()
+    port = free_port()
     server_env = {**os.environ, "DATABASE_URL": url, "CADASTRE_PORT": str(port),
                   "CADASTRE_DATA_DIR": str(env["data_dir"])}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=server_env,
@@ -271,7 +256,7 @@ def test_killing_the_server_during_entry_writes_all_or_nothing(env) -> None:
             "action": "review", "review": {"step": "初审", "opinion": "同意"}})
         before = fingerprint(url, REGISTER_TABLES)
         blocker = psycopg.connect(url)
-        blocker.execute("SELECT pg_advisory_xact_lock(%s)", (audit._LOCK,))   # the last step
+        blocker.execute("SELECT pg_advisory_xact_lock(%s)", (audit.LOCK,))   # the last step
         threading.Thread(target=lambda: _swallow(lambda: httpx.post(
             f"{base}/api/v1/cases/{case_no}/actions", headers=h, json={"action": "register"},
             timeout=60)), daemon=True).start()

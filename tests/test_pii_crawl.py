@@ -22,7 +22,6 @@ import html
 import json
 import random
 import re
-import shutil
 import threading
 import time
 import unicodedata
@@ -45,6 +44,7 @@ from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import mask_certificate, mask_id_number, mask_name, mask_phone
 from cadastre.query.layers import LAYERS
 from cadastre.settings import PROJECT_ROOT, Settings
+from tests.conftest import app_data_dir
 
 ARTIFACT = PROJECT_ROOT / "test-artifacts" / "pii_crawl.json"
 WORKERS = 4
@@ -239,8 +239,7 @@ def crawl_env(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.T
     """The app on the demo district as the public reaches it. Its own client: rate limits off
     (the crawl is an enumeration on purpose), a fresh tile cache (every tile rendered), and the
     3D unit volumes of a slice of the district published into its data dir."""
-    data_dir = tmp_path_factory.mktemp("crawl_app")
-    shutil.copy(test_settings.data_dir / "secrets.json", data_dir / "secrets.json")
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("crawl_app"))
     settings = Settings(storage={"data_dir": data_dir}, database={"url": demo_url},
                         api={"rate_limit_enabled": False})
     from tiles.threed.units import publish_unit_volumes

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,15 +31,11 @@ from cadastre.access.accounts import create_account
 from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
+from tests.support import free_port
 
 EXAMPLES = int(os.environ.get("CADASTRE_FUZZ_EXAMPLES", "20"))
 PASSWORD = "fuzz registrar password"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +47,8 @@ def live_server(make_db, test_settings: Settings, tmp_path_factory: pytest.TempP
         load_demo(conn, load_cipher(test_settings), parcels=40, seed=5)
     with psycopg.connect(url, autocommit=True) as conn:
         create_account(conn, "fuzz.reg", PASSWORD, Role.REGISTRAR)
-    data_dir = tmp_path_factory.mktemp("fuzz_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
-    port = _free_port()
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("fuzz_app"))
+    port = free_port()
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",

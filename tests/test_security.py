@@ -26,10 +26,10 @@ from api.app import create_app
 from api.auth import principal
 from cadastre.access import apikeys, logsafe
 from cadastre.access.accounts import create_account
-from cadastre.access.pii import load_cipher
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 
 ID_NUMBER = "11010519491231002X"       # valid GB 11643 check character
 PHONE = "13912345678"
@@ -40,18 +40,11 @@ PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": quote("(2024)浙0106民初12
 
 
 @pytest.fixture(scope="module")
-def env(make_db, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
-    from cadastre.demo.load import load_demo
-
-    url = make_db("sec")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for user, role in (("reg.sec", Role.REGISTRAR), ("aud.sec", Role.AUDITOR),
-                           ("int.sec", Role.INTERESTED), ("lock.me", Role.REGISTRAR)):
-            create_account(conn, user, PASSWORDS[user], role)
-    data_dir = tmp_path_factory.mktemp("sec_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+def env(small_district, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    url = small_district("sec", [(user, PASSWORDS[user], role) for user, role in (
+        ("reg.sec", Role.REGISTRAR), ("aud.sec", Role.AUDITOR), ("int.sec", Role.INTERESTED),
+        ("lock.me", Role.REGISTRAR))])
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("sec_app"))
     return {"url": url, "data_dir": data_dir,
             "settings": Settings(storage={"data_dir": data_dir}, database={"url": url})}
 

@@ -18,7 +18,7 @@ pytest_plugins = ("tests.viewer_support",)
 
 
 @pytest.fixture(scope="module")
-def casework(make_db, test_settings, viewer_dist, viewer_assets, tmp_path_factory):
+def casework(small_district, test_settings, viewer_dist, viewer_assets, tmp_path_factory):
     """A small district with a year of cases, one case certainly overdue and one fresh, a
     registrar, and a server on it."""
     from cadastre.access.accounts import create_account
@@ -27,14 +27,12 @@ def casework(make_db, test_settings, viewer_dist, viewer_assets, tmp_path_factor
     from cadastre.cases import workflow as wf
     from cadastre.cases.application import Application, PartyInput
     from cadastre.demo.cases import seed_cases
-    from cadastre.demo.load import load_demo
     from tests.viewer_support import LiveServer, data_dir_for
 
-    url = make_db("viewer_cases")
+    url = small_district("viewer_cases")
     keys = wf.Keys(load_cipher(test_settings), audit_key(test_settings))
     actor = wf.Actor("test", "registrar", "测试")
     with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
         stats = seed_cases(conn, test_settings.cases, keys, open_cases=40)
         units = [r[0].strip() for r in conn.execute(
             "SELECT r.unit_code FROM cad.right_record r WHERE r.kind = 'ownership' AND "

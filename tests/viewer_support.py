@@ -152,11 +152,9 @@ class LiveServer:
 def data_dir_for(target: Path, test_settings: Settings, assets: Path | None = None) -> Path:
     """A server data dir: the test keys (tokens and PII decrypt as in the other tests) and, when
     given, the shared orthophoto/3D assets linked in (read-only use)."""
-    target.mkdir(parents=True, exist_ok=True)
-    from cadastre.access.pii import secrets_file
+    from tests.conftest import app_data_dir
 
-    secrets_file(test_settings.data_dir / "secrets.json")
-    shutil.copy(test_settings.data_dir / "secrets.json", target / "secrets.json")
+    app_data_dir(test_settings, target)
     if assets is not None:
         (target / "cache").mkdir(exist_ok=True)
         for sub in ("rasters", "3dtiles", "cache/glyphs", "cache/sprites", "cache/raster"):

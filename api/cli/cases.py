@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.audit import record_cli
 from cadastre.access.pii import audit_key, load_cipher
 from cadastre.cases import calendar as cal
 from cadastre.cases import catalogue, clock, queries
@@ -196,15 +197,11 @@ def show_catalogue() -> None:
 @cases_app.command("set-limit")
 def set_limit(county: str, business_type: int, promised_days: int) -> None:
     """A county's own promised limit for a business type (audited)."""
-    from cadastre import audit
-
     s, url, keys = _env()
     with connect(url) as conn, conn.transaction():
         catalogue.set_county_limit(conn, county, business_type, promised_days,
                                    _actor("").actor)
-        audit.append(conn, keys.audit_key, audit.Entry(_actor("").actor, "registrar",
-                                                       "catalogue.limit",
-                                                       f"{county}:{business_type}"))
+        record_cli(conn, "catalogue.limit", f"{county}:{business_type}", 1)
     console.print(f"{county} business {business_type}: promised {promised_days} working days")
 
 
@@ -242,13 +239,9 @@ def _set(day: str, workday: bool, note: str | None) -> None:
     except ValueError:
         raise InvalidInput("CALENDAR_DATE", "日期须为 YYYY-MM-DD / date must be YYYY-MM-DD") \
             from None
-    from cadastre import audit
-
-    actor = _actor("").actor
     with connect(url) as conn, conn.transaction():
-        cal.set_day(conn, s.cases, d, workday, note, actor)
-        audit.append(conn, keys.audit_key, audit.Entry(actor, "registrar", "calendar.day",
-                                                       d.isoformat()))
+        cal.set_day(conn, s.cases, d, workday, note, _actor("").actor)
+        record_cli(conn, "calendar.day", d.isoformat(), 1)
     console.print(f"{d}: {'working day' if workday else 'day off'}; running cases recomputed")
 
 
@@ -269,13 +262,9 @@ def import_notice(file: Path, year: int = typer.Option(..., help="the notice's y
                   note: str = typer.Option(None, help="e.g. 国办发明电〔2026〕X号")) -> None:
     """A year's State Council holiday notice, as lines
     `YYYY-MM-DD[..YYYY-MM-DD] holiday|workday note`; the year then counts as covered."""
-    from cadastre import audit
-
     s, url, keys = _env()
     days = cal.parse_notice(file.read_text("utf-8").splitlines(), year)
-    actor = _actor("").actor
     with connect(url) as conn, conn.transaction():
-        n = cal.import_notice(conn, s.cases, year, days, actor, note)
-        audit.append(conn, keys.audit_key, audit.Entry(actor, "registrar", "calendar.import",
-                                                       str(year), result_count=n))
+        n = cal.import_notice(conn, s.cases, year, days, _actor("").actor, note)
+        record_cli(conn, "calendar.import", str(year), n)
     console.print(f"{year}: {n} days imported; running cases recomputed")

@@ -20,7 +20,7 @@ from api.auditing import record_sync
 from api.auth import Unauthorized, issue_token, require
 from api.errors import error_body
 from api.state import AppState, app_state
-from cadastre.access import owner
+from cadastre.access import lockout, owner
 from cadastre.access.principal import PUBLIC, Principal, view
 from cadastre.access.privacy import Role
 from cadastre.documents import certificate, floor_plan, parcel_map
@@ -93,8 +93,7 @@ def _run_verification(request: Request, claim: owner.Claim) -> Response | dict[s
     state = app_state(request)
     settings = state.settings
     keys = _keys(request)
-    limits = owner.Limits(settings.security.verify_max_failures,
-                          settings.security.verify_window_minutes)
+    limits = lockout.Policy.owner_verify(settings)
     host = request.client.host if request.client else None
     with state.sync_pool.connection() as conn, conn.transaction():
         result = owner.verify(conn, keys.cipher, keys.audit_key, claim, host, limits)

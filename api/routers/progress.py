@@ -29,19 +29,18 @@ def _not_found() -> JSONResponse:
 def _lookup(request: Request, case_no: str, code: str) -> Any:
     state = app_state(request)
     s = state.settings.cases
-    policy = lockout.Policy(s.progress_max_failures, s.progress_max_failures * 5,
-                            s.progress_window_minutes)
+    policy = lockout.Policy.progress(state.settings)
     host = request.client.host if request.client else None
-    key = state.lockout_key
+    attempt = lockout.attempt(state.lockout_key, _KIND, case_no, host)
     with state.sync_pool.connection() as conn, conn.transaction():
-        if lockout.locked(conn, key, _KIND, case_no, host, policy):
+        if lockout.locked(conn, attempt, policy):
             return JSONResponse(error_body("PROGRESS_LOCKED", "查询失败次数过多，请稍后再试 / "
                                            "too many failed queries, try again later"),
                                 status_code=429,
                                 headers={"Retry-After": str(policy.window_minutes * 60)})
         found = queries.progress(conn, s, state.cipher, case_no, code)
         if found is None:
-            lockout.record_failure(conn, key, _KIND, case_no, host)
+            lockout.record_failure(conn, attempt)
             return _not_found()
     return view(PUBLIC, "case", found)
 

@@ -19,8 +19,7 @@ from api.state import app_settings, app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.jobs import JobTracker, create_job, get_job
-from tiles.threed.build import build_dataset
+from cadastre.jobs import create_job, get_job
 from tiles.threed.errors import DatasetNotFound
 from tiles.threed.registry import dataset_dir, get_dataset, list_datasets
 
@@ -187,16 +186,6 @@ def _source_path(request: Request, source: str) -> Path:
     return target
 
 
-def _build_job(url: str, job_id: uuid.UUID, data_dir: Path, source: Path,
-               body: BuildRequest) -> None:
-    with JobTracker(url, job_id) as job:
-        def progress(done: int, total: int, current: str) -> None:
-            job.update(done / max(total, 1), Path(current).name[-60:])
-
-        build_dataset(data_dir, source, body.name, srs=body.srs, origin=body.origin,
-                      replace=body.replace, progress=progress, workers=1)
-
-
 @router.post("/api/v1/3d/builds", status_code=202,
              summary="构建三维数据集 / build a 3D dataset (registrar; job with progress)")
 def start_build(request: Request, body: BuildRequest,
@@ -204,10 +193,9 @@ def start_build(request: Request, body: BuildRequest,
     state = app_state(request)
     source = _source_path(request, body.source)
     with state.sync_pool.connection() as conn, conn.transaction():
-        job_id = create_job(conn, "3d_build", who.actor)
+        job_id = create_job(conn, "3d_build", who.actor, {**body.model_dump(),
+                                                          "source": str(source)})
         record_sync(request, who, "3d.build", body.name, 1, conn=conn)
-    state.job_pool.submit(_build_job, state.database_url, job_id, _data_dir(request), source,
-                          body)
     return {"job_id": str(job_id), "links": {
         "job": str(request.base_url).rstrip("/") + f"/api/v1/3d/jobs/{job_id}"}}
 

@@ -68,20 +68,13 @@ def tile_fields(layer: Layer, who: Principal) -> tuple[LayerField, ...]:
     return layer.visible(who.role if grants_cover(who, (layer,)) else Role.PUBLIC)
 
 
-# (table, code column) whose features a layer shows; the code's first 6 digits are the county
-_SCOPE_TABLES = {"parcels": (("cad.parcel", "parcel_code"),),
-                 "buildings": (("cad.building", "building_code"),),
-                 "units": (("cad.unit", "unit_code"),),
-                 "boundary_points": (("cad.boundary_point", "parcel_code"),),
-                 "labels": (("cad.parcel", "parcel_code"), ("cad.building", "building_code"))}
-
-
 async def _all_in_scope(request: Request, who: Principal, layers: tuple[Layer, ...],
                         req: TileRequest) -> bool:
-    tables = dict.fromkeys(t for layer in layers for t in _SCOPE_TABLES[layer.name])
+    # the feature tables the layers show, each once, with their county code (layers.Layer.scope)
+    sources = dict.fromkeys(source for layer in layers for source in layer.scope)
     outside = " OR ".join(
-        f"EXISTS (SELECT 1 FROM {table} t, b WHERE t.valid_to IS NULL AND t.geom_3857 && b.qenv "
-        f"AND left(t.{code}, 6) <> ALL(%(counties)s))" for table, code in tables)
+        f"EXISTS (SELECT 1 FROM {s.table} t, b WHERE t.valid_to IS NULL AND t.geom_3857 && b.qenv "
+        f"AND {s.county('t')} <> ALL(%(counties)s))" for s in sources)
     sql = (f"WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {BUFFER / EXTENT})"
            f" AS qenv) SELECT NOT ({outside})")
     async with app_state(request).pool.connection() as conn:

@@ -1,6 +1,6 @@
 """The working-day calendar: Chinese public holidays and make-up working days (调休) from the
 maintained ``chinese-calendar`` package, a local override table on top, materialised day by day
-into ``reg.calendar_day`` so the clock is computed in SQL (``reg.deadlines``).
+into ``reg.calendar_day`` so the clock is computed in SQL (``cadastre.cases.clock``).
 
 A year the package has no data for counts Monday to Friday only, and says so: its days carry
 ``source = 'weekday'`` and every case whose limit runs into it is flagged (``calendar_incomplete``)
@@ -77,12 +77,13 @@ def rebuild(conn: psycopg.Connection, settings: CasesSettings, today: date | Non
             "SELECT day, workday, note FROM reg.calendar_override")}
         local_years = {r[0] for r in conn.execute("SELECT year FROM reg.calendar_year")}
         conn.execute("DELETE FROM reg.calendar_day")
-        idx = 0
+        idx = nodata = 0
         with conn.cursor().copy(
-                "COPY reg.calendar_day (day, workday, idx, source) FROM STDIN") as copy:
+                "COPY reg.calendar_day (day, workday, idx, source, nodata) FROM STDIN") as copy:
             for day in _days(first, last, overrides, local_years):
                 idx += day.workday
-                copy.write_row((day.day, day.workday, idx, day.source))
+                nodata += day.source == "weekday"
+                copy.write_row((day.day, day.workday, idx, day.source, nodata))
     return (last - first).days + 1
 
 

@@ -1,7 +1,8 @@
 """The case clock: working-day deadlines and traffic lights, computed in SQL.
 
 The deadlines of a running case (clock started, not yet 登簿/办结, not closed) are stored on the
-case (``yellow_at``, ``due_at``, ``statutory_due_at``) by ``reg.deadlines`` and recomputed at
+case (``yellow_at``, ``due_at``, ``statutory_due_at``) by one set-based statement over the
+materialised calendar (``compute``) and recomputed at
 every event that moves them (acceptance, end of a pause, a calendar or limit change, a change of
 the clock settings). The light is then a comparison of instants (``reg.light``), so lists sort
 and filter by urgency with plain indexes:
@@ -52,22 +53,54 @@ def _settings_key(settings: CasesSettings) -> str:
     return json.dumps({k: str(v) for k, v in settings.clock_params().items()}, sort_keys=True)
 
 
-_UPDATE = f"""
-UPDATE reg.case c SET
-    (start_day, yellow_at, due_at, statutory_due_at, calendar_incomplete) = (
-        SELECT d.start_day, d.yellow_at, d.due_at, d.statutory_due_at, d.incomplete
-        FROM reg.deadlines(c.clock_from, c.promised_days::int, c.statutory_days::int,
-                           c.paused_days, %(tz)s::text, %(closing)s::time, %(share)s::numeric,
-                           %(same_day)s::time) d),
+# Deadlines of the cases selected by {where} (alias x), in one statement: the first counted
+# day (the acceptance day if a working day before closing time, else the next working day),
+# the promised and statutory deadlines (closing time of the N-th working day after it, plus
+# the paused working days), the instant it turns yellow (whole working days left <= share x
+# promised; same-day types at a fixed hour) and whether days without holiday data lie between.
+_DEADLINES = """
+WITH c AS (
+    SELECT x.case_id, x.promised_days::int AS pd, x.statutory_days::int AS sd,
+           x.paused_days AS pz, (x.clock_from AT TIME ZONE %(tz)s) AS lt
+    FROM reg.case x WHERE x.clock_from IS NOT NULL AND {where}
+), f AS (
+    SELECT c.*, k.idx + CASE WHEN k.workday AND c.lt::time < %(closing)s::time
+                             THEN 0 ELSE 1 END AS s
+    FROM c JOIN reg.calendar_day k ON k.day = c.lt::date
+)
+UPDATE reg.case u SET
+    start_day = s.day,
+    yellow_at = CASE WHEN f.pd = 0 THEN (p.day + %(same_day)s::time) AT TIME ZONE %(tz)s
+                     ELSE y.day::timestamp AT TIME ZONE %(tz)s END,
+    due_at = (p.day + %(closing)s::time) AT TIME ZONE %(tz)s,
+    statutory_due_at = (st.day + %(closing)s::time) AT TIME ZONE %(tz)s,
+    calendar_incomplete = st.nodata > s.nodata OR s.source = 'weekday',
     updated_at = now()
-WHERE {RUNNING}
+FROM f
+JOIN reg.calendar_day s ON s.workday AND s.idx = f.s
+JOIN reg.calendar_day p ON p.workday AND p.idx = f.s + f.pd + f.pz
+JOIN reg.calendar_day st ON st.workday AND st.idx = f.s + f.sd + f.pz
+JOIN reg.calendar_day y ON y.workday
+     AND y.idx = f.s + f.pd + f.pz - floor(f.pd * %(share)s::numeric)::int
+WHERE u.case_id = f.case_id
 """
+
+
+def compute(conn: psycopg.Connection, settings: CasesSettings, where: str,
+            params: dict[str, object] | None = None) -> int:
+    """Store the deadlines of the cases matching ``where`` (SQL over alias ``x``, a constant
+    of the caller's code: never request input). Returns how many were computed."""
+    cur = conn.execute(_DEADLINES.format(where=where),
+                       {**settings.clock_params(), **(params or {})})
+    return cur.rowcount
+
+
+_RUNNING_X = RUNNING.replace("c.", "x.")
 
 
 def recompute(conn: psycopg.Connection, settings: CasesSettings, case_id: uuid.UUID) -> None:
     """Deadlines of one running case (no-op for a case whose clock is not running)."""
-    conn.execute(_UPDATE + " AND c.case_id = %(case)s",
-                 {**settings.clock_params(), "case": case_id})
+    compute(conn, settings, f"{_RUNNING_X} AND x.case_id = %(case)s", {"case": case_id})
 
 
 def recompute_running(conn: psycopg.Connection, settings: CasesSettings,
@@ -75,11 +108,9 @@ def recompute_running(conn: psycopg.Connection, settings: CasesSettings,
     """Deadlines of every running case (optionally of one county / business type), after a
     calendar, limit or settings change. Returns how many were recomputed."""
     calendar.ensure(conn, settings)
-    cur = conn.execute(
-        _UPDATE + " AND (%(county)s::text IS NULL OR c.county_code = %(county)s)"
-        " AND (%(bt)s::smallint IS NULL OR c.business_type = %(bt)s)",
-        {**settings.clock_params(), "county": county, "bt": business_type})
-    return cur.rowcount
+    return compute(conn, settings, f"{_RUNNING_X} AND (%(county)s::text IS NULL OR "
+                   "x.county_code = %(county)s) AND (%(bt)s::smallint IS NULL OR "
+                   "x.business_type = %(bt)s)", {"county": county, "bt": business_type})
 
 
 def ensure_current(conn: psycopg.Connection, settings: CasesSettings) -> bool:

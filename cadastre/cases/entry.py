@@ -102,6 +102,8 @@ class EntryResult:
     version_ids: tuple[int, ...]
     certificate_nos: tuple[str, ...]
     closed_right_ids: tuple[uuid.UUID, ...]
+    closed_version_ids: tuple[int, ...] = ()
+    entered_kinds: tuple[str, ...] = ()
 
 
 def _pick(request: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -316,6 +318,8 @@ def apply(conn: psycopg.Connection, facts: CaseFacts, ops: Sequence[Op], *, chan
     versions: list[int] = []
     certs: list[str] = []
     closed: list[uuid.UUID] = []
+    closed_versions: list[int] = []
+    kinds: list[str] = []
 
     def number(kind: str | None) -> str | None:
         if kind is None:
@@ -329,11 +333,14 @@ def apply(conn: psycopg.Connection, facts: CaseFacts, ops: Sequence[Op], *, chan
             values = {k: (at if v == "now" else v) for k, v in op.detail.items()}
             reg.close(conn, op.right, change, at, values)
             closed.append(op.right.right_id)
+            closed_versions.append(op.right.version_id)
         elif isinstance(op, Continue):
             record = dict(op.record)
             cert = number(op.certificate)
             if cert:
                 record["certificate_no"] = cert
+            closed_versions.append(op.right.version_id)
+            kinds.append(op.right.kind)
             versions.append(reg.continue_version(
                 conn, op.right, change=change, at=at, business_no=facts.case_no,
                 registration_type=op.registration_type, record_values=record,
@@ -341,6 +348,7 @@ def apply(conn: psycopg.Connection, facts: CaseFacts, ops: Sequence[Op], *, chan
         else:
             detail = {k: (at if v is None and k == "cancelled_at" else v)
                       for k, v in op.detail.items()}
+            kinds.append(op.kind)
             versions.append(reg.enter(
                 conn, change=change, at=at, kind=op.kind, unit_code=op.unit_code,
                 business_no=facts.case_no, registration_type=op.registration_type,
@@ -348,7 +356,8 @@ def apply(conn: psycopg.Connection, facts: CaseFacts, ops: Sequence[Op], *, chan
                 reason=facts.reason, certificate_no=number(op.certificate),
                 office=office.name, registrar=registrar, right_start=op.right_start,
                 right_end=op.right_end))
-    return EntryResult(change, tuple(versions), tuple(certs), tuple(closed))
+    return EntryResult(change, tuple(versions), tuple(certs), tuple(closed),
+                       tuple(closed_versions), tuple(kinds))
 
 
 # ------------------------------------------------------------------ helpers

@@ -59,8 +59,9 @@ def _labels(rec: dict[str, Any]) -> dict[str, Any]:
     if "unit_codes" in rec:
         rec["unit_codes"] = [c.strip() for c in rec["unit_codes"]]
     if rec.get("calendar_incomplete"):
-        rec["calendar_warning"] = ("期限所跨年份尚无法定节假日数据，暂按星期一至星期五计算 / a year on "
-                                   "the way has no holiday data yet: Monday to Friday counted")
+        rec["calendar_warning"] = ("期限所跨年份尚无法定节假日数据，暂按星期一至星期五计算 / "
+                                   "a year on the way has no holiday data yet: "
+                                   "Monday to Friday counted")
     for k, v in list(rec.items()):
         if isinstance(v, datetime):
             rec[k] = v.isoformat()
@@ -106,7 +107,7 @@ def worklist(conn: psycopg.Connection, settings: CasesSettings, f: WorklistFilte
     if f.light is not None and f.light not in LIGHT_LABELS:
         raise InvalidInput("LIGHT_INVALID", "灯色须为 green、yellow 或 red / light must be "
                            "green, yellow or red")
-    where = ["c.closed_at IS NULL"]
+    where: list[str] = []
     params: dict[str, Any] = {"tz": settings.timezone, "now": now or datetime.now().astimezone(),
                               "limit": f.limit + 1, "counties": list(f.counties)}
     if f.counties:
@@ -120,18 +121,29 @@ def worklist(conn: psycopg.Connection, settings: CasesSettings, f: WorklistFilte
     if f.business_type is not None:
         where.append("c.business_type = %(bt)s")
         params["bt"] = f.business_type
+    clock_only = bool(f.light or f.overdue_statutory)
     if f.light:
-        where.append("c.registered_at IS NULL AND " + light_filter_sql(f.light))
+        where.append(light_filter_sql(f.light))
     if f.overdue_statutory:
-        where.append("c.registered_at IS NULL AND " + statutory_overdue_sql())
+        where.append(statutory_overdue_sql())
+    after = ["true", "true"]
     if f.cursor:
         stopped, due, no = _decode(f.cursor)
-        where.append("((c.registered_at IS NOT NULL), c.due_at, c.case_no) > "
-                     "(%(c_stopped)s, %(c_due)s::timestamptz, %(c_no)s)")
-        params.update(c_stopped=stopped, c_due=due, c_no=no)
-    sql = (f"SELECT {_LIST_COLS} FROM reg.case c JOIN reg.business_type b "
-           f"ON b.seq = c.business_type WHERE {' AND '.join(where)} "
-           "ORDER BY (c.registered_at IS NOT NULL), c.due_at, c.case_no LIMIT %(limit)s")
+        params.update(c_due=due, c_no=no)
+        key = "(c.due_at, c.case_no) > (%(c_due)s::timestamptz, %(c_no)s)"
+        after = ["false", key] if stopped else [key, "true"]
+    # running cases by deadline, then those past 登簿: two ordered index scans, each stopping
+    # after a page, merged (the deferred join fetches the page's rows only)
+    parts = [("false", "c.registered_at IS NULL AND c.closed_at IS NULL", after[0])]
+    if not clock_only:
+        parts.append(("true", "c.registered_at IS NOT NULL AND c.closed_at IS NULL", after[1]))
+    keys = " UNION ALL ".join(
+        f"(SELECT c.case_id, {flag} AS stopped, c.due_at, c.case_no FROM reg.case c "
+        f"WHERE {cond} AND {cur} {''.join(' AND ' + w for w in where)} "
+        "ORDER BY c.due_at, c.case_no LIMIT %(limit)s)" for flag, cond, cur in parts)
+    sql = (f"SELECT {_LIST_COLS} FROM ({keys}) k JOIN reg.case c ON c.case_id = k.case_id "
+           "JOIN reg.business_type b ON b.seq = c.business_type "
+           "ORDER BY k.stopped, k.due_at, k.case_no LIMIT %(limit)s")
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(sql, params).fetchall()
     more = len(rows) > f.limit

@@ -23,9 +23,11 @@ from cadastre.cases import application as appl
 from cadastre.cases import catalogue, clock, entry, rules
 from cadastre.cases.model import CLOSED, MOVES, Action, PauseReason, Stage
 from cadastre.cases.numbers import case_number, office
+from cadastre.codes import county_of
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.register.versions import new_change
 from cadastre.settings import CasesSettings
+from cadastre.sharing import events
 
 TRANSFER_TYPES = (3, 7, 13, 15)      # businesses that sell a unit: one open case per unit
 _QUERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -99,7 +101,7 @@ def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, act
     with conn.transaction():
         bt = catalogue.get(conn, app.business_type)
         request = appl.clean_request(bt, app.request)
-        county = units[0][:6]
+        county = county_of(units[0])
         if actor.counties and county not in actor.counties:
             raise NotFound("UNIT_NOT_FOUND", "无此不动产单元 / no such unit in your counties")
         clock.calendar.ensure(conn, settings)
@@ -128,6 +130,9 @@ def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, act
         clock.recompute(conn, settings, case_id)
         _record(conn, keys, actor, case_id, case_no, None, stage,
                 "accept" if stage is Stage.ACCEPTED else "apply", now)
+        if stage is Stage.ACCEPTED:
+            events.emit(conn, "case.accepted", county=county, unit_codes=units, case_no=case_no,
+                        refs={"business_type": bt.seq, "stage": stage.value})
     return Opened(case_id, case_no, code, stage)
 
 
@@ -229,6 +234,10 @@ def advance(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor
                          "%s) WHERE case_id = %s", (now, actor.account_id, case.case_id))
         _record(conn, keys, actor, case.case_id, case_no, case.stage, move.target,
                 action.value, now, (note or reason or (review.opinion if review else None)))
+        if action is Action.ACCEPT or move.target in CLOSED:
+            events.emit(conn, "case.accepted" if action is Action.ACCEPT else "case.completed",
+                        county=case.county_code, case_no=case_no,
+                        refs={"business_type": case.business_type, "stage": move.target.value})
     return out
 
 
@@ -258,6 +267,13 @@ def _register(conn: psycopg.Connection, settings: CasesSettings, actor: Actor, c
     conn.execute("UPDATE reg.case SET change_id = %s, certificate_no = %s WHERE case_id = %s",
                  (change, result.certificate_nos[0] if result.certificate_nos else None,
                   case.case_id))
+    bt = facts.business
+    events.emit(conn, events.registration_event(bt.registration_type, bt.right_kinds[0],
+                                                result.entered_kinds),
+                county=case.county_code, unit_codes=facts.unit_codes, case_no=case.case_no,
+                refs={"versions": list(result.version_ids),
+                      "closed": list(result.closed_version_ids), "change_id": change,
+                      "business_type": bt.seq})
     return {"change_id": change, "version_ids": list(result.version_ids),
             "certificate_nos": list(result.certificate_nos),
             "closed_right_ids": [str(r) for r in result.closed_right_ids]}

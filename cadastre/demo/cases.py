@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from cadastre.cases import calendar, catalogue
+from cadastre.cases import calendar, catalogue, clock
 from cadastre.cases import workflow as wf
 from cadastre.cases.application import Application, PartyInput
 from cadastre.cases.model import Action, PauseReason
@@ -109,7 +109,10 @@ def _history(conn: psycopg.Connection, settings: CasesSettings, rng: random.Rand
             copy.write_row(r)
     params = {"tz": settings.timezone, "county": county, "year": now.year,
               **settings.clock_params()}
-    for statement in _HISTORY_SQL.split(";\n\n"):
+    statements = _HISTORY_SQL.split(";\n\n")
+    conn.execute(statements[0], params)        # the cases
+    clock.compute(conn, settings, "x.case_id IN (SELECT case_id FROM demo_hist)")
+    for statement in statements[1:]:           # days used, case number sequences
         conn.execute(statement, params)
     conn.execute("SET LOCAL cadastre.bulk_load = 'on'")   # business numbers only: no tiles
     conn.execute("UPDATE cad.right_record r SET business_no = c.case_no FROM demo_hist h "
@@ -152,13 +155,6 @@ SELECT p.case_id,
        CASE p.outcome WHEN 'refused' THEN '不属于本机构登记范围'
                       WHEN 'rejected' THEN '抵押合同与申请不一致' END
 FROM placed p JOIN reg.business_type b ON b.seq = p.bt;
-
-UPDATE reg.case c SET (start_day, yellow_at, due_at, statutory_due_at, calendar_incomplete) = (
-    SELECT d.start_day, d.yellow_at, d.due_at, d.statutory_due_at, d.incomplete
-    FROM reg.deadlines(c.clock_from, c.promised_days::int, c.statutory_days::int, 0,
-                       %(tz)s::text, %(closing)s::time, %(share)s::numeric,
-                       %(same_day)s::time) d)
-WHERE c.clock_from IS NOT NULL AND c.case_id IN (SELECT case_id FROM demo_hist);
 
 UPDATE reg.case c SET working_days_used = greatest(0,
     reg.wd_idx((c.registered_at AT TIME ZONE %(tz)s)::date) - reg.wd_idx(c.start_day))

@@ -9,7 +9,9 @@ from typing import Any
 
 import psycopg
 
-from cadastre.codes import CodeError, next_parcel_sequence
+from cadastre.codes import CodeError, ParcelCode, sequence_prefix_of
+from cadastre.register.numbering import next_parcel_sequence
+from cadastre.store.db import one, scalar
 
 HAUSDORFF_M = 0.001  # geometry differs by more than a millimetre → changed
 
@@ -143,8 +145,8 @@ def compute_diff(conn: psycopg.Connection, sid: uuid.UUID, new_parcels: bool = F
                      else "replace")
             lineage.append((parent, child.code or child.ref, event))
     for parent in sorted(retired):
-        row = conn.execute("SELECT feature_id, version_id, ST_Area(geom) FROM cad.parcel "
-                           "WHERE parcel_code = %s AND valid_to IS NULL", (parent,)).fetchone()
+        row = one(conn, "SELECT feature_id, version_id, ST_Area(geom) FROM cad.parcel "
+                  "WHERE parcel_code = %s AND valid_to IS NULL", (parent,))
         parcels.append(ParcelChange(None, parent, parent, "retired", row[0], row[1],
                                     area_before=row[2]))
     return Diff(parcels, lineage, _by_code(conn, sid, "building", "building_code",
@@ -192,7 +194,7 @@ def _assign_codes(conn: psycopg.Connection, sid: uuid.UUID, parcels: list[Parcel
             continue
         parent = next((code for code, idxs in retired.items() if p.idx in idxs), None)
         if parent is not None:
-            prefix = parent[:14]          # zone (12) + ownership and right characters
+            prefix = sequence_prefix_of(parent)   # zone (12) + ownership and right characters
         elif not new_parcels:
             p.problem = "PARCEL_CODE_MISSING"
             continue
@@ -203,7 +205,7 @@ def _assign_codes(conn: psycopg.Connection, sid: uuid.UUID, parcels: list[Parcel
             p.subdistrict = zones[p.idx]  # type: ignore[index]
             prefix = f"{p.subdistrict}{NEW_PARCEL_FEATURE_CODE}"
         if prefix not in taken:
-            taken[prefix] = [int(r[0][14:]) for r in conn.execute(
+            taken[prefix] = [ParcelCode.parse(r[0]).sequence for r in conn.execute(
                 "SELECT DISTINCT parcel_code FROM cad.parcel WHERE parcel_code LIKE %s",
                 (prefix + "%",))]
         try:
@@ -257,14 +259,13 @@ def diff_geojson(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff,
     feats: list[dict[str, Any]] = []
     for p in diff.parcels:
         if p.change in ("new", "changed") and p.idx is not None:
-            g = conn.execute("SELECT ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM "
-                             "cad.survey_feature WHERE submission_id = %s AND idx = %s",
-                             (sid, p.idx)).fetchone()[0]
+            g = scalar(conn, "SELECT ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM "
+                       "cad.survey_feature WHERE submission_id = %s AND idx = %s", (sid, p.idx))
             feats.append({"type": "Feature", "geometry": json.loads(g),
                           "properties": {**p.as_dict(), "state": "after"}})
         if p.change in ("changed", "retired") and p.version_id is not None:
-            g = conn.execute("SELECT ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM cad.parcel "
-                             "WHERE version_id = %s", (p.version_id,)).fetchone()[0]
+            g = scalar(conn, "SELECT ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM cad.parcel "
+                       "WHERE version_id = %s", (p.version_id,))
             feats.append({"type": "Feature", "geometry": json.loads(g),
                           "properties": {**p.as_dict(), "state": "before"}})
     feats += plan_geojson(conn, sid, anchor)

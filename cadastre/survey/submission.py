@@ -33,7 +33,7 @@ from cadastre.jobs import JobTracker
 from cadastre.qa.engine import check, second_connection
 from cadastre.qa.scope import Scope
 from cadastre.settings import QaSettings
-from cadastre.store.db import connect
+from cadastre.store.db import connect, scalar
 from cadastre.survey.acceptability import acceptance_issues
 from cadastre.survey.options import SubmissionOptions
 from cadastre.survey.placement import place_on_building
@@ -156,16 +156,18 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
                 progress(p, what)
 
         sub = get_submission(conn, sid)
+        # a retried job (its worker stopped) starts over: what an earlier attempt staged goes
+        conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s", (sid,))
         conn.execute("UPDATE cad.survey_submission SET status = 'validating' "
                      "WHERE submission_id = %s", (sid,))
         conn.commit()
         step(0.05, "reading")
-        row = conn.execute("SELECT stored_path FROM cad.survey_submission WHERE "
-                           "submission_id = %s", (sid,)).fetchone()
+        stored_path = scalar(conn, "SELECT stored_path FROM cad.survey_submission WHERE "
+                             "submission_id = %s", (sid,))
         options = SubmissionOptions.from_dict(sub["options"])
 
         def unreadable(exc: SurveyFormatError) -> dict[str, Any]:
-            report = {"submission": str(sid), "status": "invalid", "format": None,
+            report: dict[str, Any] = {"submission": str(sid), "status": "invalid", "format": None,
                       "errors": with_advice([{"code": exc.code, "message": exc.message,
                                               "subject": [], "location": None}]),
                       "warnings": [], "counts": {}, "options": options.as_dict(),
@@ -178,7 +180,7 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
         stager = _Stager(conn, sid)       # stores features while the rest is read
         try:
             # a local plan is read whole, placed on its building, then staged
-            data = read_survey(Path(row[0]), srid=sub["srid"], filename=sub["filename"],
+            data = read_survey(Path(stored_path), srid=sub["srid"], filename=sub["filename"],
                                options=options.reader_options(), checks=False,
                                on_features=None if options.anchor else stager.feed)
             if options.anchor is not None:
@@ -222,13 +224,14 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
         issues = with_advice(issues)
         errors = [i for i in issues if i["severity"] == "error"]
         warnings = [i for i in issues if i["severity"] != "error"]
+        status = "invalid" if errors else "validated"
         report = {"submission": str(sid), "format": data.format, "srid": data.srid,
                   "counts": counts(data), "errors": errors, "warnings": warnings,
-                  "status": "invalid" if errors else "validated",
-                  "options": options.as_dict(), "placement": data.metadata.get("placement"),
+                  "status": status, "options": options.as_dict(),
+                  "placement": data.metadata.get("placement"),
                   "mapping": data.metadata.get("field_reports") or [],
                   "areas": feature_areas(conn, sid, data.srid)}
-        _finish(conn, sid, report, data.format, data.srid, report["status"])
+        _finish(conn, sid, report, data.format, data.srid, status)
         lap("report")
         step(1.0, "done")
         return report

@@ -2,7 +2,7 @@
 // QA runs (findings as a vector tile layer with the bearer token, and a list), audit chain status.
 import { api } from "./api.js";
 import { CasesTab } from "./cases.js";
-import { t } from "./i18n.js";
+import { localized, t } from "./i18n.js";
 import { bboxOf, qaLayers } from "./map.js";
 import { showDiff, showReport, statusLabel, submissionList } from "./submissions.js";
 import { clear, el, errorText, fmtDate, fmtNumber, tabs, toast } from "./ui.js";
@@ -176,7 +176,7 @@ export class RegistrarWorkspace {
         const where = f.geometry ? bboxOf({ features: [{ geometry: f.geometry }] }) : null;
         ul.append(el("li", { class: `issue ${f.severity}` },
           el("span", { class: `chip sev-${f.severity}` }, t(`legend_${f.severity}`) || f.severity),
-          el("code", {}, f.rule), " ", f.message,
+          el("code", {}, f.rule), " ", localized(f.message),
           f.measure !== null && f.measure !== undefined ? ` (${fmtNumber(f.measure)})` : "",
           el("span", { class: "subject" }, ` ${(f.subject || []).join(", ")}`),
           where ? el("button", { type: "button", class: "btn small", "aria-label": "⌖",
