@@ -10,17 +10,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import errors
 from api.fastpath import WarmTileMiddleware
+from api.guards import HeadAsGet, RequestGuard, SecurityHeaders
+from api.httpcache import ValidatedGZip
 from api.jobs import WorkerThreads
 from api.ratelimit import RateLimitMiddleware
 from api.routers import (
     assets,
     audit,
     cases,
+    docs,
     field_maps,
     ogc,
     owner,
@@ -44,6 +47,7 @@ from cadastre.cases import clock
 from cadastre.settings import Settings, get_settings
 from cadastre.sharing.delivery import Dispatcher
 from cadastre.store.db import check_versions, connect, database_url, server_info
+from cadastre.survey.submission import MAX_UPLOAD_BYTES
 from tiles.cache import TileCache
 
 log = logging.getLogger("api")
@@ -111,19 +115,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with connect(url) as conn:   # calendar far enough ahead, deadlines under these settings
             clock.ensure_current(conn, settings.cases)
             conn.commit()
+        db = settings.database
         pool = AsyncConnectionPool(
             url,
-            min_size=settings.database.pool_min,
-            max_size=settings.database.pool_max,
-            kwargs={"options": f"-c statement_timeout={settings.database.statement_timeout_ms}",
-                    "autocommit": True, "application_name": "cadastre-api"},
+            min_size=db.pool_min,
+            max_size=db.pool_max,
+            kwargs={"options": f"-c statement_timeout={db.statement_timeout_ms}",
+                    "autocommit": True, "application_name": "cadastre-api",
+                    "connect_timeout": db.connect_timeout_s},
             configure=_configure,
+            check=AsyncConnectionPool.check_connection,   # no broken connection after an outage
+            timeout=db.pool_timeout_s,
             open=False,
         )
         await pool.open(wait=True, timeout=30)
         # for plain `def` routes (blocking work runs in FastAPI's thread pool)
         sync_pool = ConnectionPool(url, min_size=0, max_size=4, open=True,
-                                   kwargs={"autocommit": True, "application_name": "cadastre-api"})
+                                   timeout=db.pool_timeout_s,
+                                   check=ConnectionPool.check_connection,
+                                   kwargs={"autocommit": True, "application_name": "cadastre-api",
+                                           "connect_timeout": db.connect_timeout_s})
         state = AppState(
             settings=settings, database_url=url, server_info=info, pool=pool,
             sync_pool=sync_pool,
@@ -151,16 +162,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Cadastre server / 不动产登记查询与三维可视化服务",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,      # served from local files by api/routers/docs.py
     )
     app.add_middleware(WarmTileMiddleware)   # innermost: CORS and gzip still wrap it
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(ValidatedGZip, minimum_size=1024)
     app.add_middleware(RateLimitMiddleware, settings=settings.api)  # inside CORS: 429s get CORS
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET", "POST"],
         allow_headers=["*"],
     )
+    app.add_middleware(RequestGuard, body_bytes=settings.api.max_body_bytes,
+                       upload_bytes=MAX_UPLOAD_BYTES)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityHeaders)
+    if settings.api.trusted_proxies:      # outermost: the client address for everything inside
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.api.trusted_proxies)
     errors.install(app)
     app.include_router(system.router)
+    app.include_router(docs.router)
     app.include_router(auth_router.router)
     app.include_router(tiles.router)
     app.include_router(assets.router)

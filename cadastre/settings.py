@@ -50,6 +50,10 @@ class DatabaseSettings(_Base):
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=10, ge=1)
     statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # how long a request waits for a pooled connection, and a new connection for the server,
+    # before it answers 503 DATABASE_UNREACHABLE (a stopped database must not hang requests)
+    pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    connect_timeout_s: int = Field(default=3, ge=1, le=60)
     # embedded cluster tuning
     embedded_shared_buffers: str = "256MB"
     embedded_port: int | None = Field(default=None, description="fixed port; default: a free one")
@@ -86,8 +90,12 @@ class ApiSettings(_Base):
                                               description="search and what-is-here")
     rate_limit_auth_per_minute: int = Field(default=20, ge=1,
                                             description="login and verification")
-    # client addresses of reverse proxies whose X-Forwarded-For is believed
+    # client addresses (or networks, 10.0.0.0/8) of reverse proxies whose X-Forwarded-For is
+    # believed; nobody else's is, not even 127.0.0.1's
     trusted_proxies: list[str] = Field(default_factory=list)
+    # request bodies: JSON and forms on every route; the survey upload route has the upload
+    # limit of cadastre.survey.submission
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
     # login lockout (CADASTRE_LOGIN_*): failures per username, and per client address
     login_max_failures: int = Field(default=5, ge=1)
     login_max_client_failures: int = Field(default=20, ge=1)

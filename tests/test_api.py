@@ -16,11 +16,13 @@ from cadastre.settings import Settings
 from tests.support import free_port
 
 
-def test_health_reports_versions_and_counts(demo_url: str, test_settings: Settings) -> None:
+def test_health_reports_versions_and_counts(demo_url: str, test_settings: Settings,
+                                            registrar_token: str) -> None:
+    """Staff see versions and counts (the public sees up/down only: test_http_hardening)."""
     settings = Settings(storage={"data_dir": test_settings.data_dir},
                         database={"url": demo_url})
     with TestClient(create_app(settings)) as client:
-        r = client.get("/health")
+        r = client.get("/health", headers={"Authorization": f"Bearer {registrar_token}"})
         assert r.status_code == 200
         body = r.json()
     assert body["status"] == "ok"
@@ -41,7 +43,8 @@ def test_errors_have_stable_codes(demo_url: str, test_settings: Settings) -> Non
     assert r.status_code == 404
 
 
-def test_cadastre_serve_process_answers(demo_url: str, test_settings: Settings) -> None:
+def test_cadastre_serve_process_answers(demo_url: str, test_settings: Settings,
+                                        registrar_token: str) -> None:
     """`cadastre serve` as a real process against the demo database."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": demo_url, "CADASTRE_PORT": str(port),
@@ -53,7 +56,8 @@ def test_cadastre_serve_process_answers(demo_url: str, test_settings: Settings) 
         body = None
         while time.monotonic() < deadline:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5,
+                              headers={"Authorization": f"Bearer {registrar_token}"})
                 if r.status_code == 200:
                     body = r.json()
                     break

@@ -341,8 +341,10 @@ def serve(
     port = port or s.api.port
     console.print(f"serving on http://{host}:{port}  ·  地图 / viewer: http://{host}:{port}/"
                   f"  ·  API: http://{host}:{port}/docs")
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app
+    # believes it only from CADASTRE_TRUSTED_PROXIES (api.app)
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
-                workers=workers or s.api.workers, log_level="info")
+                workers=workers or s.api.workers, log_level="info", proxy_headers=False)
 
 
 # ---------------------------------------------------------------------------- worker

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Unauthorized, issue_token
-from api.ratelimit import client_address
+from api.ratelimit import client_address, rate_class
 from api.state import app_state
 from cadastre.access import lockout
 from cadastre.access.accounts import authenticate
@@ -21,11 +21,12 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
-@router.post("/login", summary="登录 / log in (staff and systems)")
+@router.post("/login", summary="登录 / log in (staff and systems)",
+             openapi_extra=rate_class("auth"))
 def login(body: Login, request: Request) -> dict[str, Any]:
     state = app_state(request)
     settings = state.settings
-    client = client_address(request.scope, frozenset(settings.api.trusted_proxies))
+    client = client_address(request.scope)
     attempt = lockout.attempt(state.lockout_key, "login", body.username, client)
     with state.sync_pool.connection() as conn:
         locked = lockout.locked(conn, attempt, lockout.Policy.login(settings))

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from api.errors import error_body
+from api.problems import problem_response
+from api.ratelimit import rate_class
 from api.state import app_state
 from cadastre.access import lockout
 from cadastre.access.principal import PUBLIC, view
@@ -21,9 +22,9 @@ router = APIRouter(prefix="/api/v1", tags=["cases"])
 _KIND = "progress"
 
 
-def _not_found() -> JSONResponse:
-    return JSONResponse(error_body("PROGRESS_NOT_FOUND", "未查询到该办件，请核对受理编号和查询码 / "
-                                   "no case with that number and query code"), status_code=404)
+def _not_found() -> JSONResponse:   # (a problem+json response)
+    return problem_response(404, "PROGRESS_NOT_FOUND", "未查询到该办件，请核对受理编号和查询码 / "
+                            "no case with that number and query code")
 
 
 def _lookup(request: Request, case_no: str, code: str) -> Any:
@@ -34,10 +35,9 @@ def _lookup(request: Request, case_no: str, code: str) -> Any:
     attempt = lockout.attempt(state.lockout_key, _KIND, case_no, host)
     with state.sync_pool.connection() as conn, conn.transaction():
         if lockout.locked(conn, attempt, policy):
-            return JSONResponse(error_body("PROGRESS_LOCKED", "查询失败次数过多，请稍后再试 / "
-                                           "too many failed queries, try again later"),
-                                status_code=429,
-                                headers={"Retry-After": str(policy.window_minutes * 60)})
+            return problem_response(429, "PROGRESS_LOCKED", "查询失败次数过多，请稍后再试 / "
+                                    "too many failed queries, try again later",
+                                    {"Retry-After": str(policy.window_minutes * 60)})
         found = queries.progress(conn, s, state.cipher, case_no, code)
         if found is None:
             lockout.record_failure(conn, attempt)
@@ -45,7 +45,8 @@ def _lookup(request: Request, case_no: str, code: str) -> Any:
     return view(PUBLIC, "case", found)
 
 
-@router.get("/progress/{case_no}", summary="办件进度查询（一号查询）/ public case progress")
+@router.get("/progress/{case_no}", summary="办件进度查询（一号查询）/ public case progress",
+            openapi_extra=rate_class("auth"))   # guessing case numbers and codes: strict bucket
 async def progress(request: Request, case_no: str,
                    code: str = Query(..., min_length=1, max_length=40,
                                      description="受理回执上的查询码 / query code")) -> Any:

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 
 from api.auditing import record
 from api.auth import principal
+from api.ratelimit import rate_class
 from api.state import app_state
 from cadastre.access.principal import Principal, view
 from cadastre.access.privacy import Role, visible_fields
@@ -89,14 +90,15 @@ def _item(who: Principal, hit: S.SearchHit) -> dict[str, Any]:
 
 
 @router.get("/search", summary="搜索：坐落、楼名、小区名、宗地/单元代码 / search by address, name "
-            "or code")
+            "or code", openapi_extra=rate_class("search"))
 async def search(
     request: Request, response: Response, who: Caller,
     q: str = Query("", description="坐落、楼名、小区名（至少2个字；户至少3个字）或代码前缀"
                    "（至少6位） / address or name (2+ characters; units 3+) or a code prefix (6+)"),
     kind: str | None = Query(None, description="unit|building|parcel|compound，可逗号分隔 / "
                              "comma-separated"),
-    limit: int = Query(S.DEFAULT_LIMIT, description=f"每页条数，最多{S.MAX_LIMIT} / page size, "
+    limit: int = Query(S.DEFAULT_LIMIT, le=1_000_000,
+                       description=f"每页条数，最多{S.MAX_LIMIT} / page size, "
                        f"capped at {S.MAX_LIMIT}"),
     cursor: str | None = Query(None, description="上一页返回的 next / the previous page's next"),
 ) -> dict[str, Any]:
@@ -112,12 +114,14 @@ async def search(
 
 
 # ------------------------------------------------------------------ what is here
-@router.get("/here", summary="此处有什么：宗地、自然幢、户 / what is here")
+@router.get("/here", summary="此处有什么：宗地、自然幢、户 / what is here",
+            openapi_extra=rate_class("search"))
 async def here(
     request: Request, response: Response, who: Caller,
     lon: float = Query(..., description="经度 / longitude (EPSG:4326)"),
     lat: float = Query(..., description="纬度 / latitude (EPSG:4326)"),
-    floor: int | None = Query(None, description="只返回该层的户 / only units on this floor"),
+    floor: int | None = Query(None, ge=-9, le=200,
+                              description="只返回该层的户 / only units on this floor"),
 ) -> dict[str, Any]:
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180
             and -85 <= lat <= 85):

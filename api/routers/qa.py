@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -103,7 +103,8 @@ def findings_table(request: Request, run_id: str, who: Principal = Depends(REGIS
 
 
 @router.get("/runs/{run_id}/tiles/{z}/{x}/{y}.mvt", summary="质检结果矢量瓦片 / findings MVT")
-def findings_tile(request: Request, run_id: str, z: int, x: int, y: int,
+def findings_tile(request: Request, run_id: str, z: Annotated[int, Path(ge=0, le=30)],
+                  x: Annotated[int, Path(ge=0, le=2**30)], y: Annotated[int, Path(ge=0, le=2**30)],
                   who: Principal = Depends(REGISTRAR)) -> Response:
     TileRequest(z, x, y)
     with app_state(request).sync_pool.connection() as conn:
@@ -145,7 +146,7 @@ class SampleRequest(BaseModel):
     since: date
     fraction: float | None = Field(None, gt=0, le=1,
                                    description="default: CADASTRE_QA_SAMPLE_FRACTION (5 %)")
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
 @router.post("/samples", summary="抽取样本复核（默认 5%）/ draw a review sample")

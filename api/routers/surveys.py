@@ -95,7 +95,8 @@ class UploadOptions:
 @router.post("", status_code=202, summary="提交测绘成果 / submit a survey")
 def submit(request: Request, form: Annotated[UploadOptions, Depends()],
            file: UploadFile = File(...),
-           srid: int | None = Form(None, description="EPSG code if the file has none"),
+           srid: int | None = Form(None, ge=1, le=999_999,
+                                   description="EPSG code if the file has none"),
            who: Principal = Depends(require(*SUBMITTERS))) -> dict[str, Any]:
     state = app_state(request)
     with state.sync_pool.connection() as conn:
@@ -261,7 +262,7 @@ def list_submissions(
 ) -> dict[str, Any]:
     """A surveyor sees their own submissions, a registrar everyone's."""
     if status is not None and status not in SUBMISSION_STATUSES:
-        raise InvalidInput("STATUS_INVALID", f"未知状态 / unknown status {status!r}")
+        raise InvalidInput("STATUS_INVALID", "未知状态 / unknown status")
     after = decode_cursor(cursor)
     mine = None if who.role is Role.REGISTRAR else f"{who.role.value}:{who.account_id}"
     base = str(request.base_url).rstrip("/") + "/api/v1/surveys/"

@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
 from api.auth import require
+from api.httpcache import Policy, respond, strong_etag
 from api.state import app_settings, app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
@@ -25,7 +24,7 @@ from tiles.threed.registry import dataset_dir, get_dataset, list_datasets
 
 router = APIRouter(tags=["3d"])
 
-CACHE_CONTROL = "public, max-age=3600"
+CACHING = Policy("public, max-age=3600")
 MIME = {
     ".json": "application/json",
     ".glb": "model/gltf-binary",
@@ -67,7 +66,8 @@ def _data_dir(request: Request) -> Path:
 
 
 def _not_found(name: str, path: str) -> DatasetNotFound:
-    return DatasetNotFound(message=f"文件不存在 / no such file {path!r} in 3D dataset {name!r}")
+    """One fixed answer: nothing of the requested name or path comes back."""
+    return DatasetNotFound(message="三维数据集中无此文件 / no such file in the 3D dataset")
 
 
 def _resolve(request: Request, name: str, path: str) -> Path:
@@ -85,34 +85,15 @@ def _resolve(request: Request, name: str, path: str) -> Path:
     return target
 
 
-def _etag(target: Path) -> str:
-    st = target.stat()
-    raw = f"{target}:{st.st_size}:{st.st_mtime_ns}".encode()
-    return '"' + hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:20] + '"'
-
-
-def _matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
-    return "*" in tags or etag in tags
-
-
 def _serve(request: Request, name: str, path: str) -> Response:
     target = _resolve(request, name, path)
-    etag = _etag(target)
-    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag, "Vary": "Accept-Encoding"}
-    if _matches(request, etag):
-        return Response(status_code=304, headers=headers)
+    st = target.stat()
+    etag = strong_etag(str(target), str(st.st_size), str(st.st_mtime_ns))
     mime = MIME[target.suffix.lower()]
-    if mime == "application/json":
-        body = target.read_bytes()
-        if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 512:
-            headers["Content-Encoding"] = "gzip"
-            body = gzip.compress(body, compresslevel=6)
-        return Response(body, media_type=mime, headers=headers)
-    return FileResponse(target, media_type=mime, headers=headers)
+    gzipped = None
+    if mime == "application/json" and st.st_size > 512:
+        gzipped = lambda: gzip.compress(target.read_bytes(), compresslevel=6, mtime=0)  # noqa: E731
+    return respond(request, etag, CACHING, mime, target, gzipped)
 
 
 @router.get(

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auditing import record
 from api.auth import principal
+from api.httpcache import TILE_PRIVATE, TILE_PUBLIC, respond
 from api.state import app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
@@ -42,13 +43,6 @@ def _int(value: str, what: str) -> int:
         return int(value)
     except ValueError:
         raise TileOutOfRange(message=f"{what} 应为整数 / {what} must be an integer") from None
-
-
-def _headers(etag: str, who: Principal) -> dict[str, str]:
-    cache = "public, max-age=300" if who.role is Role.PUBLIC else "private, max-age=60"
-    return {"ETag": etag, "Cache-Control": cache,
-            "Vary": "Authorization, X-API-Key, Accept-Encoding",
-            "Access-Control-Expose-Headers": "ETag"}
 
 
 def grants_cover(who: Principal, layers: tuple[Layer, ...]) -> bool:
@@ -124,15 +118,10 @@ async def vector_tile(
         await record(request, who, "tiles.read",
                      f"{','.join(layer.name for layer in chosen)}/{req.z}/{req.x}/{req.y}"
                      f"{floor_note}", 0 if tile.empty else 1)
-    headers = _headers(tile.etag, who)
-    if request.headers.get("if-none-match") == tile.etag:
-        return Response(status_code=304, headers=headers)
-    if tile.empty:
-        return Response(status_code=204, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(tile.data, media_type=MVT_TYPE, headers=headers)
-    return Response(gzip.decompress(tile.data), media_type=MVT_TYPE, headers=headers)
+    policy = TILE_PUBLIC if who.role is Role.PUBLIC else TILE_PRIVATE
+    data = tile.data
+    return respond(request, tile.etag, policy, MVT_TYPE, identity=lambda: gzip.decompress(data),
+                   gzipped=data, empty=tile.empty)
 
 
 @router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0")

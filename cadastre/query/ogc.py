@@ -283,8 +283,9 @@ def parse_items_query(collection: Collection, who: Principal, params: Mapping[st
             try:
                 value = int(raw)
             except ValueError:
-                raise FilterInvalid(message=f"{name} 应为整数 / {name} must be an integer"
-                                    ) from None
+                value = None
+            if value is None or not -(2**31) <= value < 2**31:   # an int4 column
+                raise FilterInvalid(message=f"{name} 应为整数 / {name} must be an integer")
         chosen.append((spec, value))
     return ItemsQuery(
         collection, who,
