@@ -114,6 +114,20 @@ def acceptance_issues(conn: psycopg.Connection, sid: uuid.UUID, new_parcels: boo
     return issues, diff
 
 
+#: The codes ``accept`` refuses with (its first error finding's), as (code, message) pairs.
+REFUSALS = (
+    ("PARCEL_CODE_MISSING", "新宗地无代码也无原宗地，无法赋码 / a parcel without code or "
+                            "registered parent cannot be coded"),
+    ("PARCEL_OUTSIDE_SUBDISTRICT", "新宗地不在任何地籍子区内 / a new parcel lies outside every "
+                                   "cadastral subdistrict"),
+    ("PARCEL_SEQUENCE_EXHAUSTED", "地籍子区的宗地顺序号已用尽 / the subdistrict has no parcel "
+                                  "sequence left"),
+    ("LAND_USE_TOO_LONG", "地类编码超过6位 / a land use code is longer than 6"),
+    ("UNIT_FLOOR_INVALID", "户的层号为0 / a unit's floor number is 0"),
+    ("VALUE_OUT_OF_RANGE", "数值超出登记簿的范围 / a value is out of the register's range"),
+)
+
+
 def require_acceptable(conn: psycopg.Connection, sid: uuid.UUID, new_parcels: bool) -> Diff:
     """The diff to apply; raises the first error finding's code (as validation reported it)."""
     diff = compute_diff(conn, sid, new_parcels)

@@ -23,7 +23,7 @@ def team_of(conn: psycopg.Connection, account_id: uuid.UUID | None) -> str:
     row = conn.execute("SELECT coalesce(team, 'user:' || username) FROM auth.account "
                        "WHERE account_id = %s", (account_id,)).fetchone()
     if row is None:
-        raise NotFound("ACCOUNT_NOT_FOUND", "无此账户 / no such account")
+        raise NotFound("ACCOUNT_NOT_FOUND", "账户不存在 / no such account")
     return str(row[0])
 
 
@@ -34,7 +34,7 @@ def set_team(conn: psycopg.Connection, username: str, team: str | None) -> None:
     cur = conn.execute("UPDATE auth.account SET team = %s WHERE username = %s",
                        (team.strip() if team else None, username))
     if cur.rowcount == 0:
-        raise NotFound("ACCOUNT_NOT_FOUND", "无此账户 / no such account")
+        raise NotFound("ACCOUNT_NOT_FOUND", "账户不存在 / no such account")
 
 
 def _check_name(name: str) -> str:
