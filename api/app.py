@@ -24,6 +24,7 @@ from api.routers import (
     audit,
     cases,
     docs,
+    field_maps,
     ogc,
     owner,
     progress,
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(assets.router)
     app.include_router(ogc.router)
     app.include_router(raster.router)
+    app.include_router(field_maps.router)   # before surveys: /surveys/{submission_id}
     app.include_router(surveys.router)
     app.include_router(qa.router)
     app.include_router(threed.router)

@@ -415,6 +415,56 @@ def test_surveyor_upload_shows_report_and_registrar_accepts(own, page, tmp_path)
     screenshot(page, "viewer-registrar-accepted")
 
 
+def test_surveyor_picks_the_suggested_field_mapping(own, page, tmp_path) -> None:
+    """A file whose fields are not our names (IDU, contenance …): the report lists the fields
+    and the suggested mapping; one click validates the same file with it, and the report shows
+    the parcels with their computed and declared areas."""
+    from shapely.geometry import Polygon
+
+    from cadastre.access.accounts import create_account
+    from cadastre.access.privacy import Role
+    from tests.data.fixtures_local import foreign_geojson
+
+    url, base = own["url"], own["server"].base
+    with psycopg.connect(url, autocommit=True) as conn:    # a surveyor of its own: own history
+        create_account(conn, "survey.mapper", "surveyor password 3", Role.SURVEYOR, "周测绘")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("""
+            SELECT parcel_code, ST_AsGeoJSON(ST_GeometryN(geom, 1), 3)
+            FROM cad.parcel WHERE valid_to IS NULL AND land_use IN ('0501', '0701')
+              AND compound_name IS NULL AND ST_NPoints(geom) = 5
+            ORDER BY parcel_code LIMIT 40""").fetchall()
+    lots = [(code, json.loads(g)["coordinates"][0]) for code, g in rows[8:10]]
+    path = foreign_geojson(tmp_path / "parcelles.geojson", lots)
+    page.goto(base + "/")
+    wait_for_map(page, 60_000)
+    _login(page, "survey.mapper", "surveyor password 3")
+    assert _upload(page, str(path)) == "invalid"
+    box = page.locator("#survey-mapping")
+    assert "IDU" in box.inner_text() and "contenance" in box.inner_text()
+    assert page.locator("#survey-mapping .suggested-map").inner_text() == \
+        "parcel_code=IDU,declared_area=contenance"
+    assert "FIELDS_NOT_RECOGNISED" in page.locator("#survey-report").inner_text()
+    screenshot(page, "viewer-surveyor-mapping")
+    first = page.get_attribute("#upload-result", "data-submission")
+    page.click("#mapping-apply")
+    page.wait_for_function(
+        "(first) => { const r = document.querySelector('#upload-result');"
+        " return r.dataset.submission !== first && r.dataset.status === 'validated'"
+        " && document.querySelector('#report-areas'); }", arg=first, timeout=120_000)
+    cells = page.evaluate("""() => [...document.querySelectorAll('#report-areas tbody tr')]
+        .filter((tr) => tr.dataset.kind === 'parcel')
+        .map((tr) => [tr.dataset.code, ...[...tr.querySelectorAll('td.num')]
+                                           .map((td) => td.textContent)])""")
+    got = {c[0]: (float(c[1].replace(",", "")), float(c[2].replace(",", ""))) for c in cells}
+    for code, ring in lots:
+        area = Polygon(ring).area
+        assert got[code][0] == pytest.approx(area, abs=0.01)
+        assert got[code][1] == round(area)
+    assert page.input_value("#survey-field-map") == "parcel_code=IDU,declared_area=contenance"
+    screenshot(page, "viewer-surveyor-areas")
+
+
 def test_registrar_qa_layer_and_audit_status(own, page) -> None:
     base = own["server"].base
     page.goto(base + "/")

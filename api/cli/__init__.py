@@ -46,6 +46,7 @@ def _register_subcommands() -> None:
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
+    from api.cli.subdistrict import subdistrict_app
     from api.cli.subscriptions import subscriptions_app
     from api.cli.survey import survey_app
     from api.cli.threed import threed_app
@@ -54,6 +55,7 @@ def _register_subcommands() -> None:
     app.add_typer(tiles_app, name="tiles")
     app.add_typer(raster_app, name="raster")
     app.add_typer(survey_app, name="survey")
+    app.add_typer(subdistrict_app, name="subdistrict")
     app.add_typer(qa_app, name="qa")
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
@@ -411,6 +413,18 @@ def users_list() -> None:
         table.add_row(a.username, a.role.value, a.display_name, ",".join(a.counties),
                       str(a.disabled))
     console.print(table)
+
+
+@users_app.command("team")
+def users_team(username: str, team: str = typer.Argument(None, help="team name; none: own")
+               ) -> None:
+    """Put a surveyor in a team: its members share field-map presets."""
+    from cadastre.survey.presets import set_team
+
+    url = ensure_database(_settings()).url
+    with connect(url) as conn:
+        set_team(conn, username, team)
+    console.print(f"{username}: team {team or '—'}", markup=False)
 
 
 @users_app.command("disable")

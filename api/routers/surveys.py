@@ -20,11 +20,13 @@ from cadastre.access.privacy import Role
 from cadastre.errors import CadastreError, InvalidInput
 from cadastre.jobs import create_job, get_job, set_payload
 from cadastre.survey import apply as decision
+from cadastre.survey import presets
 from cadastre.survey.diff import compute_diff, diff_geojson
+from cadastre.survey.options import SubmissionOptions
+from cadastre.survey.report import report_geojson
 from cadastre.survey.submission import (
     create_submission,
     get_submission,
-    report_geojson,
     store_upload,
 )
 
@@ -52,21 +54,62 @@ def _links(request: Request, sid: uuid.UUID) -> dict[str, str]:
             "diff": base + "/diff", "diff_geojson": base + "/diff.geojson"}
 
 
+class UploadOptions:
+    """The upload form's fields besides the file (all optional)."""
+
+    def __init__(
+        self,
+        field_map: Annotated[str | None, Form(max_length=4000, description=(
+            "字段映射 / field map: parcel_code=IDU,declared_area=contenance"))] = None,
+        preset: Annotated[str | None, Form(max_length=64, description=(
+            "本组保存的字段映射预设 / a field-map preset saved by your team"))] = None,
+        new_parcels: Annotated[bool, Form(description=(
+            "无代码的宗地为新宗地（按地籍子区赋码）/ parcels without a code are new "
+            "parcels"))] = False,
+        anchor_building: Annotated[str | None, Form(max_length=24, description=(
+            "局部坐标平面图所在自然幢代码 / the building a local-coordinate plan "
+            "belongs to"))] = None,
+        control_points: Annotated[str | None, Form(max_length=4000, description=(
+            "控制点 / control points: x,y:E,N;x,y:E,N (local → projected)"))] = None,
+        fit_outline: Annotated[bool, Form(description=(
+            "按自然幢轮廓定位 / place the plan by fitting it to the building outline"))] = False,
+        tolerance: Annotated[float | None, Form(gt=0, le=5, description=(
+            "定位容差（米）/ placement tolerance (m), default 0.5"))] = None,
+    ) -> None:
+        self.field_map, self.preset, self.new_parcels = field_map, preset, new_parcels
+        self.anchor_building, self.control_points = anchor_building, control_points
+        self.fit_outline, self.tolerance = fit_outline, tolerance
+
+    def resolve(self, conn: Any, who: Principal) -> SubmissionOptions:
+        field_map: Any = self.field_map
+        new_parcels = self.new_parcels
+        if self.preset:
+            saved = presets.get_preset(conn, presets.team_of(conn, who.account_id), self.preset)
+            field_map = {**saved["field_map"],
+                         **SubmissionOptions.build(self.field_map).field_map}
+            new_parcels = new_parcels or saved["new_parcels"]
+        return SubmissionOptions.build(field_map, new_parcels, self.anchor_building,
+                                       self.control_points, self.fit_outline, self.tolerance)
+
+
 @router.post("", status_code=202, summary="提交测绘成果 / submit a survey")
-def submit(request: Request, file: UploadFile = File(...),
+def submit(request: Request, form: Annotated[UploadOptions, Depends()],
+           file: UploadFile = File(...),
            srid: int | None = Form(None, ge=1, le=999_999,
                                    description="EPSG code if the file has none"),
            who: Principal = Depends(require(*SUBMITTERS))) -> dict[str, Any]:
     state = app_state(request)
+    with state.sync_pool.connection() as conn:
+        options = form.resolve(conn, who)        # bad options: refused before the upload
     upload = store_upload(file.file, state.settings.data_dir / "uploads")
     with state.sync_pool.connection() as conn, conn.transaction():
         job_id = create_job(conn, "survey_validation", _actor(who))
         sid = create_submission(conn, upload, file.filename or "upload", _actor(who), job_id,
-                                srid)
+                                srid, options)
         set_payload(conn, job_id, {"submission_id": str(sid)})   # a worker validates it
         record_sync(request, who, "survey.submit", str(sid), 1, conn=conn)
     return {"submission_id": str(sid), "job_id": str(job_id), "status": "received",
-            "sha256": upload.sha256, "links": _links(request, sid)}
+            "sha256": upload.sha256, "options": options.as_dict(), "links": _links(request, sid)}
 
 
 @router.get("/{submission_id}", summary="提交状态与进度 / status and progress")
@@ -76,9 +119,12 @@ def status(request: Request, submission_id: str,
     with app_state(request).sync_pool.connection() as conn:
         sub = get_submission(conn, sid)
         job = get_job(conn, uuid.UUID(sub["job_id"])).as_dict() if sub["job_id"] else None
+        areas = conn.execute("SELECT report->'areas'->'totals' FROM cad.survey_submission "
+                             "WHERE submission_id = %s", (sid,)).fetchone()
         record_sync(request, who, "survey.status", str(sid), 1, conn=conn)
     sub.pop("sha256", None)
-    return {**sub, "job": job, "links": _links(request, sid)}
+    return {**sub, "job": job, "areas": areas[0] if areas else None,
+            "links": _links(request, sid)}
 
 
 def _report(request: Request, sid: uuid.UUID) -> dict[str, Any]:
@@ -115,8 +161,8 @@ def diff(request: Request, submission_id: str,
          who: Principal = Depends(require(*SUBMITTERS))) -> dict[str, Any]:
     sid = _id(submission_id)
     with app_state(request).sync_pool.connection() as conn:
-        get_submission(conn, sid)
-        summary = compute_diff(conn, sid).summary()
+        sub = get_submission(conn, sid)
+        summary = compute_diff(conn, sid, bool(sub["options"].get("new_parcels"))).summary()
         record_sync(request, who, "survey.diff", str(sid), 1, conn=conn)
         return summary
 
@@ -126,8 +172,10 @@ def diff_layer(request: Request, submission_id: str,
                who: Principal = Depends(require(*SUBMITTERS))) -> JSONResponse:
     sid = _id(submission_id)
     with app_state(request).sync_pool.connection() as conn:
-        get_submission(conn, sid)
-        layer = diff_geojson(conn, sid, compute_diff(conn, sid))
+        sub = get_submission(conn, sid)
+        opts = SubmissionOptions.from_dict(sub["options"])
+        layer = diff_geojson(conn, sid, compute_diff(conn, sid, opts.new_parcels),
+                             opts.anchor.building if opts.anchor else None)
         record_sync(request, who, "survey.diff", str(sid), len(layer.get("features", ())),
                     conn=conn)
         return JSONResponse(layer, media_type=GEOJSON)

@@ -21,10 +21,18 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
 from cadastre.access.pii import PiiCipher
-from cadastre.demo.layout import BuildingPlan, DistrictBuilder, ParcelPlan, RetiredParcel, mm
+from cadastre.demo.layout import (
+    ROAD,
+    BuildingPlan,
+    DistrictBuilder,
+    ParcelPlan,
+    RetiredParcel,
+    mm,
+)
 from cadastre.demo.people import Person
 from cadastre.demo.registry import DEMO_NS, DEMO_TODAY, RegistryBuilder, ts
 from cadastre.register.boundary import clockwise, ring_points
+from cadastre.register.subdistricts import seed_from_parcels
 from cadastre.store.bulk import deferred_indexes
 
 COUNTY = "330106"          # 浙江省杭州市西湖区
@@ -471,6 +479,8 @@ def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
         loader = DemoLoader(cur, cipher, parcels, seed, units)
         with deferred_indexes(cur):
             stats = loader.run(progress)
+        # its blocks are its cadastral subdistricts, up to the middle of the roads around them
+        seed_from_parcels(conn, ROAD / 2, "cadastre demo")
         stats.parties = cur.execute("SELECT count(*) FROM pii.party").fetchone()[0]  # type: ignore
         stats.rights = cur.execute("SELECT count(*) FROM cad.right_record").fetchone()[0]  # type: ignore
     with conn.cursor() as cur:

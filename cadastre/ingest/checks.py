@@ -287,7 +287,28 @@ def derive_floors(features: list[SurveyFeature], source: str) -> int:
 
 
 def ensure_not_empty(dataset: SurveyDataset) -> None:
-    """SURVEY_EMPTY when the dataset has no feature at all."""
+    """SURVEY_EMPTY when the dataset has no feature at all; FIELDS_NOT_RECOGNISED when it has
+    none because no layer's kind could be told from its fields (with the fields seen and the
+    suggested field map)."""
+    unknown = [r for r in dataset.metadata.get("field_reports", ()) if r.get("kind") is None]
+    if not dataset.features and unknown:
+        fields = "; ".join(f"{r['layer']}: {', '.join(r['fields'])}" for r in unknown)
+        suggested = ",".join(r["field_map"] for r in unknown if r["field_map"])
+        new = any(r.get("new_parcels_suggested") for r in unknown)
+        zh = (f"建议：--field-map {suggested}" if suggested
+              else "请用 --field-map 指定字段映射") + (
+            "；没有字段含宗地代码，如为新宗地请声明 --new-parcels" if new else "")
+        en = (f"suggested: --field-map {suggested}" if suggested
+              else "give a field map (--field-map key=field,...)") + (
+            "; no field holds parcel codes: if these are new parcels, say so (--new-parcels)"
+            if new else "")
+        raise SurveyFormatError(
+            "FIELDS_NOT_RECOGNISED",
+            f"文件中有面要素，但没有可识别的字段（宗地代码、面积等）；所见字段：{fields}。{zh}",
+            f"the file holds polygons, but none of its fields is recognised (parcel code, "
+            f"area ...); fields seen: {fields}. {en}",
+            field_reports=unknown,
+        )
     if not dataset.features:
         raise SurveyFormatError(
             "SURVEY_EMPTY",

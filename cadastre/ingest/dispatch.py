@@ -114,7 +114,7 @@ def _with_suffix(path: Path, suffix: str, tmp: Path) -> Path:
 
 
 def _read_ogr_file(path: Path, fmt: str, name: str, srid: int | None, tmp: Path,
-                   sink: FeatureSink | None = None) -> SurveyDataset:
+                   opts: ReaderOptions, sink: FeatureSink | None = None) -> SurveyDataset:
     log = IssueLog()
     if fmt == "gpkg":
         check_gpkg(path)
@@ -126,7 +126,7 @@ def _read_ogr_file(path: Path, fmt: str, name: str, srid: int | None, tmp: Path,
     path = _with_suffix(path, _SUFFIXES[fmt], tmp)
     layers = list_ogr_layers(path, fmt, _stem(name))
     try:
-        dataset = read_ogr_layers(layers, fmt, srid=srid, sink=sink)
+        dataset = read_ogr_layers(layers, fmt, srid=srid, sink=sink, options=opts)
     except SurveyFormatError as exc:
         if fmt == "flatgeobuf" and exc.code == "FILE_CORRUPT":
             raise truncated("FlatGeobuf") from exc  # features end early: an interrupted upload
@@ -135,7 +135,7 @@ def _read_ogr_file(path: Path, fmt: str, name: str, srid: int | None, tmp: Path,
     return dataset
 
 
-def _bare_shapefile(path: Path, name: str, srid: int | None,
+def _bare_shapefile(path: Path, name: str, srid: int | None, opts: ReaderOptions,
                     sink: FeatureSink | None = None) -> SurveyDataset:
     siblings = [
         (p.name, p)
@@ -145,7 +145,7 @@ def _bare_shapefile(path: Path, name: str, srid: int | None,
     if path.name != name:  # an upload saved under another name has no sidecar files
         siblings = [(name, path)]
     layers = shapefile_layers(siblings)
-    return read_ogr_layers(layers, "shapefile", srid=srid, sink=sink)
+    return read_ogr_layers(layers, "shapefile", srid=srid, sink=sink, options=opts)
 
 
 def _merge(parts: list[SurveyDataset], fmt: str, members: list[str]) -> SurveyDataset:
@@ -175,6 +175,9 @@ def _merge(parts: list[SurveyDataset], fmt: str, members: list[str]) -> SurveyDa
                 issue.feature += offset
             merged.issues.append(issue)
         merged.metadata.setdefault("parts", []).append({"format": part.format, **part.metadata})
+        if part.metadata.get("field_reports"):
+            merged.metadata.setdefault("field_reports", []).extend(
+                part.metadata["field_reports"])
     return merged
 
 
@@ -188,7 +191,8 @@ def _read_zip(path: Path, srid: int | None, opts: ReaderOptions, tmp: Path) -> S
     ignored: list[str] = []
     unreadable: list[SurveyFormatError] = []
     if shp:
-        parts.append(read_ogr_layers(shapefile_layers(shp), "shapefile", srid=srid))
+        parts.append(read_ogr_layers(shapefile_layers(shp), "shapefile", srid=srid,
+                                     options=opts))
     for name, member in files:
         if shp and Path(name).suffix.lower() in _SHP_SIDECARS:
             continue
@@ -250,7 +254,7 @@ def _read_one(
     if fmt == "dxf":
         return read_dxf(path, srid=srid, options=opts)
     if fmt == "ifc":
-        return read_ifc(path, srid=srid)
+        return read_ifc(path, srid=srid, options=opts)
     if fmt == "shp":
         if in_zip:
             raise SurveyFormatError(
@@ -259,8 +263,8 @@ def _read_one(
                 f"'{name}' is the .shp part of a Shapefile under another "
                 "extension; its .shx/.dbf cannot be matched",
             )
-        return _bare_shapefile(path, name, srid, sink)
-    return _read_ogr_file(path, fmt, name, srid, tmp, sink)
+        return _bare_shapefile(path, name, srid, opts, sink)
+    return _read_ogr_file(path, fmt, name, srid, tmp, opts, sink)
 
 
 def read_survey(

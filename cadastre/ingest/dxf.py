@@ -353,7 +353,8 @@ def read_dxf(
             f"图形单位($INSUNITS={units})不是米，坐标按米读取",
             f"drawing units ($INSUNITS={units}) are not metres; coordinates are read as metres",
         )
-    target = _resolve_srid(features, srid, log)
+    # a local plan is placed on its building later (in the building's CRS)
+    target = srid if opts.local_coordinates else _resolve_srid(features, srid, log)
     meta = {
         "layers": layer_names,
         "dxf_version": doc.dxfversion,

@@ -20,6 +20,7 @@ __all__ = [
     "kind_from_keys",
     "normalise_properties",
     "normalise_columns",
+    "mappable_keys",
     "parse_floor_label",
     "json_safe",
 ]
@@ -68,6 +69,7 @@ _COMMON: dict[str, str] = {
     "地下层数": "floors_below",
     "FLOORS_BELOW": "floors_below",
     "ZCS": "floors_total",
+    "FLOORS_TOTAL": "floors_total",
     "总层数": "floors_total",
     "JZWGD": "height",
     "建筑物高度": "height",
@@ -304,8 +306,22 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
-def _key_of(name: str, overrides: Mapping[str, str]) -> str | None:
+def mappable_keys() -> frozenset[str]:
+    """The normalised keys a field map may name as targets (``parcel_code=IDU``)."""
+    return frozenset(_COMMON.values())
+
+
+def _key_of(name: str, overrides: Mapping[str, str],
+            mapping: Mapping[str, str] | None = None) -> str | None:
+    """The normalised key of a source name. A field map (source name -> key) comes first; a
+    column that would map by its own name to a key the field map assigns elsewhere is left
+    out (the surveyor's choice wins)."""
     upper = name.strip().upper()
+    if mapping:
+        if upper in mapping:
+            return mapping[upper]
+        key = overrides.get(upper) or _COMMON.get(upper) or _COMMON.get(name.strip())
+        return None if key in mapping.values() else key
     return overrides.get(upper) or _COMMON.get(upper) or _COMMON.get(name.strip())
 
 
@@ -328,13 +344,15 @@ def _finish(props: dict[str, Any], kind: str | None, safe: dict[str, Any]) -> di
     return props
 
 
-def normalise_properties(raw: Mapping[str, Any], kind: str | None) -> dict[str, Any]:
-    """Map source attributes to normalised keys; the source values stay under ``"raw"``."""
+def normalise_properties(raw: Mapping[str, Any], kind: str | None,
+                         mapping: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Map source attributes to normalised keys; the source values stay under ``"raw"``.
+    ``mapping``: a field map, upper-cased source name -> normalised key."""
     safe = {str(k): json_safe(v) for k, v in raw.items()}
     overrides = _BY_KIND.get(kind or "", {})
     props: dict[str, Any] = {}
     for name, value in safe.items():
-        key = _key_of(name, overrides)
+        key = _key_of(name, overrides, mapping)
         if key is None or key in props and props[key] is not None:
             continue
         props[key] = _coerce(key, value)
@@ -368,7 +386,8 @@ def _coerce_column(key: str, values: list[Any]) -> list[Any]:
 
 
 def normalise_columns(columns: Mapping[str, Sequence[Any]], rows: int,
-                      kind: str | None) -> list[dict[str, Any]]:
+                      kind: str | None, mapping: Mapping[str, str] | None = None
+                      ) -> list[dict[str, Any]]:
     """``normalise_properties`` of every row of a table given by columns (name -> ``rows``
     values): the same dicts, with the per-name work (key mapping, coercion rules) done once per
     column instead of once per value and row."""
@@ -377,7 +396,8 @@ def normalise_columns(columns: Mapping[str, Sequence[Any]], rows: int,
         safe_cols[str(name)] = _safe_column(values)
     names = list(safe_cols)
     overrides = _BY_KIND.get(kind or "", {})
-    mapped = [(key, name) for name in names if (key := _key_of(name, overrides)) is not None]
+    mapped = [(key, name) for name in names
+              if (key := _key_of(name, overrides, mapping)) is not None]
     keys = [key for key, _ in mapped]
     coerced = [_coerce_column(key, safe_cols[name]) for key, name in mapped]
     raws = ([dict(zip(names, vals, strict=True)) for vals in zip(*safe_cols.values(), strict=True)]

@@ -30,7 +30,14 @@ from cadastre.ingest.crsinfo import (
     zone_from_eastings,
 )
 from cadastre.ingest.fields import normalise_properties, parse_floor_label
-from cadastre.ingest.model import IssueLog, SurveyDataset, SurveyFeature, SurveyFormatError
+from cadastre.ingest.ifcsite import ZoneError, site_placement
+from cadastre.ingest.model import (
+    IssueLog,
+    ReaderOptions,
+    SurveyDataset,
+    SurveyFeature,
+    SurveyFormatError,
+)
 
 __all__ = ["read_ifc"]
 
@@ -146,7 +153,7 @@ def _storeys(model: Any, scale: float) -> dict[int, tuple[int, float | None, flo
     return out
 
 
-def _space_props(space: Any, element: Any) -> dict[str, Any]:
+def _space_props(space: Any, element: Any, mapping: dict[str, str]) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "Name": space.Name,
         "LongName": space.LongName,
@@ -162,7 +169,7 @@ def _space_props(space: Any, element: Any) -> dict[str, Any]:
             else:
                 raw.setdefault(key, value)
     props = normalise_properties(
-        {k: v for k, v in raw.items() if k not in ("Name", "LongName")}, "unit"
+        {k: v for k, v in raw.items() if k not in ("Name", "LongName")}, "unit", mapping
     )
     props["raw"] = {
         **props["raw"],
@@ -186,11 +193,13 @@ def _space_props(space: Any, element: Any) -> dict[str, Any]:
     return props
 
 
-def read_ifc(path: Path, *, srid: int | None = None) -> SurveyDataset:
+def read_ifc(path: Path, *, srid: int | None = None,
+             options: ReaderOptions | None = None) -> SurveyDataset:
     _check_complete(path)
     ifcopenshell = _import_ifcopenshell()
     model = _open(path, ifcopenshell)
     log = IssueLog()
+    opts = options or ReaderOptions()
     element = ifcopenshell.util.element
     scale = float(ifcopenshell.util.unit.calculate_unit_scale(model))
     storeys = _storeys(model, scale)
@@ -217,7 +226,7 @@ def read_ifc(path: Path, *, srid: int | None = None) -> SurveyDataset:
                 f"{ref} has an empty footprint; skipped",
             )
             continue
-        props = _space_props(space, element)
+        props = _space_props(space, element, opts.mapping())
         container = element.get_aggregate(space) or element.get_container(space)
         floor = storeys.get(container.id()) if container is not None else None
         if floor is None:
@@ -239,25 +248,57 @@ def read_ifc(path: Path, *, srid: int | None = None) -> SurveyDataset:
             "IFC中没有带几何体的IfcSpace（房间/户）",
             "the IFC model holds no IfcSpace (room/unit) with geometry",
         )
+    meta: dict[str, Any] = {"schema": model.schema, "storeys": len(storeys),
+                            "georeferenced": conv is not None}
     source = conv_epsg
+    if conv is None and opts.local_coordinates:     # placed on its building by the caller
+        meta["source_srid"] = None
+        return SurveyDataset("ifc", srid, features, log.issues, meta)
+    if conv is None:
+        source = _by_site(model, scale, srid, features, log, meta)
     if source is None:
         xy = np.concatenate([shapely.get_coordinates(f.geometry) for f in features])
         zone = zone_from_eastings(xy[:, 0]) if np.abs(xy[:, 0]).min() >= 1e6 else None
         source = zone.epsg if zone is not None else srid
         if source is None or (zone is None and np.abs(xy).max() < 100_000):
             raise crs_unknown(
-                "IFC模型没有地理定位（缺少IfcMapConversion/IfcProjectedCRS），坐标为局部坐标",
-                "the IFC model is not georeferenced (no "
-                "IfcMapConversion/IfcProjectedCRS): its coordinates are local",
+                "IFC模型没有地理定位（缺少IfcMapConversion/IfcProjectedCRS与IfcSite经纬度），坐标为"
+                "局部坐标：请指定所在自然幢并用两个控制点或按幢轮廓定位",
+                "the IFC model is not georeferenced (no IfcMapConversion/IfcProjectedCRS, no "
+                "IfcSite latitude/longitude): its coordinates are local; anchor it to its "
+                "building (building code with two control points, or fit to the outline)",
             )
     target = check_target_srid(srid) if srid is not None else source
     if target != source:
         reproject_features(features, source, target)
         reprojected_warning(log, source, target)
-    meta = {
-        "schema": model.schema,
-        "source_srid": source,
-        "storeys": len(storeys),
-        "georeferenced": conv is not None,
-    }
+    meta["source_srid"] = source
     return SurveyDataset("ifc", target, features, log.issues, meta)
+
+
+def _by_site(model: Any, scale: float, srid: int | None, features: list[SurveyFeature],
+             log: IssueLog, meta: dict[str, Any]) -> int | None:
+    """Place the (local) features by the IfcSite reference point, with a warning; the EPSG
+    code they are then in, or None when the model has no such site."""
+    try:
+        placed = site_placement(model, scale, srid)
+    except ZoneError:
+        raise crs_unknown(
+            "IFC模型只有IfcSite经纬度，且不在中国的高斯-克吕格投影带内：请指定坐标系(srid)",
+            "the IFC model is only placed by its IfcSite latitude/longitude, outside the "
+            "Chinese Gauss-Kruger zones: pass the srid",
+        ) from None
+    if placed is None:
+        return None
+    for f in features:
+        f.geometry = placed.transform.apply(f.geometry)
+    meta["placement"] = placed.as_dict()
+    log.warning(
+        "PLACED_BY_SITE_REFERENCE",
+        f"IFC模型没有IfcMapConversion，已按IfcSite参考点（纬度{placed.latitude:.6f}，经度"
+        f"{placed.longitude:.6f}）和真北方向定位，精度取决于该参考点（常为数米）",
+        f"the IFC model has no IfcMapConversion; it was placed by its IfcSite reference point "
+        f"(latitude {placed.latitude:.6f}, longitude {placed.longitude:.6f}) and true north, "
+        "as accurate as that point (often a few metres)",
+    )
+    return placed.srid

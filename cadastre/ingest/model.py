@@ -94,6 +94,18 @@ class ReaderOptions:
     zip_max_members: int = 100
     zip_max_total_bytes: int = 500 * 1024 * 1024
     zip_max_ratio: float = 100.0
+    #: The surveyor's field map: (source field, normalised key) pairs.
+    field_map: tuple[tuple[str, str], ...] = ()
+    #: Polygons of layers whose kind cannot be told are parcels, and parcels without a code are
+    #: new parcels (coded at acceptance from their cadastral subdistrict).
+    new_parcels: bool = False
+    #: The file is drawn in local coordinates (a floor plan placed on its building later): no
+    #: CRS is inferred and no projected-range check is made by the reader.
+    local_coordinates: bool = False
+
+    def mapping(self) -> dict[str, str]:
+        """Upper-cased source field -> normalised key."""
+        return {source.strip().upper(): key for source, key in self.field_map}
 
 
 class IssueLog:
@@ -101,6 +113,8 @@ class IssueLog:
 
     def __init__(self) -> None:
         self.issues: list[ReaderIssue] = []
+        #: Layers whose fields were not (all) recognised: fields seen and suggested mapping.
+        self.field_reports: list[dict[str, Any]] = []
 
     def add(
         self,

@@ -33,6 +33,7 @@ from cadastre.ingest.crsinfo import (
     zone_from_eastings,
     zone_of_srid,
 )
+from cadastre.ingest.fieldmap import field_report
 from cadastre.ingest.fields import (
     kind_from_keys,
     kind_from_layer_name,
@@ -43,6 +44,7 @@ from cadastre.ingest.fields import (
 from cadastre.ingest.model import (
     AREA_KINDS,
     IssueLog,
+    ReaderOptions,
     SurveyDataset,
     SurveyFeature,
     SurveyFormatError,
@@ -80,7 +82,8 @@ def list_ogr_layers(path: Path, fmt: str, label: str) -> list[OgrLayer]:
     return [OgrLayer(path, name, name) for name in names]
 
 
-def _layer_kind(label: str, columns: list[str], geom_type: str | None) -> tuple[str | None, str]:
+def _layer_kind(label: str, columns: list[str], geom_type: str | None, opts: ReaderOptions
+                ) -> tuple[str | None, str]:
     """(kind for the whole layer or None, name of the kind column or "")."""
     kind = kind_from_layer_name(label)
     if kind is not None:
@@ -88,8 +91,38 @@ def _layer_kind(label: str, columns: list[str], geom_type: str | None) -> tuple[
     for col in columns:
         if col.lower() in _KIND_COLUMNS:
             return None, col
-    keys = set(normalise_properties({c: None for c in columns}, None)) - {"raw"}
-    return kind_from_keys(keys, geom_type or ""), ""
+    keys = set(normalise_properties({c: None for c in columns}, None, opts.mapping())) - {"raw"}
+    kind = kind_from_keys(keys, geom_type or "")
+    if kind is None and opts.new_parcels and geom_type in ("Polygon", "MultiPolygon"):
+        kind = "parcel"           # the surveyor says: these polygons are (new) parcels
+    return kind, ""
+
+
+def _unrecognised(df: Any, layer: OgrLayer, columns: list[str], values: dict[str, list[Any]],
+                  geographic: bool, log: IssueLog, kind: str | None,
+                  mapping: dict[str, str]) -> None:
+    """Record the fields of a layer whose kind (None) or parcel code could not be told, with
+    the suggested field map; a layer of polygons whose kind is unknown is also a warning."""
+    codes = {"parcel_code", "unit_code"}
+    if kind == "parcel" and codes & set(normalise_properties({c: None for c in columns},
+                                                             "parcel", mapping)):
+        return
+    report = field_report(layer.label, {c: values[c] for c in columns},
+                          df.geometry.values, geographic)
+    report["kind"] = kind
+    log.field_reports.append(report)
+    if kind is None:
+        fields = "、".join(columns) or "—"
+        hint_zh = f"建议的字段映射：{report['field_map']}" if report["field_map"] else \
+            "未能推断字段映射，请用 --field-map 指定"
+        hint_en = (f"suggested field map: {report['field_map']}" if report["field_map"]
+                   else "no mapping could be inferred; give one with --field-map")
+        log.warning(
+            "FIELDS_NOT_RECOGNISED",
+            f"图层{layer.label}有{len(df)}个要素，但其字段（{fields}）均不是可识别的字段名。{hint_zh}",
+            f"layer {layer.label} holds {len(df)} features, but none of its fields "
+            f"({', '.join(columns) or '-'}) is a recognised name. {hint_en}",
+        )
 
 
 def _plausible_lonlat(coords: np.ndarray) -> bool:
@@ -184,12 +217,19 @@ FeatureSink = Callable[[int, list[SurveyFeature], int], None]
 
 def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int,
                     emit: Callable[[int, list[SurveyFeature]], None] | None = None,
+                    opts: ReaderOptions | None = None, geographic: bool = False,
                     ) -> list[SurveyFeature]:
     """The layer's features (indices from ``offset``), built ``BATCH_ROWS`` rows at a time;
     ``emit(first index, features)`` is called after each batch."""
+    opts = opts or ReaderOptions()
     geom_type = next((g.geom_type for g in df.geometry.values if g is not None), None)
     columns = [c for c in df.columns if c != df.geometry.name]
-    layer_kind, kind_col = _layer_kind(layer.label, columns, geom_type)
+    layer_kind, kind_col = _layer_kind(layer.label, columns, geom_type, opts)
+    # attributes and geometries column by column; the per-feature loop only assembles them
+    values = {c: df[c].tolist() for c in columns}
+    if (layer_kind is None and not kind_col and geom_type in ("Polygon", "MultiPolygon")
+            or layer_kind == "parcel" and not opts.new_parcels):
+        _unrecognised(df, layer, columns, values, geographic, log, layer_kind, opts.mapping())
     if layer_kind is None and not kind_col:
         log.warning(
             "LAYER_SKIPPED",
@@ -198,8 +238,6 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int,
             "boundary point) cannot be told from its name or attributes",
         )
         return []
-    # attributes and geometries column by column; the per-feature loop only assembles them
-    values = {c: df[c].tolist() for c in columns}
     geoms = np.asarray(df.geometry.values, dtype=object)
     fids = df.index.tolist()
     kinds: list[str | None] = (
@@ -210,7 +248,7 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int,
         hi = min(lo + BATCH_ROWS, len(df))
         first = len(out)
         _batch_features(layer, log, offset, out, values, geoms, fids, kinds, kind_col,
-                        layer_kind, lo, hi)
+                        layer_kind, lo, hi, opts.mapping())
         if emit is not None and len(out) > first:
             emit(offset + first, out[first:])
     return out
@@ -219,7 +257,7 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int,
 def _batch_features(layer: OgrLayer, log: IssueLog, offset: int, out: list[SurveyFeature],
                     values: dict[str, list[Any]], geoms: np.ndarray, fids: list[Any],
                     kinds: list[str | None], kind_col: str, layer_kind: str | None, lo: int,
-                    hi: int) -> None:
+                    hi: int, mapping: dict[str, str] | None = None) -> None:
     """Append the features of rows ``lo``..``hi`` to ``out``."""
     n = hi - lo
     props_of: list[dict[str, Any] | None] = [None] * n
@@ -228,7 +266,7 @@ def _batch_features(layer: OgrLayer, log: IssueLog, offset: int, out: list[Surve
         rows = (list(range(lo, hi)) if layer_kind
                 else [i for i in range(lo, hi) if kinds[i] == group])
         sub = {c: v[lo:hi] if layer_kind else [v[i] for i in rows] for c, v in values.items()}
-        props = normalise_columns(sub, len(rows), group)
+        props = normalise_columns(sub, len(rows), group, mapping)
         fast = _shaped_fast(group, geoms[lo:hi] if layer_kind else geoms[rows])
         for i, p, g in zip(rows, props, fast, strict=True):
             props_of[i - lo] = p
@@ -281,6 +319,7 @@ def read_ogr_layers(
     srid: int | None,
     metadata: dict[str, Any] | None = None,
     sink: FeatureSink | None = None,
+    options: ReaderOptions | None = None,
 ) -> SurveyDataset:
     """Read every spatial layer; all layers must share one CRS (else CRS_MIXED).
 
@@ -308,7 +347,8 @@ def read_ogr_layers(
                 if project:
                     reproject_features(batch, epsg, srid)  # type: ignore[arg-type]
                 sink(first, batch, srid if srid is not None else epsg)
-        layer_features = _layer_features(df, layer, log, len(features), emit)
+        layer_features = _layer_features(df, layer, log, len(features), emit, options,
+                                         is_geographic(epsg))
         if not layer_features:
             skipped.append(layer.label)
             continue
@@ -339,4 +379,6 @@ def read_ogr_layers(
             )
     meta = dict(metadata or {})
     meta.update({"layers": read_layers, "skipped_layers": skipped, "source_srid": source})
+    if log.field_reports:
+        meta["field_reports"] = log.field_reports
     return SurveyDataset(fmt, target, features, log.issues, meta)

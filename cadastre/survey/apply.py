@@ -21,7 +21,8 @@ from cadastre.register.boundary import clockwise
 from cadastre.register.versions import new_change, replace_boundary
 from cadastre.sharing import events
 from cadastre.store.db import scalar
-from cadastre.survey.diff import Diff, compute_diff
+from cadastre.survey.acceptability import require_acceptable
+from cadastre.survey.diff import Diff
 from cadastre.survey.submission import get_submission
 
 
@@ -67,12 +68,9 @@ def accept(conn: psycopg.Connection, sid: uuid.UUID, registrar: str,
     allowed = ("validated",)
     with conn.transaction():
         sub = _require_status(conn, sid, allowed)
-        diff = compute_diff(conn, sid)
-        missing = [p.ref for p in diff.parcels if p.change == "new" and not p.code]
-        if missing:
-            raise InvalidInput("PARCEL_CODE_MISSING", "新宗地无代码且无法从原宗地推定 / new "
-                               f"parcels without a code and no parent to derive one: "
-                               f"{', '.join(missing[:5])}")
+        # the same findings validation reported (a new parcel that cannot be coded, values
+        # the registry cannot hold): refused with the first one's code
+        diff = require_acceptable(conn, sid, bool(sub["options"].get("new_parcels")))
         change = new_change(conn, "survey", registrar, note or f"survey {sub['filename']}")
         now = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
         _apply_parcels(conn, sid, diff, change, now)

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from cadastre.codes import ParcelCode, sequence_prefix_of
+from cadastre.codes import CodeError, ParcelCode, sequence_prefix_of
 from cadastre.register.numbering import next_parcel_sequence
 from cadastre.store.db import one, scalar
 
@@ -25,11 +25,30 @@ class ParcelChange:
     feature_id: uuid.UUID | None = None
     version_id: int | None = None
     parents: list[str] = field(default_factory=list)
+    area: float | None = None            # m², computed in the projected CRS
+    declared: float | None = None        # m², as the file (or the registry) gives it
+    area_before: float | None = None     # m², the registered version's computed area
+    subdistrict: str | None = None       # 地籍子区 a new parcel's code was taken from
+    problem: str | None = None           # why it cannot be coded: PARCEL_CODE_MISSING | ...
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "code": self.code, "change": self.change,
-                "feature_id": str(self.feature_id) if self.feature_id else None,
-                "parents": self.parents}
+        out = {"ref": self.ref, "code": self.code, "change": self.change,
+               "feature_id": str(self.feature_id) if self.feature_id else None,
+               "parents": self.parents, "area_m2": _r2(self.area),
+               "declared_m2": _r2(self.declared),
+               "difference_m2": _r2(self.area - self.declared)
+               if self.area is not None and self.declared is not None else None}
+        if self.area_before is not None:
+            out["area_before_m2"] = _r2(self.area_before)
+        if self.subdistrict:
+            out["subdistrict"] = self.subdistrict
+        if self.problem:
+            out["problem"] = self.problem
+        return out
+
+
+def _r2(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 2)
 
 
 @dataclass
@@ -61,7 +80,11 @@ SELECT f.idx, f.ref, nullif(f.props->>'parcel_code', ''), p.feature_id, p.versio
               OR (f.props ? 'land_use' AND f.props->>'land_use' IS DISTINCT FROM p.land_use)
               OR (f.props ? 'declared_area' AND (f.props->>'declared_area')::numeric
                   IS DISTINCT FROM p.registered_area)
-            THEN 'changed' ELSE 'unchanged' END
+            THEN 'changed' ELSE 'unchanged' END,
+       ST_Area(f.geom),
+       CASE WHEN jsonb_typeof(f.props->'declared_area') = 'number'
+            THEN (f.props->>'declared_area')::float8 END,
+       ST_Area(p.geom)
 FROM cad.survey_feature f
 LEFT JOIN cad.parcel p ON p.parcel_code = f.props->>'parcel_code' AND p.valid_to IS NULL
 WHERE f.submission_id = %(sid)s AND f.kind = 'parcel'
@@ -86,9 +109,13 @@ LEFT JOIN {table} t ON t.{column} = f.props->>%(key)s AND t.valid_to IS NULL
 WHERE f.submission_id = %(sid)s AND f.kind = %(kind)s AND f.props ? %(key)s"""
 
 
-def compute_diff(conn: psycopg.Connection, sid: uuid.UUID) -> Diff:
+def compute_diff(conn: psycopg.Connection, sid: uuid.UUID, new_parcels: bool = False) -> Diff:
+    """``new_parcels``: parcels without a code and without a registered parent are new parcels
+    coded from the cadastral subdistrict that contains them (else they stay uncoded, with
+    ``problem`` PARCEL_CODE_MISSING)."""
     rows = conn.execute(_STAGED_PARCELS, {"sid": sid, "tol": HAUSDORFF_M}).fetchall()
-    parcels = [ParcelChange(r[0], r[1], r[2], r[5], r[3], r[4]) for r in rows]
+    parcels = [ParcelChange(r[0], r[1], r[2], r[5], r[3], r[4], area=r[6], declared=r[7],
+                            area_before=r[8]) for r in rows]
     codes = {p.code for p in parcels if p.code}
     overlaps = conn.execute(_OVERLAPS, {"sid": sid}).fetchall()
     covered: dict[str, float] = {}
@@ -103,7 +130,7 @@ def compute_diff(conn: psycopg.Connection, sid: uuid.UUID) -> Diff:
     retired = {parent: pieces[parent] for parent, total in covered.items()
                if total > 0.5 and parent in pieces}
     by_idx = {p.idx: p for p in parcels}
-    _assign_codes(conn, parcels, retired)
+    _assign_codes(conn, sid, parcels, retired, new_parcels)
     for parent, idxs in retired.items():
         for idx in idxs:
             child = by_idx[idx]
@@ -118,9 +145,10 @@ def compute_diff(conn: psycopg.Connection, sid: uuid.UUID) -> Diff:
                      else "replace")
             lineage.append((parent, child.code or child.ref, event))
     for parent in sorted(retired):
-        row = one(conn, "SELECT feature_id, version_id FROM cad.parcel WHERE parcel_code = %s"
-                  " AND valid_to IS NULL", (parent,))
-        parcels.append(ParcelChange(None, parent, parent, "retired", row[0], row[1]))
+        row = one(conn, "SELECT feature_id, version_id, ST_Area(geom) FROM cad.parcel "
+                  "WHERE parcel_code = %s AND valid_to IS NULL", (parent,))
+        parcels.append(ParcelChange(None, parent, parent, "retired", row[0], row[1],
+                                    area_before=row[2]))
     return Diff(parcels, lineage, _by_code(conn, sid, "building", "building_code",
                                            "cad.building", "building_code"),
                 _by_code(conn, sid, "unit", "unit_code", "cad.unit", "unit_code"))
@@ -136,29 +164,98 @@ def _by_code(conn: psycopg.Connection, sid: uuid.UUID, kind: str, key: str, tabl
     return out
 
 
-def _assign_codes(conn: psycopg.Connection, parcels: list[ParcelChange],
-                  retired: dict[str, list[int]]) -> None:
+#: 宗地特征码 of a new parcel coded from its subdistrict: state-owned (G), construction land
+#: use right (B), the common case of a surveyed new parcel; the report says so.
+NEW_PARCEL_FEATURE_CODE = "GB"
+
+# The subdistrict containing each uncoded staged parcel (by a point on its surface).
+_SUBDISTRICTS = """
+SELECT f.idx, (SELECT s.zone_code::text FROM cad.cadastral_subdistrict s
+               WHERE s.geom_3857 && ST_Transform(ST_PointOnSurface(f.geom), 3857)
+                 AND ST_Covers(s.geom, ST_Transform(ST_PointOnSurface(f.geom), s.srid))
+               ORDER BY s.zone_code LIMIT 1)
+FROM cad.survey_feature f
+WHERE f.submission_id = %(sid)s AND f.idx = ANY(%(idxs)s) AND NOT ST_IsEmpty(f.geom)"""
+
+
+def _assign_codes(conn: psycopg.Connection, sid: uuid.UUID, parcels: list[ParcelChange],
+                  retired: dict[str, list[int]], new_parcels: bool) -> None:
     """New parcels without a code get the next sequence (never reused) of their parent's
-    cadastral subdistrict and feature code (GB/T 37346 change rules)."""
+    cadastral subdistrict and feature code (GB/T 37346 change rules); without a parent, when
+    the submitter declared new parcels, of the subdistrict that contains them."""
     taken: dict[str, list[int]] = {}
+    zones: dict[int, str | None] = {}
+    orphans = [p.idx for p in parcels if not p.code and p.idx is not None
+               and not any(p.idx in idxs for idxs in retired.values())]
+    if new_parcels and orphans:
+        zones = dict(conn.execute(_SUBDISTRICTS, {"sid": sid, "idxs": orphans}).fetchall())
     for p in parcels:
         if p.code:
             continue
         parent = next((code for code, idxs in retired.items() if p.idx in idxs), None)
-        if parent is None:
-            continue   # no parent: the accept step refuses it (PARCEL_CODE_MISSING)
-        prefix = sequence_prefix_of(parent)
+        if parent is not None:
+            prefix = sequence_prefix_of(parent)   # zone (12) + ownership and right characters
+        elif not new_parcels:
+            p.problem = "PARCEL_CODE_MISSING"
+            continue
+        elif zones.get(p.idx) is None:    # type: ignore[arg-type]
+            p.problem = "PARCEL_OUTSIDE_SUBDISTRICT"
+            continue
+        else:
+            p.subdistrict = zones[p.idx]  # type: ignore[index]
+            prefix = f"{p.subdistrict}{NEW_PARCEL_FEATURE_CODE}"
         if prefix not in taken:
             taken[prefix] = [ParcelCode.parse(r[0]).sequence for r in conn.execute(
                 "SELECT DISTINCT parcel_code FROM cad.parcel WHERE parcel_code LIKE %s",
                 (prefix + "%",))]
-        seq = next_parcel_sequence(taken[prefix])
+        try:
+            seq = next_parcel_sequence(taken[prefix])
+        except CodeError:
+            p.problem = "PARCEL_SEQUENCE_EXHAUSTED"
+            continue
         taken[prefix].append(seq)
-        p.code = str(ParcelCode.parse(parent).with_sequence(seq))
+        p.code = f"{prefix}{seq:05d}"
 
 
-def diff_geojson(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff) -> dict[str, Any]:
-    """New/changed parcels (after), changed/retired parcels (before), for the diff map."""
+#: Plan features (buildings, units) drawn on the diff map at most.
+PLAN_FEATURES_SHOWN = 5000
+
+# The submission's buildings and units (after), and the registered buildings they concern:
+# by their codes, or the building a local plan was placed on (before).
+_PLAN = """
+SELECT kind, ref, coalesce(props->>'unit_code', props->>'building_code'),
+       round(ST_Area(geom)::numeric, 2)::float8, ST_AsGeoJSON(ST_Transform(geom, 4326), 7), 'after'
+FROM cad.survey_feature
+WHERE submission_id = %(sid)s AND kind IN ('building', 'unit')
+ORDER BY idx LIMIT %(limit)s"""
+_REGISTERED_BUILDINGS = """
+SELECT 'building', b.building_code::text, b.building_code::text,
+       round(ST_Area(b.geom)::numeric, 2)::float8, ST_AsGeoJSON(ST_Transform(b.geom, 4326), 7),
+       'before'
+FROM cad.building b
+WHERE b.valid_to IS NULL AND b.building_code::text IN (
+    SELECT coalesce(props->>'building_code', left(props->>'unit_code', 24))
+    FROM cad.survey_feature WHERE submission_id = %(sid)s AND kind IN ('building', 'unit')
+    UNION SELECT %(anchor)s)"""
+
+
+def plan_geojson(conn: psycopg.Connection, sid: uuid.UUID, anchor: str | None
+                 ) -> list[dict[str, Any]]:
+    """Buildings and units of the submission over the registered buildings they concern."""
+    feats = []
+    params = {"sid": sid, "limit": PLAN_FEATURES_SHOWN, "anchor": anchor}
+    for sql in (_REGISTERED_BUILDINGS, _PLAN):
+        for kind, ref, code, area, geom, state in conn.execute(sql, params):  # type: ignore
+            feats.append({"type": "Feature", "geometry": json.loads(geom),
+                          "properties": {"kind": kind, "ref": ref, "code": code,
+                                         "area_m2": area, "state": state, "change": "plan"}})
+    return feats
+
+
+def diff_geojson(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff,
+                 anchor: str | None = None) -> dict[str, Any]:
+    """New/changed parcels (after), changed/retired parcels (before), for the diff map; then
+    the submission's buildings and units on the registered buildings."""
     feats: list[dict[str, Any]] = []
     for p in diff.parcels:
         if p.change in ("new", "changed") and p.idx is not None:
@@ -171,4 +268,5 @@ def diff_geojson(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff) -> dict[s
                        "WHERE version_id = %s", (p.version_id,))
             feats.append({"type": "Feature", "geometry": json.loads(g),
                           "properties": {**p.as_dict(), "state": "before"}})
+    feats += plan_geojson(conn, sid, anchor)
     return {"type": "FeatureCollection", "features": feats}

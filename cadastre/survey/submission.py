@@ -34,6 +34,16 @@ from cadastre.qa.engine import check, second_connection
 from cadastre.qa.scope import Scope
 from cadastre.settings import QaSettings
 from cadastre.store.db import connect, scalar
+from cadastre.survey.acceptability import acceptance_issues
+from cadastre.survey.options import SubmissionOptions
+from cadastre.survey.placement import place_on_building
+from cadastre.survey.report import (
+    counts,
+    feature_areas,
+    reader_issues,
+    with_advice,
+    wkb_to_lonlat,
+)
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 CHUNK = 1 << 20
@@ -83,8 +93,8 @@ def store_upload(stream: BinaryIO, upload_dir: Path, max_bytes: int = MAX_UPLOAD
 
 
 def create_submission(conn: psycopg.Connection, upload: StoredUpload, filename: str,
-                      submitted_by: str, job_id: uuid.UUID, srid: int | None = None
-                      ) -> uuid.UUID:
+                      submitted_by: str, job_id: uuid.UUID, srid: int | None = None,
+                      options: SubmissionOptions | None = None) -> uuid.UUID:
     existing = conn.execute(
         "SELECT submission_id, status FROM cad.survey_submission WHERE content_sha256 = %s "
         "AND status NOT IN ('rejected', 'failed', 'invalid')", (upload.sha256,)).fetchone()
@@ -95,10 +105,11 @@ def create_submission(conn: psycopg.Connection, upload: StoredUpload, filename: 
     sid = uuid.uuid4()
     conn.execute(
         "INSERT INTO cad.survey_submission (submission_id, filename, content_sha256, size_bytes,"
-        " stored_path, srid, status, job_id, submitted_by) VALUES (%s, %s, %s, %s, %s, %s, "
-        "'received', %s, %s)",
+        " stored_path, srid, status, job_id, submitted_by, options) VALUES (%s, %s, %s, %s, %s, "
+        "%s, 'received', %s, %s, %s)",
         (sid, Path(filename).name[:200], upload.sha256, upload.size, str(upload.path), srid,
-         job_id, submitted_by))
+         job_id, submitted_by, json.dumps((options or SubmissionOptions()).as_dict(),
+                                          ensure_ascii=False)))
     return sid
 
 
@@ -106,13 +117,13 @@ def get_submission(conn: psycopg.Connection, sid: uuid.UUID) -> dict[str, Any]:
     row = conn.execute(
         "SELECT submission_id, filename, content_sha256, size_bytes, format, srid, status, "
         "job_id, submitted_by, submitted_at, error_count, warning_count, decided_by, "
-        "decided_at, decision_reason, change_id FROM cad.survey_submission "
+        "decided_at, decision_reason, change_id, options FROM cad.survey_submission "
         "WHERE submission_id = %s", (sid,)).fetchone()
     if row is None:
         raise NotFound("SUBMISSION_NOT_FOUND", "无此提交 / no such survey submission")
     keys = ("submission_id", "filename", "sha256", "size_bytes", "format", "srid", "status",
             "job_id", "submitted_by", "submitted_at", "error_count", "warning_count",
-            "decided_by", "decided_at", "decision_reason", "change_id")
+            "decided_by", "decided_at", "decision_reason", "change_id", "options")
     return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in zip(keys, row,
                                                                           strict=True)}
 
@@ -153,19 +164,27 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
         step(0.05, "reading")
         stored_path = scalar(conn, "SELECT stored_path FROM cad.survey_submission WHERE "
                              "submission_id = %s", (sid,))
+        options = SubmissionOptions.from_dict(sub["options"])
 
         def unreadable(exc: SurveyFormatError) -> dict[str, Any]:
             report: dict[str, Any] = {"submission": str(sid), "status": "invalid", "format": None,
-                      "errors": [{"code": exc.code, "message": exc.message, "subject": [],
-                                  "location": None}], "warnings": [], "counts": {}}
+                      "errors": with_advice([{"code": exc.code, "message": exc.message,
+                                              "subject": [], "location": None}]),
+                      "warnings": [], "counts": {}, "options": options.as_dict(),
+                      "mapping": exc.details.get("field_reports") or [],
+                      "placement": exc.details.get("placement")}
             _finish(conn, sid, report, None, None, "invalid")
             step(1.0, "done")
             return report
 
         stager = _Stager(conn, sid)       # stores features while the rest is read
         try:
+            # a local plan is read whole, placed on its building, then staged
             data = read_survey(Path(stored_path), srid=sub["srid"], filename=sub["filename"],
-                               on_features=stager.feed, checks=False)
+                               options=options.reader_options(), checks=False,
+                               on_features=None if options.anchor else stager.feed)
+            if options.anchor is not None:
+                data.metadata["placement"] = place_on_building(conn, data, options.anchor)
         except SurveyFormatError as exc:
             stager.abort()
             return unreadable(exc)
@@ -185,7 +204,7 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
         finalize(data, ranges=False)  # codes, duplicates, validity (after staging: timed apart)
         lap("checks")
         step(0.4, "checking")
-        issues = _reader_issues(data)   # includes PARCEL_CODE_INVALID / UNIT_CODE_INVALID
+        issues = reader_issues(data)    # includes PARCEL_CODE_INVALID / UNIT_CODE_INVALID
         scope = Scope("submission", submission=sid)
 
         def qa_progress(i: int, n: int, rule: str) -> None:
@@ -199,13 +218,19 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
         for f in findings:
             issues.append({"code": f.rule_id, "severity": f.severity, "message": f.message,
                            "subject": list(f.subject), "measure": f.measure,
-                           "geometry": _wkb_to_lonlat(f.geom_wkb)})
+                           "geometry": wkb_to_lonlat(f.geom_wkb)})
+        step(0.96, "checking acceptance")
+        issues += acceptance_issues(conn, sid, options.new_parcels)[0]   # what accept needs
+        issues = with_advice(issues)
         errors = [i for i in issues if i["severity"] == "error"]
         warnings = [i for i in issues if i["severity"] != "error"]
         status = "invalid" if errors else "validated"
         report = {"submission": str(sid), "format": data.format, "srid": data.srid,
-                  "counts": _counts(data), "errors": errors, "warnings": warnings,
-                  "status": status}
+                  "counts": counts(data), "errors": errors, "warnings": warnings,
+                  "status": status, "options": options.as_dict(),
+                  "placement": data.metadata.get("placement"),
+                  "mapping": data.metadata.get("field_reports") or [],
+                  "areas": feature_areas(conn, sid, data.srid)}
         _finish(conn, sid, report, data.format, data.srid, status)
         lap("report")
         step(1.0, "done")
@@ -381,51 +406,3 @@ def _stage(conn: psycopg.Connection, sid: uuid.UUID, data: Any) -> None:
     _Stager(conn, sid).finish(data)
 
 
-def _reader_issues(data: Any) -> list[dict[str, Any]]:
-    out = []
-    for issue in data.issues:
-        ref = data.features[issue.feature].ref if issue.feature is not None else None
-        out.append({"code": issue.code, "severity": issue.severity, "message": issue.message,
-                    "subject": [ref] if ref else [], "measure": None,
-                    "geometry": _point_lonlat(data.srid, issue.location)})
-    return out
-
-
-def _counts(data: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for f in data.features:
-        out[f.kind] = out.get(f.kind, 0) + 1
-    return out
-
-
-def _point_lonlat(srid: int | None, xy: tuple[float, float] | None) -> dict[str, Any] | None:
-    if srid is None or xy is None:
-        return None
-    from gis.crs import to_wgs84
-
-    lon, lat = to_wgs84(srid, [xy[0]], [xy[1]])
-    return {"type": "Point", "coordinates": [round(float(lon[0]), 7), round(float(lat[0]), 7)]}
-
-
-def _wkb_to_lonlat(geom_wkb: bytes | None) -> dict[str, Any] | None:
-    if not geom_wkb:
-        return None
-    from gis.crs import project_geometry
-
-    g = project_geometry(shapely.from_wkb(geom_wkb), 3857, 4326)
-    return json.loads(shapely.to_geojson(shapely.set_precision(g, 1e-7)))
-
-
-def report_geojson(report: dict[str, Any]) -> dict[str, Any]:
-    """The report as a GeoJSON layer the viewer draws (errors and warnings at their places)."""
-    feats = []
-    for severity, items in (("error", report.get("errors", [])),
-                            ("warning", report.get("warnings", []))):
-        for i, item in enumerate(items):
-            feats.append({"type": "Feature", "id": f"{severity}-{i}",
-                          "geometry": item.get("geometry"),
-                          "properties": {"code": item["code"], "severity": severity,
-                                         "message": item["message"],
-                                         "subject": item.get("subject", []),
-                                         "measure": item.get("measure")}})
-    return {"type": "FeatureCollection", "features": feats}

@@ -216,8 +216,8 @@ def register_containers(case: Callable, raw: Callable) -> None:
     raw(
         "gpkg_unknown_layers.gpkg",
         _gpkg_bytes({"roads": roads}),
-        "one layer whose kind cannot be told",
-        error="SURVEY_EMPTY",
+        "one layer of polygons whose kind cannot be told: its fields are listed",
+        error="FIELDS_NOT_RECOGNISED",
     )
     mixed = gpd.GeoDataFrame(
         {"ZDDM": [mf.PARCEL_A, mf.PARCEL_B]},

@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { localized, t } from "./i18n.js";
 import { bboxOf, diffLayers, reportLayers } from "./map.js";
+import { areasTable, mappingBox, placementLine } from "./surveyfields.js";
 import { clear, el, errorText, fmtDate, fmtNumber } from "./ui.js";
 
 export const statusLabel = (st) => t(`st_${st}`);
@@ -46,8 +47,9 @@ export async function submissionList(box, s, onOpen, { status } = {}) {
   await page();
 }
 
-// the validation report: counts, the issue list and the map layer
-export async function showReport(box, cmap, s, sid) {
+// the validation report: counts, placement, fields not recognised (with the suggested mapping:
+// ``mapping`` gets onApply/onSave), the issue list with what to do, the areas and the map layer
+export async function showReport(box, cmap, s, sid, mapping = {}) {
   const base = `api/v1/surveys/${sid}`;
   const [report, layer] = await Promise.all([
     api(`${base}/report`, { token: s.token }),
@@ -63,6 +65,8 @@ export async function showReport(box, cmap, s, sid) {
         : t("survey_ok")));
   const counts = Object.entries(report.counts || {}).map(([k, v]) => `${t(`kind_${k}`)} ${v}`);
   if (counts.length) section.append(el("p", { class: "facts" }, counts.join(" · ")));
+  if (report.placement) section.append(placementLine(report.placement));
+  if ((report.mapping || []).length) section.append(mappingBox(report.mapping, mapping));
   const ul = el("ul", { class: "issues" });
   for (const [severity, items] of [["error", errors], ["warning", warnings]]) {
     for (const it of items) {
@@ -71,7 +75,8 @@ export async function showReport(box, cmap, s, sid) {
         el("span", { class: `chip sev-${severity}` }, t(`legend_${severity}`)),
         el("code", {}, it.code), " ", localized(it.message),
         it.measure !== null && it.measure !== undefined ? ` (${fmtNumber(it.measure)})` : "",
-        (it.subject || []).length ? el("span", { class: "subject" }, ` ${it.subject.join(", ")}`) : "");
+        (it.subject || []).length ? el("span", { class: "subject" }, ` ${it.subject.join(", ")}`) : "",
+        it.advice ? el("div", { class: "advice" }, t("advice"), it.advice) : "");
       if (where) {
         li.append(" ", el("button", { type: "button", class: "btn small",
           onclick: () => cmap.flyTo({ bbox: where, zoom: 19 }) }, "⌖"));
@@ -80,6 +85,7 @@ export async function showReport(box, cmap, s, sid) {
     }
   }
   section.append(ul, legend([["error", t("legend_error")], ["warning", t("legend_warning")]], "sev"));
+  if (report.areas && report.areas.items.length) section.append(areasTable(report.areas));
   box.append(section);
   const b = bboxOf(layer);
   if (b) cmap.flyTo({ bbox: b, zoom: 19 });
@@ -97,6 +103,7 @@ export async function showDiff(box, cmap, s, sid) {
   box.append(el("section", { class: "diff", id: "survey-diff" },
     el("p", { id: "diff-summary" }, t("survey_diff", { new: pc.new || 0, changed: pc.changed || 0,
       retired: pc.retired || 0 })),
+    diffAreas(pc.items || []),
     legend([["new", t("legend_new")], ["changed", t("legend_changed")],
       ["retired", `${t("legend_retired")} / ${t("legend_before")}`]], "chg")));
   const b = bboxOf(layer);
@@ -107,4 +114,17 @@ export async function showDiff(box, cmap, s, sid) {
 function legend(items, prefix) {
   return el("div", { class: "legend" }, ...items.map(([k, label]) =>
     el("span", { class: `swatch ${prefix}-${k}` }, label)));
+}
+
+// each new, changed or retired parcel with its code and areas (after, before)
+function diffAreas(items) {
+  if (!items.length) return "";
+  const num = (v) => (v === null || v === undefined ? "" : fmtNumber(v, 2));
+  return el("table", { class: "list", id: "diff-areas" },
+    el("thead", {}, el("tr", {}, ...["areas_ref", "areas_code", "areas_area", "legend_before"]
+      .map((k) => el("th", { scope: "col" }, t(k))))),
+    el("tbody", {}, ...items.map((it) => el("tr", { dataset: { change: it.change } },
+      el("td", { class: "wrap" }, `${t(`legend_${it.change}`)} ${it.ref}`), el("td", {}, it.code || ""),
+      el("td", { class: "num" }, num(it.change === "retired" ? null : it.area_m2)),
+      el("td", { class: "num" }, num(it.area_before_m2))))));
 }

@@ -3,7 +3,8 @@
 import { api, upload } from "./api.js";
 import { t } from "./i18n.js";
 import { showReport, statusLabel, submissionList } from "./submissions.js";
-import { clear, el, errorText, tabs } from "./ui.js";
+import { appendOptions, loadPresets, optionFields } from "./surveyfields.js";
+import { clear, el, errorText, tabs, toast } from "./ui.js";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const STEPS = { reading: ["读取文件", "reading"], staging: ["暂存", "staging"],
@@ -46,8 +47,29 @@ export class SurveyorWorkspace {
       el("div", { class: "field" }, el("label", { for: "survey-srid" }, t("upload_srid")),
         el("input", { id: "survey-srid", name: "srid", type: "number", inputmode: "numeric",
           min: 1024, max: 999999, placeholder: "4528" })),
+      optionFields(),
       el("button", { type: "submit", class: "btn primary", id: "upload-submit" }, t("upload_submit")),
       status, bars);
+    loadPresets(form, this.s);
+    // the report's suggested mapping: into the form, and the same file validated again
+    const mapping = {
+      onApply: (fieldMap, newParcels) => {
+        form.querySelector("#survey-field-map").value = fieldMap;
+        form.querySelector("#survey-new-parcels").checked = newParcels;
+        form.querySelector("#upload-options").open = true;
+        form.requestSubmit();
+      },
+      onSave: async (name, fieldMap) => {
+        try {
+          await api(`api/v1/surveys/field-maps/${encodeURIComponent(name)}`, { token: this.s.token,
+            method: "PUT", body: { field_map: fieldMap } });
+          form.querySelector("#survey-preset").append(el("option", { value: name }, name));
+          toast(t("mapping_saved", { name }));
+        } catch (err) {
+          toast(errorText(err), { error: true });
+        }
+      },
+    };
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       if (!form.reportValidity()) return;
@@ -56,6 +78,7 @@ export class SurveyorWorkspace {
       const data = new FormData();
       data.append("file", file, file.name);
       if (srid) data.append("srid", srid);
+      appendOptions(form, data);
       const button = form.querySelector("#upload-submit");
       button.disabled = true;
       status.textContent = "";
@@ -69,7 +92,7 @@ export class SurveyorWorkspace {
           upBar.value = Math.round(f * 100);
           upText.textContent = t("upload_sent", { p: Math.round(f * 100) });
         });
-        await this.follow(res.submission_id, valBar, valText, result);
+        await this.follow(res.submission_id, valBar, valText, result, mapping);
       } catch (err) {
         status.textContent = errorText(err);
       } finally {
@@ -80,7 +103,7 @@ export class SurveyorWorkspace {
   }
 
   // poll the submission until validation has finished, then draw its report
-  async follow(sid, bar, text, result) {
+  async follow(sid, bar, text, result, mapping) {
     let st;
     for (;;) {
       st = await api(`api/v1/surveys/${sid}`, { token: this.s.token });
@@ -100,7 +123,7 @@ export class SurveyorWorkspace {
       result.append(el("p", { class: "error" }, st.job?.error || statusLabel(st.status)));
       return;
     }
-    await showReport(result, this.cmap, this.s, sid);
+    await showReport(result, this.cmap, this.s, sid, mapping);
   }
 
   history(panel) {
