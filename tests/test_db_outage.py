@@ -132,7 +132,14 @@ def test_database_outage_under_load(outage_env: dict) -> None:
         down_from = time.monotonic()
         cluster.stop()
         down_seen = time.monotonic()
+        # down for 8 s at least, and until every database route has answered 503 while down
+        # (4 clients waiting out the pool timeout in turn may take longer on a loaded machine)
         time.sleep(8)
+        limit = time.monotonic() + 30
+        while time.monotonic() < limit and {
+                h.path for h in hits[:] if h.started >= down_seen and h.status == 503
+        } != set(paths) - {warm}:
+            time.sleep(0.5)
         up_from = time.monotonic()
         cluster.start()
         time.sleep(1)
