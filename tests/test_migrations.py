@@ -23,7 +23,8 @@ EXPECTED_TABLES = {
 
 def test_migrate_from_empty(empty_db: str) -> None:
     applied = m.migrate(empty_db)
-    assert [x.version for x in applied] == list(range(1, len(m.available()) + 1))
+    assert [x.version for x in applied] == [x.version for x in m.available()]
+    assert applied[0].version == 1
     assert m.migrate(empty_db) == []  # second run: nothing to do
     with psycopg.connect(empty_db) as conn:
         tables = {f"{s}.{t}" for s, t in conn.execute(
@@ -59,7 +60,7 @@ def test_modified_migration_is_refused(empty_db: str, tmp_path: Path) -> None:
 def test_new_migration_applies_forward_only(empty_db: str, tmp_path: Path) -> None:
     d = _copy_migrations(tmp_path)
     m.migrate(empty_db, d)
-    n = len(m.available(d)) + 1
+    n = m.available(d)[-1].version + 1
     (d / f"{n:04d}_add_probe.sql").write_text("CREATE TABLE cad.probe (id int);")
     applied = m.migrate(empty_db, d)
     assert [x.version for x in applied] == [n]
@@ -72,7 +73,7 @@ def test_new_migration_applies_forward_only(empty_db: str, tmp_path: Path) -> No
 def test_failed_migration_leaves_nothing(empty_db: str, tmp_path: Path) -> None:
     d = _copy_migrations(tmp_path)
     m.migrate(empty_db, d)
-    n = len(m.available(d)) + 1
+    n = m.available(d)[-1].version + 1
     (d / f"{n:04d}_broken.sql").write_text(
         "CREATE TABLE cad.half_done (id int);\nSELECT no_such_function();")
     with pytest.raises(MigrationError) as exc:
@@ -81,6 +82,22 @@ def test_failed_migration_leaves_nothing(empty_db: str, tmp_path: Path) -> None:
     with psycopg.connect(empty_db) as conn:
         assert conn.execute("SELECT to_regclass('cad.half_done')").fetchone() == (None,)
         assert n not in m.applied(conn)
+
+
+def test_numbers_may_have_gaps_and_arrive_late(empty_db: str, tmp_path: Path) -> None:
+    """Numbers are reserved per branch: a gap is fine, and a lower number merged after a higher
+    one was applied is applied then; one number twice is refused."""
+    d = _copy_migrations(tmp_path)
+    top = m.available(d)[-1].version
+    (d / f"{top + 3:04d}_later.sql").write_text("CREATE TABLE cad.later (id int);")
+    applied = m.migrate(empty_db, d)
+    assert applied[-1].version == top + 3 and top + 1 not in [x.version for x in applied]
+    (d / f"{top + 1:04d}_merged_late.sql").write_text("CREATE TABLE cad.merged_late (id int);")
+    assert [x.version for x in m.migrate(empty_db, d)] == [top + 1]
+    (d / f"{top + 1:04d}_twin.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError) as exc:
+        m.available(d)
+    assert exc.value.code == "MIGRATION_SEQUENCE"
 
 
 def test_bad_migration_file_names(tmp_path: Path) -> None:

@@ -3,6 +3,11 @@
 Files ``migrations/NNNN_name.sql`` are applied in order, each in its own transaction, under an
 advisory lock so concurrent starters do not race. An applied file must never change: its checksum
 is recorded and a mismatch stops everything (write a new migration instead).
+
+Numbers are handed out to branches before they are written, so the sequence may have gaps (a
+branch that did not need its number) and a lower number may arrive after a higher one was
+applied: every known migration that is not applied yet is pending and applied in number order.
+Two files with one number are refused.
 """
 
 from __future__ import annotations
@@ -46,8 +51,9 @@ def available(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
             raise MigrationError("MIGRATION_NAME", f"bad migration file name: {path.name}")
         found.append(Migration(int(m.group(1)), m.group(2), path))
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise MigrationError("MIGRATION_SEQUENCE", f"migrations must be numbered 1..n: {versions}")
+    if len(set(versions)) != len(versions) or 0 in versions:
+        raise MigrationError("MIGRATION_SEQUENCE",
+                             f"migration numbers must be unique and start at 1: {versions}")
     return found
 
 
