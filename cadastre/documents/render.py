@@ -1,5 +1,6 @@
 """HTML + inline SVG → PDF (WeasyPrint: selectable text, embedded CJK subset fonts) → PNG
-(pdfium). Fonts: Noto Sans CJK from Debian ``fonts-noto-cjk``."""
+(pdfium). Fonts: Noto Sans CJK from Debian ``fonts-noto-cjk``, reduced once to the characters
+documents use (``cadastre.documents.fonts``), with the full face as the fallback."""
 
 from __future__ import annotations
 
@@ -7,15 +8,12 @@ import html
 import io
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 log = logging.getLogger(__name__)
 
-CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-CJK_FONT_BOLD = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc")
 FONT_FAMILY = "Noto Sans CJK SC"
 PNG_DPI = 150
 
@@ -27,17 +25,19 @@ def esc(value: object) -> str:
 
 
 def _font_face() -> str:
+    from cadastre.documents.fonts import document_faces
+
     faces = []
-    for path, weight in ((CJK_FONT, 400), (CJK_FONT_BOLD, 700)):
-        if path.is_file():
-            faces.append(f"@font-face {{ font-family: 'DocCJK'; font-weight: {weight}; "
-                         f"src: url('{path.as_uri()}'); }}")
+    for path, weight in document_faces():
+        faces.append(f"@font-face {{ font-family: 'DocCJK'; font-weight: {weight}; "
+                     f"src: url('{path.as_uri()}'); }}")
     return "\n".join(faces)
 
 
 BASE_CSS = """
 @page { size: A4; margin: 12mm 12mm 14mm 12mm;
         @bottom-center { content: counter(page) " / " counter(pages);
+                         font-family: 'DocCJK', '%(family)s', sans-serif;
                          font-size: 7pt; color: #555; } }
 body { font-family: 'DocCJK', '%(family)s', sans-serif; font-size: 9pt; color: #111; }
 h1 { font-size: 16pt; text-align: center; margin: 0 0 1mm 0; }
