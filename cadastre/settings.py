@@ -124,7 +124,37 @@ class SecuritySettings(_Base):
     verify_window_minutes: int = Field(default=15, ge=1)
 
 
-_SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key")
+class CertificateSettings(_Base):
+    """Electronic certificates and proofs (CADASTRE_CERT_*): numbering, the office's signing key
+    and certificate, the address printed in the QR code, batch workers.
+
+    Without ``signing_key``/``signing_cert`` a local CA and an office certificate it issues are
+    created on first use under ``<data dir>/signing`` (like ``secrets.json``); their signatures
+    are genuine but trusted only where that CA is. To sign with a certificate from a recognised
+    CA, give the PEM files of the key (``signing_key``, with ``signing_key_passphrase`` when it is
+    encrypted), the certificate (``signing_cert``), its intermediates (``signing_chain``) and the
+    root to verify against (``trust_roots``)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX + "CERT_", env_file=".env",
+                                      extra="ignore", populate_by_name=True)
+    province_abbr: str = Field(default="浙", min_length=1, max_length=4,
+                               description="省级简称 in 浙(2026)杭州市不动产权第0000001号")
+    city_name: str = Field(default="杭州市", min_length=1, max_length=24,
+                           description="市县名称 in the number")
+    office_name: str = Field(default="杭州市不动产登记服务中心",
+                             description="登记机构 when the right names none")
+    public_url: str = Field(default="http://127.0.0.1:8000",
+                            description="address printed in the QR code (…/verify/c/{token})")
+    signing_key: Path | None = None
+    signing_key_passphrase: SecretStr | None = None
+    signing_cert: Path | None = None
+    signing_chain: list[Path] = Field(default_factory=list)
+    trust_roots: list[Path] = Field(default_factory=list)
+    workers: int = Field(default=2, ge=1, le=32, description="processes signing a batch")
+
+
+_SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key",
+                "signing_key_passphrase")
 
 
 class Settings:
@@ -137,6 +167,7 @@ class Settings:
         self.security = SecuritySettings(**overrides.get("security", {}))
         self.tiles = TileSettings(**overrides.get("tiles", {}))
         self.qa = QaSettings(**overrides.get("qa", {}))
+        self.certificates = CertificateSettings(**overrides.get("certificates", {}))
 
     @property
     def data_dir(self) -> Path:
@@ -148,7 +179,7 @@ class Settings:
 
     def as_dict(self, reveal: bool = False) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for name in ("storage", "database", "api", "tiles", "qa", "security"):
+        for name in ("storage", "database", "api", "tiles", "qa", "security", "certificates"):
             obj: BaseSettings = getattr(self, name)
             section: dict[str, Any] = {}
             for key, value in obj.model_dump().items():
@@ -173,6 +204,8 @@ def known_env_keys() -> set[str]:
             keys.add(PREFIX + name.upper())
     for name in QaSettings.model_fields:
         keys.add(PREFIX + "QA_" + name.upper())
+    for name in CertificateSettings.model_fields:
+        keys.add(PREFIX + "CERT_" + name.upper())
     return keys
 
 

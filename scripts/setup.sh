@@ -43,6 +43,7 @@ PKGS=(
   gdal-bin fonts-noto-cjk ca-certificates openscenegraph
   libpango-1.0-0 libpangoft2-1.0-0   # WeasyPrint: 宗地图 / 分层分户图 PDFs
   chromium                            # viewer tests (Playwright drives Debian's chromium)
+  poppler-utils libnss3-tools         # certificate tests: pdfsig, and certutil for its trust store
 )
 # node + npm: the viewer's packages and the validators the tests run (gltf-validator, …)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)

@@ -166,6 +166,11 @@ def _area(v: Any, digits: int = 2) -> str:
 
 
 def render_html(d: FloorPlanData, today: date | None = None) -> str:
+    return page_html(f"分层分户图 {d.unit.get('unit_code', '')}", render_body(d, today))
+
+
+def render_body(d: FloorPlanData, today: date | None = None) -> str:
+    """One ``div.page`` per floor (certificates put them among their own pages)."""
     today = today or date.today()
     u, b = d.unit, d.building
     out = []
@@ -205,7 +210,7 @@ def render_html(d: FloorPlanData, today: date | None = None) -> str:
         out.append(f"<div class=\"page\"><h1>分层分户图</h1><div class=\"sub\">Floor plan · "
                    f"{esc(b.get('building_code'))} · {floor}</div>{info}{map_svg}{foot}{areas}"
                    "</div>")
-    return page_html(f"分层分户图 {u.get('unit_code', '')}", "".join(out))
+    return "".join(out)
 
 
 def floor_plan_pdf(conn: psycopg.Connection, unit_code: str, role: Role = Role.OWNER,

@@ -93,15 +93,43 @@ def html_to_pdf(document: str) -> bytes:
             stylesheets=[css], font_config=fonts)
 
 
-def pdf_to_png(pdf: bytes, dpi: int = PNG_DPI) -> bytes:
-    """All pages, stacked vertically, as one PNG."""
+_extra_css: dict[str, Any] = {}
+
+
+def render_pages(document: str, extra_css: str = "") -> Any:
+    """The laid-out pages of ``document`` (a ``weasyprint.Document``), with ``extra_css`` after
+    the base style sheet. Documents made of pages of several renderings are written with
+    ``write_pages``; a rendering can be reused (layout is most of the cost)."""
+    from weasyprint import CSS, HTML
+
+    with _render_lock:
+        fonts, css = _stylesheet()
+        sheets = [css]
+        if extra_css:
+            if extra_css not in _extra_css:
+                _extra_css[extra_css] = CSS(string=extra_css, font_config=fonts)
+            sheets.append(_extra_css[extra_css])
+        return HTML(string=document).render(stylesheets=sheets, font_config=fonts)
+
+
+def write_pages(document: Any, pages: list[Any] | None = None,
+                variant: str | None = "pdf/a-3b") -> bytes:
+    """``pages`` (default: all of ``document``'s) as one PDF with ``document``'s metadata; by
+    default PDF/A-3b (XMP metadata, sRGB output intent, every font embedded)."""
+    with _render_lock:
+        doc = document if pages is None else document.copy(pages)
+        return doc.write_pdf(pdf_variant=variant)  # type: ignore[no-any-return]
+
+
+def pdf_to_png(pdf: bytes, dpi: int = PNG_DPI, only: list[int] | None = None) -> bytes:
+    """All pages (or the 0-based pages ``only``), stacked vertically, as one PNG."""
     import pypdfium2 as pdfium
 
     with _pdfium_lock:
         doc = pdfium.PdfDocument(pdf)
         try:
-            pages = [doc[i].render(scale=dpi / 72).to_pil().convert("RGB")
-                     for i in range(len(doc))]
+            numbers = range(len(doc)) if only is None else [i for i in only if 0 <= i < len(doc)]
+            pages = [doc[i].render(scale=dpi / 72).to_pil().convert("RGB") for i in numbers]
         finally:
             doc.close()
     if len(pages) == 1:
