@@ -350,3 +350,32 @@ def test_local_ca_is_made_once_and_a_configured_one_is_used(tmp_path, test_setti
                                certificates={"signing_key": copy / "office-key.pem"}))
     with pytest.raises(ConfigError):
         OfficeSigner(type(files)(copy / "ca.pem", copy / "office.pem", (), ()))
+
+
+def test_batch_issues_in_worker_processes_and_skips_what_it_cannot(conn, ctx, certs_db):
+    from cadastre.certificates.batch import issue_batch
+
+    versions = [r[0] for r in conn.execute(
+        "SELECT version_id FROM cad.right_record r WHERE kind IN ('ownership', 'mortgage') "
+        "AND valid_to IS NULL AND status = 1 AND NOT EXISTS (SELECT 1 FROM cad.certificate c "
+        "WHERE c.right_version_id = r.version_id) ORDER BY unit_code, version_id LIMIT 8")]
+    cancellation = conn.execute("SELECT version_id FROM cad.right_record WHERE kind = "
+                                "'cancellation' LIMIT 1").fetchone()[0]
+    already = versions.pop()
+    electronic_copy(conn, ctx, already, actor="cli:test")
+    conn.commit()
+    seen: list[tuple[int, int]] = []
+    result = issue_batch(certs_db, ctx, [*versions[:3], cancellation, already, *versions[3:]],
+                         actor="cli:test", workers=2, chunk=3,
+                         progress=lambda done, total: seen.append((done, total)))
+    assert sorted(r.right_version_id for r in result.issued) == sorted(versions)
+    assert sorted(result.skipped) == sorted([(cancellation, "NO_CERTIFICATE_FOR_KIND"),
+                                             (already, "CERTIFICATE_EXISTS")])
+    assert seen[-1] == (9, 9) and len(seen) == 3
+    for rec in result.issued:
+        assert rec.status == "current"
+        pdf = store.document(conn, rec.certificate_id)
+        assert check_signature(pdf, ctx.composer.signer.trust_roots).ok
+        assert hashlib.sha256(pdf).digest() == rec.pdf_sha256
+    numbers = [r.number for r in result.issued]
+    assert len(set(numbers)) == len(numbers)

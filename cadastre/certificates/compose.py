@@ -1,5 +1,5 @@
-"""From HTML parts to the signed PDF: the record page(s), then the parcel map and the floor plans
-(附图页), one PDF/A-3b document, sealed with the office's signature.
+"""From a document's parts to the signed PDF: the record page(s) with the QR code, then the
+parcel map and the floor plans (附图页), one PDF/A-3b document, sealed with the office's signature.
 
 Needs no database: batches run it in worker processes (``cadastre.certificates.batch``). The
 parcel map is laid out once per parcel and reused for every unit on it (layout is most of a
@@ -11,23 +11,48 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from cadastre.certificates.layout import CSS
+from cadastre.certificates.content import CertificateContent
+from cadastre.certificates.layout import CSS, TITLES, document_html, record_html
 from cadastre.certificates.signing import OfficeSigner
+from cadastre.documents import certificate as qr
 from cadastre.documents.render import render_pages, write_pages
 
 _PARCEL_CACHE_SIZE = 32
+_PLAN_ANCHOR = "floor-plans"      # the first floor-plan page carries this anchor
+SIGNATURE_REASON = {"certificate": "不动产登记机构颁发电子不动产权证书",
+                    "proof": "不动产登记机构颁发电子不动产登记证明",
+                    "query_result": "不动产登记机构出具不动产登记信息查询结果"}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How a document is known: its serial (the QR token names it) and its number."""
+
+    serial: int
+    number: str
+    token: str
+    verify_url: str
+
+
+def identity(lookup_key: bytes, public_url: str, serial: int, number: str) -> Identity:
+    token = qr.certificate_token(lookup_key, serial, qr.DOCUMENT)
+    return Identity(serial, number, token, qr.verification_url(public_url, token))
 
 
 @dataclass(frozen=True)
 class DocumentParts:
-    """Everything a document is made of, as HTML documents (picklable, for worker processes)."""
+    """Everything a document is made of (picklable, for worker processes)."""
 
-    record_html: str                 # the record page(s): carries the PDF's metadata
-    parcel_html: str | None          # 宗地图 (shared by the units of a parcel)
-    floor_html: str | None           # 分层分户图, one page per floor
-    reason: str                      # the signature's /Reason
+    content: CertificateContent
+    identity: Identity
+    issued: date
+    remark: tuple[str, ...]
+    parcel_html: str | None          # 宗地图 (the same for the units of a parcel): a document
+    floor_body: str | None           # 分层分户图, one ``div.page`` per floor: rendered with the
+                                     # record page (one rendering less)
     location: str                    # the signature's /Location
 
 
@@ -60,12 +85,22 @@ class Composer:
         return list(doc.pages)
 
     def compose(self, parts: DocumentParts) -> SignedDocument:
-        record = render_pages(parts.record_html, CSS)
-        pages = list(record.pages)
+        content, who = parts.content, parts.identity
+        title = TITLES[content.kind][0]
+        body = record_html(content, who.number, parts.issued, who.verify_url,
+                           qr.qr_png(who.verify_url, box_size=6, border=2), list(parts.remark))
+        if parts.floor_body:
+            body += f"<div id=\"{_PLAN_ANCHOR}\" class=\"annex\">{parts.floor_body}</div>"
+        record = render_pages(document_html(f"{title} {who.number}", body,
+                                            content.registry_office,
+                                            f"{title}, {content.unit_code}"), CSS)
+        ours = list(record.pages)
+        split = next((i for i, page in enumerate(ours) if _PLAN_ANCHOR in page.anchors),
+                     len(ours))
         parcel = self._parcel_pages(parts.parcel_html) if parts.parcel_html else []
-        plans = list(render_pages(parts.floor_html, CSS).pages) if parts.floor_html else []
-        first, second = len(pages), len(pages) + len(parcel)
-        pages += parcel + plans
-        pdf = self.signer.sign(write_pages(record, pages), parts.reason, parts.location)
+        pages = ours[:split] + parcel + ours[split:]
+        first, second = split, split + len(parcel)
+        pdf = self.signer.sign(write_pages(record, pages), SIGNATURE_REASON[content.kind],
+                               parts.location)
         return SignedDocument(pdf, hashlib.sha256(pdf).digest(), len(pages),
                               tuple(range(first, second)), tuple(range(second, len(pages))))

@@ -17,9 +17,15 @@ from cadastre import audit
 from cadastre.access.pii import PiiCipher, audit_key, load_cipher
 from cadastre.certificates import content as records
 from cadastre.certificates import query_result, store
-from cadastre.certificates.compose import Composer
+from cadastre.certificates.compose import (
+    Composer,
+    DocumentParts,
+    Identity,
+    SignedDocument,
+    identity,
+)
 from cadastre.certificates.numbers import office_for, reserve_number
-from cadastre.certificates.parts import PartsBuilder, identity
+from cadastre.certificates.parts import AnnexBuilder
 from cadastre.certificates.signing import OfficeSigner, SigningFiles, signing_files
 from cadastre.certificates.store import CertificateRecord, NewCertificate
 from cadastre.errors import Conflict, InvalidInput
@@ -44,8 +50,8 @@ class IssuingContext:
         return Composer(OfficeSigner(self.files))
 
     @cached_property
-    def parts(self) -> PartsBuilder:
-        return PartsBuilder()
+    def annexes(self) -> AnnexBuilder:
+        return AnnexBuilder()
 
     def record_audit(self, conn: psycopg.Connection, actor: str, action: str,
                      rec: CertificateRecord) -> None:
@@ -84,6 +90,61 @@ def number_for(conn: psycopg.Connection, ctx: IssuingContext, right_version_id: 
 
 
 # ------------------------------------------------------------------ 缮证 / 发证
+@dataclass(frozen=True)
+class Claim:
+    """A right version's document being made: its number and serial are taken (in the
+    caller's transaction), its 附记 written."""
+
+    content: records.CertificateContent
+    identity: Identity
+    issued: date
+    business_no: str | None
+    remark: tuple[str, ...]
+
+
+def claim(conn: psycopg.Connection, ctx: IssuingContext, content: records.CertificateContent,
+          *, business_no: str | None = None, remark: Sequence[str] = (),
+          today: date | None = None) -> Claim:
+    """Lock the right version, check it is still current and has no live document, take its
+    number and a serial. ``content`` may have been read before (a batch reads ahead)."""
+    version = content.right_version_id
+    assert version is not None
+    row = conn.execute("SELECT valid_to IS NULL AND status = 1 FROM cad.right_record "
+                       "WHERE version_id = %s FOR UPDATE", (version,)).fetchone()
+    if row is None or not row[0]:
+        raise InvalidInput("RIGHT_NOT_CURRENT", "该权利已不是现势登记 / the right is no longer "
+                           "current")
+    if store.live_for_version(conn, version) is not None:
+        raise Conflict("CERTIFICATE_EXISTS", "该登记已有有效电子证照，须先作废 / this "
+                       "registration already has a live certificate; revoke it first")
+    issued = today or _now(conn).date()
+    number = number_for(conn, ctx, version, content.kind, issued.year)
+    business = business_no or content.business_no
+    lines = ([f"业务号：{business}"] if business else []) + [x for x in remark if x]
+    who = identity(ctx.cipher.lookup_key, ctx.settings.certificates.public_url,
+                   store.next_serial(conn), number)
+    return Claim(content, who, issued, business, tuple(lines))
+
+
+def parts_for(conn: psycopg.Connection, ctx: IssuingContext, taken: Claim) -> DocumentParts:
+    parcel, floor = ctx.annexes.annexes(conn, taken.content, taken.issued)
+    return DocumentParts(taken.content, taken.identity, taken.issued, taken.remark, parcel,
+                         floor, ctx.settings.certificates.city_name)
+
+
+def store_signed(conn: psycopg.Connection, ctx: IssuingContext, taken: Claim,
+                 signed: SignedDocument, actor: str, as_of: datetime | None = None
+                 ) -> CertificateRecord:
+    """The rendered, signed document registered as prepared (audited)."""
+    content, who = taken.content, taken.identity
+    new = NewCertificate(who.serial, content.kind, who.number, content.right_version_id,
+                         content.right_id, content.unit_code, taken.business_no, actor,
+                         "\n".join(taken.remark) or None, as_of, ctx.composer.signer.identity)
+    rec = store.insert(conn, new, signed, _now(conn))
+    ctx.record_audit(conn, actor, f"certificate.prepare.{content.kind}", rec)
+    return rec
+
+
 def prepare_certificate(conn: psycopg.Connection, ctx: IssuingContext, right_version_id: int,
                         *, actor: str, business_no: str | None = None,
                         remark: Sequence[str] = (), today: date | None = None
@@ -91,37 +152,11 @@ def prepare_certificate(conn: psycopg.Connection, ctx: IssuingContext, right_ver
     """缮证: render and sign the certificate (ownership, land use) or proof (mortgage,
     pre-notice, objection, easement, seizure) of a current right version; status 'prepared'."""
     with conn.transaction():
-        # one preparation per right version at a time (the live check below must see the other)
-        conn.execute("SELECT 1 FROM cad.right_record WHERE version_id = %s FOR UPDATE",
-                     (right_version_id,))
         content = records.load(conn, ctx.cipher, right_version_id,
                                ctx.settings.certificates.office_name)
-        if store.live_for_version(conn, right_version_id) is not None:
-            raise Conflict("CERTIFICATE_EXISTS", "该登记已有有效电子证照，须先作废 / "
-                                      "this registration already has a live certificate; "
-                                      "revoke it first")
-        issued = today or _now(conn).date()
-        number = number_for(conn, ctx, right_version_id, content.kind, issued.year)
-        business = business_no or content.business_no
-        lines = [f"业务号：{business}"] if business else []
-        lines += [line for line in remark if line]
-        return _render_and_store(conn, ctx, content, number, issued, lines, actor, business)
-
-
-def _render_and_store(conn: psycopg.Connection, ctx: IssuingContext,
-                      content: records.CertificateContent, number: str, issued: date,
-                      remark: list[str], actor: str, business_no: str | None,
-                      as_of: datetime | None = None) -> CertificateRecord:
-    cfg = ctx.settings.certificates
-    who = identity(ctx.cipher.lookup_key, cfg.public_url, store.next_serial(conn), number)
-    parts = ctx.parts.build(conn, content, who, issued, remark, cfg.city_name)
-    signed = ctx.composer.compose(parts)
-    new = NewCertificate(who.serial, content.kind, number, content.right_version_id,
-                         content.right_id, content.unit_code, business_no, actor,
-                         "\n".join(remark) or None, as_of, ctx.composer.signer.identity)
-    rec = store.insert(conn, new, signed, _now(conn))
-    ctx.record_audit(conn, actor, f"certificate.prepare.{content.kind}", rec)
-    return rec
+        taken = claim(conn, ctx, content, business_no=business_no, remark=remark, today=today)
+        signed = ctx.composer.compose(parts_for(conn, ctx, taken))
+        return store_signed(conn, ctx, taken, signed, actor)
 
 
 def issue_certificate(conn: psycopg.Connection, ctx: IssuingContext,
@@ -166,7 +201,10 @@ def issue_query_result(conn: psycopg.Connection, ctx: IssuingContext, unit_code:
         content = query_result.load(conn, ctx.cipher, unit_code, at, cfg.office_name)
         number = reserve_number(conn, office_for(conn, unit_code[:6], cfg), "query_result",
                                 at.year)
-        rec = _render_and_store(conn, ctx, content, number, at.date(), [], actor, None, at)
+        who = identity(ctx.cipher.lookup_key, cfg.public_url, store.next_serial(conn), number)
+        taken = Claim(content, who, at.date(), None, ())
+        rec = store_signed(conn, ctx, taken, ctx.composer.compose(parts_for(conn, ctx, taken)),
+                           actor, at)
         store.mark_issued(conn, rec.certificate_id, actor, at)
         return store.get(conn, rec.certificate_id)
 

@@ -83,6 +83,7 @@ CSS = """
 .record .qr img { width: 32mm; height: 32mm; }
 .record .url { font-size: 6.5pt; color: #333; word-break: break-all; }
 .record .note { margin-top: 3mm; }
+.annex { page-break-before: always; }
 """
 
 
