@@ -20,6 +20,7 @@ from api.ratelimit import RateLimitMiddleware
 from api.routers import (
     assets,
     audit,
+    certificates,
     ogc,
     owner,
     public,
@@ -36,6 +37,7 @@ from api.routers import registry as registry_router
 from api.state import AppState
 from api.state import install as install_state
 from cadastre.access import logsafe
+from cadastre.certificates.signing import signing_files
 from cadastre.settings import Settings, get_settings
 from cadastre.store.db import check_versions, connect, database_url, server_info
 from tiles.cache import TileCache
@@ -128,6 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tile_cache=TileCache(settings.data_dir / "cache" / "tiles",
                                  enabled=settings.tiles.cache))
         install_state(app, state)
+        # the office's signing key and certificate: the local CA's are made on first start;
+        # configured files that are missing stop the start here
+        signing_files(settings)
         listener = asyncio.create_task(_invalidation_listener(state))
         scheduled = (asyncio.create_task(_scheduled_qa(state))
                      if settings.qa.schedule_hours > 0 else None)
@@ -166,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(registry_router.router)
     app.include_router(owner.router)
+    app.include_router(certificates.router)
     app.include_router(audit.router)
     app.include_router(viewer.router)   # last: serves / and the viewer's files
     return app

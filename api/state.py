@@ -21,6 +21,7 @@ from cadastre.store.db import ServerInfo
 from tiles.cache import TileCache
 
 if TYPE_CHECKING:
+    from cadastre.certificates.issue import IssuingContext
     from cadastre.query.ogc import Extent
 
 
@@ -51,6 +52,15 @@ class AppState:
     @cached_property
     def api_key_hmac(self) -> bytes:
         return apikeys.hashing_key(self.settings)
+
+    @cached_property
+    def issuing(self) -> IssuingContext:
+        """Electronic certificates: keys, settings and the office's signer (loaded once)."""
+        from cadastre.certificates.issue import IssuingContext
+        from cadastre.certificates.signing import signing_files
+
+        return IssuingContext(self.settings, self.cipher, self.audit_key,
+                              signing_files(self.settings))
 
 
 def app_state(request: Request) -> AppState:
