@@ -41,6 +41,7 @@ app.add_typer(users_app, name="users")
 
 def _register_subcommands() -> None:
     from api.cli.audit import audit_app
+    from api.cli.certificates import certificates_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
@@ -55,6 +56,7 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
     app.add_typer(threed_app, name="3d")
+    app.add_typer(certificates_app, name="certificates")
 
 
 _register_subcommands()
