@@ -143,8 +143,8 @@ class CertificateSettings(_Base):
                            description="市县名称 in the number")
     office_name: str = Field(default="杭州市不动产登记服务中心",
                              description="登记机构 when the right names none")
-    public_url: str = Field(default="http://127.0.0.1:8000",
-                            description="address printed in the QR code (…/verify/c/{token})")
+    public_url: str | None = Field(default=None, description="address printed in the QR code "
+                                   "(…/verify/c/{token}); default: http://<api host>:<api port>")
     signing_key: Path | None = None
     signing_key_passphrase: SecretStr | None = None
     signing_cert: Path | None = None
@@ -172,6 +172,11 @@ class Settings:
     @property
     def data_dir(self) -> Path:
         return self.storage.data_dir
+
+    @property
+    def public_url(self) -> str:
+        """The server's public address (printed in certificates' QR codes)."""
+        return self.certificates.public_url or f"http://{self.api.host}:{self.api.port}"
 
     @property
     def embedded(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import uuid
 from datetime import datetime
@@ -18,7 +19,18 @@ from pypdf import PdfReader
 
 from cadastre.access.pii import PiiCipher
 from cadastre.certificates import supersede_for_right
+from cadastre.certificates.signing import signing_files
 from cadastre.register.versions import new_change
+from cadastre.settings import Settings
+
+
+def share_signing(test_settings: Settings, data_dir: Path) -> None:
+    """Give an app's data dir the test session's office key and CA (like ``secrets.json``): the
+    shared demo database keeps documents signed in earlier sessions, and they must verify."""
+    source = signing_files(test_settings).key.parent
+    target = data_dir / "signing"
+    if not target.exists():
+        shutil.copytree(source, target)
 
 
 def transfer(conn: psycopg.Connection, cipher: PiiCipher, version_id: int, business_no: str,

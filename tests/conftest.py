@@ -186,6 +186,9 @@ def demo_client(demo_url: str, test_settings: Settings, tmp_path_factory: pytest
 
     secrets_file(test_settings.data_dir / "secrets.json")
     (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    from tests.certificate_support import share_signing
+
+    share_signing(test_settings, data_dir)
     with client_for(demo_url, Settings(storage={"data_dir": data_dir})) as client:
         yield client
 

@@ -17,6 +17,7 @@ from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role, visible_fields
 from cadastre.certificates import IssuingContext, revoke_certificate, store
 from cadastre.certificates.signing import check_signature
+from cadastre.certificates.verify import when
 from cadastre.demo.load import load_demo
 from tests.certificate_support import pdf_text, qr_on_page, transfer, url_path
 from tests.owner_support import People, bearer, holders, owner_client, verify
@@ -121,7 +122,7 @@ def test_transfer_makes_the_page_name_the_business(client, people, api_db, test_
                          "110105195001010039", ctx.audit_key)
     page = client.get(f"/verify/c/{qr}").text
     assert "证书已失效" in page and "202612069876" in page
-    assert at.strftime("%Y-%m-%d %H:%M") in page
+    assert when(at) in page and "北京时间" in page
     data = client.get(f"/api/v1/certificates/{qr}").json()
     assert data["status"] == "superseded"
     assert data["certificate"]["superseded_by"] == "202612069876"

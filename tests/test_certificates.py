@@ -208,8 +208,7 @@ def test_pdfa_metadata_text_and_qr(conn, ctx):
     # 一证一码: the QR decodes to the verification address of this document
     found = qr_on_page(pdf)
     assert len(found) == 1
-    cfg = ctx.settings.certificates
-    assert found[0].startswith(cfg.public_url.rstrip("/") + "/verify/c/")
+    assert found[0].startswith(ctx.settings.public_url.rstrip("/") + "/verify/c/")
     token = url_path(found[0]).rsplit("/", 1)[1]
     assert qr.token_version(cipher.lookup_key, token, qr.DOCUMENT) == rec.serial
     assert qr.token_version(cipher.lookup_key, token) is None   # not a paper certificate's key

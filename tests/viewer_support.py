@@ -157,6 +157,9 @@ def data_dir_for(target: Path, test_settings: Settings, assets: Path | None = No
 
     secrets_file(test_settings.data_dir / "secrets.json")
     shutil.copy(test_settings.data_dir / "secrets.json", target / "secrets.json")
+    from tests.certificate_support import share_signing
+
+    share_signing(test_settings, target)
     if assets is not None:
         (target / "cache").mkdir(exist_ok=True)
         for sub in ("rasters", "3dtiles", "cache/glyphs", "cache/sprites", "cache/raster"):

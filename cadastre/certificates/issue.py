@@ -121,7 +121,7 @@ def claim(conn: psycopg.Connection, ctx: IssuingContext, content: records.Certif
     number = number_for(conn, ctx, version, content.kind, issued.year)
     business = business_no or content.business_no
     lines = ([f"业务号：{business}"] if business else []) + [x for x in remark if x]
-    who = identity(ctx.cipher.lookup_key, ctx.settings.certificates.public_url,
+    who = identity(ctx.cipher.lookup_key, ctx.settings.public_url,
                    store.next_serial(conn), number)
     return Claim(content, who, issued, business, tuple(lines))
 
@@ -201,7 +201,8 @@ def issue_query_result(conn: psycopg.Connection, ctx: IssuingContext, unit_code:
         content = query_result.load(conn, ctx.cipher, unit_code, at, cfg.office_name)
         number = reserve_number(conn, office_for(conn, unit_code[:6], cfg), "query_result",
                                 at.year)
-        who = identity(ctx.cipher.lookup_key, cfg.public_url, store.next_serial(conn), number)
+        who = identity(ctx.cipher.lookup_key, ctx.settings.public_url, store.next_serial(conn),
+                       number)
         taken = Claim(content, who, at.date(), None, ())
         rec = store_signed(conn, ctx, taken, ctx.composer.compose(parts_for(conn, ctx, taken)),
                            actor, at)

@@ -13,14 +13,17 @@ signed content. It is the last revision of the file, so its byte range covers th
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,6 +34,19 @@ from cadastre.errors import ConfigError
 from cadastre.settings import CertificateSettings, Settings
 
 SIGNATURE_FIELD = "不动产登记电子签章"
+T = TypeVar("T")
+
+
+def _outside_event_loop(fn: Callable[[], T]) -> T:
+    """pyHanko's synchronous calls run their own event loop (``asyncio.run``), which cannot
+    start inside a running one (an async caller, a browser-driving test): run them in a
+    thread of their own then."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
 CA_YEARS, OFFICE_YEARS = 20, 5
 
 
@@ -223,9 +239,9 @@ class OfficeSigner:
         meta = signers.PdfSignatureMetadata(
             field_name=SIGNATURE_FIELD, md_algorithm="sha256", reason=reason,
             location=location, subfilter=fields.SigSeedSubFilter.PADES)
-        out = signers.sign_pdf(writer, meta, signer=self._signer,
-                               new_field_spec=fields.SigFieldSpec(SIGNATURE_FIELD),
-                               bytes_reserved=self._reserved)
+        out = _outside_event_loop(lambda: signers.sign_pdf(
+            writer, meta, signer=self._signer, new_field_spec=fields.SigFieldSpec(SIGNATURE_FIELD),
+            bytes_reserved=self._reserved))
         return out.getvalue()  # type: ignore[no-any-return,union-attr]
 
 
@@ -265,7 +281,7 @@ def check_signature(pdf: bytes, trust_roots: list[Any]) -> SignatureCheck:
         return SignatureCheck(False, summary="no signature")
     context = ValidationContext(trust_roots=trust_roots, allow_fetching=False)
     try:
-        status = validate_pdf_signature(signatures[-1], context)
+        status = _outside_event_loop(lambda: validate_pdf_signature(signatures[-1], context))
     except (SignatureValidationError, PdfError, ValueError) as exc:
         return SignatureCheck(True, summary=f"validation failed: {type(exc).__name__}")
     return SignatureCheck(

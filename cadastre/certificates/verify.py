@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -129,5 +130,9 @@ def check_file(conn: psycopg.Connection, pdf: bytes, trust_roots: list[Any]) -> 
     return FileCheck(signature, doc)
 
 
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
 def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+    """An instant as printed for people: Beijing time (the register's instants are UTC)."""
+    return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M 北京时间") if value else ""
