@@ -46,27 +46,40 @@ registered before (the demo's rights); ``issue_query_result`` a signed query res
 Batches (CLI, benchmark) go through ``cadastre.certificates.batch`` (worker processes).
 """
 
-from cadastre.certificates.issue import (
-    IssuingContext,
-    electronic_copy,
-    issue_certificate,
-    issue_query_result,
-    prepare_certificate,
-    revoke_certificate,
-    supersede_for_right,
-)
-from cadastre.certificates.numbers import office_for, reserve_number
-from cadastre.certificates.store import CertificateRecord
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cadastre.certificates.issue import (
+        IssuingContext,
+        electronic_copy,
+        issue_certificate,
+        issue_query_result,
+        prepare_certificate,
+        revoke_certificate,
+        supersede_for_right,
+    )
+    from cadastre.certificates.numbers import office_for, reserve_number
+    from cadastre.certificates.store import CertificateRecord
+
+# exported lazily: a batch's worker processes import ``cadastre.certificates.worker`` without the
+# database code behind these
+_EXPORTS = {
+    "CertificateRecord": "store", "IssuingContext": "issue", "electronic_copy": "issue",
+    "issue_certificate": "issue", "issue_query_result": "issue", "office_for": "numbers",
+    "prepare_certificate": "issue", "reserve_number": "numbers", "revoke_certificate": "issue",
+    "supersede_for_right": "issue",
+}
 __all__ = [
-    "CertificateRecord",
-    "IssuingContext",
-    "electronic_copy",
-    "issue_certificate",
-    "issue_query_result",
-    "office_for",
-    "prepare_certificate",
-    "reserve_number",
-    "revoke_certificate",
-    "supersede_for_right",
+    "CertificateRecord", "IssuingContext", "electronic_copy", "issue_certificate",
+    "issue_query_result", "office_for", "prepare_certificate", "reserve_number",
+    "revoke_certificate", "supersede_for_right",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,23 +27,11 @@ from cadastre.certificates.issue import (
     issue_certificate,
     store_signed,
 )
-from cadastre.certificates.signing import OfficeSigner, SigningFiles
 from cadastre.certificates.store import CertificateRecord
+from cadastre.certificates.worker import compose, start
 from cadastre.errors import CadastreError
 
 Progress = Callable[[int, int], None]
-
-_composer: Composer | None = None
-
-
-def _start_worker(files: SigningFiles) -> None:
-    global _composer
-    _composer = Composer(OfficeSigner(files))
-
-
-def _compose(parts: DocumentParts) -> SignedDocument:
-    assert _composer is not None, "worker not started"
-    return _composer.compose(parts)
 
 
 class _InProcess(Executor):
@@ -112,7 +100,7 @@ def issue_batch(url: str, ctx: IssuingContext, versions: Sequence[int], *, actor
     pool: Executor
     if workers > 1:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_worker, initargs=(ctx.files,))
+                                   initializer=start, initargs=(ctx.files,))
     else:
         pool = _InProcess(ctx.composer)
     chunks = list(_chunks(list(versions), chunk))
@@ -151,7 +139,7 @@ def _start_chunk(conn: psycopg.Connection, ctx: IssuingContext, pool: Executor,
         parts = DocumentParts(item.content, taken.identity, taken.issued, taken.remark,
                               item.parcel_html, item.floor_body,
                               ctx.settings.certificates.city_name)
-        started.append((item, taken, pool.submit(_compose, parts)))
+        started.append((item, taken, pool.submit(compose, parts)))
     return started
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from cadastre.certificates.content import CertificateContent
 from cadastre.certificates.layout import CSS, TITLES, document_html, record_html
+from cadastre.certificates.record import CertificateContent
 from cadastre.certificates.signing import OfficeSigner
 from cadastre.documents import certificate as qr
 from cadastre.documents.render import render_pages, write_pages
 
-_PARCEL_CACHE_SIZE = 32
+_PARCEL_CACHE_SIZE = 4      # a batch runs through units in code order: parcel by parcel
 _PLAN_ANCHOR = "floor-plans"      # the first floor-plan page carries this anchor
 SIGNATURE_REASON = {"certificate": "不动产登记机构颁发电子不动产权证书",
                     "proof": "不动产登记机构颁发电子不动产登记证明",

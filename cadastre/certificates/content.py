@@ -12,9 +12,6 @@ verification page (``Role.PUBLIC``) take their fields from the one policy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -22,7 +19,11 @@ from psycopg.rows import dict_row
 
 from cadastre import labels
 from cadastre.access.pii import PiiCipher
+from cadastre.certificates.record import CertificateContent, area, day, money, term
 from cadastre.errors import InvalidInput, NotFound
+
+__all__ = ["CERTIFICATE_KINDS", "PROOF_KINDS", "CertificateContent", "area", "day", "load",
+           "money", "term"]
 
 CERTIFICATE_KINDS = ("ownership", "land_use")
 PROOF_KINDS = ("mortgage", "pre_notice", "objection", "easement", "seizure")
@@ -61,44 +62,6 @@ SELECT version_id, right_start, right_end FROM cad.right_record
 WHERE unit_code = %s AND kind = 'land_use' AND valid_to IS NULL AND status = 1
 ORDER BY registered_at DESC LIMIT 1
 """
-
-
-@dataclass
-class CertificateContent:
-    """One document's record: ``record`` holds the printed values by policy field name."""
-
-    kind: str                           # certificate | proof | query_result
-    unit_code: str
-    right_version_id: int | None
-    right_id: str | None
-    business_no: str | None
-    registry_office: str
-    house: bool                         # a house unit: floor-plan pages follow the parcel map
-    record: dict[str, Any] = field(default_factory=dict)
-    # query results: (title, column headers, rows) after the record table
-    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------ printed values
-def day(value: date | datetime | None) -> str:
-    if value is None:
-        return ""
-    d = value.date() if isinstance(value, datetime) else value
-    return f"{d.year}年{d.month:02d}月{d.day:02d}日"
-
-
-def term(start: date | None, end: date | None) -> str:
-    if start is None and end is None:
-        return ""
-    return f"{day(start) or '—'}起 {day(end) or '—'}止" if end else f"{day(start)}起"
-
-
-def area(value: Decimal | float | None) -> str:
-    return "" if value is None else f"{float(value):.2f}m²"
-
-
-def money(value: Decimal | float | None) -> str:
-    return "" if value is None else f"{float(value):.2f}万元"
 
 
 def _rows(conn: psycopg.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:

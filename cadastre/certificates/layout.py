@@ -16,7 +16,7 @@ from typing import Any
 
 from cadastre.access import privacy
 from cadastre.access.privacy import Role
-from cadastre.certificates.content import CertificateContent, day
+from cadastre.certificates.record import CertificateContent, day
 from cadastre.documents.render import esc
 
 TITLES = {"certificate": ("中华人民共和国不动产权证书", "Real Estate Title Certificate"),

@@ -14,8 +14,8 @@ from datetime import date
 import psycopg
 
 from cadastre.access.privacy import Role
-from cadastre.certificates.content import CertificateContent
 from cadastre.certificates.layout import document_html
+from cadastre.certificates.record import CertificateContent
 from cadastre.documents import floor_plan, parcel_map
 
 _PARCELS_KEPT = 64
