@@ -1,8 +1,9 @@
 """Issuing many electronic certificates at once (交房即交证, the demo's existing rights, the
 benchmark): rendering and signing run in worker processes, the database work in this one.
 
-Chunk by chunk: while the workers render and sign chunk k, this process reads chunk k+1 (the
-records and the annex HTML, on a second connection, outside any transaction). Each chunk is one
+Workers come from a fork server that has imported nothing (``_worker_context``). Chunk by
+chunk: while the workers render and sign chunk k, this process reads chunk k+1 (the records and
+the annex HTML, on a second connection, outside any transaction). Each chunk is one
 transaction: numbers and serials taken, documents stored and issued, audit rows appended; a
 chunk in which a document fails is rolled back and its items retried one by one, so a bad item
 costs nothing but itself (reported as skipped with its error code).
@@ -47,6 +48,15 @@ class _InProcess(Executor):
         except Exception as exc:    # reported with the item, like a worker's failure
             future.set_exception(exc)
         return future
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers forked by a fork server that has imported nothing: a worker loads only what it
+    runs (``cadastre.certificates.worker``), not the parent's main module (the CLI with all its
+    commands, or a benchmark), and nothing is forked from a process with database threads."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([])
+    return context
 
 
 @dataclass
@@ -99,7 +109,7 @@ def issue_batch(url: str, ctx: IssuingContext, versions: Sequence[int], *, actor
     started = time.perf_counter()
     pool: Executor
     if workers > 1:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+        pool = ProcessPoolExecutor(workers, mp_context=_worker_context(),
                                    initializer=start, initargs=(ctx.files,))
     else:
         pool = _InProcess(ctx.composer)
