@@ -159,9 +159,12 @@ def _tree_rss(root: int, skip: int, pss: bool = False) -> int:
 
 def _sampler(root: int, peak: Any, peak_pss: Any, stop: Any, interval: float) -> None:
     me = os.getpid()
+    tick = 0
     while not stop.is_set():
         peak.value = max(peak.value, _tree_rss(root, me))
-        peak_pss.value = max(peak_pss.value, _tree_rss(root, me, pss=True))
+        if tick % 20 == 0:    # PSS costs the kernel a walk of every mapping: once a second
+            peak_pss.value = max(peak_pss.value, _tree_rss(root, me, pss=True))
+        tick += 1
         stop.wait(interval)
 
 
@@ -170,7 +173,8 @@ class TreeMemory:
     50 ms by a separate process (a sampling *thread* would make the build use the ``spawn``
     start method, as it does inside a threaded server, instead of the CLI's ``fork``). RSS
     counts a library or file page once per process that maps it; ``peak_pss`` (proportional
-    set size) shares such pages out, so it sums to the memory the tree really holds."""
+    set size, sampled once a second) shares such pages out, so it sums to the memory the tree
+    really holds."""
 
     def __init__(self, interval: float = 0.05) -> None:
         ctx = mp.get_context("fork")

@@ -2,17 +2,18 @@
 benchmark): rendering and signing run in worker processes, the database work in this one.
 
 Workers come from a fork server that has imported nothing (``_worker_context``). Chunk by
-chunk: while the workers render and sign chunk k, this process reads chunk k+1 (the records and
-the annex HTML, on a second connection, outside any transaction). Each chunk is one
-transaction: numbers and serials taken, documents stored and issued, audit rows appended; a
-chunk in which a document fails is rolled back and its items retried one by one, so a bad item
-costs nothing but itself (reported as skipped with its error code).
+chunk, the workers always have the next chunk queued: this process claims chunk k+1 (numbers and
+serials, one short transaction) and hands it over, reads chunk k+2 (the records and the annex
+HTML, on a second connection), then stores and issues chunk k (one transaction, audit rows
+included). A chunk in which a document fails is stored item by item, so a bad item costs
+nothing but itself (reported as skipped with its error code).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -114,66 +115,74 @@ def issue_batch(url: str, ctx: IssuingContext, versions: Sequence[int], *, actor
     else:
         pool = _InProcess(ctx.composer)
     chunks = list(_chunks(list(versions), chunk))
+    in_flight: deque[list[_Started]] = deque()
     try:
-        with psycopg.connect(url) as reader, psycopg.connect(url) as writer:
+        with psycopg.connect(url) as reader, psycopg.connect(url, autocommit=True) as writer:
             ahead = _read(reader, ctx, chunks[0]) if chunks else []
             for k in range(len(chunks)):
                 current, ahead = ahead, []
-                futures = _start_chunk(writer, ctx, pool, current, result)
+                in_flight.append(_claim_chunk(writer, ctx, pool, current, result))
                 if k + 1 < len(chunks):
                     ahead = _read(reader, ctx, chunks[k + 1])
-                if not _finish_chunk(writer, ctx, futures, actor, result):
-                    _one_by_one(writer, ctx, pool, [r for r, _, _ in futures], actor, result)
-                if progress:
-                    progress(sum(len(c) for c in chunks[:k + 1]), len(versions))
+                while len(in_flight) > (1 if k + 1 < len(chunks) else 0):
+                    _store_chunk(writer, ctx, in_flight.popleft(), actor, result)
+                    if progress:
+                        progress(len(result.issued) + len(result.skipped), len(versions))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _start_chunk(conn: psycopg.Connection, ctx: IssuingContext, pool: Executor,
+def _claim_chunk(conn: psycopg.Connection, ctx: IssuingContext, pool: Executor,
                  items: list[_Read], result: BatchResult) -> list[_Started]:
-    """In a new transaction: claim each item and hand its parts to the workers."""
+    """Claim each item (one committed transaction; an item that cannot be claimed is skipped)
+    and hand its parts to the workers. A claim that is never stored leaves the right with its
+    number and no document: the next preparation takes that number (no gap)."""
     started: list[_Started] = []
-    for item in items:
-        if item.content is None:
-            result.skipped.append((item.version, item.error or "UNKNOWN"))
-            continue
-        try:
-            with conn.transaction():
-                taken = claim(conn, ctx, item.content)
-        except CadastreError as exc:
-            result.skipped.append((item.version, exc.code))
-            continue
-        parts = DocumentParts(item.content, taken.identity, taken.issued, taken.remark,
-                              item.parcel_html, item.floor_body,
-                              ctx.settings.certificates.city_name)
-        started.append((item, taken, pool.submit(compose, parts)))
+    with conn.transaction():
+        for item in items:
+            if item.content is None:
+                result.skipped.append((item.version, item.error or "UNKNOWN"))
+                continue
+            try:
+                with conn.transaction():
+                    taken = claim(conn, ctx, item.content)
+            except CadastreError as exc:
+                result.skipped.append((item.version, exc.code))
+                continue
+            parts = DocumentParts(item.content, taken.identity, taken.issued, taken.remark,
+                                  item.parcel_html, item.floor_body,
+                                  ctx.settings.certificates.city_name)
+            started.append((item, taken, pool.submit(compose, parts)))
     return started
 
 
-def _finish_chunk(conn: psycopg.Connection, ctx: IssuingContext,
-                  futures: list[_Started], actor: str,
-                  result: BatchResult) -> bool:
-    """Store and issue the chunk's documents and commit; False (rolled back) if one failed."""
-    done = []
+def _store_chunk(conn: psycopg.Connection, ctx: IssuingContext, futures: list[_Started],
+                 actor: str, result: BatchResult) -> None:
+    """Store and issue the chunk's documents in one transaction; if one fails (its rendering,
+    or a document made for the same right meanwhile) the others are stored one by one."""
     try:
-        for _, taken, future in futures:
-            signed = future.result()
-            rec = store_signed(conn, ctx, taken, signed, actor)
-            done.append(issue_certificate(conn, ctx, rec.certificate_id, actor=actor))
-        conn.commit()
-    except Exception:       # a worker's failure, or the database's: the chunk is undone
-        conn.rollback()
-        return False
-    result.issued.extend(done)
-    return True
-
-
-def _one_by_one(conn: psycopg.Connection, ctx: IssuingContext, pool: Executor,
-                items: list[_Read], actor: str, result: BatchResult) -> None:
-    for item in items:
-        futures = _start_chunk(conn, ctx, pool, [item], result)
-        if not _finish_chunk(conn, ctx, futures, actor, result):
+        with conn.transaction():
+            done = [_store_one(conn, ctx, taken, future, actor)
+                    for _, taken, future in futures]
+        result.issued.extend(done)
+        return
+    except Exception:       # the chunk is undone; find the culprit(s) one by one
+        pass
+    for item, taken, future in futures:
+        try:
+            with conn.transaction():
+                result.issued.append(_store_one(conn, ctx, taken, future, actor))
+        except CadastreError as exc:
+            result.skipped.append((item.version, exc.code))
+        except psycopg.errors.UniqueViolation:
+            result.skipped.append((item.version, "CERTIFICATE_EXISTS"))
+        except Exception:
             result.skipped.append((item.version, "RENDER_FAILED"))
+
+
+def _store_one(conn: psycopg.Connection, ctx: IssuingContext, taken: Claim,
+               future: Future[SignedDocument], actor: str) -> CertificateRecord:
+    rec = store_signed(conn, ctx, taken, future.result(), actor)
+    return issue_certificate(conn, ctx, rec.certificate_id, actor=actor)

@@ -52,6 +52,7 @@ SELECT unit_code, floor_no, floor_count, room_no, use, building_area, inner_area
        shared_coefficient, ST_AsBinary(geom)
 FROM cad.unit
 WHERE building_code = %s AND valid_to IS NULL AND floor_no <= %s
+  AND floor_no + floor_count >= %s   -- reaches the lowest wanted floor (+1: no floor 0)
 ORDER BY room_no, unit_code
 """
 _UNIT_FIELDS = ("unit_code", "floor_no", "floor_count", "room_no", "use", "building_area",
@@ -112,7 +113,8 @@ def load(conn: psycopg.Connection, unit_code: str, role: Role = Role.OWNER) -> F
                              if brow else {"building_code": unit_raw["building_code"]})
     wanted = floors_of(unit_raw["floor_no"], unit_raw["floor_count"])[:MAX_FLOORS]
     floors = {r[0]: r for r in conn.execute(_FLOORS, (unit_raw["building_code"], wanted))}
-    candidates = conn.execute(_FLOOR_UNITS, (unit_raw["building_code"], max(wanted))).fetchall()
+    candidates = conn.execute(_FLOOR_UNITS, (unit_raw["building_code"], max(wanted),
+                                             min(wanted))).fetchall()
     pages = []
     for f in wanted:
         on_floor = []
