@@ -6,26 +6,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import errors
 from api.fastpath import WarmTileMiddleware
+from api.guards import HeadAsGet, RequestGuard, SecurityHeaders
+from api.httpcache import ValidatedGZip
+from api.jobs import WorkerThreads
 from api.ratelimit import RateLimitMiddleware
 from api.routers import (
     assets,
     audit,
+    cases,
     certificates,
+    docs,
     ogc,
     owner,
+    progress,
     public,
     qa,
     raster,
+    sharing,
     surveys,
     system,
     threed,
@@ -37,9 +43,12 @@ from api.routers import registry as registry_router
 from api.state import AppState
 from api.state import install as install_state
 from cadastre.access import logsafe
+from cadastre.cases import clock
 from cadastre.certificates.signing import signing_files
 from cadastre.settings import Settings, get_settings
+from cadastre.sharing.delivery import Dispatcher
 from cadastre.store.db import check_versions, connect, database_url, server_info
+from cadastre.survey.submission import MAX_UPLOAD_BYTES
 from tiles.cache import TileCache
 
 log = logging.getLogger("api")
@@ -75,28 +84,22 @@ async def _invalidation_listener(state: AppState) -> None:
 
 
 async def _scheduled_qa(state: AppState) -> None:
-    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``, stored as runs like manual ones."""
-    from cadastre.jobs import JobTracker, create_job
-    from cadastre.qa.engine import run_qa
-    from cadastre.qa.scope import Scope
+    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``: a queued job like a manual run."""
+    from cadastre.jobs import create_job
 
     settings, url = state.settings, state.database_url
 
-    def run_once() -> None:
+    def enqueue() -> None:
         with connect(url) as conn:
-            job_id = create_job(conn, "qa_run", "schedule")
-            conn.commit()
-        with JobTracker(url, job_id) as job, connect(url) as conn:
-            run_qa(conn, Scope("district"), settings.qa, "schedule", job_id=job_id,
-                   progress=lambda i, n, r: job.update(i / max(n, 1), r))
+            create_job(conn, "qa_run", "schedule", {"actor": "schedule"})
             conn.commit()
 
     while True:
         await asyncio.sleep(settings.qa.schedule_hours * 3600)
         try:
-            await asyncio.to_thread(run_once)
+            await asyncio.to_thread(enqueue)
         except Exception:
-            log.exception("scheduled QA run failed")
+            log.exception("scheduled QA run could not be queued")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -110,23 +113,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             info = server_info(conn)
         check_versions(info, settings.database.min_server_version,
                        settings.database.min_postgis_version)
+        with connect(url) as conn:   # calendar far enough ahead, deadlines under these settings
+            clock.ensure_current(conn, settings.cases)
+            conn.commit()
+        db = settings.database
         pool = AsyncConnectionPool(
             url,
-            min_size=settings.database.pool_min,
-            max_size=settings.database.pool_max,
-            kwargs={"options": f"-c statement_timeout={settings.database.statement_timeout_ms}",
-                    "autocommit": True, "application_name": "cadastre-api"},
+            min_size=db.pool_min,
+            max_size=db.pool_max,
+            kwargs={"options": f"-c statement_timeout={db.statement_timeout_ms}",
+                    "autocommit": True, "application_name": "cadastre-api",
+                    "connect_timeout": db.connect_timeout_s},
             configure=_configure,
+            check=AsyncConnectionPool.check_connection,   # no broken connection after an outage
+            timeout=db.pool_timeout_s,
             open=False,
         )
         await pool.open(wait=True, timeout=30)
         # for plain `def` routes (blocking work runs in FastAPI's thread pool)
         sync_pool = ConnectionPool(url, min_size=0, max_size=4, open=True,
-                                   kwargs={"autocommit": True, "application_name": "cadastre-api"})
+                                   timeout=db.pool_timeout_s,
+                                   check=ConnectionPool.check_connection,
+                                   kwargs={"autocommit": True, "application_name": "cadastre-api",
+                                           "connect_timeout": db.connect_timeout_s})
         state = AppState(
             settings=settings, database_url=url, server_info=info, pool=pool,
             sync_pool=sync_pool,
-            job_pool=ThreadPoolExecutor(max_workers=2, thread_name_prefix="job"),
+            workers=WorkerThreads(settings, url, settings.api.job_workers).start(),
+            dispatcher=Dispatcher(url, settings).start() if settings.api.deliveries else None,
             tile_cache=TileCache(settings.data_dir / "cache" / "tiles",
                                  enabled=settings.tiles.cache))
         install_state(app, state)
@@ -142,7 +156,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             listener.cancel()
             if scheduled:
                 scheduled.cancel()
-            state.job_pool.shutdown(wait=False, cancel_futures=True)
+            state.workers.stop()
+            if state.dispatcher:
+                state.dispatcher.stop()
             sync_pool.close()
             await pool.close()
 
@@ -150,16 +166,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Cadastre server / 不动产登记查询与三维可视化服务",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,      # served from local files by api/routers/docs.py
     )
     app.add_middleware(WarmTileMiddleware)   # innermost: CORS and gzip still wrap it
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(ValidatedGZip, minimum_size=1024)
     app.add_middleware(RateLimitMiddleware, settings=settings.api)  # inside CORS: 429s get CORS
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET", "POST"],
         allow_headers=["*"],
     )
+    app.add_middleware(RequestGuard, body_bytes=settings.api.max_body_bytes,
+                       upload_bytes=MAX_UPLOAD_BYTES)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityHeaders)
+    if settings.api.trusted_proxies:      # outermost: the client address for everything inside
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.api.trusted_proxies)
     errors.install(app)
     app.include_router(system.router)
+    app.include_router(docs.router)
     app.include_router(auth_router.router)
     app.include_router(tiles.router)
     app.include_router(assets.router)
@@ -173,5 +197,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(owner.router)
     app.include_router(certificates.router)
     app.include_router(audit.router)
+    app.include_router(cases.router)
+    app.include_router(progress.router)
+    app.include_router(sharing.router)
     app.include_router(viewer.router)   # last: serves / and the viewer's files
     return app

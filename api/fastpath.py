@@ -13,6 +13,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
+from api.httpcache import TILE_PUBLIC, choose
 from api.state import maybe_state
 from cadastre.access.privacy import Role
 from cadastre.errors import CadastreError
@@ -54,20 +55,15 @@ class WarmTileMiddleware:
         if tile is None:
             await self.app(scope, receive, send)
             return
-        out = [(b"etag", tile.etag.encode()), (b"cache-control", b"public, max-age=300"),
-               (b"vary", b"Authorization, X-API-Key, Accept-Encoding"),
-               (b"access-control-expose-headers", b"ETag")]
-        if headers.get(b"if-none-match") == tile.etag.encode():
-            status, body = 304, b""
-        elif tile.empty:
-            status, body = 204, b""
-        elif b"gzip" in headers.get(b"accept-encoding", b""):
-            status, body = 200, tile.data
-            out += [(b"content-encoding", b"gzip"), (b"content-type", MVT_TYPE)]
-        else:
-            status, body = 200, gzip.decompress(tile.data)
+        request_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()}
+        choice = choose(request_headers, tile.etag, TILE_PUBLIC, gzip_available=True,
+                        empty=tile.empty)
+        out = [(k.lower().encode(), v.encode()) for k, v in choice.headers.items()]
+        body = b""
+        if choice.status == 200:
+            body = tile.data if choice.gzip else gzip.decompress(tile.data)
             out.append((b"content-type", MVT_TYPE))
         out.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.start", "status": choice.status, "headers": out})
         await send({"type": "http.response.body",
                     "body": body if scope["method"] == "GET" else b""})

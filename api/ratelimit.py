@@ -3,30 +3,34 @@
 Every request takes one token from the bucket of its client address and, when it carries a
 bearer token or an API key, one from the bucket of that credential (keyed by a hash, never the
 credential itself). Buckets hold a minute's allowance and refill continuously, so a client gets
-``N`` requests per minute with bursts up to ``N``. Paths fall in four classes with their own
-limits (``CADASTRE_RATE_LIMIT_*``):
+``N`` requests per minute with bursts up to ``N``. Requests fall in four classes with their
+own limits (``CADASTRE_RATE_LIMIT_*``), decided by the route they reach, never by a substring:
 
-- ``auth``: login, owner and certificate verification (strict: guessing targets these);
-- ``search``: search and what-is-here (enumeration by query);
-- ``tiles``: vector/raster/3D tiles, glyphs, sprites, styles and the viewer's files (a map view
-  loads hundreds);
+- ``auth``: routes declared with ``rate_class("auth")``: login, owner and certificate
+  verification (strict: guessing targets these);
+- ``search``: routes declared with ``rate_class("search")``: search and what-is-here;
+- ``tiles``: every path outside ``/api/`` and ``/ogc`` (vector/raster/3D tiles, glyphs,
+  sprites, styles, the viewer's files: a map view loads hundreds);
 - ``api``: everything else.
 
 An empty bucket answers ``429 RATE_LIMITED`` with ``Retry-After`` (seconds) before routing. The
-state is in memory, per worker process. Behind a reverse proxy, list its address in
-``CADASTRE_TRUSTED_PROXIES`` so the client address comes from ``X-Forwarded-For``.
+state is in memory, per worker process. The client address is the connection's peer; only a
+proxy listed in ``CADASTRE_TRUSTED_PROXIES`` may replace it with ``X-Forwarded-For`` (uvicorn's
+proxy-headers middleware, installed by ``api.app`` from that setting; ``cadastre serve`` turns
+uvicorn's own, which trusts 127.0.0.1 by default, off).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.routing import compile_path
+
+from api.problems import send_problem
 from cadastre.errors import CadastreError
 from cadastre.settings import ApiSettings
 
@@ -44,21 +48,49 @@ class RateLimited(CadastreError):
         self.headers = {"Retry-After": str(self.retry_after)}
 
 
-_AUTH = re.compile(r"^/api/v1/(auth/|owner/verify)|/verify(/|$)|^/api/v1/(certificates?|cert)/"
-                   r"|^/(v|verify|cert|certificates?)/")
-_SEARCH = re.compile(r"^/api/v1/(search|here)(/|$)")
-_TILES = re.compile(r"/tiles/|^/(raster|3dtiles|glyphs|sprites|styles|fonts)/")
+RATE_CLASS = "x-rate-limit"     # the OpenAPI extension a route declares its class with
+CLASSES = ("auth", "search", "tiles", "api")
 
 
-def path_class(path: str) -> str:
-    """Which limit applies to ``path``: auth, search, tiles or api."""
-    if _AUTH.search(path):
-        return "auth"
-    if _SEARCH.match(path):
-        return "search"
-    if _TILES.search(path) or not (path.startswith("/api/") or path.startswith("/ogc")):
-        return "tiles"   # also the viewer's own files (/, /assets/…)
-    return "api"
+def rate_class(kind: str) -> dict[str, str]:
+    """``openapi_extra`` of a route in the ``auth`` or ``search`` class."""
+    assert kind in CLASSES
+    return {RATE_CLASS: kind}
+
+
+def default_class(path: str) -> str:
+    """The class of a path no route declares one for."""
+    return "api" if path.startswith("/api/") or path == "/ogc" or path.startswith("/ogc/") \
+        else "tiles"
+
+
+class RouteClasses:
+    """Which class a request's route declares: read from the app's OpenAPI document (where
+    ``x-rate-limit`` is published too) on first use, path templates compiled as routing does."""
+
+    def __init__(self) -> None:
+        self._table: list[tuple[Any, str]] | None = None
+
+    def _build(self, app: Any) -> list[tuple[Any, str]]:
+        table = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            kinds = {op.get(RATE_CLASS) for op in operations.values() if isinstance(op, dict)}
+            kinds.discard(None)
+            if kinds:
+                table.append((compile_path(template)[0], str(kinds.pop())))
+        return table
+
+    def of(self, scope: dict[str, Any]) -> str:
+        path = scope.get("path", "")
+        if self._table is None:
+            app = scope.get("app")
+            if app is None or not hasattr(app, "openapi"):
+                return default_class(path)
+            self._table = self._build(app)
+        for regex, kind in self._table:
+            if regex.match(path):
+                return kind
+        return default_class(path)
 
 
 @dataclass
@@ -109,18 +141,10 @@ def _credential(headers: dict[bytes, bytes]) -> str | None:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
-def client_address(scope: dict[str, Any], trusted: frozenset[str]) -> str:
-    """The peer address, or behind a trusted proxy the last untrusted X-Forwarded-For hop."""
+def client_address(scope: Any) -> str:
+    """The client's address: the peer, or what a trusted proxy said (set before us)."""
     client = scope.get("client")
-    host = client[0] if client else "unknown"
-    if host in trusted:
-        for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-for":
-                hops = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
-                for hop in reversed(hops):
-                    if hop not in trusted:
-                        return hop
-    return host
+    return str(client[0]) if client else "unknown"
 
 
 class RateLimitMiddleware:
@@ -133,15 +157,15 @@ class RateLimitMiddleware:
                        "tiles": settings.rate_limit_tiles_per_minute,
                        "search": settings.rate_limit_search_per_minute,
                        "auth": settings.rate_limit_auth_per_minute}
-        self.trusted = frozenset(settings.trusted_proxies)
+        self.classes = RouteClasses()
         self.buckets = TokenBuckets()
 
     def check(self, scope: dict[str, Any]) -> float:
         """0 if the request may proceed, else seconds to wait (takes the tokens)."""
-        kind = path_class(scope.get("path", ""))
+        kind = self.classes.of(scope)
         limit = self.limits[kind]
         now = time.monotonic()
-        keys = [("ip:" + client_address(scope, self.trusted), kind)]
+        keys = [("ip:" + client_address(scope), kind)]
         cred = _credential(dict(scope.get("headers", ())))
         if cred:
             keys.append(("cred:" + cred, kind))
@@ -156,12 +180,5 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         exc = RateLimited(retry_after=math.ceil(wait))
-        body = json.dumps({"error": {"code": exc.code, "message": exc.message}},
-                          ensure_ascii=False).encode("utf-8")
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(exc.retry_after).encode()),
-            (b"cache-control", b"no-store"),
-        ]})
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, 429, exc.code, exc.message,
+                           [(b"retry-after", str(exc.retry_after).encode())])

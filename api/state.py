@@ -6,7 +6,6 @@ One object per app, at ``app.state.cadastre``; routes reach it through ``app_sta
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -14,15 +13,17 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from cadastre.access import apikeys
+from cadastre.access import apikeys, lockout
 from cadastre.access.pii import PiiCipher, audit_key, load_cipher
 from cadastre.settings import Settings
 from cadastre.store.db import ServerInfo
 from tiles.cache import TileCache
 
 if TYPE_CHECKING:
+    from api.jobs import WorkerThreads
     from cadastre.certificates.issue import IssuingContext
     from cadastre.query.ogc import Extent
+    from cadastre.sharing.delivery import Dispatcher
 
 
 @dataclass
@@ -32,7 +33,8 @@ class AppState:
     server_info: ServerInfo
     pool: AsyncConnectionPool          # async routes
     sync_pool: ConnectionPool          # plain ``def`` routes (FastAPI's thread pool)
-    job_pool: ThreadPoolExecutor       # background jobs of this process
+    workers: WorkerThreads             # queue workers of this process (cadastre.jobs)
+    dispatcher: Dispatcher | None      # event deliveries of this process (cadastre.sharing)
     tile_cache: TileCache
     tile_epoch: int = 0                # bumped whenever cached tiles were dropped
     # short-lived caches: (monotonic time, value)
@@ -52,6 +54,11 @@ class AppState:
     @cached_property
     def api_key_hmac(self) -> bytes:
         return apikeys.hashing_key(self.settings)
+
+    @cached_property
+    def lockout_key(self) -> bytes:
+        """Keys the failure hashes of logins, verifications and progress queries."""
+        return lockout.hashing_key(self.settings)
 
     @cached_property
     def issuing(self) -> IssuingContext:

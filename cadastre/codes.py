@@ -11,6 +11,10 @@ Layout per GB/T 37346-2019 《不动产单元设定与代码编制规则》::
     pos 20     fixture char (定着物特征码): F building, L forest, Q other fixture, W none
     pos 21-28  fixture unit number (定着物单元编号): for F 幢号(4) + 户号(4); for W 00000000
 
+The parts of a code that the rest of the system reads (county, parcel code, building code,
+sequence prefix, fixture char) come from the helpers under "parts of a code" below (in SQL:
+``county_sql``); no other module slices a code by position in Python.
+
 Every broken rule is reported as a :class:`CodeError` with a stable ``code``, a 1-based
 ``position`` (or None) and a bilingual message (Chinese first, then English).  Codes are
 checked strictly: no whitespace trimming and no case folding (a lowercase letter is reported
@@ -19,11 +23,15 @@ as ``*_LOWERCASE``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from cadastre.errors import InvalidInput
 
+#: the code column of each entity that has one
+CODE_COLUMN = {"parcel": "parcel_code", "building": "building_code", "unit": "unit_code"}
+
+COUNTY_CODE_LENGTH = 6
+ZONE_LENGTH = 12          # county + 地籍区 + 地籍子区: the scope of parcel sequence numbers
 PARCEL_CODE_LENGTH = 19
 UNIT_CODE_LENGTH = 28
 BUILDING_CODE_LENGTH = 24
@@ -50,6 +58,37 @@ PROVINCE_CODES: frozenset[str] = frozenset(
 _NO_PREFECTURE_PROVINCES = frozenset(["81", "82"])
 
 _DIGITS = frozenset("0123456789")
+
+
+# ------------------------------------------------------------------ parts of a code
+def county_of(code: str) -> str:
+    """县级行政区划代码 (the shard key) of a parcel, building or unit code: chars 1-6."""
+    return code[:COUNTY_CODE_LENGTH]
+
+
+def parcel_code_of(code: str) -> str:
+    """宗地代码 of a building or unit code: chars 1-19."""
+    return code[:PARCEL_CODE_LENGTH]
+
+
+def building_code_of(unit_code: str) -> str:
+    """自然幢号 of a house unit code (fixture char F): chars 1-24."""
+    return unit_code[:BUILDING_CODE_LENGTH]
+
+
+def sequence_prefix_of(parcel_code: str) -> str:
+    """Zone + 宗地特征码 (chars 1-14): the codes sharing it number their sequences together."""
+    return parcel_code[:ZONE_LENGTH + 2]
+
+
+def is_unit_code_with_fixture(code: str, fixture: str) -> bool:
+    """A 28-char unit code whose 定着物特征码 (char 20) is ``fixture`` (F building, W land)."""
+    return len(code) == UNIT_CODE_LENGTH and code[PARCEL_CODE_LENGTH] == fixture
+
+
+def county_sql(expr: str) -> str:
+    """SQL: the county of the code ``expr`` (a column expression, never request input)."""
+    return f"left({expr}, {COUNTY_CODE_LENGTH})"
 
 
 class CodeError(InvalidInput, ValueError):
@@ -257,7 +296,7 @@ def _raise_first(errors: list[CodeError]) -> None:
         raise errors[0]
 
 
-def _check_int(value: object, low: int, high: int, code: str, zh: str, en: str) -> int:
+def check_int(value: object, low: int, high: int, code: str, zh: str, en: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise CodeError(
             code,
@@ -280,7 +319,7 @@ class ParcelCode:
 
     def __post_init__(self) -> None:
         seq, high = self.sequence, MAX_PARCEL_SEQUENCE
-        _check_int(seq, 1, high, "PARCEL_CODE_SEQUENCE", "宗地顺序号", "parcel sequence")
+        check_int(seq, 1, high, "PARCEL_CODE_SEQUENCE", "宗地顺序号", "parcel sequence")
         fields = (self.county, self.cadastral_district, self.cadastral_subdistrict)
         if not all(isinstance(v, str) for v in (*fields, self.ownership_char, self.right_char)):
             raise TypeError("ParcelCode text fields must be str")
@@ -329,10 +368,10 @@ class UnitCode:
     def __post_init__(self) -> None:
         if not isinstance(self.parcel, ParcelCode):
             raise TypeError(f"parcel must be a ParcelCode, got {type(self.parcel).__name__}")
-        _check_int(
+        check_int(
             self.building_no, 0, MAX_BUILDING_NO, "UNIT_CODE_UNIT_NUMBER", "幢号", "building number"
         )
-        _check_int(self.unit_no, 0, MAX_UNIT_NO, "UNIT_CODE_UNIT_NUMBER", "户号", "unit number")
+        check_int(self.unit_no, 0, MAX_UNIT_NO, "UNIT_CODE_UNIT_NUMBER", "户号", "unit number")
         if not isinstance(self.fixture_char, str) or len(self.fixture_char) != 1:
             raise CodeError(
                 "UNIT_CODE_FIXTURE_CHAR",
@@ -393,46 +432,3 @@ class UnitCode:
             )
         return f"{self.parcel}F{self.building_no:04d}"
 
-
-def _next_number(
-    existing: Iterable[int], high: int, skip: int | None, what_zh: str, what_en: str, code: str
-) -> int:
-    current = 0
-    for n in existing:
-        _check_int(n, 1, high, f"{code}_RANGE", f"已有{what_zh}", f"existing {what_en}")
-        if n != skip:
-            current = max(current, n)
-    candidate = current + 1
-    if candidate == skip:
-        candidate += 1
-    if candidate > high:
-        raise CodeError(
-            f"{code}_EXHAUSTED",
-            f"{what_zh}已用尽(最大{high})，不可复用旧号",
-            f"{what_en} range exhausted (max {high}); numbers are never reused",
-        )
-    return candidate
-
-
-def next_building_no(existing: Iterable[int]) -> int:
-    """Next 幢号 of a parcel: max + 1, never reusing, skipping the reserved 9999.
-
-    Raises ``CodeError("BUILDING_NO_EXHAUSTED")`` when 9998 is already used.
-    """
-    return _next_number(
-        existing, MAX_BUILDING_NO, MULTI_BUILDING_NO, "幢号", "building number", "BUILDING_NO"
-    )
-
-
-def next_unit_no(existing: Iterable[int]) -> int:
-    """Next 户号 of a building: max + 1 in 1..9999, never reusing."""
-    return _next_number(existing, MAX_UNIT_NO, None, "户号", "unit number", "UNIT_NO")
-
-
-def next_parcel_sequence(existing_sequences: Iterable[int]) -> int:
-    """Next 宗地顺序号 for one zone and feature code: max + 1 in 1..99999, never reusing.
-
-    The caller passes the sequences already used in the same 地籍子区 with the same 宗地特征码.
-    """
-    seqs, high = existing_sequences, MAX_PARCEL_SEQUENCE
-    return _next_number(seqs, high, None, "宗地顺序号", "parcel sequence", "PARCEL_SEQUENCE")

@@ -3,7 +3,12 @@
 Code tables: 房屋用途 FWYT (GB/T 17986.1 附录A), 房屋结构 FWJG, 土地用途 (GB/T 21010-2017, with
 the 08H1/08H2 merged codes), 权利类型 QLLX, 登记类型 DJLX and 权属状态 QSZT (TD/T 1066), and the
 dictionaries of the detail tables (抵押方式, 查封类型, 预告登记种类, 共有方式 ...). An unknown code
-has no label (None), never a guess.
+has no label (None), never a guess: clients then show the raw code.
+
+房屋性质 FWXZ and 房屋类型 FWLX follow the TD/T 1066 dictionaries as the registration systems'
+code tables give them (FWXZ 0-9 and 99 agree across several independent tables). FWLX: only the
+codes 1-6 agree between the tables found; any other code (a local extension such as 公建配套,
+or 其它, whose code the tables disagree on) has no label and is shown raw.
 """
 
 from __future__ import annotations
@@ -21,6 +26,16 @@ HOUSE_USE: Mapping[str, str] = {
     "55": "体育",
     "60": "办公", "61": "办公", "70": "军事", "71": "军事",
     "80": "其他", "81": "涉外", "82": "宗教", "83": "监狱",
+}
+
+HOUSE_TYPE: Mapping[int, str] = {   # 房屋类型 FWLX
+    1: "住宅", 2: "商业用房", 3: "办公用房", 4: "工业用房", 5: "仓储用房", 6: "车库",
+}
+
+HOUSE_NATURE: Mapping[int, str] = {   # 房屋性质 FWXZ
+    0: "市场化商品房", 1: "动迁房", 2: "配套商品房", 3: "公共租赁住房", 4: "廉租住房",
+    5: "限价普通商品住房", 6: "经济适用住房", 7: "定销商品房", 8: "集资建房", 9: "福利房",
+    99: "其它",
 }
 
 STRUCTURE: Mapping[int, str] = {

@@ -7,12 +7,15 @@ embedded PostgreSQL/PostGIS cluster under the data dir is used.
 from __future__ import annotations
 
 import os
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cadastre.errors import CadastreError
 
 PREFIX = "CADASTRE_"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -47,17 +50,34 @@ class DatabaseSettings(_Base):
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=10, ge=1)
     statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # how long a request waits for a pooled connection, and a new connection for the server,
+    # before it answers 503 DATABASE_UNREACHABLE (a stopped database must not hang requests)
+    pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    connect_timeout_s: int = Field(default=3, ge=1, le=60)
     # embedded cluster tuning
     embedded_shared_buffers: str = "256MB"
     embedded_port: int | None = Field(default=None, description="fixed port; default: a free one")
     min_server_version: int = 140000
     min_postgis_version: str = "3.1"
 
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> DatabaseSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError(f"CADASTRE_POOL_MIN ({self.pool_min}) must not exceed "
+                             f"CADASTRE_POOL_MAX ({self.pool_max})")
+        return self
+
 
 class ApiSettings(_Base):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    job_workers: int = Field(default=2, ge=0, le=16, description="background job threads per "
+                             "server process (0: jobs only in `cadastre worker`)")
+    job_lease_seconds: int = Field(default=60, ge=2, le=3600, description="a job whose worker "
+                                   "stopped renewing its lease this long is retried or failed")
+    deliveries: bool = Field(default=True, description="deliver events to subscribers from "
+                             "the server process (else from `cadastre worker`)")
     log_level: str = "WARNING"
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     # Anti-enumeration (CADASTRE_RATE_LIMIT_*): token buckets per client address and per
@@ -70,8 +90,12 @@ class ApiSettings(_Base):
                                               description="search and what-is-here")
     rate_limit_auth_per_minute: int = Field(default=20, ge=1,
                                             description="login and verification")
-    # client addresses of reverse proxies whose X-Forwarded-For is believed
+    # client addresses (or networks, 10.0.0.0/8) of reverse proxies whose X-Forwarded-For is
+    # believed; nobody else's is, not even 127.0.0.1's
     trusted_proxies: list[str] = Field(default_factory=list)
+    # request bodies: JSON and forms on every route; the survey upload route has the upload
+    # limit of cadastre.survey.submission
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
     # login lockout (CADASTRE_LOGIN_*): failures per username, and per client address
     login_max_failures: int = Field(default=5, ge=1)
     login_max_client_failures: int = Field(default=20, ge=1)
@@ -102,9 +126,11 @@ class QaSettings(_Base):
     disabled_rules: list[str] = Field(default_factory=list)
     schedule_hours: float = Field(default=0, ge=0, description="run district QA every N hours "
                                   "in the server (0 = off)")
+    sample_fraction: float = Field(default=0.05, gt=0, le=1, description="share of recent "
+                                   "registrations drawn for manual review (qa sample)")
 
     def tolerances(self) -> dict[str, float]:
-        return self.model_dump(exclude={"disabled_rules", "schedule_hours"})
+        return self.model_dump(exclude={"disabled_rules", "schedule_hours", "sample_fraction"})
 
 
 class SecuritySettings(_Base):
@@ -123,10 +149,48 @@ class SecuritySettings(_Base):
                                      "client address within the window before a lockout")
     verify_window_minutes: int = Field(default=15, ge=1)
 
+    @model_validator(mode="after")
+    def _owner_token(self) -> SecuritySettings:
+        if self.owner_token_ttl_minutes > self.token_ttl_minutes:
+            raise ValueError(
+                f"CADASTRE_OWNER_TOKEN_TTL_MINUTES ({self.owner_token_ttl_minutes}) must not "
+                f"exceed CADASTRE_TOKEN_TTL_MINUTES ({self.token_ttl_minutes})")
+        return self
+
+
+class CasesSettings(_Base):
+    """Registration cases (CADASTRE_CASES_*): the office clock and the traffic lights."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX + "CASES_", env_file=".env",
+                                      extra="ignore", populate_by_name=True)
+    timezone: str = Field(default="Asia/Shanghai", description="the office's local time")
+    office_closing: time = Field(default=time(17, 0), description="an application accepted at "
+                                 "or after this time counts from the next working day")
+    yellow_share: float = Field(default=0.2, ge=0, le=1, description="yellow when the working "
+                                "days left are at most this share of the promised limit")
+    same_day_yellow: time = Field(default=time(15, 0), description="same-day (即时办理) cases "
+                                  "turn yellow at this hour")
+    calendar_first_year: int = Field(default=2004, ge=2000, le=2100)
+    calendar_years_ahead: int = Field(default=4, ge=1, le=30, description="calendar days kept "
+                                      "materialised beyond the current year")
+    # fallbacks where reg.office has no row for a county
+    office_name: str = "不动产登记中心"
+    province_abbr: str = "浙"
+    city_name: str = "杭州市"
+    progress_max_failures: int = Field(default=10, ge=1, description="wrong progress queries "
+                                       "per client within the window before a lockout")
+    progress_window_minutes: int = Field(default=15, ge=1)
+
+    def clock_params(self) -> dict[str, Any]:
+        """The values the SQL clock (cadastre.cases.clock) is computed with."""
+        return {"tz": self.timezone, "closing": self.office_closing,
+                "share": self.yellow_share, "same_day": self.same_day_yellow}
+
 
 class CertificateSettings(_Base):
-    """Electronic certificates and proofs (CADASTRE_CERT_*): numbering, the office's signing key
-    and certificate, the address printed in the QR code, batch workers.
+    """Electronic certificates and proofs (CADASTRE_CERT_*): the office's signing key and
+    certificate, the address printed in the QR code, batch workers. (The office's name and the
+    numbering names are the registration cases': ``reg.office``, else ``CasesSettings``.)
 
     Without ``signing_key``/``signing_cert`` a local CA and an office certificate it issues are
     created on first use under ``<data dir>/signing`` (like ``secrets.json``); their signatures
@@ -137,12 +201,6 @@ class CertificateSettings(_Base):
 
     model_config = SettingsConfigDict(env_prefix=PREFIX + "CERT_", env_file=".env",
                                       extra="ignore", populate_by_name=True)
-    province_abbr: str = Field(default="浙", min_length=1, max_length=4,
-                               description="省级简称 in 浙(2026)杭州市不动产权第0000001号")
-    city_name: str = Field(default="杭州市", min_length=1, max_length=24,
-                           description="市县名称 in the number")
-    office_name: str = Field(default="杭州市不动产登记服务中心",
-                             description="登记机构 when the right names none")
     public_url: str | None = Field(default=None, description="address printed in the QR code "
                                    "(…/verify/c/{token}); default: http://<api host>:<api port>")
     signing_key: Path | None = None
@@ -157,17 +215,37 @@ _SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key",
                 "signing_key_passphrase")
 
 
+class SettingsInvalid(CadastreError):
+    """A setting out of range, of the wrong type, or contradicting another: refused at start."""
+
+    code = "SETTINGS_INVALID"
+
+
+def _load(cls: type[BaseSettings], overrides: dict[str, Any]) -> Any:
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", PREFIX)
+        problems = "; ".join(
+            (f"{prefix}{str(e['loc'][0]).upper()}: " if e["loc"] else "") + e["msg"]
+            for e in exc.errors())
+        raise SettingsInvalid(message=f"设置无效 / invalid settings: {problems}") from None
+
+
 class Settings:
-    """All concerns together; each is a pydantic-settings object reading the same env prefix."""
+    """All concerns together; each is a pydantic-settings object reading the same env prefix.
+    Invalid values and contradicting pairs raise :class:`SettingsInvalid` here, at start-up."""
 
     def __init__(self, **overrides: Any) -> None:
-        self.storage = StorageSettings(**overrides.get("storage", {}))
-        self.database = DatabaseSettings(**overrides.get("database", {}))
-        self.api = ApiSettings(**overrides.get("api", {}))
-        self.security = SecuritySettings(**overrides.get("security", {}))
-        self.tiles = TileSettings(**overrides.get("tiles", {}))
-        self.qa = QaSettings(**overrides.get("qa", {}))
-        self.certificates = CertificateSettings(**overrides.get("certificates", {}))
+        self.storage: StorageSettings = _load(StorageSettings, overrides.get("storage", {}))
+        self.database: DatabaseSettings = _load(DatabaseSettings, overrides.get("database", {}))
+        self.api: ApiSettings = _load(ApiSettings, overrides.get("api", {}))
+        self.security: SecuritySettings = _load(SecuritySettings, overrides.get("security", {}))
+        self.tiles: TileSettings = _load(TileSettings, overrides.get("tiles", {}))
+        self.qa: QaSettings = _load(QaSettings, overrides.get("qa", {}))
+        self.cases: CasesSettings = _load(CasesSettings, overrides.get("cases", {}))
+        self.certificates: CertificateSettings = _load(CertificateSettings,
+                                                       overrides.get("certificates", {}))
 
     @property
     def data_dir(self) -> Path:
@@ -184,7 +262,8 @@ class Settings:
 
     def as_dict(self, reveal: bool = False) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for name in ("storage", "database", "api", "tiles", "qa", "security", "certificates"):
+        for name in ("storage", "database", "api", "tiles", "qa", "cases", "certificates",
+                     "security"):
             obj: BaseSettings = getattr(self, name)
             section: dict[str, Any] = {}
             for key, value in obj.model_dump().items():
@@ -201,16 +280,22 @@ class Settings:
         return out
 
 
+#: read by the scripts and the test suite, not by the server
+_TOOLING_KEYS = {"CADASTRE_PG_MAJOR", "CADASTRE_TEST_DATA_DIR", "CADASTRE_FUZZ_EXAMPLES"}
+
+
 def known_env_keys() -> set[str]:
-    keys = {"DATABASE_URL"}
-    keys.add("CADASTRE_TILE_CACHE")
-    for cls in (StorageSettings, DatabaseSettings, ApiSettings, SecuritySettings):
-        for name in cls.model_fields:
-            keys.add(PREFIX + name.upper())
-    for name in QaSettings.model_fields:
-        keys.add(PREFIX + "QA_" + name.upper())
-    for name in CertificateSettings.model_fields:
-        keys.add(PREFIX + "CERT_" + name.upper())
+    """Every environment variable some settings class reads (field names and aliases)."""
+    keys = {"DATABASE_URL", *_TOOLING_KEYS}
+    for cls in (StorageSettings, DatabaseSettings, ApiSettings, SecuritySettings, TileSettings,
+                QaSettings, CasesSettings, CertificateSettings):
+        prefix = cls.model_config.get("env_prefix", PREFIX)
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            if isinstance(alias, AliasChoices):
+                keys.update(str(a).upper() for a in alias.choices if str(a).isupper())
+            else:
+                keys.add(prefix + name.upper())
     return keys
 
 

@@ -11,6 +11,7 @@
 #   app/<hash of the sources>/…         our modules and CSS (immutable, long cache)
 #   vendor/maplibre-gl-<version>/…      maplibre-gl.js, maplibre-gl.css (immutable)
 #   vendor/cesium-<version>/…           Cesium.js, Assets, Workers, ThirdParty, Widgets (immutable)
+#   vendor/swagger-ui-<version>/…       Swagger UI for /docs; vendor/redoc-<version>/ Redoc for /redoc
 #   build.json                          versions, paths and sizes
 # Text files also get a .gz twin (served when the browser accepts gzip).
 set -euo pipefail
@@ -28,6 +29,7 @@ cd "$VIEWER"
 
 # ---- packages: npm ci when node_modules is missing or older than the lock file
 if [ ! -d node_modules/maplibre-gl/dist ] || [ ! -d node_modules/cesium/Build/Cesium ] \
+   || [ ! -d node_modules/swagger-ui-dist ] || [ ! -f node_modules/redoc/bundles/redoc.standalone.js ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "build_viewer: installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
@@ -36,11 +38,13 @@ fi
 version() { node -p "require('./node_modules/$1/package.json').version"; }
 MAPLIBRE_VERSION=$(version maplibre-gl)
 CESIUM_VERSION=$(version cesium)
+SWAGGER_VERSION=$(version swagger-ui-dist)
+REDOC_VERSION=$(version redoc)
 
 # ---- up to date? (sources, index template, lock file, this script)
 STAMP=$( { find src -type f -print0 | sort -z | xargs -0 sha256sum;
            sha256sum index.html package-lock.json "$ROOT/scripts/build_viewer.sh";
-           echo "$MAPLIBRE_VERSION $CESIUM_VERSION"; } | sha256sum | cut -c1-16)
+           echo "$MAPLIBRE_VERSION $CESIUM_VERSION $SWAGGER_VERSION $REDOC_VERSION"; } | sha256sum | cut -c1-16)
 if [ "$FORCE" = 0 ] && [ -f "$DIST/.stamp" ] && [ "$(cat "$DIST/.stamp")" = "$STAMP" ]; then
   echo "build_viewer: viewer/dist is up to date ($STAMP)"
   exit 0
@@ -75,6 +79,19 @@ cp -R node_modules/cesium/Build/Cesium/Cesium.js node_modules/cesium/Build/Cesiu
       node_modules/cesium/Build/Cesium/Widgets "$CS/"
 cp node_modules/cesium/LICENSE.md "$CS/" 2>/dev/null || true
 
+# ---- API docs (/docs, /redoc) from local files: Swagger UI and Redoc (no CDN at run time)
+SW="$TMP/vendor/swagger-ui-$SWAGGER_VERSION"
+mkdir -p "$SW"
+cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+   node_modules/swagger-ui-dist/LICENSE node_modules/swagger-ui-dist/oauth2-redirect.html "$SW/"
+RD="$TMP/vendor/redoc-$REDOC_VERSION"
+mkdir -p "$RD"
+cp node_modules/redoc/LICENSE "$RD/"
+# its "powered by" badge is the one CDN reference: an empty image instead (no request leaves)
+sed -e 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E#g' \
+    node_modules/redoc/bundles/redoc.standalone.js > "$RD/redoc.standalone.js"
+grep -q "cdn.redoc.ly" "$RD/redoc.standalone.js" && { echo "build_viewer: redoc still names a CDN" >&2; exit 1; }
+
 # ---- index.html from the template
 sed -e "s#__APP__#app/$APP_HASH#g" \
     -e "s#__MAPLIBRE__#vendor/maplibre-gl-$MAPLIBRE_VERSION#g" \
@@ -104,6 +121,8 @@ cat > "$TMP/build.json" <<EOF
 {"stamp": "$STAMP", "app": "app/$APP_HASH",
  "maplibre": {"version": "$MAPLIBRE_VERSION", "path": "vendor/maplibre-gl-$MAPLIBRE_VERSION"},
  "cesium": {"version": "$CESIUM_VERSION", "path": "vendor/cesium-$CESIUM_VERSION"},
+ "swagger_ui": {"version": "$SWAGGER_VERSION", "path": "vendor/swagger-ui-$SWAGGER_VERSION"},
+ "redoc": {"version": "$REDOC_VERSION", "path": "vendor/redoc-$REDOC_VERSION"},
  "bytes": {"app": $APP_B, "maplibre": $ML_B, "cesium": $CS_B, "first_view": $FIRST_B},
  "gzip_bytes": {"app": $APP_GZ, "maplibre": $ML_GZ, "cesium": $CS_GZ, "first_view": $FIRST_GZ}}
 EOF

@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
-# Install everything the project needs on Debian 12 / Ubuntu (22.04+), as root or with sudo:
+# Install what the project needs on Debian 12 / Ubuntu (22.04+), as root or with sudo:
 # system packages (PostgreSQL + PostGIS, GDAL, fonts, ...), the Python virtualenv in .venv,
-# and the project itself. Safe to run again: it only installs what is missing.
+# and the project itself, with the pinned versions of requirements/constraints.txt.
+#
+#   scripts/setup.sh          what the server and the demo need (command 1)
+#   scripts/setup.sh --test   also the test tools (command 2): the test extra (pytest, ruff, mypy,
+#                             Playwright, ...), Debian's chromium, and the npm validators the
+#                             tests run (tests/.npm-tools, tests/.npm-3d), so no test downloads
+#
+# Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+TEST=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) TEST=1 ;;
+    *) echo "usage: scripts/setup.sh [--test]" >&2; exit 2 ;;
+  esac
+done
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -42,10 +56,11 @@ PKGS=(
   "postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-client-$PG" postgresql-contrib
   gdal-bin fonts-noto-cjk ca-certificates openscenegraph
   libpango-1.0-0 libpangoft2-1.0-0   # WeasyPrint: 宗地图 / 分层分户图 PDFs
-  chromium                            # viewer tests (Playwright drives Debian's chromium)
-  poppler-utils libnss3-tools         # certificate tests: pdfsig, and certutil for its trust store
 )
-# node + npm: the viewer's packages and the validators the tests run (gltf-validator, …)
+if [ "$TEST" -eq 1 ]; then PKGS+=(chromium); fi   # viewer tests: Playwright drives Debian's chromium
+# certificate tests: poppler's pdfsig, and certutil for the trust store it reads
+if [ "$TEST" -eq 1 ]; then PKGS+=(poppler-utils libnss3-tools); fi
+# node + npm: the viewer's packages (and for the tests the validators they run: gltf-validator, …)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 if [ -z "$PY" ]; then PKGS+=(python3.11 python3.11-venv python3.11-dev); fi
@@ -67,18 +82,35 @@ if [ ${#MISSING[@]} -gt 0 ]; then
 fi
 if [ -z "$PY" ]; then PY=$(command -v python3.11); fi
 
-# ---- virtualenv + project (re-installed only when pyproject.toml changes)
+# ---- virtualenv + project, pinned by requirements/constraints.txt (regenerate: scripts/lock.sh);
+# re-installed only when pyproject.toml, the pins or the chosen extras change. The server's
+# optional readers (point clouds, IFC) are part of what it serves; the test extra only for --test.
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+EXTRAS="pointcloud,ifc"
+if [ "$TEST" -eq 1 ]; then EXTRAS="test,$EXTRAS"; fi
 STAMP=.venv/.cadastre-installed
-HASH=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
-  echo "installing Python dependencies into .venv"
+HASH=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -d' ' -f1)
+installed_extras() { [ -f "$STAMP" ] && sed -n 2p "$STAMP"; }
+if [ ! -f "$STAMP" ] || [ "$(head -1 "$STAMP")" != "$HASH" ] \
+   || { [ "$TEST" -eq 1 ] && [ "$(installed_extras)" != "$EXTRAS" ]; }; then
+  echo "installing Python dependencies into .venv ($EXTRAS)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,pointcloud,ifc]"
-  echo "$HASH" > "$STAMP"
+  .venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[$EXTRAS]"
+  printf '%s\n%s\n' "$HASH" "$EXTRAS" > "$STAMP"
 fi
 # ---- web viewer: viewer/dist, rebuilt only when its sources or package-lock.json changed
 bash scripts/build_viewer.sh
+# ---- test tools from npm (exact versions from their package-lock.json), installed here so the
+# test run itself never downloads anything
+if [ "$TEST" -eq 1 ]; then
+  for dir in tests/.npm-tools tests/.npm-3d; do
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      echo "installing test tools in $dir (npm ci)"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      touch "$dir/node_modules"
+    fi
+  done
+fi
 echo "setup done: PostgreSQL $PG + PostGIS, $(.venv/bin/python --version) in $ROOT/.venv"

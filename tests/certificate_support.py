@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 import uuid
 from datetime import datetime
@@ -19,56 +18,35 @@ from pypdf import PdfReader
 
 from cadastre.access.pii import PiiCipher
 from cadastre.certificates import supersede_for_right
-from cadastre.certificates.signing import signing_files
+from cadastre.register import rights
 from cadastre.register.versions import new_change
-from cadastre.settings import Settings
-
-
-def share_signing(test_settings: Settings, data_dir: Path) -> None:
-    """Give an app's data dir the test session's office key and CA (like ``secrets.json``): the
-    shared demo database keeps documents signed in earlier sessions, and they must verify."""
-    source = signing_files(test_settings).key.parent
-    target = data_dir / "signing"
-    if not target.exists():
-        shutil.copytree(source, target)
 
 
 def transfer(conn: psycopg.Connection, cipher: PiiCipher, version_id: int, business_no: str,
              buyer: str, buyer_id: str, audit_key: bytes) -> tuple[int, datetime]:
-    """A 转移登记 entered in the register: the ownership version is closed, the buyer's right
-    written, and the old right's certificates superseded, in one transaction. Returns the new
-    right version and the instant of the change."""
+    """A 转移登记 entered with the register's own functions (``cadastre.register``): the
+    ownership version closed, the buyer's right entered, and the old right's certificates
+    superseded, in one transaction. Returns the new right version and the instant of the change."""
     with conn.transaction():
+        right_id = conn.execute("SELECT right_id FROM cad.right_record WHERE version_id = %s",
+                                (version_id,)).fetchone()[0]
+        old = rights.by_right_id(conn, right_id)
+        assert old is not None and old.version_id == version_id, "not the current version"
         change = new_change(conn, "registration", "test", f"转移登记 {business_no}")
         now = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-        row = conn.execute(
-            "UPDATE cad.right_record SET valid_to = %s, status = 2, retired_by = %s "
-            "WHERE version_id = %s AND valid_to IS NULL RETURNING right_id",
-            (now, change, version_id)).fetchone()
-        assert row is not None, "the right version is not current"
-        new_version = conn.execute(
-            """INSERT INTO cad.right_record (right_id, kind, unit_code, business_no,
-                   registration_type, right_type, registration_reason, registry_office,
-                   registrar_name, registered_at, right_start, right_end, status, valid_from,
-                   change_id)
-               SELECT %s, kind, unit_code, %s, 200, right_type, '买卖', registry_office,
-                   registrar_name, %s, right_start, right_end, 1, %s, %s
-               FROM cad.right_record WHERE version_id = %s RETURNING version_id""",
-            (uuid.uuid4(), business_no, now, now, change, version_id)).fetchone()[0]
-        conn.execute(
-            "INSERT INTO cad.ownership_detail SELECT %s, land_use_start, land_use_end, "
-            "transaction_price, house_use, house_nature, structure, floor_label, floors_total, "
-            "building_area, exclusive_area, shared_area, land_area FROM cad.ownership_detail "
-            "WHERE right_version_id = %s", (new_version, version_id))
         party = uuid.uuid4()
         conn.execute(
             "INSERT INTO pii.party (party_id, party_type, id_type, name_enc, name_hash, "
             "id_number_enc, id_number_hash) VALUES (%s, 1, 1, %s, %s, %s, %s)",
             (party, cipher.encrypt(buyer), cipher.lookup_hash(buyer), cipher.encrypt(buyer_id),
              cipher.lookup_hash(buyer_id)))
-        conn.execute("INSERT INTO cad.right_party (right_version_id, party_id, role, seq, share, "
-                     "co_ownership) VALUES (%s, %s, 1, 1, '100%%', 0)", (new_version, party))
-        supersede_for_right(conn, row[0], business_no, now, actor="test", key=audit_key)
+        rights.close(conn, old, change, now)
+        new_version = rights.enter(
+            conn, change=change, at=now, kind=old.kind, unit_code=old.unit_code,
+            business_no=business_no, registration_type=200, right_type=old.right_type,
+            holders=[rights.Holder(party, 1, 1, "100%", 0)], detail_values=old.detail,
+            reason="买卖")
+        supersede_for_right(conn, old.right_id, business_no, now, actor="test", key=audit_key)
     return new_version, now
 
 

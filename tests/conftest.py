@@ -2,15 +2,17 @@
 
 The cluster lives under ``var/test`` (or ``$CADASTRE_TEST_DATA_DIR``), separate from the demo's.
 Each test that writes gets a fresh database cloned from a migrated template; the demo district is
-loaded once per session into its own database.
+loaded once per session into its own database, and so is the small 60-parcel district that test
+modules clone (``small_district``) when they change what they read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psycopg
@@ -22,6 +24,7 @@ from cadastre.store.migrate import migrate
 
 TEST_DATA_DIR = Path(os.environ.get("CADASTRE_TEST_DATA_DIR", PROJECT_ROOT / "var" / "test"))
 DEMO_PARCELS = 2000
+SMALL_PARCELS, SMALL_SEED = 60, 11
 
 
 def _source_hash(*globs: str) -> str:
@@ -36,7 +39,9 @@ def _source_hash(*globs: str) -> str:
 # safely: a template per migration set, a demo per migration set + generator source.
 TEMPLATE_DB = "tpl_" + _source_hash("cadastre/store/migrations/*.sql")
 DEMO_DB = "demo_" + _source_hash("cadastre/store/migrations/*.sql", "cadastre/demo/*.py",
+                                 "cadastre/cases/*.py",
                                  "cadastre/access/idnumber.py")
+SMALL_DB = "small" + DEMO_DB[4:]
 
 
 def _admin(cluster: EmbeddedCluster) -> psycopg.Connection:
@@ -83,8 +88,9 @@ def cluster() -> Iterator[EmbeddedCluster]:
     with _admin(c) as conn:  # drop templates/demos built by older sources
         stale = [r[0] for r in conn.execute(
             "SELECT datname FROM pg_database WHERE (datname LIKE 'tpl\\_%%' "
-            "OR datname LIKE 'demo\\_%%') AND datname NOT LIKE '%%\\_building' "
-            "AND datname NOT IN (%s, %s)", (TEMPLATE_DB, DEMO_DB))]
+            "OR datname LIKE 'demo\\_%%' OR datname LIKE 'small\\_%%') "
+            "AND datname NOT LIKE '%%\\_building' "
+            "AND datname NOT IN (%s, %s, %s)", (TEMPLATE_DB, DEMO_DB, SMALL_DB))]
         # (a '_building' database is another pytest process's build in progress: leave it)
         for name in stale:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -148,8 +154,14 @@ def demo_url(cluster: EmbeddedCluster, template_url: str, test_settings: Setting
     from cadastre.demo.load import load_demo
 
     def build(url: str) -> None:
+        from cadastre.access.pii import audit_key
+        from cadastre.cases.workflow import Keys
+        from cadastre.demo.cases import seed_cases
+
         with psycopg.connect(url) as conn:
             load_demo(conn, load_cipher(test_settings), parcels=DEMO_PARCELS)
+            seed_cases(conn, test_settings.cases,
+                       Keys(load_cipher(test_settings), audit_key(test_settings)))
 
     return _build_once(cluster, DEMO_DB, build, TEMPLATE_DB)
 
@@ -181,14 +193,7 @@ def client_for(url: str, settings: Settings, **tile_opts: object):
 def demo_client(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
     """The app on the demo database, with its own (initially empty) tile cache."""
     data_dir = tmp_path_factory.mktemp("demo_app")
-    # same keys as test_settings so tokens and PII decrypt alike
-    from cadastre.access.pii import secrets_file
-
-    secrets_file(test_settings.data_dir / "secrets.json")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
-    from tests.certificate_support import share_signing
-
-    share_signing(test_settings, data_dir)
+    app_data_dir(test_settings, data_dir)   # same keys: tokens and PII decrypt alike
     with client_for(demo_url, Settings(storage={"data_dir": data_dir})) as client:
         yield client
 
@@ -206,3 +211,54 @@ def registrar_token(demo_url: str, demo_client) -> str:
                          json={"username": "reg.test", "password": "correct horse battery"})
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
+
+
+def app_data_dir(test_settings: Settings, folder: Path) -> Path:
+    """An app data dir holding the test keys, so tokens and PII decrypt as in the other tests,
+    and the office's signing key and CA (documents signed in the shared databases verify)."""
+    from cadastre.access.pii import secrets_file
+    from cadastre.certificates.signing import signing_files
+
+    secrets_file(test_settings.data_dir / "secrets.json")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(test_settings.data_dir / "secrets.json", folder / "secrets.json")
+    if not (folder / "signing").exists():
+        shutil.copytree(signing_files(test_settings).key.parent, folder / "signing")
+    return folder
+
+
+#: (username, password, role[, display name])
+AccountSpec = tuple
+
+
+@pytest.fixture(scope="session")
+def small_district(cluster: EmbeddedCluster, template_url: str, test_settings: Settings
+                   ) -> Iterator[Callable[..., str]]:
+    """Factory: ``small_district(prefix, accounts=())`` → the URL of a fresh copy of the
+    60-parcel district (seed 11; loaded once per session, then cloned) with ``accounts``
+    created. Modules that change the district take their own copy."""
+    from cadastre.access.accounts import create_account
+    from cadastre.access.pii import load_cipher
+    from cadastre.demo.load import load_demo
+
+    def build(url: str) -> None:
+        with psycopg.connect(url) as conn:
+            load_demo(conn, load_cipher(test_settings), parcels=SMALL_PARCELS, seed=SMALL_SEED)
+
+    _build_once(cluster, SMALL_DB, build, TEMPLATE_DB)
+    made: list[str] = []
+
+    def make(prefix: str, accounts: Sequence[AccountSpec] = ()) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        made.append(name)
+        url = _recreate(cluster, name, SMALL_DB)
+        if accounts:
+            with psycopg.connect(url, autocommit=True) as conn:
+                for spec in accounts:
+                    create_account(conn, *spec)
+        return url
+
+    yield make
+    with _admin(cluster) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,16 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from cadastre.settings import Settings
+from tests.support import free_port
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_health_reports_versions_and_counts(demo_url: str, test_settings: Settings) -> None:
+def test_health_reports_versions_and_counts(demo_url: str, test_settings: Settings,
+                                            registrar_token: str) -> None:
+    """Staff see versions and counts (the public sees up/down only: test_http_hardening)."""
     settings = Settings(storage={"data_dir": test_settings.data_dir},
                         database={"url": demo_url})
     with TestClient(create_app(settings)) as client:
-        r = client.get("/health")
+        r = client.get("/health", headers={"Authorization": f"Bearer {registrar_token}"})
         assert r.status_code == 200
         body = r.json()
     assert body["status"] == "ok"
@@ -47,9 +43,10 @@ def test_errors_have_stable_codes(demo_url: str, test_settings: Settings) -> Non
     assert r.status_code == 404
 
 
-def test_cadastre_serve_process_answers(demo_url: str, test_settings: Settings) -> None:
+def test_cadastre_serve_process_answers(demo_url: str, test_settings: Settings,
+                                        registrar_token: str) -> None:
     """`cadastre serve` as a real process against the demo database."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": demo_url, "CADASTRE_PORT": str(port),
            "CADASTRE_DATA_DIR": str(test_settings.data_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env,
@@ -59,7 +56,8 @@ def test_cadastre_serve_process_answers(demo_url: str, test_settings: Settings) 
         body = None
         while time.monotonic() < deadline:
             try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5,
+                              headers={"Authorization": f"Bearer {registrar_token}"})
                 if r.status_code == 200:
                     body = r.json()
                     break

@@ -19,6 +19,8 @@ import pytest
 from cadastre import audit
 from cadastre.access.pii import audit_key
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
+from tests.support import seal_audit_rows
 
 ROWS = 300
 
@@ -26,18 +28,9 @@ ROWS = 300
 @pytest.fixture()
 def chain(make_db, test_settings: Settings, tmp_path: Path) -> dict:
     url = make_db("auditcli")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    data_dir = app_data_dir(test_settings, tmp_path / "data")
     key = audit_key(Settings(storage={"data_dir": data_dir}))
-    with psycopg.connect(url) as conn:
-        for i in range(ROWS):
-            audit.append(conn, key, audit.Entry(
-                actor=f"00000000-0000-0000-0000-{i % 7:012d}", role="registrar",
-                action="unit.read", target=f"330106001001GB{i:05d}F00010001", result_count=1,
-                purpose="litigation" if i % 5 == 0 else None,
-                case_ref="(2024)浙0106民初1234号" if i % 5 == 0 else None))
-        conn.commit()
+    seal_audit_rows(url, key, ROWS)
     return {"url": url, "data_dir": data_dir, "key": key}
 
 

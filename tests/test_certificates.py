@@ -99,8 +99,7 @@ def _issue(conn, ctx, version_id: int) -> tuple[store.CertificateRecord, bytes]:
 
 # ------------------------------------------------------------------ numbers
 def test_numbers_are_unique_across_the_register_and_parallel_reservations(conn, ctx, certs_db):
-    cfg = ctx.settings.certificates
-    office = office_for(conn, "330106", cfg)
+    office = office_for(conn, "330106", ctx.settings)
     assert format_number(office, "certificate", 2026, 1) == "浙(2026)杭州市不动产权第0000001号"
     assert number_parts(conn, "浙(2026)杭州市不动产权第0000001号") == (
         "浙|杭州市|不动产权", 2026, 1)

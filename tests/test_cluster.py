@@ -136,17 +136,17 @@ def test_cluster_as_normal_user(tmp_path: Path) -> None:
     if not os.access(site, os.R_OK) or not _readable_by(user, site):
         pytest.skip(f"the venv's site-packages ({site}) is not readable by {user}")
     script = (
-        "import sys; sys.path[:0] = [%r, %r]\n"
+        f"import sys; sys.path[:0] = [{str(PROJECT_ROOT)!r}, {site!r}]\n"
         "from pathlib import Path\n"
         "import psycopg\n"
         "from cadastre.store.cluster import EmbeddedCluster\n"
-        "c = EmbeddedCluster(Path(%r), shared_buffers='32MB')\n"
+        f"c = EmbeddedCluster(Path({str(home)!r}), shared_buffers='32MB')\n"
         "st = c.start(); assert st.running\n"
         "with psycopg.connect(c.url()) as conn:\n"
         "    print(conn.execute('SELECT current_user').fetchone()[0])\n"
         "print(Path(c.load_state().pgdata).owner())\n"
         "c.destroy()\n"
-    ) % (str(PROJECT_ROOT), site, str(home))
+    )
     proc = subprocess.run(["runuser", "-u", user, "--", python, "-c", script],
                           capture_output=True, text=True, timeout=120, cwd="/")
     assert proc.returncode == 0, proc.stderr

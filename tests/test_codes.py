@@ -12,13 +12,11 @@ from cadastre.codes import (
     UnitCode,
     county_code_problem,
     is_valid_county_code,
-    next_building_no,
-    next_parcel_sequence,
-    next_unit_no,
     validate_parcel_code,
     validate_unit_code,
 )
 from cadastre.errors import InvalidInput
+from cadastre.register.numbering import next_building_no, next_parcel_sequence, next_unit_no
 
 VALID_UNIT_CODES = [
     "320902004004GB00018F00010003",

@@ -70,7 +70,8 @@ def test_geometry_is_valid_and_consistent(demo_conn: psycopg.Connection) -> None
                      WHERE u.base_elevation <> f.base_elevation""") == 0
     # boundary points are the parcel's vertices, to the millimetre
     assert _one(c, """SELECT count(*) FROM cad.boundary_point bp JOIN cad.parcel p
-                     ON p.parcel_code = bp.parcel_code AND p.valid_to IS NULL AND bp.valid_to IS NULL
+                     ON p.parcel_code = bp.parcel_code
+                        AND p.valid_to IS NULL AND bp.valid_to IS NULL
                      WHERE ST_Distance(bp.geom, ST_Boundary(p.geom)) > 0.0005""") == 0
     # Hangzhou, West Lake district
     lon, lat = c.execute("SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_Transform(ST_Centroid("

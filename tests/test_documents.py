@@ -15,7 +15,6 @@ from PIL import Image
 from pypdf import PdfReader
 
 from cadastre.access.pii import load_cipher
-from cadastre.demo.load import load_demo
 from cadastre.documents import certificate, floor_plan, parcel_map
 from cadastre.documents.floor_plan import floors_of
 from cadastre.documents.svgmap import PARCEL_SCALES, choose_scale
@@ -23,11 +22,8 @@ from tests.owner_support import People, bearer, holders, owner_client, party_str
 
 
 @pytest.fixture(scope="module")
-def docs_db(make_db, test_settings) -> str:
-    url = make_db("docs")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    return url
+def docs_db(small_district) -> str:
+    return small_district("docs")
 
 
 @pytest.fixture(scope="module")

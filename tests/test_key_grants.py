@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from cadastre.access import apikeys
-from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.query.layers import LAYERS
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 
 PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": quote("(2024)浙0106民初1234号")}
 PUBLIC_PARCEL = {f.name for f in LAYERS["parcels"].visible(Role.PUBLIC)}
@@ -25,14 +25,10 @@ DEPT_PARCEL = {f.name for f in LAYERS["parcels"].visible(Role.DEPARTMENT)}
 
 
 @pytest.fixture(scope="module")
-def env(make_db, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from cadastre.demo.load import load_demo
-
-    url = make_db("grants")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    data_dir = tmp_path_factory.mktemp("grants_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+def env(small_district, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+        ) -> dict:
+    url = small_district("grants")
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("grants_app"))
     settings = Settings(storage={"data_dir": data_dir}, database={"url": url})
     with psycopg.connect(url) as conn:
         county = conn.execute("SELECT left(min(parcel_code), 6) FROM cad.parcel").fetchone()[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -26,9 +25,11 @@ from shapely.geometry import box, shape
 
 from api.app import create_app
 from api.routers import ogc
-from cadastre.access.pii import load_cipher, secrets_file
+from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role, visible_fields
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
+from tests.support import free_port
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 COLLECTIONS = {"parcels", "buildings", "units", "boundary_points"}
@@ -43,18 +44,10 @@ def _with_ogc(settings: Settings) -> FastAPI:
     return app
 
 
-def _data_dir(test_settings: Settings, where: Path) -> Path:
-    """A data dir with the test keys (tokens and PII decrypt alike) and its own tile cache."""
-    secrets_file(test_settings.data_dir / "secrets.json")
-    where.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(test_settings.data_dir / "secrets.json", where / "secrets.json")
-    return where
-
-
 @pytest.fixture(scope="session")
 def ogc_settings(demo_url: str, test_settings: Settings,
                  tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir = _data_dir(test_settings, tmp_path_factory.mktemp("ogc_app"))
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("ogc_app"))
     return Settings(storage={"data_dir": data_dir}, database={"url": demo_url})
 
 
@@ -475,12 +468,6 @@ def test_ogc_tiles_are_the_tiles_route_bytes(client: TestClient,
 
 
 # ------------------------------------------------------------------ GDAL as the client
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ogrinfo(*args: str, debug: list[str] | None = None) -> str:
     """ogrinfo's output; with ``debug``, its debug lines (HTTP fetches) are appended there."""
     extra = ["--config", "CPL_DEBUG", "ON"] if debug is not None else []
@@ -549,7 +536,7 @@ def test_gdal_reads_the_ogc_router(ogc_settings: Settings, demo_conn: psycopg.Co
     """A real HTTP server (uvicorn in a thread) with this router, read by ogrinfo."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(_with_ogc(ogc_settings), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -569,8 +556,8 @@ def test_gdal_reads_the_ogc_router(ogc_settings: Settings, demo_conn: psycopg.Co
 def test_gdal_reads_cadastre_serve(demo_url: str, test_settings: Settings, tmp_path: Path,
                                    demo_conn: psycopg.Connection) -> None:
     """`cadastre serve` as a real process, as a user would run it."""
-    port = _free_port()
-    data_dir = _data_dir(test_settings, tmp_path / "data")
+    port = free_port()
+    data_dir = app_data_dir(test_settings, tmp_path / "data")
     env = {**os.environ, "DATABASE_URL": demo_url, "CADASTRE_PORT": str(port),
            "CADASTRE_DATA_DIR": str(data_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env,

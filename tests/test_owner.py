@@ -21,12 +21,11 @@ from PIL import Image
 
 from api.auth import decode_token, issue_token
 from cadastre import audit
-from cadastre.access import owner
+from cadastre.access import lockout, owner
 from cadastre.access.accounts import create_account
 from cadastre.access.idnumber import build_id_number
 from cadastre.access.pii import audit_key, load_cipher
 from cadastre.access.privacy import Role, mask_id_number, mask_phone, visible_fields
-from cadastre.demo.load import load_demo
 from cadastre.demo.people import COURTS
 from cadastre.settings import SecuritySettings
 from tests.owner_support import (
@@ -41,11 +40,8 @@ from tests.owner_support import (
 
 
 @pytest.fixture(scope="module")
-def owner_db(make_db, test_settings) -> str:
-    url = make_db("owner")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    return url
+def owner_db(small_district) -> str:
+    return small_district("owner")
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +208,7 @@ def test_failure_timing_is_uniform(client, owner_db, cipher, test_settings, peop
 
     # the verification work itself (hashes + SQL + failure row), without HTTP noise: a path
     # that skipped the database would be several times faster
-    key, limits = audit_key(test_settings), owner.Limits(100_000, 10)
+    key, limits = audit_key(test_settings), lockout.Policy(100_000, 100_000, 10)
     with psycopg.connect(owner_db, autocommit=True) as conn:
         def work(kind: str) -> None:
             body = kinds[kind]

@@ -22,7 +22,6 @@ import html
 import json
 import random
 import re
-import shutil
 import threading
 import time
 import unicodedata
@@ -45,6 +44,7 @@ from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import mask_certificate, mask_id_number, mask_name, mask_phone
 from cadastre.query.layers import LAYERS
 from cadastre.settings import PROJECT_ROOT, Settings
+from tests.conftest import app_data_dir
 
 ARTIFACT = PROJECT_ROOT / "test-artifacts" / "pii_crawl.json"
 WORKERS = 4
@@ -52,6 +52,7 @@ UNIT_SAMPLE = 1500          # unit details fetched (of ~31,600): every k-th unit
 OGC_ITEM_SAMPLE = 100       # single items per collection
 CERT_SAMPLE = 300           # certificate verification pages (current) + a third superseded
 SEARCH_PII_SAMPLE = 60      # needles of each kind used as search queries
+CASE_SAMPLE = 200           # registration cases whose public progress (一号查询) is fetched
 _DIGITS = re.compile(r"\d")
 _OWN_LINKS = re.compile(rb"https?://testserver/[^\s\"'<>]*")
 # GET operations with nothing to serve in the crawled setup (no orthophoto is published there)
@@ -238,11 +239,7 @@ def crawl_env(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.T
     """The app on the demo district as the public reaches it. Its own client: rate limits off
     (the crawl is an enumeration on purpose), a fresh tile cache (every tile rendered), and the
     3D unit volumes of a slice of the district published into its data dir."""
-    data_dir = tmp_path_factory.mktemp("crawl_app")
-    shutil.copy(test_settings.data_dir / "secrets.json", data_dir / "secrets.json")
-    from tests.certificate_support import share_signing
-
-    share_signing(test_settings, data_dir)
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("crawl_app"))
     settings = Settings(storage={"data_dir": data_dir}, database={"url": demo_url},
                         api={"rate_limit_enabled": False})
     from tiles.threed.units import publish_unit_volumes
@@ -257,13 +254,28 @@ def crawl_env(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.T
     started = time.time()
     # its own client address: the crawl's failed verifications must not lock the address the
     # other tests share (and they are removed again afterwards)
+    # the public progress query needs a case's query code, which the demo keeps only hashed:
+    # known codes for a sample of cases, put back afterwards
+    from cadastre.cases.workflow import query_code_hash
+
+    cipher = load_cipher(settings)
+    with psycopg.connect(demo_url, autocommit=True) as conn:
+        picked = conn.execute("SELECT case_no, query_code_hash FROM reg.case "
+                              "ORDER BY md5(case_no) LIMIT %s", (CASE_SAMPLE,)).fetchall()
+        codes = {no: f"CRAWL{i:03d}" for i, (no, _) in enumerate(picked)}
+        for no, code in codes.items():
+            conn.execute("UPDATE reg.case SET query_code_hash = %s WHERE case_no = %s",
+                         (query_code_hash(cipher, no, code), no))
     with TestClient(create_app(settings), client=("203.0.113.7", 50000)) as client:
         try:
-            yield {"client": client, "url": demo_url, "settings": settings}
+            yield {"client": client, "url": demo_url, "settings": settings, "codes": codes}
         finally:
             with psycopg.connect(demo_url, autocommit=True) as conn:
                 conn.execute("DELETE FROM auth.failure WHERE at >= to_timestamp(%s)",
                              (started,))
+                for no, old in picked:
+                    conn.execute("UPDATE reg.case SET query_code_hash = %s WHERE case_no = %s",
+                                 (old, no))
 
 
 def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Settings) -> None:
@@ -463,6 +475,16 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
     crawler.many([f"/verify/c/{t}/{image}.png" for t in tokens[:6]
                   for image in ("parcel-map", "floor-plan")], "certificates")
 
+    # 10b. case progress (一号查询) with the right code, a wrong one, unknown numbers; the
+    # business catalogue and the working-day calendar
+    codes = crawl_env["codes"]
+    progress = crawler.many([f"/api/v1/progress/{no}?code={c}" for no, c in codes.items()]
+                            + [f"/api/v1/progress/{no}?code=WRONG999" for no in list(codes)[:20]]
+                            + ["/api/v1/progress/20263301069999999?code=ABCDEFGH",
+                               "/api/v1/business-types"]
+                            + [f"/api/v1/calendar/{y}" for y in range(2024, 2029)], "cases")
+    assert sum(r.status_code == 200 for r in progress) >= len(codes)
+
     # 11. owners' own documents: their data only, nobody else's
     pdf_checks = own_hits = controls = 0
     cipher = load_cipher(test_settings)
@@ -530,6 +552,7 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
                        f"/api/v1/search?q=x&cursor={q}", f"/api/v1/search?q=x&limit={q}",
                        f"/verify/c/{q}", f"/api/v1/certificates/{q}",
                        f"/verify/c/{q}/parcel-map.png",
+                       f"/api/v1/progress/{q}?code={q}", f"/api/v1/calendar/{q}",
                        f"/api/v1/registry/units/{q}", f"/api/v1/owner/units/{q}",
                        f"/no/such/route/{q}"]
     crawler.many(probes, "errors")

@@ -337,4 +337,5 @@ def test_policy_table_as_shipped() -> None:
 
     doc = Path(__file__).parents[1] / "docs" / "privacy-policy.md"
     assert doc.read_text(encoding="utf-8") == policy_markdown(), \
-        "docs/privacy-policy.md is stale: python -m cadastre.access.privacy > docs/privacy-policy.md"
+        ("docs/privacy-policy.md is stale: "
+         "python -m cadastre.access.privacy > docs/privacy-policy.md")

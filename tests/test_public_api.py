@@ -24,6 +24,7 @@ from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.query import search as S
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 
 PUBLIC_BODIES: list[str] = []          # every body the public received in this module
 PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": "ZJ-2024-000123"}
@@ -33,8 +34,7 @@ ENCUMBRANCE_FIELDS = {"mortgaged", "seized", "pre_noticed", "objected", "encumbr
 @pytest.fixture(scope="module")
 def client(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("public_api")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("public_api"))
     settings = Settings(storage={"data_dir": data_dir}, database={"url": demo_url},
                         api={"rate_limit_enabled": False})
     with TestClient(create_app(settings)) as c:
@@ -326,6 +326,16 @@ def test_unit_details_match_sql(client: TestClient, demo_conn: psycopg.Connectio
     assert body["floor"]["floor_label"] == floor_label and body["floor"]["base_elevation"] == base
     assert body["building"]["id"] == bid and body["floor_span"] == [body["floor_no"]] * 2
     assert body["registration_status_label"] in ("已登记", "已预告（预售）", "未登记")
+
+
+def test_house_type_and_nature_labels(client: TestClient, demo_conn: psycopg.Connection) -> None:
+    """房屋类型 FWLX / 房屋性质 FWXZ come with their labels (cadastre.labels), for the public."""
+    code, house_type, house_nature = one(demo_conn, """
+        SELECT unit_code, house_type, house_nature FROM cad.unit
+        WHERE valid_to IS NULL AND house_type IS NOT NULL ORDER BY unit_code LIMIT 1""")
+    body = get(client, f"/api/v1/units/{code}")
+    assert (body["house_type"], body["house_nature"]) == (house_type, house_nature)
+    assert (body["house_type_label"], body["house_nature_label"]) == ("住宅", "市场化商品房")
 
 
 def test_building_table(client: TestClient, demo_conn: psycopg.Connection) -> None:

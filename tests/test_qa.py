@@ -8,7 +8,6 @@ import uuid
 import psycopg
 import pytest
 
-from cadastre.access.pii import load_cipher
 from cadastre.qa.engine import check, draw_sample, run_qa, set_status
 from cadastre.qa.report import findings_rows
 from cadastre.qa.scope import Scope
@@ -38,13 +37,8 @@ def test_demo_has_exactly_its_planted_defects(demo_conn: psycopg.Connection) -> 
 
 
 @pytest.fixture()
-def small(make_db, test_settings: Settings) -> str:
-    from cadastre.demo.load import load_demo
-
-    url = make_db("qa")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    return url
+def small(small_district) -> str:
+    return small_district("qa")
 
 
 def _lots(conn: psycopg.Connection) -> list[str]:

@@ -20,6 +20,7 @@ from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.query.records import rights_as_of
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 
 PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": "ZJ-2024-000123"}
 
@@ -27,8 +28,7 @@ PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": "ZJ-2024-000123"}
 @pytest.fixture(scope="module")
 def client(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[TestClient]:
-    data_dir = tmp_path_factory.mktemp("registry_api")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("registry_api"))
     settings = Settings(storage={"data_dir": data_dir}, database={"url": demo_url},
                         api={"rate_limit_enabled": False})
     with TestClient(create_app(settings)) as c:

@@ -24,12 +24,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import principal
+from api.problems import problem
 from cadastre.access import apikeys, logsafe
 from cadastre.access.accounts import create_account
-from cadastre.access.pii import load_cipher
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 
 ID_NUMBER = "11010519491231002X"       # valid GB 11643 check character
 PHONE = "13912345678"
@@ -40,18 +41,11 @@ PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": quote("(2024)浙0106民初12
 
 
 @pytest.fixture(scope="module")
-def env(make_db, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
-    from cadastre.demo.load import load_demo
-
-    url = make_db("sec")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for user, role in (("reg.sec", Role.REGISTRAR), ("aud.sec", Role.AUDITOR),
-                           ("int.sec", Role.INTERESTED), ("lock.me", Role.REGISTRAR)):
-            create_account(conn, user, PASSWORDS[user], role)
-    data_dir = tmp_path_factory.mktemp("sec_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+def env(small_district, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    url = small_district("sec", [(user, PASSWORDS[user], role) for user, role in (
+        ("reg.sec", Role.REGISTRAR), ("aud.sec", Role.AUDITOR), ("int.sec", Role.INTERESTED),
+        ("lock.me", Role.REGISTRAR))])
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("sec_app"))
     return {"url": url, "data_dir": data_dir,
             "settings": Settings(storage={"data_dir": data_dir}, database={"url": url})}
 
@@ -237,10 +231,9 @@ def test_api_key_principal_scope_and_failures(env: dict) -> None:
         answers.append(c.get("/api/v1/_whoami", headers={**PURPOSE, "X-API-Key": exp_token}))
         answers.append(c.get("/api/v1/_whoami", headers=h))   # revoked, effective at once
         assert {r.status_code for r in answers} == {401}
-        assert {json.dumps(r.json()) for r in answers} == {json.dumps(
-            {"error": {"code": "API_KEY_INVALID",
-                       "message": "API 密钥无效、已吊销或已过期 / API key invalid, revoked or "
-                                  "expired"}})}
+        assert {json.dumps(r.json()) for r in answers} == {json.dumps(problem(
+            401, "API_KEY_INVALID",
+            "API 密钥无效、已吊销或已过期 / API key invalid, revoked or expired"))}
     with psycopg.connect(env["url"]) as conn:
         row = conn.execute("SELECT key_hash, fields::text FROM auth.api_key WHERE key_id = %s",
                            (key.key_id,)).fetchone()
@@ -251,7 +244,7 @@ def test_api_key_principal_scope_and_failures(env: dict) -> None:
 def test_api_key_grants_are_checked_against_the_policy(env: dict) -> None:
     from cadastre.errors import InvalidInput
 
-    for fields, code in ((["party.phone"], "API_KEY_FIELD"),      # policy hides it
+    for fields, code in ((["party.address"], "API_KEY_FIELD"),    # policy hides it
                          (["unit.nonsense"], "API_KEY_FIELD"),
                          (["nothing.here"], "API_KEY_FIELD"),
                          ([], "API_KEY_FIELD")):
@@ -285,7 +278,7 @@ def test_keys_cli_add_list_revoke(env: dict) -> None:
         assert _cli(env, "keys", "revoke", "tax-bureau").returncode == 0
         r = c.get("/api/v1/_whoami", headers={"X-API-Key": token, **PURPOSE})
         assert r.status_code == 401
-    bad = _cli(env, "keys", "add", "nosy", "--counties", "330106", "--fields", "party.phone")
+    bad = _cli(env, "keys", "add", "nosy", "--counties", "330106", "--fields", "party.address")
     assert bad.returncode == 1 and "API_KEY_FIELD" in bad.stderr
     actions = [r["action"] for r in audit_rows(env["url"]) if r["actor"].startswith("cli:")]
     assert "apikey.create" in actions and "apikey.revoke" in actions
@@ -498,8 +491,9 @@ def test_uvicorn_server_logs_are_masked(env: dict) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(port),
-         "--log-level", "info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--no-proxy-headers",
+         "--port", str(port), "--log-level", "info"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "DATABASE_URL": env["url"], "CADASTRE_DATA_DIR": str(env["data_dir"]),
              "CADASTRE_LOG_LEVEL": "INFO"})
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,41 +18,21 @@ import httpx
 import psycopg
 import pytest
 
-from cadastre.access.accounts import create_account
-from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.query.records import parcel_as_of, parcel_lineage
 from cadastre.settings import Settings
-from tests.conftest import client_for
-
-REGISTRY_TABLES = ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.building",
-                   "cad.floor", "cad.unit", "cad.lineage", "cad.right_record", "pii.party")
-
-
-def fingerprint(url: str) -> dict[str, str]:
-    """Row count and a content hash of every registry table."""
-    out = {}
-    with psycopg.connect(url) as conn:
-        for t in REGISTRY_TABLES:
-            out[t] = conn.execute(
-                f"SELECT count(*) || ':' || coalesce(md5(string_agg(md5(x::text), '' "
-                f"ORDER BY md5(x::text))), '') FROM {t} x").fetchone()[0]
-    return out
+from tests.conftest import app_data_dir, client_for
+from tests.register_support import fingerprint
+from tests.support import free_port
 
 
 @pytest.fixture(scope="module")
-def survey_env(make_db, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+def survey_env(small_district, test_settings: Settings,
+               tmp_path_factory: pytest.TempPathFactory):
     """A small demo district, a registrar and a surveyor, and the app on it."""
-    from cadastre.demo.load import load_demo
-
-    url = make_db("surveys")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    with psycopg.connect(url, autocommit=True) as conn:
-        create_account(conn, "reg.one", "registrar password", Role.REGISTRAR)
-        create_account(conn, "survey.one", "surveyor password", Role.SURVEYOR)
-    data_dir = tmp_path_factory.mktemp("survey_app")
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    url = small_district("surveys", [("reg.one", "registrar password", Role.REGISTRAR),
+                                     ("survey.one", "surveyor password", Role.SURVEYOR)])
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("survey_app"))
     settings = Settings(storage={"data_dir": data_dir})
     with client_for(url, settings) as client:
         tokens = {}
@@ -319,18 +298,12 @@ def test_bad_input_corpus_writes_nothing(survey_env) -> None:
     assert fingerprint(url) == before
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_killing_the_server_during_accept_changes_nothing(survey_env, tmp_path: Path) -> None:
     env = survey_env
     url = env["url"]
     path, _, _ = _survey_geojson(url, tmp_path)
     path.write_text(path.read_text().replace("测试路3号", "测试路5号"))
-    port = _free_port()
+    port = free_port()
     server_env = {**os.environ, "DATABASE_URL": url, "CADASTRE_PORT": str(port),
                   "CADASTRE_DATA_DIR": str(env["data_dir"])}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=server_env,

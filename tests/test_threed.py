@@ -339,7 +339,8 @@ def test_las_heights_in_feet_become_metres(tmp_path: Path) -> None:
     las.write(tmp_path / "feet.las")
     build_dataset(tmp_path / "d", tmp_path / "feet.las", "feet")
     root = json.loads(next((tmp_path / "d").rglob("tileset.json")).read_text())["root"]
-    centre = np.array(root["transform"]).reshape(4, 4).T @ np.r_[root["boundingVolume"]["box"][:3], 1]
+    box_centre = np.r_[root["boundingVolume"]["box"][:3], 1]
+    centre = np.array(root["transform"]).reshape(4, 4).T @ box_centre
     _, _, h = Transformer.from_crs(4978, 4979, always_xy=True).transform(*centre[:3])
     assert h == pytest.approx(304.8, abs=1.0)
 

@@ -4,34 +4,23 @@ reading glb content back into ECEF."""
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
+from tests.support import NPM_3D, npm_package
 from tiles.threed.osgb.author import AuthoredGeometry, AuthoredLod, write_osgb
 
-NPM_3D = Path(__file__).parent / ".npm-3d"
 GK_SRS = "EPSG:4528"  # CGCS2000 / 3° GK zone 40 (CM 120°E), prefixed
 ORIGIN = (40_560_000.0, 3_350_000.0, 0.0)  # ~62 km east of the CM: convergence ≈ 0.31°
 
 
 def npm_tools() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node/npm not installed")
-    if not (NPM_3D / "node_modules" / "gltf-validator").is_dir():
-        command = "ci" if (NPM_3D / "package-lock.json").is_file() else "install"
-        subprocess.run(
-            [npm, command, "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=NPM_3D,
-            check=True,
-            timeout=600,
-        )
+    npm_package(NPM_3D, "gltf-validator")
+    npm_package(NPM_3D, "3d-tiles-tools")
     return NPM_3D
 
 

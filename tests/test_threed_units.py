@@ -14,6 +14,7 @@ import pytest
 
 from cadastre.access.privacy import Role, visible_fields
 from cadastre.settings import Settings
+from tests.conftest import app_data_dir
 from tests.test_threed_support import accessor, read_glb, synthetic_production, validate_glbs
 from tiles.threed.build import build_dataset
 from tiles.threed.tileset import check_tileset
@@ -167,8 +168,7 @@ def threed_client(make_db, test_settings: Settings, tmp_path_factory: pytest.Tem
     from api.app import create_app
     from api.routers import threed
 
-    data_dir = tmp_path_factory.mktemp("threed_app")
-    shutil.copy(test_settings.data_dir / "secrets.json", data_dir / "secrets.json")
+    data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("threed_app"))
     if shutil.which("osgconv"):
         prod = synthetic_production(tmp_path_factory.mktemp("p") / "prod")
         build_dataset(data_dir, prod, "synthetic")
@@ -232,7 +232,7 @@ def test_unknown_dataset_and_listing(threed_client) -> None:
 
 
 def test_accepting_a_changed_floor_plan_rebuilds_the_unit_volumes(
-    make_db, test_settings: Settings, tmp_path: Path
+    small_district, test_settings: Settings, tmp_path: Path
 ) -> None:
     """Survey accept (API) → the published unit volumes of the changed building are rebuilt."""
     import time
@@ -240,18 +240,12 @@ def test_accepting_a_changed_floor_plan_rebuilds_the_unit_volumes(
     import shapely
     from shapely import affinity
 
-    from cadastre.access.accounts import create_account
-    from cadastre.access.pii import load_cipher
-    from cadastre.demo.load import load_demo
     from tests.conftest import client_for
     from tiles.threed.units import INDEX
 
-    url = make_db("units3d")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
+    url = small_district("units3d", [("reg.3d", "registrar password", Role.REGISTRAR),
+                                     ("survey.3d", "surveyor password", Role.SURVEYOR)])
     with psycopg.connect(url, autocommit=True) as conn:
-        create_account(conn, "reg.3d", "registrar password", Role.REGISTRAR)
-        create_account(conn, "survey.3d", "surveyor password", Role.SURVEYOR)
         code, floor_no, room_no, srid, wkb, building = conn.execute(
             "SELECT unit_code, floor_no, room_no, srid, ST_AsBinary(ST_GeometryN(geom, 1)), "
             "building_code FROM cad.unit WHERE valid_to IS NULL AND floor_no > 1 "
@@ -266,9 +260,7 @@ def test_accepting_a_changed_floor_plan_rebuilds_the_unit_volumes(
                 (building,),
             )
         ]
-        data_dir = tmp_path / "app"
-        data_dir.mkdir()
-        shutil.copy(test_settings.data_dir / "secrets.json", data_dir / "secrets.json")
+        data_dir = app_data_dir(test_settings, tmp_path / "app")
         publish_unit_volumes(conn, data_dir, "demo-units", buildings=[building, *others])
     folder = data_dir / "3dtiles" / "demo-units"
     before = json.loads((folder / INDEX).read_text())["buildings"]
@@ -356,9 +348,7 @@ def test_registrar_builds_a_dataset_through_the_api(
     from tests.conftest import client_for
 
     url = make_db("threed_api")
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    shutil.copy(test_settings.data_dir / "secrets.json", data_dir / "secrets.json")
+    data_dir = app_data_dir(test_settings, tmp_path / "data")
     synthetic_production(data_dir / "3d-sources" / "prod")
     with psycopg.connect(url) as conn:
         create_account(conn, "reg.3d", "correct horse battery", Role.REGISTRAR)

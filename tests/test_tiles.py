@@ -15,7 +15,7 @@ from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role, visible_fields
 from cadastre.query.layers import LAYERS
 from cadastre.settings import Settings
-from tests.conftest import client_for
+from tests.conftest import app_data_dir, client_for
 
 ALL = "parcels,buildings,boundary_points,labels"
 
@@ -186,22 +186,12 @@ def test_warm_tiles_do_not_touch_postgis(demo_client, demo_conn) -> None:
     assert second.status_code == 200 and second.content == first.content
 
 
-def _small_demo(url: str, settings: Settings) -> None:
-    from cadastre.demo.load import load_demo
-
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(settings), parcels=60, seed=11)
-
-
-def test_edit_invalidates_exactly_the_tiles_it_touches(make_db, test_settings: Settings,
+def test_edit_invalidates_exactly_the_tiles_it_touches(small_district, test_settings: Settings,
                                                       tmp_path: Path) -> None:
     from cadastre.register.versions import replace_parcel_geometry
 
-    url = make_db("inval")
-    _small_demo(url, test_settings)
-    data_dir = tmp_path / "app"
-    data_dir.mkdir()
-    (data_dir / "secrets.json").write_bytes((test_settings.data_dir / "secrets.json").read_bytes())
+    url = small_district("inval")
+    data_dir = app_data_dir(test_settings, tmp_path / "app")
     with psycopg.connect(url) as conn:
         code, wkt, bounds = conn.execute(
             "SELECT parcel_code, ST_AsText(ST_GeometryN(geom, 1)), ST_Transform(ST_SetSRID("

@@ -313,22 +313,16 @@ def test_owner_downloads_the_signed_electronic_certificate(live_server, page, ho
 
 # ------------------------------------------------------------------ staff, on our own district
 @pytest.fixture(scope="module")
-def own(make_db, test_settings, viewer_dist, viewer_assets, tmp_path_factory):
+def own(small_district, test_settings, viewer_dist, viewer_assets, tmp_path_factory):
     """A small district of our own (the tests change it), a surveyor and a registrar, and a
     server on it. Only the glyph cache is shared with the demo assets."""
-    from cadastre.access.accounts import create_account
-    from cadastre.access.pii import load_cipher
     from cadastre.access.privacy import Role
-    from cadastre.demo.load import load_demo
     from tests.viewer_support import LiveServer, data_dir_for
 
-    url = make_db("viewer")
-    with psycopg.connect(url) as conn:
-        load_demo(conn, load_cipher(test_settings), parcels=60, seed=11)
-    with psycopg.connect(url, autocommit=True) as conn:
-        create_account(conn, "reg.viewer", "registrar password 1", Role.REGISTRAR, "王登记")
-        create_account(conn, "survey.viewer", "surveyor password 1", Role.SURVEYOR, "李测绘")
-        create_account(conn, "party.viewer", "interested password 1", Role.INTERESTED, "赵律师")
+    url = small_district("viewer", [
+        ("reg.viewer", "registrar password 1", Role.REGISTRAR, "王登记"),
+        ("survey.viewer", "surveyor password 1", Role.SURVEYOR, "李测绘"),
+        ("party.viewer", "interested password 1", Role.INTERESTED, "赵律师")])
     data_dir = data_dir_for(tmp_path_factory.mktemp("viewer_own"), test_settings)
     (data_dir / "cache").mkdir(exist_ok=True)
     for sub in ("glyphs", "sprites"):
@@ -788,3 +782,33 @@ def test_switch_to_3d_and_back_keeps_the_place(live_server, page) -> None:
     assert abs(back["zoom"] - 17.5) < 1.5, back
     assert page.get_attribute("#toggle-3d", "aria-pressed") == "false"
     assert "view=3d" not in page.url
+
+
+def test_server_messages_and_codes_in_the_chosen_language(live_server, page) -> None:
+    """Server messages are "中文 / English": the viewer shows the half of the language chosen
+    (also after switching), and 房屋类型 / 房屋性质 codes read as labels in both languages."""
+    page.goto(f"{live_server.base}/")
+    wait_for_map(page)
+    got = page.evaluate("""async () => {
+        const src = document.querySelector('script[type="module"][src$="main.js"]').src;
+        const base = src.slice(0, src.lastIndexOf('/') + 1);
+        const { api } = await import(base + 'api.js');
+        const i18n = await import(base + 'i18n.js');
+        const info = await import(base + 'info.js');
+        const out = {};
+        try { await api('api/v1/parcels/330106000000GB99999'); } catch (e) {
+            out.code = e.code; out.raw = e.raw; out.zh = e.message;
+            out.zhNature = info.formatValue('house_nature', 0, {});
+            out.zhType = info.formatValue('house_type', 1, {});
+            i18n.setLang('en');
+            out.en = e.message;
+            out.enNature = info.formatValue('house_nature', 0, {});
+            out.enUnknown = info.formatValue('house_type', 42, {});
+            i18n.setLang('zh');
+        }
+        return out;
+    }""")
+    assert got["code"] == "PARCEL_NOT_FOUND" and " / " in got["raw"]
+    assert got["zh"] == "未找到该宗地" and got["en"] == "parcel not found"
+    assert (got["zhNature"], got["zhType"]) == ("市场化商品房", "住宅")
+    assert got["enNature"].startswith("commodity housing") and got["enUnknown"] == "42"

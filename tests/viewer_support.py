@@ -111,7 +111,8 @@ class LiveServer:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+             "--no-proxy-headers", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning"],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
@@ -152,14 +153,9 @@ class LiveServer:
 def data_dir_for(target: Path, test_settings: Settings, assets: Path | None = None) -> Path:
     """A server data dir: the test keys (tokens and PII decrypt as in the other tests) and, when
     given, the shared orthophoto/3D assets linked in (read-only use)."""
-    target.mkdir(parents=True, exist_ok=True)
-    from cadastre.access.pii import secrets_file
+    from tests.conftest import app_data_dir
 
-    secrets_file(test_settings.data_dir / "secrets.json")
-    shutil.copy(test_settings.data_dir / "secrets.json", target / "secrets.json")
-    from tests.certificate_support import share_signing
-
-    share_signing(test_settings, target)
+    app_data_dir(test_settings, target)
     if assets is not None:
         (target / "cache").mkdir(exist_ok=True)
         for sub in ("rasters", "3dtiles", "cache/glyphs", "cache/sprites", "cache/raster"):

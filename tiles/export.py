@@ -31,7 +31,8 @@ def parse_bbox(text: str) -> Bbox:
         raise InvalidInput("BBOX_INVALID", "bbox 应为 lon1,lat1,lon2,lat2 / bbox must be "
                            "lon1,lat1,lon2,lat2") from None
     if not (-180 <= w < e <= 180 and -85.06 <= s < n <= 85.06):
-        raise InvalidInput("BBOX_INVALID", "bbox 超出范围或顺序颠倒 / bbox out of range or reversed")
+        raise InvalidInput("BBOX_INVALID",
+                           "bbox 超出范围或顺序颠倒 / bbox out of range or reversed")
     return w, s, e, n
 
 
@@ -45,7 +46,8 @@ def parse_zooms(text: str) -> list[int]:
         raise InvalidInput("ZOOMS_INVALID", "zooms 应为 12-16 或 14 / zooms like 12-16 or 14"
                            ) from None
     if not 0 <= a <= b <= MAX_ZOOM:
-        raise InvalidInput("ZOOMS_INVALID", f"缩放级别应在 0–{MAX_ZOOM} / zooms must be 0–{MAX_ZOOM}")
+        raise InvalidInput("ZOOMS_INVALID",
+                           f"缩放级别应在 0–{MAX_ZOOM} / zooms must be 0–{MAX_ZOOM}")
     return list(range(a, b + 1))
 
 
@@ -98,7 +100,8 @@ def export_tiles(conn: psycopg.Connection, cache: TileCache, layers: tuple[Layer
     """Public tiles only (the archive leaves the server). Returns the number of tiles written."""
     suffix = out.suffix.lower()
     if suffix not in (".mbtiles", ".pmtiles"):
-        raise InvalidInput("EXPORT_FORMAT", "只支持 .mbtiles 或 .pmtiles / use .mbtiles or .pmtiles")
+        raise InvalidInput("EXPORT_FORMAT",
+                           "只支持 .mbtiles 或 .pmtiles / use .mbtiles or .pmtiles")
     found: list[tuple[int, int, int, bytes]] = []
     for i, (z, x, y) in enumerate(tiles, start=1):
         tile = get_or_render_sync(conn, cache, layers, Role.PUBLIC, TileRequest(z, x, y))

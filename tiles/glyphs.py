@@ -170,12 +170,12 @@ def parse_range(text: str) -> tuple[int, int]:
     m = _RANGE_RE.match(text)
     if not m:
         raise InvalidGlyphRange(
-            message=f"字形范围格式应为 起-止 / glyph range must be START-END: {text!r}"
+            message="字形范围格式应为 起-止 / glyph range must be START-END"
         )
     start, end = int(m.group(1)), int(m.group(2))
     if start % RANGE_SIZE or end != start + RANGE_SIZE - 1 or end > MAX_CODEPOINT:
         raise InvalidGlyphRange(
-            message=f"字形范围须为 256 的整段 / glyph range must be N*256-(N*256+255): {text!r}"
+            message="字形范围须为 256 的整段 / glyph range must be N*256-(N*256+255)"
         )
     return start, end
 
@@ -187,7 +187,7 @@ def resolve_stack(fontstack: str, known: Iterable[str] = FONT_STACKS) -> str:
         if part.strip() in names:
             return part.strip()
     raise FontstackNotFound(
-        message=f"未知字体 / unknown font stack {fontstack!r}; available: {', '.join(names)}"
+        message=f"未知字体 / unknown font stack; available: {', '.join(names)}"
     )
 
 
@@ -395,7 +395,7 @@ class GlyphStore:
         starts = list(starts) if starts is not None else default_ranges()
         for stack in stacks:
             if stack not in self.fonts:
-                raise FontstackNotFound(message=f"未知字体 / unknown font stack {stack!r}")
+                raise FontstackNotFound(message="未知字体 / unknown font stack")
         total, done, rendered = len(stacks) * len(starts), 0, 0
         for stack in stacks:
             for start in starts:

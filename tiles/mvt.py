@@ -83,7 +83,8 @@ def tile_params(req: TileRequest, layers: tuple[Layer, ...]) -> dict[str, object
     px = pixel_size(req.z)
     needs_floor = any(layer.floor_filter for layer in layers)
     if needs_floor and req.floor is None:
-        raise InvalidInput("FLOOR_REQUIRED", "分层图层需要 floor 参数 / the units layer needs ?floor=N")
+        raise InvalidInput("FLOOR_REQUIRED",
+                           "分层图层需要 floor 参数 / the units layer needs ?floor=N")
     return {
         "z": req.z, "x": req.x, "y": req.y,
         # simplify below a quarter pixel only at low zooms; detail zooms keep every vertex

@@ -165,7 +165,7 @@ def list_rasters(data_dir: Path | str) -> list[RasterInfo]:
 def get_raster(data_dir: Path | str, name: str) -> RasterInfo:
     info = _read_registry(data_dir).get(name)
     if info is None:
-        raise RasterNotFound("RASTER_NOT_FOUND", f"影像不存在：{name} / no such raster: {name}")
+        raise RasterNotFound("RASTER_NOT_FOUND", "影像不存在 / no such raster")
     return info
 
 
@@ -175,7 +175,7 @@ def remove_raster(data_dir: Path | str, name: str) -> RasterInfo:
         rasters = _read_registry(data_dir)
         info = rasters.pop(name, None)
         if info is None:
-            raise RasterNotFound("RASTER_NOT_FOUND", f"影像不存在：{name} / no such raster: {name}")
+            raise RasterNotFound("RASTER_NOT_FOUND", "影像不存在 / no such raster")
         _write_registry(data_dir, rasters)
     if info.path.parent == rasters_dir(data_dir):
         info.path.unlink(missing_ok=True)

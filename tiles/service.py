@@ -10,10 +10,6 @@ from tiles.cache import CachedTile, TileCache, layer_key
 from tiles.mvt import TileRequest, tile_params, tile_sql, visible_layers
 
 
-def _empty(layers: tuple[Layer, ...], z: int) -> bool:
-    return not visible_layers(layers, z)
-
-
 def render_sync(conn: psycopg.Connection, layers: tuple[Layer, ...], role: Role,
                 req: TileRequest) -> bytes:
     shown = visible_layers(layers, req.z)

@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from cadastre.errors import NotFound
+from cadastre.query.layers import BOUNDARY_POINTS, BUILDINGS, LAYERS, UNITS
 
 STYLE_NAMES = ("cadastre", "cadastre-3d")
 SPRITE = "cadastre"
@@ -68,8 +69,9 @@ def _land_use_colour() -> list[Any]:
 
 #: the layers of the style's composite vector source (one tile request for all of them)
 STYLE_LAYERS = "parcels,buildings,boundary_points,labels"
-#: the zoom from which the style shows units (its units source)
-UNITS_MINZOOM = 16
+#: zooms come from the layer catalogue (``cadastre.query.layers``): a source starts where its
+#: first layer does, and a style layer never asks for a zoom its source layer has no data for
+CADASTRE_MINZOOM = min(LAYERS[name].minzoom for name in STYLE_LAYERS.split(","))
 
 
 def _sources(base: str) -> dict[str, Any]:
@@ -84,12 +86,12 @@ def _sources(base: str) -> dict[str, Any]:
         "cadastre": {
             "type": "vector",
             "tiles": [f"{base}/tiles/{layers}/{{z}}/{{x}}/{{y}}.mvt"],
-            "minzoom": 12, "maxzoom": 20,
+            "minzoom": CADASTRE_MINZOOM, "maxzoom": 20,
             "attribution": "不动产登记数据 / cadastral data",
         },
         "units": {
             "type": "vector", "tiles": [f"{base}/tiles/units/{{z}}/{{x}}/{{y}}.mvt?floor=1"],
-            "minzoom": UNITS_MINZOOM, "maxzoom": 20,
+            "minzoom": UNITS.minzoom, "maxzoom": 20,
         },
         # filled by the web client with setData(); inline, so nothing is fetched
         "highlight": {"type": "geojson", "data": copy.deepcopy(empty)},
@@ -109,7 +111,7 @@ def _base_layers() -> list[Layer]:
          "paint": {"line-color": "#d94f2b",
                    "line-width": ["interpolate", ["linear"], ["zoom"], 12, 0.4, 16, 1.2, 19, 2.5]}},
         {"id": "building-fill", "type": "fill", "source": "cadastre", "source-layer": "buildings",
-         "minzoom": 14, "paint": {"fill-color": "#b9b1a6", "fill-opacity": 0.8}},
+         "minzoom": BUILDINGS.minzoom, "paint": {"fill-color": "#b9b1a6", "fill-opacity": 0.8}},
         {"id": "building-line", "type": "line", "source": "cadastre", "source-layer": "buildings",
          "minzoom": 15, "paint": {"line-color": "#7a6f63", "line-width": 0.8}},
         {"id": "unit-fill", "type": "fill", "source": "units", "source-layer": "units",
@@ -126,7 +128,7 @@ def _extrusion_layers() -> list[Layer]:
     height = ["coalesce", ["to-number", ["get", "height"]], 0]
     return [
         {"id": "building-extrusion", "type": "fill-extrusion", "source": "cadastre",
-         "source-layer": "buildings", "minzoom": 14,
+         "source-layer": "buildings", "minzoom": BUILDINGS.minzoom,
          "paint": {
              "fill-extrusion-color": ["interpolate", ["linear"], height,
                                       0, "#d8d2c8", 50, "#b9b1a6", 100, "#8f8679"],
@@ -145,7 +147,7 @@ def _symbol_layers() -> list[Layer]:
          "layout": {"icon-image": _match(["to-string", ["get", "land_use"]], LAND_USE_ICONS, ""),
                     "icon-size": 0.9, "icon-padding": 4}},
         {"id": "boundary-point", "type": "symbol", "source": "cadastre",
-         "source-layer": "boundary_points", "minzoom": 17,
+         "source-layer": "boundary_points", "minzoom": BOUNDARY_POINTS.minzoom,
          "layout": {"icon-image": "boundary-point", "icon-allow-overlap": True,
                     "icon-ignore-placement": True}},
         {"id": "boundary-point-label", "type": "symbol", "source": "cadastre",

@@ -40,11 +40,14 @@ app.add_typer(users_app, name="users")
 
 
 def _register_subcommands() -> None:
+    import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
     from api.cli.audit import audit_app
+    from api.cli.cases import calendar_app, cases_app
     from api.cli.certificates import certificates_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
+    from api.cli.subscriptions import subscriptions_app
     from api.cli.survey import survey_app
     from api.cli.threed import threed_app
     from api.cli.tiles import tiles_app
@@ -56,14 +59,21 @@ def _register_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
     app.add_typer(threed_app, name="3d")
+    app.add_typer(cases_app, name="cases")
+    app.add_typer(calendar_app, name="calendar")
+    app.add_typer(subscriptions_app, name="subscriptions")
     app.add_typer(certificates_app, name="certificates")
-
-
-_register_subcommands()
 
 
 def _settings() -> Settings:
     return get_settings()
+
+
+def _warn_unknown_settings() -> None:
+    """Unknown CADASTRE_* variables are most likely typos: say so on every start."""
+    unknown = unknown_env_keys()
+    if unknown:
+        err.print(f"[yellow]未知设置已忽略 / unknown settings ignored: {', '.join(unknown)}[/]")
 
 
 def _require_embedded(settings: Settings) -> None:
@@ -203,8 +213,9 @@ def demo(
             from tiles.cache import TileCache
 
             TileCache(s.data_dir / "cache" / "tiles").clear()  # the bulk load skipped the queue
-            for d in stats.defects:
-                console.print(f"  planted defect: {d}")
+            for defect in stats.defects:
+                console.print(f"  planted defect: {defect}")
+        _ensure_demo_cases(conn, s)
         counts = registry_counts(conn)
         size = database_size(conn)
         _ensure_demo_orthophoto(conn, s)
@@ -216,20 +227,41 @@ def demo(
         serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
 
 
+def _ensure_demo_cases(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]
+    """A year of registration cases (history, and open ones in every light) for the worklist."""
+    from cadastre.access.pii import audit_key, load_cipher
+    from cadastre.cases.workflow import Keys
+    from cadastre.demo.cases import seed_cases
+
+    with Progress(TextColumn("[bold]办件 cases[/]"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("cases", total=None)
+        stats = seed_cases(conn, s.cases, Keys(load_cipher(s), audit_key(s)),
+                           progress=lambda done, total: bar.update(task, completed=done,
+                                                                   total=total))
+    if stats.history or stats.open:
+        console.print(f"cases: {stats.history} in the last year, {stats.open} opened now")
+    if stats.sample_case_no:
+        console.print(f"  一号查询 progress query: 案号 {stats.sample_case_no}  "
+                      f"查询码 {stats.sample_code}  → http://{s.api.host}:{s.api.port}"
+                      "/#mode=progress")
+
+
 def _ensure_demo_tiles(url: str, s: Settings) -> None:
     """Public vector tiles of the district's first map views (the style's layers z12–17, floor
     1 units z16–17) rendered into the tile cache now, not for the first visitor. Tiles already
     cached are kept; the cache is invalidated by the usual queue when data change."""
     from cadastre.access.privacy import Role
-    from cadastre.query.layers import parse_layers
+    from cadastre.query.layers import UNITS, parse_layers
     from tiles.cache import TileCache
     from tiles.export import seed_tiles, tiles_in_bbox
-    from tiles.style import STYLE_LAYERS, UNITS_MINZOOM
+    from tiles.style import CADASTRE_MINZOOM, STYLE_LAYERS
 
     cache = TileCache(s.data_dir / "cache" / "tiles")
     with connect(url, autocommit=True) as conn:
-        jobs = [(parse_layers(STYLE_LAYERS), None, tiles_in_bbox(conn, None, range(12, 18))),
-                (parse_layers("units"), 1, tiles_in_bbox(conn, None, range(UNITS_MINZOOM, 18)))]
+        jobs = [(parse_layers(STYLE_LAYERS), None,
+                 tiles_in_bbox(conn, None, range(CADASTRE_MINZOOM, 18))),
+                (parse_layers("units"), 1, tiles_in_bbox(conn, None, range(UNITS.minzoom, 18)))]
         total = sum(len(t) for _, _, t in jobs)
         rendered = 0
         with Progress(TextColumn("[bold]矢量瓦片 vector tiles[/]"), BarColumn(),
@@ -237,10 +269,13 @@ def _ensure_demo_tiles(url: str, s: Settings) -> None:
             task = bar.add_task("tiles", total=total)
             done = 0
             for layers, floor, todo in jobs:
-                stats = seed_tiles(conn, cache, layers, Role.PUBLIC, todo, floor,
-                                   progress=lambda n, d=done: bar.update(task, completed=d + n))
+                def advance(n: int, before: int = done) -> None:
+                    bar.update(task, completed=before + n)
+
+                seeded = seed_tiles(conn, cache, layers, Role.PUBLIC, todo, floor,
+                                    progress=advance)
                 done += len(todo)
-                rendered += stats.rendered
+                rendered += seeded.rendered
     if rendered:
         console.print(f"vector tiles: {rendered} rendered into the cache")
 
@@ -300,13 +335,46 @@ def serve(
     import uvicorn
 
     s = _settings()
+    _warn_unknown_settings()
     ensure_database(s)
     host = host or s.api.host
     port = port or s.api.port
     console.print(f"serving on http://{host}:{port}  ·  地图 / viewer: http://{host}:{port}/"
                   f"  ·  API: http://{host}:{port}/docs")
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app
+    # believes it only from CADASTRE_TRUSTED_PROXIES (api.app)
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
-                workers=workers or s.api.workers, log_level="info")
+                workers=workers or s.api.workers, log_level="info", proxy_headers=False)
+
+
+# ---------------------------------------------------------------------------- worker
+@app.command("worker")
+def worker(threads: int = typer.Option(2, min=1, max=16, help="jobs run at the same time"),
+           deliveries: bool = typer.Option(True, "--deliveries/--no-deliveries",
+                                           help="also deliver events to subscribers")) -> None:
+    """Run background jobs (survey validation, QA runs, 3D builds) and event deliveries in
+    this process, beside or instead of the server's own (CADASTRE_JOB_WORKERS=0)."""
+    import signal
+    import threading
+
+    from api.jobs import WorkerThreads
+    from cadastre.sharing.delivery import Dispatcher
+
+    s = _settings()
+    url = ensure_database(s).url
+    pool = WorkerThreads(s, url, threads).start()
+    dispatcher = Dispatcher(url, s).start() if deliveries else None
+    console.print(f"worker: {threads} job thread(s){', deliveries' if deliveries else ''}; "
+                  "Ctrl-C stops")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    pool.stop()
+    if dispatcher:
+        dispatcher.stop()
 
 
 # ---------------------------------------------------------------------------- users
@@ -364,18 +432,19 @@ def settings_cmd(reveal: bool = typer.Option(False, help="show secrets")) -> Non
     """Print the resolved settings (secrets masked)."""
     s = _settings()
     console.print_json(json.dumps(s.as_dict(reveal=reveal), ensure_ascii=False, default=str))
-    unknown = unknown_env_keys()
-    if unknown:
-        err.print(f"[yellow]unknown settings ignored: {', '.join(unknown)}[/]")
+    _warn_unknown_settings()
+
+
+_register_subcommands()   # (after the helpers above, which some subcommand modules use)
 
 
 def main() -> None:
     from cadastre.access import logsafe
 
     logsafe.install()   # mask ID/phone/certificate numbers in every log record
-    logging.basicConfig(level=get_settings().api.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        logging.basicConfig(level=get_settings().api.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         app()
     except CadastreError as exc:
         err.print(f"[red]{exc.code}[/]: {exc.message}")

@@ -10,8 +10,9 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -89,8 +90,8 @@ def verify(as_json: bool = typer.Option(False, "--json", help="machine-readable 
                       MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                       disable=as_json or total < 10 * batch) as bar:
             task = bar.add_task("verify", total=total)
-            result = audit.verify(_Counting(conn, lambda n: bar.advance(task, n)), key,
-                                  batch=batch)  # type: ignore[arg-type]
+            counting = cast(psycopg.Connection, _Counting(conn, lambda n: bar.advance(task, n)))
+            result = audit.verify(counting, key, batch=batch)
         conn.rollback()
     out = {"ok": result.ok, "rows": result.rows, "head_seq": result.head_seq,
            "head_hash": result.head_hash, "first_bad_seq": result.first_bad_seq,

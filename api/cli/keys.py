@@ -28,13 +28,18 @@ def add(
     fields: str = typer.Option(..., help="entity.field grants, comma-separated "
                                "(entity.* = every field the policy lets departments see)"),
     expires: int = typer.Option(None, "--expires", min=1, help="valid for N days"),
+    holder_id: str = typer.Option(None, "--holder-id", help="统一社会信用代码 of the organisation "
+                                  "the key acts for (a bank: events of its own mortgages only)"),
 ) -> None:
     """Create a key; its secret is printed ONCE (only a keyed hash is stored)."""
+    from cadastre.access.pii import load_cipher
+
     s = get_settings()
     url = ensure_database(s).url
+    holder = load_cipher(s).lookup_hash(holder_id) if holder_id else None
     with connect(url) as conn:
         key, token = apikeys.create_key(conn, apikeys.hashing_key(s), name, _split(counties),
-                                        _split(fields), expires)
+                                        _split(fields), expires, holder)
         record_cli(conn, "apikey.create", str(key.key_id), len(key.fields))
         conn.commit()
     err.print(f"key {key.name} ({key.key_id}): {len(key.fields)} fields, counties "

@@ -84,13 +84,16 @@ def findings(run_id: str, fmt: str = typer.Option("table", "--format",
 
 @qa_app.command("sample")
 def sample(since: str = typer.Option(..., help="YYYY-MM-DD"),
-           fraction: float = typer.Option(0.05, min=0.001, max=1.0),
+           fraction: float | None = typer.Option(
+               None, min=0.001, max=1.0, help="default: CADASTRE_QA_SAMPLE_FRACTION (5 %)"),
            seed: int | None = typer.Option(None), actor: str = typer.Option("cli:registrar")
            ) -> None:
     """Draw and record a random sample (default 5 %) of registrations for manual review."""
-    url = ensure_database(get_settings()).url
+    settings = get_settings()
+    url = ensure_database(settings).url
     with connect(url) as conn:
-        run_id, picked = draw_sample(conn, fraction, date.fromisoformat(since), actor, seed)
+        run_id, picked = draw_sample(conn, fraction or settings.qa.sample_fraction,
+                                     date.fromisoformat(since), actor, seed)
     console.print(f"sample {run_id}: {len(picked)} registrations")
     for b in picked[:50]:
         console.print(f"  {b}")

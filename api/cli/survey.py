@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cadastre.jobs import create_job, get_job
+from cadastre.jobs import create_job, get_job, set_payload
 from cadastre.settings import get_settings
 from cadastre.store.admin import ensure_database
 from cadastre.store.db import connect
@@ -37,8 +38,10 @@ def submit(path: Path = typer.Argument(..., exists=True, dir_okay=False),
     with path.open("rb") as fh:
         upload = store_upload(fh, s.data_dir / "uploads")
     with connect(url) as conn, conn.transaction():
-        job = create_job(conn, "survey_validation", actor)
+        # validated here with a progress bar; if this process dies, a worker takes it over
+        job = create_job(conn, "survey_validation", actor, run_here=f"cli:{os.getpid()}")
         sid = create_submission(conn, upload, path.name, actor, job, srid)
+        set_payload(conn, job, {"submission_id": str(sid)})
     console.print(f"submission {sid} (sha256 {upload.sha256[:12]}…)")
     with Progress(TextColumn("[bold]校验 validating[/] {task.description}"), BarColumn(),
                   TimeElapsedColumn(), console=console) as bar:

@@ -9,7 +9,6 @@ and a one-day Cache-Control; ``If-None-Match`` is answered with 304.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -17,29 +16,18 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 
+from api.httpcache import Policy, respond, strong_etag
 from api.state import app_settings
 from tiles import glyphs, sprites, style
 
 router = APIRouter(tags=["map assets"])
 
-CACHE_CONTROL = "public, max-age=86400"
+CACHING = Policy("public, max-age=86400")
 _PBF = "application/x-protobuf"
 
 
 def _cache_dir(request: Request, kind: str) -> Path:
     return Path(app_settings(request).data_dir) / "cache" / kind
-
-
-def _etag(data: bytes) -> str:
-    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-
-
-def _not_modified(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110: If-None-Match uses the weak comparison, ``*`` matches any representation."""
-    if not if_none_match:
-        return False
-    tags = [t.strip() for t in if_none_match.split(",")]
-    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
 
 
 _GZIPPED: OrderedDict[str, bytes] = OrderedDict()   # etag → gzip body, most recent last
@@ -64,14 +52,9 @@ def _gzipped(etag: str, data: bytes) -> bytes:
 
 
 def _respond(request: Request, data: bytes, media_type: str) -> Response:
-    etag = _etag(data)
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
-    if _not_modified(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    if len(data) >= 1024 and "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(content=_gzipped(etag, data), media_type=media_type, headers=headers)
-    return Response(content=data, media_type=media_type, headers=headers)
+    etag = strong_etag(data)
+    gzipped = (lambda: _gzipped(etag, data)) if len(data) >= 1024 else None
+    return respond(request, etag, CACHING, media_type, data, gzipped)
 
 
 @router.get(

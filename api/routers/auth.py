@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Unauthorized, issue_token
-from api.ratelimit import client_address
+from api.ratelimit import client_address, rate_class
 from api.state import app_state
 from cadastre.access import lockout
 from cadastre.access.accounts import authenticate
@@ -21,20 +21,20 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
-@router.post("/login", summary="登录 / log in (staff and systems)")
+@router.post("/login", summary="登录 / log in (staff and systems)",
+             openapi_extra=rate_class("auth"))
 def login(body: Login, request: Request) -> dict[str, Any]:
     state = app_state(request)
-    api, key = state.settings.api, lockout.hashing_key(state.settings)
-    policy = lockout.Policy(api.login_max_failures, api.login_max_client_failures,
-                            api.login_lockout_minutes)
-    client = client_address(request.scope, frozenset(api.trusted_proxies))
+    settings = state.settings
+    client = client_address(request.scope)
+    attempt = lockout.attempt(state.lockout_key, "login", body.username, client)
     with state.sync_pool.connection() as conn:
-        locked = lockout.locked(conn, key, "login", body.username, client, policy)
+        locked = lockout.locked(conn, attempt, lockout.Policy.login(settings))
         account = authenticate(conn, body.username, body.password)  # always: same timing
         if account is None and not locked:
-            lockout.record_failure(conn, key, "login", body.username, client)
+            lockout.record_failure(conn, attempt)
         elif account is not None and not locked:
-            lockout.clear(conn, key, "login", body.username)
+            lockout.clear(conn, attempt)
     if account is None or locked:
         # one answer for unknown user, wrong password, disabled account and lockout
         raise Unauthorized("LOGIN_FAILED", "用户名或密码错误（多次失败将暂时锁定）/ wrong username "

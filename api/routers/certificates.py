@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
 from api.auth import require
+from api.ratelimit import rate_class
 from api.state import app_state
 from cadastre.access.principal import PUBLIC, Principal, view
 from cadastre.access.privacy import Role
@@ -33,6 +34,7 @@ from cadastre.documents.render import pdf_to_png
 from cadastre.errors import NotFound
 
 router = APIRouter(tags=["certificates"])
+AUTH = rate_class("auth")   # tokens and holder checks are what guessing targets: the strict bucket
 IMAGE_DPI = 110
 _NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
@@ -80,7 +82,7 @@ def _public_view(check: TokenCheck) -> dict[str, Any]:
     return out
 
 
-@router.get("/api/v1/certificates/{token}",
+@router.get("/api/v1/certificates/{token}", openapi_extra=AUTH,
             summary="证书核验 / certificate authenticity (public)")
 def certificate_json(token: str, request: Request) -> JSONResponse:
     return JSONResponse(jsonable_encoder(_public_view(_check(request, token))),
@@ -92,7 +94,7 @@ def _document_png(sha256: bytes, pdf: bytes, pages: tuple[int, ...]) -> bytes:
     return pdf_to_png(pdf, IMAGE_DPI, list(pages))
 
 
-@router.get("/verify/c/{token}/{image}.png", response_class=Response,
+@router.get("/verify/c/{token}/{image}.png", response_class=Response, openapi_extra=AUTH,
             summary="证照附图 / the parcel map or floor plans of a verified document (public)",
             responses={200: {"content": {"image/png": {}}, "description": "PNG"}})
 def certificate_image(token: str, image: Literal["parcel-map", "floor-plan"],
@@ -163,7 +165,7 @@ def _document_rows(cert: dict[str, Any]) -> list[tuple[str, str, object]]:
     return rows
 
 
-@router.get("/verify/c/{token}", response_class=HTMLResponse,
+@router.get("/verify/c/{token}", response_class=HTMLResponse, openapi_extra=AUTH,
             summary="证书核验页 / certificate verification page (public)")
 def certificate_page(token: str, request: Request) -> HTMLResponse:
     from cadastre.documents.render import esc
@@ -219,7 +221,7 @@ class HolderAnswer(BaseModel):
 StaffDep = Annotated[Principal, Depends(require(Role.DEPARTMENT, Role.REGISTRAR))]
 
 
-@router.post("/api/v1/certificates/check", response_model=HolderAnswer,
+@router.post("/api/v1/certificates/check", response_model=HolderAnswer, openapi_extra=AUTH,
              summary="证书持有人核验 / does this certificate belong to this ID? (departments)")
 def check_holder(body: HolderCheck, request: Request, who: StaffDep) -> dict[str, bool]:
     """Yes or no, nothing more; within the key's counties; every question is audited (the

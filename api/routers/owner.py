@@ -12,14 +12,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
 from api.auth import Unauthorized, issue_token, require
-from api.errors import error_body
+from api.problems import problem_response
+from api.ratelimit import rate_class
 from api.state import AppState, app_state
-from cadastre.access import owner
+from cadastre.access import lockout, owner
 from cadastre.access.principal import Principal, view
 from cadastre.access.privacy import Role
 from cadastre.certificates import electronic_copy, issue_query_result, store
@@ -28,6 +29,7 @@ from cadastre.documents.render import pdf_to_png
 from cadastre.errors import Conflict, NotFound
 
 router = APIRouter(tags=["owner"])
+AUTH = rate_class("auth")   # guessing targets these: the strict rate-limit bucket
 
 _UNIT_CODE = re.compile(r"^[0-9A-Z]{28}$")
 MAX_BODY = 4096
@@ -93,8 +95,7 @@ def _run_verification(request: Request, claim: owner.Claim) -> Response | dict[s
     state = app_state(request)
     settings = state.settings
     keys = _keys(request)
-    limits = owner.Limits(settings.security.verify_max_failures,
-                          settings.security.verify_window_minutes)
+    limits = lockout.Policy.owner_verify(settings)
     host = request.client.host if request.client else None
     with state.sync_pool.connection() as conn, conn.transaction():
         result = owner.verify(conn, keys.cipher, keys.audit_key, claim, host, limits)
@@ -108,16 +109,15 @@ def _run_verification(request: Request, claim: owner.Claim) -> Response | dict[s
         return {"access_token": token, "token_type": "bearer", "expires_in": ttl,
                 "units": list(result.units)}
     if result.outcome == "locked":
-        return JSONResponse(
-            error_body("OWNER_LOCKED", "核验失败次数过多，请稍后再试 / too many failed attempts, "
-                       "try again later"),
-            status_code=429, headers={"Retry-After": str(max(1, result.retry_after))})
+        return problem_response(
+            429, "OWNER_LOCKED", "核验失败次数过多，请稍后再试 / too many failed attempts, "
+            "try again later", {"Retry-After": str(max(1, result.retry_after))})
     raise _failed()
 
 
 # ------------------------------------------------------------------ verification
 @router.post("/api/v1/owner/verify", summary="权利人身份核验 / verify an owner",
-             response_model=OwnerToken, openapi_extra=_body_doc(VerifyRequest),
+             response_model=OwnerToken, openapi_extra={**_body_doc(VerifyRequest), **AUTH},
              responses=_FAILED_RESPONSES)
 async def verify(request: Request) -> Any:
     """Name + ID number + certificate number → a short-lived token for the person's units.
@@ -131,7 +131,7 @@ async def verify(request: Request) -> Any:
 
 
 @router.post("/api/v1/owner/verify-qr", summary="扫码核验 / verify with the certificate QR",
-             response_model=OwnerToken, openapi_extra=_body_doc(VerifyQrRequest),
+             response_model=OwnerToken, openapi_extra={**_body_doc(VerifyQrRequest), **AUTH},
              responses=_FAILED_RESPONSES)
 async def verify_qr(request: Request) -> Any:
     """Certificate QR token + ID number (the QR alone proves nothing: anyone may scan it)."""

@@ -7,16 +7,20 @@ every non-public read is audited. Domain queries live in ``cadastre.query``.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from psycopg import AsyncConnection
 
 from api.auditing import record
 from api.auth import principal
+from api.ratelimit import rate_class
 from api.state import app_state
 from cadastre.access.principal import Principal, view
 from cadastre.access.privacy import Role, visible_fields
+from cadastre.codes import CODE_COLUMN
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.query import features as F
 from cadastre.query import search as S
@@ -80,20 +84,21 @@ def _vary(response: Response) -> None:
 # ------------------------------------------------------------------ search
 def _item(who: Principal, hit: S.SearchHit) -> dict[str, Any]:
     rec = view(who, hit.entity, hit.record)
-    return {"kind": hit.kind, "id": rec.get("id"), "code": rec.get(S.CODE_FIELD[hit.entity]),
+    return {"kind": hit.kind, "id": rec.get("id"), "code": rec.get(CODE_COLUMN[hit.entity]),
             "label": S.item_label(hit.kind, rec), "seat": rec.get("seat"),
             "lon": hit.lon, "lat": hit.lat, "bbox": hit.bbox}
 
 
 @router.get("/search", summary="搜索：坐落、楼名、小区名、宗地/单元代码 / search by address, name "
-            "or code")
+            "or code", openapi_extra=rate_class("search"))
 async def search(
     request: Request, response: Response, who: Caller,
     q: str = Query("", description="坐落、楼名、小区名（至少2个字；户至少3个字）或代码前缀"
                    "（至少6位） / address or name (2+ characters; units 3+) or a code prefix (6+)"),
     kind: str | None = Query(None, description="unit|building|parcel|compound，可逗号分隔 / "
                              "comma-separated"),
-    limit: int = Query(S.DEFAULT_LIMIT, description=f"每页条数，最多{S.MAX_LIMIT} / page size, "
+    limit: int = Query(S.DEFAULT_LIMIT, le=1_000_000,
+                       description=f"每页条数，最多{S.MAX_LIMIT} / page size, "
                        f"capped at {S.MAX_LIMIT}"),
     cursor: str | None = Query(None, description="上一页返回的 next / the previous page's next"),
 ) -> dict[str, Any]:
@@ -109,12 +114,14 @@ async def search(
 
 
 # ------------------------------------------------------------------ what is here
-@router.get("/here", summary="此处有什么：宗地、自然幢、户 / what is here")
+@router.get("/here", summary="此处有什么：宗地、自然幢、户 / what is here",
+            openapi_extra=rate_class("search"))
 async def here(
     request: Request, response: Response, who: Caller,
     lon: float = Query(..., description="经度 / longitude (EPSG:4326)"),
     lat: float = Query(..., description="纬度 / latitude (EPSG:4326)"),
-    floor: int | None = Query(None, description="只返回该层的户 / only units on this floor"),
+    floor: int | None = Query(None, ge=-9, le=200,
+                              description="只返回该层的户 / only units on this floor"),
 ) -> dict[str, Any]:
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180
             and -85 <= lat <= 85):
@@ -142,49 +149,50 @@ async def here(
 
 
 # ------------------------------------------------------------------ details
+async def _detail(request: Request, response: Response, who: Principal, entity: str,
+                  fetch: Callable[[AsyncConnection], Awaitable[F.Feature | None]],
+                  shape: Callable[[F.Feature], dict[str, Any]]) -> dict[str, Any]:
+    """The one sequence behind every detail route: fetch, scope (one answer for unknown and
+    out-of-scope), shape through the policy, audit the read."""
+    async with app_state(request).pool.connection() as conn:
+        f = await fetch(conn)
+    code = f.record[CODE_COLUMN[entity]] if f is not None else None
+    if f is None or not who.in_scope(code):
+        raise _not_found(entity)
+    out = {**shape(f), "kind": entity, **_geo(f)}
+    await record(request, who, f"{entity}.read", target=code, result_count=1)
+    _vary(response)
+    return out
+
+
 @router.get("/parcels/{ref}", summary="宗地详情（opaque id 或宗地代码） / parcel by id or code")
 async def parcel_detail(ref: str, request: Request, response: Response,
                         who: Caller) -> dict[str, Any]:
-    async with app_state(request).pool.connection() as conn:
-        f = await F.parcel(conn, ref)
-    if f is None or not who.in_scope(f.record["parcel_code"]):
-        raise _not_found("parcel")
-    out = {**view(who, "parcel", f.record), "kind": "parcel", **_geo(f),
-           "buildings": [view(who, "building", b) for b in f.related["buildings"]]}
-    await record(request, who, "parcel.read", target=f.record["parcel_code"], result_count=1)
-    _vary(response)
-    return out
+    return await _detail(request, response, who, "parcel", lambda conn: F.parcel(conn, ref),
+                         lambda f: {**view(who, "parcel", f.record), "buildings": [
+                             view(who, "building", b) for b in f.related["buildings"]]})
 
 
 @router.get("/buildings/{ref}", summary="自然幢详情及各层 / building by id or code, with floors")
 async def building_detail(ref: str, request: Request, response: Response,
                           who: Caller) -> dict[str, Any]:
-    async with app_state(request).pool.connection() as conn:
-        f = await F.building(conn, ref)
-    if f is None or not who.in_scope(f.record["building_code"]):
-        raise _not_found("building")
-    out = {**view(who, "building", f.record), "kind": "building", **_geo(f),
-           "floors": [view(who, "floor", fl) for fl in f.related["floors"]]}
-    await record(request, who, "building.read", target=f.record["building_code"],
-                 result_count=1)
-    _vary(response)
-    return out
+    return await _detail(request, response, who, "building",
+                         lambda conn: F.building(conn, ref),
+                         lambda f: {**view(who, "building", f.record), "floors": [
+                             view(who, "floor", fl) for fl in f.related["floors"]]})
 
 
 @router.get("/units/{ref}", summary="户详情（opaque id 或不动产单元代码） / unit by id or code")
 async def unit_detail(ref: str, request: Request, response: Response,
                       who: Caller) -> dict[str, Any]:
-    async with app_state(request).pool.connection() as conn:
-        f = await F.unit(conn, ref, sensitive(who))
-    if f is None or not who.in_scope(f.record["unit_code"]):
-        raise _not_found("unit")
-    seer = unit_viewer(who, f.record["unit_code"])
-    out = {**view(seer, "unit", f.record), "kind": "unit", **_geo(f),
-           "floor": view(seer, "floor", f.related["floor"]),
-           "building": view(seer, "building", f.related["building"])}
-    await record(request, who, "unit.read", target=f.record["unit_code"], result_count=1)
-    _vary(response)
-    return out
+    def shape(f: F.Feature) -> dict[str, Any]:
+        seer = unit_viewer(who, f.record["unit_code"])
+        return {**view(seer, "unit", f.record),
+                "floor": view(seer, "floor", f.related["floor"]),
+                "building": view(seer, "building", f.related["building"])}
+
+    return await _detail(request, response, who, "unit",
+                         lambda conn: F.unit(conn, ref, sensitive(who)), shape)
 
 
 @router.get("/buildings/{ref}/table", summary="楼盘表：各层各户 / the building's unit table")

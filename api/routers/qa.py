@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -18,11 +18,10 @@ from api.state import app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
 from cadastre.errors import NotFound
-from cadastre.jobs import JobTracker, create_job, get_job
-from cadastre.qa.engine import draw_sample, run_qa, set_status
+from cadastre.jobs import create_job, get_job
+from cadastre.qa.engine import draw_sample, set_status
 from cadastre.qa.report import findings_csv, findings_geojson, findings_rows, scope_from_options
 from cadastre.qa.rules import CATEGORIES, RULES
-from cadastre.store.db import connect
 from tiles.mvt import TileRequest
 
 router = APIRouter(prefix="/api/v1/qa", tags=["quality"])
@@ -52,26 +51,16 @@ class RunRequest(BaseModel):
     rules: list[str] | None = None
 
 
-def _run_job(url: str, job_id: uuid.UUID, run_id_holder: dict, scope: Any, qa: Any,
-             actor: str, only: list[str] | None) -> None:
-    with JobTracker(url, job_id) as job, connect(url) as conn:
-        run_id_holder["run"] = run_qa(
-            conn, scope, qa, actor, only=only, job_id=job_id,
-            progress=lambda i, n, r: job.update(i / max(n, 1), r))
-        conn.commit()
-
-
 @router.post("/runs", status_code=202, summary="开始质检 / start a QA run")
 def start_run(request: Request, body: RunRequest, who: Principal = Depends(REGISTRAR)
               ) -> dict[str, Any]:
     state = app_state(request)
-    scope = scope_from_options(body.bbox, body.parcels)
+    scope_from_options(body.bbox, body.parcels)   # a bad scope is a 400 now, not a failed job
     actor = f"registrar:{who.account_id}"
     with state.sync_pool.connection() as conn, conn.transaction():
-        job_id = create_job(conn, "qa_run", actor)
+        job_id = create_job(conn, "qa_run", actor, {"bbox": body.bbox, "parcels": body.parcels,
+                                                    "rules": body.rules, "actor": actor})
         record_sync(request, who, "qa.run", str(job_id), 1, conn=conn)
-    state.job_pool.submit(_run_job, state.database_url, job_id, {}, scope, state.settings.qa,
-                          actor, body.rules)
     return {"job_id": str(job_id), "links": {
         "job": str(request.base_url).rstrip("/") + f"/api/v1/qa/jobs/{job_id}"}}
 
@@ -114,7 +103,8 @@ def findings_table(request: Request, run_id: str, who: Principal = Depends(REGIS
 
 
 @router.get("/runs/{run_id}/tiles/{z}/{x}/{y}.mvt", summary="质检结果矢量瓦片 / findings MVT")
-def findings_tile(request: Request, run_id: str, z: int, x: int, y: int,
+def findings_tile(request: Request, run_id: str, z: Annotated[int, Path(ge=0, le=30)],
+                  x: Annotated[int, Path(ge=0, le=2**30)], y: Annotated[int, Path(ge=0, le=2**30)],
                   who: Principal = Depends(REGISTRAR)) -> Response:
     TileRequest(z, x, y)
     with app_state(request).sync_pool.connection() as conn:
@@ -154,15 +144,18 @@ def mark(request: Request, finding_id: str, body: StatusChange,
 
 class SampleRequest(BaseModel):
     since: date
-    fraction: float = Field(0.05, gt=0, le=1)
-    seed: int | None = None
+    fraction: float | None = Field(None, gt=0, le=1,
+                                   description="default: CADASTRE_QA_SAMPLE_FRACTION (5 %)")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
-@router.post("/samples", summary="抽取 5% 样本复核 / draw a review sample")
+@router.post("/samples", summary="抽取样本复核（默认 5%）/ draw a review sample")
 def sample(request: Request, body: SampleRequest, who: Principal = Depends(REGISTRAR)
            ) -> dict[str, Any]:
-    with app_state(request).sync_pool.connection() as conn, conn.transaction():
-        run_id, picked = draw_sample(conn, body.fraction, body.since,
+    state = app_state(request)
+    fraction = body.fraction or state.settings.qa.sample_fraction
+    with state.sync_pool.connection() as conn, conn.transaction():
+        run_id, picked = draw_sample(conn, fraction, body.since,
                                      f"registrar:{who.account_id}", body.seed)
         record_sync(request, who, "qa.sample", str(run_id), len(picked), conn=conn)
     return {"sample_id": str(run_id), "count": len(picked), "business_numbers": picked}

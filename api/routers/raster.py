@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
+from api.httpcache import Policy, not_modified, respond
 from api.state import app_settings
 from tiles.raster import (
     TILE_FORMATS,
@@ -27,7 +28,7 @@ from tiles.raster import (
 
 router = APIRouter(tags=["raster"])
 
-CACHE_CONTROL = "public, max-age=3600"
+CACHING = Policy("public, max-age=3600")
 
 # Rendered tiles by ETag (the ETag names the raster's file state, the tile and the format): a
 # map's first view asks ~25 tiles at once and GDAL renders each in ~50–150 ms of CPU, so every
@@ -80,14 +81,6 @@ def _tile_template(request: Request, name: str, fmt: str) -> str:
     return f"{base}/{{z}}/{{x}}/{{y}}.{fmt}"
 
 
-def _etag_matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    return "*" in candidates or etag in candidates
-
-
 @router.get(
     "/raster/{name}/{z}/{x}/{y}.{fmt}",
     summary="正射影像瓦片 / orthophoto XYZ tile",
@@ -102,16 +95,14 @@ def raster_tile(request: Request, name: str, z: str, x: str, y: str, fmt: str) -
     fmt = tile_format(fmt)
     info = get_raster(_data_dir(request), name)
     etag = tile_etag(info, zi, xi, yi, fmt)
-    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag}
-    if _etag_matches(request, etag):
-        return Response(status_code=304, headers=headers)
+    unchanged = not_modified(request, etag, CACHING)
+    if unchanged is not None:
+        return unchanged
     body = _cached_tile(etag)
     if body is None:                    # the disk cache, else rendered (and kept on disk)
         body = cached_tile(_data_dir(request), info, zi, xi, yi, fmt, etag)
         _remember_tile(etag, body)
-    if not body:
-        return Response(status_code=204, headers=headers)
-    return Response(body, media_type=TILE_FORMATS[fmt], headers=headers)
+    return respond(request, etag, CACHING, TILE_FORMATS[fmt], body, empty=not body)
 
 
 def _summary(request: Request, info: RasterInfo) -> RasterSummary:

@@ -1,8 +1,8 @@
 """Registry staff: 一码关联 — every record linked to one unit code, current and history.
 
-A plain ``def`` route (decryption and the reused synchronous ``cadastre.query.records`` queries run in
-FastAPI's thread pool, on the synchronous pool). Registrars only; county scope applies; every read
-is audited, found or not.
+A plain ``def`` route (decryption and the reused synchronous ``cadastre.query.records`` queries
+run in FastAPI's thread pool, on the synchronous pool). Registrars only; county scope applies;
+every read is audited, found or not.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+import psycopg
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -16,7 +18,7 @@ from api.state import app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
 from cadastre.errors import CadastreError, InvalidInput
-from cadastre.jobs import create_job, get_job
+from cadastre.jobs import create_job, get_job, set_payload
 from cadastre.survey import apply as decision
 from cadastre.survey.diff import compute_diff, diff_geojson
 from cadastre.survey.submission import (
@@ -24,7 +26,6 @@ from cadastre.survey.submission import (
     get_submission,
     report_geojson,
     store_upload,
-    validate_submission,
 )
 
 router = APIRouter(prefix="/api/v1/surveys", tags=["surveys"])
@@ -53,7 +54,8 @@ def _links(request: Request, sid: uuid.UUID) -> dict[str, str]:
 
 @router.post("", status_code=202, summary="提交测绘成果 / submit a survey")
 def submit(request: Request, file: UploadFile = File(...),
-           srid: int | None = Form(None, description="EPSG code if the file has none"),
+           srid: int | None = Form(None, ge=1, le=999_999,
+                                   description="EPSG code if the file has none"),
            who: Principal = Depends(require(*SUBMITTERS))) -> dict[str, Any]:
     state = app_state(request)
     upload = store_upload(file.file, state.settings.data_dir / "uploads")
@@ -61,9 +63,8 @@ def submit(request: Request, file: UploadFile = File(...),
         job_id = create_job(conn, "survey_validation", _actor(who))
         sid = create_submission(conn, upload, file.filename or "upload", _actor(who), job_id,
                                 srid)
+        set_payload(conn, job_id, {"submission_id": str(sid)})   # a worker validates it
         record_sync(request, who, "survey.submit", str(sid), 1, conn=conn)
-    state.job_pool.submit(validate_submission, state.database_url, sid,
-                          state.settings.qa, job_id)
     return {"submission_id": str(sid), "job_id": str(job_id), "status": "received",
             "sha256": upload.sha256, "links": _links(request, sid)}
 
@@ -132,67 +133,56 @@ def diff_layer(request: Request, submission_id: str,
         return JSONResponse(layer, media_type=GEOJSON)
 
 
+T = TypeVar("T")
+
+
 class Decision(BaseModel):
     reason: str | None = Field(None, max_length=2000)
+
+
+def _decide(request: Request, who: Principal, action: str, sid: uuid.UUID,
+            apply: Callable[[psycopg.Connection], T]) -> T:
+    """A registrar's decision and its audit row in one transaction; a refused decision is
+    audited with its error code (and nothing else is written)."""
+    with app_state(request).sync_pool.connection() as conn:
+        conn.autocommit = False
+        try:
+            with conn.transaction():   # the change and its audit row commit together
+                result = apply(conn)
+                record_sync(request, who, action, str(sid), 1, conn=conn)
+        except CadastreError as exc:
+            conn.rollback()
+            record_sync(request, who, action, str(sid), 0, exc.code, conn=conn)
+            conn.commit()
+            raise
+        finally:
+            conn.autocommit = True
+    return result
 
 
 @router.post("/{submission_id}/accept", summary="登记员接受 / registrar accepts")
 def accept(request: Request, submission_id: str, body: Decision | None = None,
            who: Principal = Depends(require(Role.REGISTRAR))) -> dict[str, Any]:
     sid = _id(submission_id)
-    with app_state(request).sync_pool.connection() as conn:
-        conn.autocommit = False
-        try:
-            with conn.transaction():   # the change and its audit row commit together
-                result = decision.accept(conn, sid, _actor(who), body.reason if body else None)
-                record_sync(request, who, "survey.accept", str(sid), 1, conn=conn)
-        except CadastreError as exc:
-            conn.rollback()
-            record_sync(request, who, "survey.accept", str(sid), 0, exc.code, conn=conn)
-            conn.commit()
-            raise
-        finally:
-            conn.autocommit = True
-    state = app_state(request)
-    state.data_bounds = None
-    if result["diff"]["units"].get("new") or result["diff"]["units"].get("changed"):
-        state.job_pool.submit(_refresh_unit_volumes, state)
+
+    def apply(conn: psycopg.Connection) -> dict[str, Any]:
+        out = decision.accept(conn, sid, _actor(who), body.reason if body else None)
+        units = out["diff"]["units"]
+        if units.get("new") or units.get("changed"):   # 3D unit volumes follow
+            create_job(conn, "unit_volumes", _actor(who), max_attempts=2)
+        return out
+
+    result = _decide(request, who, "survey.accept", sid, apply)
+    app_state(request).data_bounds = None
     return {"submission_id": str(sid), "status": "accepted", **result}
-
-
-def _refresh_unit_volumes(state: Any) -> None:
-    """Rebuild the 3D unit volumes of buildings whose units the accepted survey changed."""
-    import logging
-
-    from tiles.threed.registry import list_datasets
-    from tiles.threed.units import publish_unit_volumes
-
-    try:
-        with state.sync_pool.connection() as conn:
-            for ds in list_datasets(state.settings.data_dir):
-                if ds.kind == "units":
-                    publish_unit_volumes(conn, state.settings.data_dir, ds.name)
-    except Exception:
-        logging.getLogger(__name__).exception("unit volume refresh failed")
 
 
 @router.post("/{submission_id}/reject", summary="登记员驳回 / registrar rejects")
 def reject(request: Request, submission_id: str, body: Decision,
            who: Principal = Depends(require(Role.REGISTRAR))) -> dict[str, Any]:
     sid = _id(submission_id)
-    with app_state(request).sync_pool.connection() as conn:
-        conn.autocommit = False
-        try:
-            with conn.transaction():   # the change and its audit row commit together
-                decision.reject(conn, sid, _actor(who), body.reason or "")
-                record_sync(request, who, "survey.reject", str(sid), 1, conn=conn)
-        except CadastreError as exc:
-            conn.rollback()
-            record_sync(request, who, "survey.reject", str(sid), 0, exc.code, conn=conn)
-            conn.commit()
-            raise
-        finally:
-            conn.autocommit = True
+    _decide(request, who, "survey.reject", sid,
+            lambda conn: decision.reject(conn, sid, _actor(who), body.reason or ""))
     return {"submission_id": str(sid), "status": "rejected"}
 
 
@@ -224,7 +214,7 @@ def list_submissions(
 ) -> dict[str, Any]:
     """A surveyor sees their own submissions, a registrar everyone's."""
     if status is not None and status not in SUBMISSION_STATUSES:
-        raise InvalidInput("STATUS_INVALID", f"未知状态 / unknown status {status!r}")
+        raise InvalidInput("STATUS_INVALID", "未知状态 / unknown status")
     after = decode_cursor(cursor)
     mine = None if who.role is Role.REGISTRAR else f"{who.role.value}:{who.account_id}"
     base = str(request.base_url).rstrip("/") + "/api/v1/surveys/"

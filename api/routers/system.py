@@ -1,14 +1,18 @@
-"""Health. (The landing page ``/`` is the web viewer: ``api/routers/viewer.py``.)"""
+"""Health: up or down for everyone, versions and counts for staff. (The landing page ``/`` is
+the web viewer: ``api/routers/viewer.py``.)"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from psycopg import AsyncConnection
 
+from api.auth import principal
 from api.state import app_state
+from cadastre.access.principal import Principal
+from cadastre.access.privacy import Role
 from cadastre.store.admin import COUNTED_TABLES
 
 router = APIRouter(tags=["system"])
@@ -34,15 +38,25 @@ async def _collect(conn: AsyncConnection) -> dict[str, Any]:
     return {"schema_version": schema, "database_bytes": size, "counts": counts}
 
 
-@router.get("/health", summary="服务健康状态 / health")
-async def health(request: Request) -> dict[str, Any]:
-    """PostgreSQL and PostGIS versions, schema version and registry row counts."""
+STAFF = {Role.REGISTRAR, Role.SURVEYOR, Role.AUDITOR}
+
+
+@router.get("/health", summary="服务健康状态 / health (up or down; details for staff)",
+            responses={503: {"description": "数据库不可用 / the database is down"}})
+async def health(request: Request,
+                 who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+    """``{"status": "ok"}`` when the database answers (503 ``DATABASE_UNREACHABLE`` with
+    Retry-After when it does not). Staff tokens also get the PostgreSQL/PostGIS versions, schema
+    version, database size and registry row counts."""
     state = app_state(request)
-    cached = state.health
-    if cached is None or time.monotonic() - cached[0] > _COUNT_TTL:
-        async with state.pool.connection() as conn:
+    async with state.pool.connection() as conn:   # bounded by the pool timeout
+        await _scalar(conn, "SELECT 1")
+        if who.role not in STAFF:
+            return {"status": "ok"}
+        cached = state.health
+        if cached is None or time.monotonic() - cached[0] > _COUNT_TTL:
             cached = (time.monotonic(), await _collect(conn))
-        state.health = cached
+            state.health = cached
     info = state.server_info
     return {"status": "ok", "postgresql": info.server_version, "postgis": info.postgis_version,
             **cached[1]}

@@ -4,29 +4,27 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
 from api.auth import require
+from api.httpcache import Policy, respond, strong_etag
 from api.state import app_settings, app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
 from cadastre.errors import InvalidInput, NotFound
-from cadastre.jobs import JobTracker, create_job, get_job
-from tiles.threed.build import build_dataset
+from cadastre.jobs import create_job, get_job
 from tiles.threed.errors import DatasetNotFound
 from tiles.threed.registry import dataset_dir, get_dataset, list_datasets
 
 router = APIRouter(tags=["3d"])
 
-CACHE_CONTROL = "public, max-age=3600"
+CACHING = Policy("public, max-age=3600")
 MIME = {
     ".json": "application/json",
     ".glb": "model/gltf-binary",
@@ -68,7 +66,8 @@ def _data_dir(request: Request) -> Path:
 
 
 def _not_found(name: str, path: str) -> DatasetNotFound:
-    return DatasetNotFound(message=f"文件不存在 / no such file {path!r} in 3D dataset {name!r}")
+    """One fixed answer: nothing of the requested name or path comes back."""
+    return DatasetNotFound(message="三维数据集中无此文件 / no such file in the 3D dataset")
 
 
 def _resolve(request: Request, name: str, path: str) -> Path:
@@ -86,34 +85,15 @@ def _resolve(request: Request, name: str, path: str) -> Path:
     return target
 
 
-def _etag(target: Path) -> str:
-    st = target.stat()
-    raw = f"{target}:{st.st_size}:{st.st_mtime_ns}".encode()
-    return '"' + hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:20] + '"'
-
-
-def _matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
-    return "*" in tags or etag in tags
-
-
 def _serve(request: Request, name: str, path: str) -> Response:
     target = _resolve(request, name, path)
-    etag = _etag(target)
-    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag, "Vary": "Accept-Encoding"}
-    if _matches(request, etag):
-        return Response(status_code=304, headers=headers)
+    st = target.stat()
+    etag = strong_etag(str(target), str(st.st_size), str(st.st_mtime_ns))
     mime = MIME[target.suffix.lower()]
-    if mime == "application/json":
-        body = target.read_bytes()
-        if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 512:
-            headers["Content-Encoding"] = "gzip"
-            body = gzip.compress(body, compresslevel=6)
-        return Response(body, media_type=mime, headers=headers)
-    return FileResponse(target, media_type=mime, headers=headers)
+    gzipped = None
+    if mime == "application/json" and st.st_size > 512:
+        gzipped = lambda: gzip.compress(target.read_bytes(), compresslevel=6, mtime=0)  # noqa: E731
+    return respond(request, etag, CACHING, mime, target, gzipped)
 
 
 @router.get(
@@ -187,16 +167,6 @@ def _source_path(request: Request, source: str) -> Path:
     return target
 
 
-def _build_job(url: str, job_id: uuid.UUID, data_dir: Path, source: Path,
-               body: BuildRequest) -> None:
-    with JobTracker(url, job_id) as job:
-        def progress(done: int, total: int, current: str) -> None:
-            job.update(done / max(total, 1), Path(current).name[-60:])
-
-        build_dataset(data_dir, source, body.name, srs=body.srs, origin=body.origin,
-                      replace=body.replace, progress=progress, workers=1)
-
-
 @router.post("/api/v1/3d/builds", status_code=202,
              summary="构建三维数据集 / build a 3D dataset (registrar; job with progress)")
 def start_build(request: Request, body: BuildRequest,
@@ -204,10 +174,9 @@ def start_build(request: Request, body: BuildRequest,
     state = app_state(request)
     source = _source_path(request, body.source)
     with state.sync_pool.connection() as conn, conn.transaction():
-        job_id = create_job(conn, "3d_build", who.actor)
+        job_id = create_job(conn, "3d_build", who.actor, {**body.model_dump(),
+                                                          "source": str(source)})
         record_sync(request, who, "3d.build", body.name, 1, conn=conn)
-    state.job_pool.submit(_build_job, state.database_url, job_id, _data_dir(request), source,
-                          body)
     return {"job_id": str(job_id), "links": {
         "job": str(request.base_url).rstrip("/") + f"/api/v1/3d/jobs/{job_id}"}}
 

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auditing import record
 from api.auth import principal
+from api.httpcache import TILE_PRIVATE, TILE_PUBLIC, respond
 from api.state import app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
@@ -44,13 +45,6 @@ def _int(value: str, what: str) -> int:
         raise TileOutOfRange(message=f"{what} 应为整数 / {what} must be an integer") from None
 
 
-def _headers(etag: str, who: Principal) -> dict[str, str]:
-    cache = "public, max-age=300" if who.role is Role.PUBLIC else "private, max-age=60"
-    return {"ETag": etag, "Cache-Control": cache,
-            "Vary": "Authorization, X-API-Key, Accept-Encoding",
-            "Access-Control-Expose-Headers": "ETag"}
-
-
 def grants_cover(who: Principal, layers: tuple[Layer, ...]) -> bool:
     """Whether ``who``'s field grants (if any) include every non-public field its role sees."""
     if not who.fields:
@@ -68,20 +62,13 @@ def tile_fields(layer: Layer, who: Principal) -> tuple[LayerField, ...]:
     return layer.visible(who.role if grants_cover(who, (layer,)) else Role.PUBLIC)
 
 
-# (table, code column) whose features a layer shows; the code's first 6 digits are the county
-_SCOPE_TABLES = {"parcels": (("cad.parcel", "parcel_code"),),
-                 "buildings": (("cad.building", "building_code"),),
-                 "units": (("cad.unit", "unit_code"),),
-                 "boundary_points": (("cad.boundary_point", "parcel_code"),),
-                 "labels": (("cad.parcel", "parcel_code"), ("cad.building", "building_code"))}
-
-
 async def _all_in_scope(request: Request, who: Principal, layers: tuple[Layer, ...],
                         req: TileRequest) -> bool:
-    tables = dict.fromkeys(t for layer in layers for t in _SCOPE_TABLES[layer.name])
+    # the feature tables the layers show, each once, with their county code (layers.Layer.scope)
+    sources = dict.fromkeys(source for layer in layers for source in layer.scope)
     outside = " OR ".join(
-        f"EXISTS (SELECT 1 FROM {table} t, b WHERE t.valid_to IS NULL AND t.geom_3857 && b.qenv "
-        f"AND left(t.{code}, 6) <> ALL(%(counties)s))" for table, code in tables)
+        f"EXISTS (SELECT 1 FROM {s.table} t, b WHERE t.valid_to IS NULL AND t.geom_3857 && b.qenv "
+        f"AND {s.county('t')} <> ALL(%(counties)s))" for s in sources)
     sql = (f"WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => {BUFFER / EXTENT})"
            f" AS qenv) SELECT NOT ({outside})")
     async with app_state(request).pool.connection() as conn:
@@ -131,15 +118,10 @@ async def vector_tile(
         await record(request, who, "tiles.read",
                      f"{','.join(layer.name for layer in chosen)}/{req.z}/{req.x}/{req.y}"
                      f"{floor_note}", 0 if tile.empty else 1)
-    headers = _headers(tile.etag, who)
-    if request.headers.get("if-none-match") == tile.etag:
-        return Response(status_code=304, headers=headers)
-    if tile.empty:
-        return Response(status_code=204, headers=headers)
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(tile.data, media_type=MVT_TYPE, headers=headers)
-    return Response(gzip.decompress(tile.data), media_type=MVT_TYPE, headers=headers)
+    policy = TILE_PUBLIC if who.role is Role.PUBLIC else TILE_PRIVATE
+    data = tile.data
+    return respond(request, tile.etag, policy, MVT_TYPE, identity=lambda: gzip.decompress(data),
+                   gzipped=data, empty=tile.empty)
 
 
 @router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0")

@@ -8,21 +8,22 @@ a build, ``/`` answers with a page that says how to make one.
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 
+from api.httpcache import Policy, respond, strong_etag
+from api.security_headers import VIEWER_CSP
 from cadastre.errors import NotFound
 from cadastre.settings import PROJECT_ROOT
 
 router = APIRouter(include_in_schema=False)
 
 DIST = PROJECT_ROOT / "viewer" / "dist"
-IMMUTABLE = "public, max-age=31536000, immutable"
-REVALIDATE = "no-cache"
+IMMUTABLE = Policy("public, max-age=31536000, immutable")
+REVALIDATE = Policy("no-cache")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8", ".json": "application/json",
           ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml", ".wasm": "application/wasm",
@@ -38,12 +39,6 @@ def _media_type(path: Path) -> str:
         or "application/octet-stream"
 
 
-def _etag(path: Path) -> str:
-    st = path.stat()
-    raw = f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode()
-    return '"' + hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:20] + '"'
-
-
 def _resolve(folder: str, path: str) -> Path:
     """A file under ``dist/<folder>``; anything else (traversal, hidden, .gz asked for) is 404."""
     root = (DIST / folder).resolve()
@@ -57,19 +52,15 @@ def _resolve(folder: str, path: str) -> Path:
     return target
 
 
-def _send(request: Request, target: Path, cache_control: str) -> Response:
-    etag = _etag(target)
-    headers = {"Cache-Control": cache_control, "ETag": etag, "Vary": "Accept-Encoding",
-               "X-Content-Type-Options": "nosniff"}
-    inm = request.headers.get("if-none-match")
-    if inm and etag in {t.strip().removeprefix("W/") for t in inm.split(",")}:
-        return Response(status_code=304, headers=headers)
-    media_type = _media_type(target)
+def _send(request: Request, target: Path, caching: Policy) -> Response:
+    st = target.stat()
+    etag = strong_etag(target.name, str(st.st_size), str(st.st_mtime_ns))
     twin = target.with_name(target.name + ".gz")
-    if "gzip" in request.headers.get("accept-encoding", "") and twin.is_file():
-        headers["Content-Encoding"] = "gzip"
-        return FileResponse(twin, media_type=media_type, headers=headers)
-    return FileResponse(target, media_type=media_type, headers=headers)
+    response = respond(request, etag, caching, _media_type(target), target,
+                       twin if twin.is_file() else None)
+    if target.suffix == ".html":   # a viewer document: CesiumJS needs its policy
+        response.headers["Content-Security-Policy"] = VIEWER_CSP
+    return response
 
 
 @router.get("/")
@@ -77,7 +68,8 @@ def _send(request: Request, target: Path, cache_control: str) -> Response:
 def index(request: Request) -> Response:
     page = DIST / "index.html"
     if not page.is_file():
-        return HTMLResponse(_NOT_BUILT, status_code=503, headers={"Cache-Control": REVALIDATE})
+        return HTMLResponse(NOT_BUILT, status_code=503,
+                            headers={"Cache-Control": REVALIDATE.cache_control})
     return _send(request, page, REVALIDATE)
 
 
@@ -91,7 +83,8 @@ def scene_3d(request: Request) -> Response:
     target = f"/{info['app']}/3d.html"
     if request.url.query:
         target += "?" + request.url.query
-    return Response(status_code=307, headers={"Location": target, "Cache-Control": REVALIDATE})
+    return Response(status_code=307, headers={"Location": target,
+                                              "Cache-Control": REVALIDATE.cache_control})
 
 
 @router.get("/build.json")
@@ -109,7 +102,7 @@ def vendor_file(request: Request, path: str) -> Response:
     return _send(request, _resolve("vendor", path), IMMUTABLE)
 
 
-_NOT_BUILT = """<!doctype html>
+NOT_BUILT = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>地图客户端尚未构建 / viewer not built</title>

@@ -56,14 +56,6 @@ def _row_to_account(row: tuple) -> Account:
     return Account(row[0], row[1], row[2], Role(row[3]), tuple(row[4] or ()), row[5])
 
 
-def get_account(conn: psycopg.Connection, account_id: uuid.UUID) -> Account:
-    row = conn.execute("SELECT account_id, username, display_name, role, counties, disabled "
-                       "FROM auth.account WHERE account_id = %s", (account_id,)).fetchone()
-    if row is None:
-        raise NotFound("ACCOUNT_NOT_FOUND", "账户不存在 / no such account")
-    return _row_to_account(row)
-
-
 def list_accounts(conn: psycopg.Connection) -> list[Account]:
     rows = conn.execute("SELECT account_id, username, display_name, role, counties, disabled "
                         "FROM auth.account ORDER BY username").fetchall()
@@ -77,7 +69,7 @@ def authenticate(conn: psycopg.Connection, username: str, password: str) -> Acco
                        (username,)).fetchone()
     stored = row[6] if row else _DUMMY_HASH
     try:
-        ok = _hasher.verify(stored, password)
+        ok: bool = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or row is None or row[5]:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from cadastre.access.pii import token_key
-from cadastre.access.privacy import POLICY, Role, visible_fields
+from cadastre.access.privacy import POLICY, Role, grantable, visible_fields
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.settings import Settings
 
@@ -60,7 +60,8 @@ def key_hash(key: bytes, key_id: uuid.UUID, secret: str) -> bytes:
 def expand_fields(specs: Iterable[str]) -> tuple[str, ...]:
     """``entity.field`` grants, checked against the policy; ``entity.*`` = every field of the
     entity that departments may see. A field the policy hides from departments cannot be
-    granted (a key narrows the policy, it never widens it)."""
+    granted: a key narrows the policy, and opens only what the policy gives departments on
+    grant (a new holder's name and phone for utilities moving an account at a transfer)."""
     out: list[str] = []
     for raw in specs:
         spec = raw.strip()
@@ -74,7 +75,7 @@ def expand_fields(specs: Iterable[str]) -> tuple[str, ...]:
         for n in names:
             if n not in POLICY[entity]:
                 raise InvalidInput("API_KEY_FIELD", f"未知字段 / unknown field {spec!r}")
-            if n not in visible_fields(entity, KEY_ROLE):
+            if not grantable(entity, n, KEY_ROLE):
                 raise InvalidInput("API_KEY_FIELD", f"隐私策略不允许部门读取 {spec} / the privacy "
                                    "policy does not let departments read this field")
             if f"{entity}.{n}" not in out:
@@ -102,8 +103,11 @@ def _row(row: tuple) -> ApiKey:
 
 
 def create_key(conn: psycopg.Connection, key: bytes, name: str, counties: Iterable[str],
-               fields: Iterable[str], expires_days: int | None = None) -> tuple[ApiKey, str]:
-    """A new key and its token (the only time the secret exists outside the caller)."""
+               fields: Iterable[str], expires_days: int | None = None,
+               holder_hash: bytes | None = None) -> tuple[ApiKey, str]:
+    """A new key and its token (the only time the secret exists outside the caller).
+    ``holder_hash``: the keyed hash of the organisation the key acts for (a bank's 统一社会
+    信用代码): its events are then those of its own rights only."""
     if not _NAME.match(name):
         raise InvalidInput("API_KEY_NAME", "名称为 2–64 个字母、数字或 _.- / name: 2–64 letters, "
                            "digits, _ . -")
@@ -114,9 +118,10 @@ def create_key(conn: psycopg.Connection, key: bytes, name: str, counties: Iterab
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
     try:
         row = conn.execute(
-            f"INSERT INTO auth.api_key (key_id, name, key_hash, counties, fields, expires_at) "
-            f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLS}",
-            (key_id, name, key_hash(key, key_id, secret), list(cty), list(granted), expires),
+            f"INSERT INTO auth.api_key (key_id, name, key_hash, counties, fields, expires_at, "
+            f"holder_hash) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLS}",
+            (key_id, name, key_hash(key, key_id, secret), list(cty), list(granted), expires,
+             holder_hash),
         ).fetchone()
     except psycopg.errors.UniqueViolation as exc:
         raise InvalidInput("API_KEY_EXISTS",

@@ -24,8 +24,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from cadastre.access import lockout
 from cadastre.access.pii import PiiCipher, normalize
 from cadastre.audit import subject_hash
+from cadastre.codes import is_unit_code_with_fixture, parcel_code_of
 
 FAILURE_KIND = "owner_verify"
 HOLDER_KINDS = ("ownership", "land_use")     # rights whose 权利人 is an owner of the unit
@@ -57,12 +59,6 @@ def clean_input(value: object) -> str:
 
 
 @dataclass(frozen=True)
-class Limits:
-    max_failures: int = 5
-    window_minutes: int = 15
-
-
-@dataclass(frozen=True)
 class Claim:
     """What the caller claims. ``certificate_no`` for the name path, ``certificate_version``
     (decoded from a QR token, None when the token is bad) for the QR path."""
@@ -81,22 +77,6 @@ class Verification:
     retry_after: int = 0                  # locked: seconds until the lockout ends
 
 
-_LOCKED_FOR = """
-WITH f AS (
-    SELECT at, subject_hash = %(s)s AS by_subject,
-           coalesce(client_hash = %(c)s, false) AS by_client
-    FROM auth.failure
-    WHERE kind = %(kind)s AND at > now() - make_interval(mins => %(w)s)
-      AND (subject_hash = %(s)s OR client_hash = %(c)s)
-), s AS (
-    SELECT at FROM f WHERE by_subject ORDER BY at DESC OFFSET %(n)s - 1 LIMIT 1
-), c AS (
-    SELECT at FROM f WHERE by_client ORDER BY at DESC OFFSET %(n)s - 1 LIMIT 1
-)
-SELECT ceil(extract(epoch FROM greatest((SELECT at FROM s), (SELECT at FROM c))
-                    + make_interval(mins => %(w)s) - now()))::int
-"""
-
 # One statement for both paths: the person's current holdings, and whether the claim matches
 # one of them (name + certificate number, or the certificate version from a QR token).
 _MATCH = """
@@ -107,8 +87,8 @@ WITH me AS (
     SELECT r.unit_code, r.version_id, r.certificate_no, me.name_ok
     FROM me
     JOIN cad.right_party rp ON rp.party_id = me.party_id AND rp.role = 1
-    JOIN cad.right_record r ON r.version_id = rp.right_version_id
-    WHERE r.valid_to IS NULL AND r.status = 1 AND r.kind = ANY(%(kinds)s)
+    JOIN cad.right_current r ON r.version_id = rp.right_version_id
+    WHERE r.status = 1 AND r.kind = ANY(%(kinds)s)
 )
 SELECT coalesce(bool_or((name_ok AND certificate_no = %(cert)s) OR version_id = %(vid)s), false),
        coalesce(array_agg(DISTINCT unit_code ORDER BY unit_code), '{}')
@@ -117,47 +97,43 @@ FROM held
 
 
 def verify(conn: psycopg.Connection, cipher: PiiCipher, key: bytes, claim: Claim,
-           client_host: str | None, limits: Limits) -> Verification:
+           client_host: str | None, policy: lockout.Policy) -> Verification:
     """Check ``claim`` (same work on every failing path), record a failure, honour lockouts.
 
     Runs in the caller's transaction (or its own); the caller appends the audit row to the same
     transaction."""
     subject = pseudonym(key, claim.id_number)
-    subject_b = bytes.fromhex(subject)
-    client_b = bytes.fromhex(client_pseudonym(key, client_host)) if client_host else None
+    attempt = lockout.Attempt(
+        FAILURE_KIND, bytes.fromhex(subject),
+        bytes.fromhex(client_pseudonym(key, client_host)) if client_host else None)
     id_hash = cipher.lookup_hash(claim.id_number)
     name_hash = cipher.lookup_hash(claim.name) if claim.name is not None else None
     cert = normalize_certificate(claim.certificate_no) if claim.certificate_no else None
     with conn.transaction():
         # one verification per identity at a time, so concurrent guesses cannot overrun the limit
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
-                      (_LOCK_NS, int.from_bytes(subject_b[:4], "big", signed=True)))
-        row = conn.execute(_LOCKED_FOR, {"s": subject_b, "c": client_b, "kind": FAILURE_KIND,
-                                         "w": limits.window_minutes,
-                                         "n": limits.max_failures}).fetchone()
-        if row is not None and row[0] is not None and row[0] > 0:
-            return Verification("locked", subject, (), int(row[0]))
+                     (_LOCK_NS, int.from_bytes(attempt.subject[:4], "big", signed=True)))
+        wait = lockout.seconds_locked(conn, attempt, policy)
+        if wait > 0:
+            return Verification("locked", subject, (), wait)
         match = conn.execute(_MATCH, {"id": id_hash, "name": name_hash, "cert": cert,
                                       "vid": claim.certificate_version,
                                       "kinds": list(HOLDER_KINDS)}).fetchone()
         ok, units = match if match is not None else (False, [])
         if not ok:
-            conn.execute("INSERT INTO auth.failure (kind, subject_hash, client_hash) "
-                         "VALUES (%s, %s, %s)", (FAILURE_KIND, subject_b, client_b))
+            lockout.record_failure(conn, attempt)
             return Verification("failed", subject)
-        # a success forgets the identity's failures (not the client address's)
-        conn.execute("DELETE FROM auth.failure WHERE kind = %s AND subject_hash = %s",
-                     (FAILURE_KIND, subject_b))
+        lockout.clear(conn, attempt)   # a success forgets the identity's failures, not the client's
     return Verification("ok", subject, tuple(units))
 
 
 # ------------------------------------------------------------------ holdings
 _HOLDERS = """
 SELECT DISTINCT r.unit_code, p.id_number_enc
-FROM cad.right_record r
+FROM cad.right_current r
 JOIN cad.right_party rp ON rp.right_version_id = r.version_id AND rp.role = 1
 JOIN pii.party p ON p.party_id = rp.party_id
-WHERE r.unit_code = ANY(%s) AND r.valid_to IS NULL AND r.status = 1 AND r.kind = ANY(%s)
+WHERE r.unit_code = ANY(%s) AND r.status = 1 AND r.kind = ANY(%s)
 """
 
 
@@ -177,7 +153,7 @@ def current_holdings(conn: psycopg.Connection, cipher: PiiCipher, key: bytes, su
 
 def is_land_unit(unit_code: str) -> bool:
     """A land-only unit (定着物特征码 W): the parcel itself, no building or floors."""
-    return len(unit_code) == 28 and unit_code[19] == "W"
+    return is_unit_code_with_fixture(unit_code, "W")
 
 
 # ------------------------------------------------------------------ records
@@ -203,20 +179,20 @@ SELECT u.feature_id::text AS id, u.unit_code, u.building_code, u.parcel_code, u.
        u.floor_count, u.room_no, u.seat, u.use, u.house_type, u.house_nature, u.layout,
        u.building_area, u.inner_area, u.shared_area, u.shared_coefficient, u.base_elevation,
        u.height, s.registration_status, u.valid_from
-FROM cad.unit u LEFT JOIN cad.unit_status s USING (unit_code)
-WHERE u.unit_code = ANY(%s) AND u.valid_to IS NULL
+FROM cad.unit_current u LEFT JOIN cad.unit_status s USING (unit_code)
+WHERE u.unit_code = ANY(%s)
 """
 _PARCELS = """
 SELECT feature_id::text AS id, parcel_code, seat, compound_name, land_use, right_type,
        registered_area, neighbour_north, neighbour_east, neighbour_south, neighbour_west,
        map_sheet, valid_from
-FROM cad.parcel WHERE parcel_code = ANY(%s) AND valid_to IS NULL
+FROM cad.parcel_current WHERE parcel_code = ANY(%s)
 """
 _BUILDING = """
 SELECT feature_id::text AS id, building_code, parcel_code, name, project_name, floors_total,
        floors_above, floors_below, height, structure, planned_use, completion_date, floor_area,
        footprint_area
-FROM cad.building WHERE building_code = %s AND valid_to IS NULL
+FROM cad.building_current WHERE building_code = %s
 """
 _STATUS = """
 SELECT unit_code, mortgaged, seized, pre_noticed, objected
@@ -226,8 +202,8 @@ _RIGHTS = """
 SELECT version_id, right_id::text AS id, kind, unit_code, status, registration_type, right_type,
        registration_reason, business_no, certificate_no, registry_office, registered_at,
        right_start, right_end, valid_from
-FROM cad.right_record
-WHERE unit_code = ANY(%s) AND valid_to IS NULL AND status = 1 AND kind <> 'cancellation'
+FROM cad.right_current
+WHERE unit_code = ANY(%s) AND status = 1 AND kind <> 'cancellation'
 ORDER BY unit_code, registered_at, version_id
 """
 # kind → detail table query (identifiers from this catalogue only)
@@ -337,14 +313,14 @@ def unit_records(conn: psycopg.Connection, cipher: PiiCipher, unit_codes: Iterab
         return []
     units = {r["unit_code"]: r for r in _rows(conn, _UNITS, (codes,))}
     parcels = {r["parcel_code"]: r for r in _rows(conn, _PARCELS,
-                                                  (sorted({c[:19] for c in codes}),))}
+                                                  (sorted({parcel_code_of(c) for c in codes}),))}
     status = {r.pop("unit_code"): r for r in _rows(conn, _STATUS, (codes,))}
     rights = _rights(conn, cipher, codes, details)
     out = []
     for code in codes:
         land = is_land_unit(code)
         unit = units.get(code)
-        parcel = parcels.get(code[:19])
+        parcel = parcels.get(parcel_code_of(code))
         if (unit is None and not land) or (land and parcel is None):
             continue   # retired since the token was issued
         building = None
@@ -363,8 +339,8 @@ def unit_record(conn: psycopg.Connection, cipher: PiiCipher, unit_code: str
 
 
 _HOLDER_RIGHT = """
-SELECT version_id FROM cad.right_record
-WHERE unit_code = %s AND valid_to IS NULL AND status = 1 AND kind = ANY(%s)
+SELECT version_id FROM cad.right_current
+WHERE unit_code = %s AND status = 1 AND kind = ANY(%s)
   AND certificate_no IS NOT NULL
 ORDER BY registered_at DESC, version_id DESC LIMIT 1
 """
@@ -400,6 +376,6 @@ def check_certificate(conn: psycopg.Connection, version_id: int | None) -> Certi
         return CertificateCheck("unknown")
     unit_code, _kind, current = row
     units = _rows(conn, _UNITS, ([unit_code],))
-    parcels = _rows(conn, _PARCELS, ([unit_code[:19]],))
+    parcels = _rows(conn, _PARCELS, ([parcel_code_of(unit_code)],))
     return CertificateCheck("valid" if current else "superseded", unit_code,
                             units[0] if units else None, parcels[0] if parcels else None)

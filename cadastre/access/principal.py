@@ -13,6 +13,7 @@ from typing import Any
 
 from cadastre.access import privacy
 from cadastre.access.privacy import Role
+from cadastre.codes import county_of
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Principal:
 
     def in_scope(self, code: str | None) -> bool:
         """County scope of staff accounts and keys (empty = everywhere); code = any unit code."""
-        return not self.counties or (code is not None and code[:6] in self.counties)
+        return not self.counties or (code is not None and county_of(code) in self.counties)
 
     @property
     def audience(self) -> str:
@@ -50,7 +51,7 @@ PUBLIC = Principal(Role.PUBLIC)
 def view(who: Principal, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
     """``record`` as ``who`` may see it: the privacy policy for their role, narrowed further to
     the fields an API key was granted. Every route returns records through this."""
-    out = privacy.apply(entity, who.role, record)
+    out = privacy.apply(entity, who.role, record, who.fields)
     if who.fields:
         out = {k: v for k, v in out.items() if f"{entity}.{k}" in who.fields}
     return out

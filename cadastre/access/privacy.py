@@ -10,8 +10,8 @@ parties (利害关系人) also see encumbrance status; owners see their own righ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -76,19 +76,27 @@ Masker = Callable[[Any], Any]
 class FieldRule:
     access: Mapping[Role, Access]
     masker: Masker | None = None
+    # what a role may see when the caller's grant names the field (API keys of departments
+    # with a legal basis, e.g. utilities moving an account at a transfer: 水电气联动过户)
+    on_grant: Mapping[Role, Access] = field(default_factory=dict)
+
+    def for_role(self, role: Role, granted: bool = False) -> Access | None:
+        if granted and role in self.on_grant:
+            return self.on_grant[role]
+        return self.access.get(role)
 
 
 _ALL = tuple(Role)
 _STAFF = (Role.REGISTRAR,)
 
 
-def _rule(full: Iterable[Role], masked: Iterable[Role] = (), masker: Masker | None = None
-          ) -> FieldRule:
+def _rule(full: Iterable[Role], masked: Iterable[Role] = (), masker: Masker | None = None,
+          full_on_grant: Iterable[Role] = ()) -> FieldRule:
     access = {r: Access.FULL for r in full}
     access.update({r: Access.MASKED for r in masked})
     if masked and masker is None:
         raise ValueError("a masked field needs a masker")
-    return FieldRule(access, masker)
+    return FieldRule(access, masker, {r: Access.FULL for r in full_on_grant})
 
 
 NATURAL = _rule(_ALL)                                   # 自然状况: everyone
@@ -137,6 +145,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "shared_coefficient": NATURAL, "base_elevation": NATURAL, "height": NATURAL,
         "registration_status": NATURAL, "valid_from": NATURAL, "valid_to": NATURAL,
         "use_label": NATURAL, "registration_status_label": NATURAL, "floor_label": NATURAL,
+        "house_type_label": NATURAL, "house_nature_label": NATURAL,
         "floor_span": NATURAL,   # [lowest, highest] floor of a unit over several floors
         # encumbrance status (限制/提示事项): not for the anonymous public
         "mortgaged": ENCUMBRANCE, "seized": ENCUMBRANCE, "pre_noticed": ENCUMBRANCE,
@@ -165,12 +174,16 @@ POLICY: dict[str, dict[str, FieldRule]] = {
     "party": {
         "id": STAFF_ONLY,
         "party_type": _rule((Role.OWNER, Role.REGISTRAR)),
-        "name": _rule((Role.OWNER, Role.REGISTRAR), (Role.DEPARTMENT,), mask_name),
+        "name": _rule((Role.OWNER, Role.REGISTRAR), (Role.DEPARTMENT,), mask_name,
+                      full_on_grant=(Role.DEPARTMENT,)),
         "id_type": _rule((Role.OWNER, Role.REGISTRAR)),
         "id_number": _rule((Role.REGISTRAR,), (Role.OWNER, Role.DEPARTMENT), mask_id_number),
-        "phone": _rule((Role.REGISTRAR,), (Role.OWNER,), mask_phone),
+        "phone": _rule((Role.REGISTRAR,), (Role.OWNER,), mask_phone,
+                       full_on_grant=(Role.DEPARTMENT,)),
         "address": STAFF_ONLY,
-        "role": _rule((Role.OWNER, Role.REGISTRAR)),
+        "role": _rule((Role.OWNER, Role.REGISTRAR, Role.DEPARTMENT)),   # 权利人/义务人
+        "case_role": STAFF_ONLY,     # 申请人/权利人/义务人 of a registration case
+        "seq": STAFF_ONLY,
         "share": _rule((Role.OWNER, Role.REGISTRAR)),
         "co_ownership": _rule((Role.OWNER, Role.REGISTRAR)),
         "party_type_label": _rule((Role.OWNER, Role.REGISTRAR)),
@@ -197,6 +210,21 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "right_kind": ENCUMBRANCE, "right_type": ENCUMBRANCE,
         "revoked_reason": STAFF_ONLY, "prepared_by": STAFF_ONLY, "issued_by": STAFF_ONLY,
         "right_version_id": STAFF_ONLY,
+    },
+    # registration cases (办件): the public progress query (一号查询, with the query code) shows
+    # the case's progress only; everything else is for registry staff
+    "case": {
+        **{f: NATURAL for f in ("case_no", "business_type_label", "stage", "stage_label",
+                                "applied_at", "accepted_at", "promised_due_date", "light",
+                                "light_label", "paused", "registered_at", "closed_at",
+                                "calendar_warning")},
+        **{f: STAFF_ONLY for f in (
+            "county_code", "business_type", "channel", "unit_codes", "yellow_at", "due_at",
+            "statutory_due_at", "paused_since", "calendar_incomplete", "assignee",
+            "certificate_no", "working_days_used", "statutory_overdue", "remaining_workdays",
+            "target_right_id", "request", "reason", "promised_days", "statutory_days",
+            "start_day", "paused_days", "change_id", "created_by", "transitions", "reviews",
+            "pauses", "materials")},
     },
     # kind-specific details of a right (cad.*_detail tables): the right holder and the registry
     "right_detail": {
@@ -227,6 +255,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "cancelled_right_id": _OWN_DETAIL, "reason": _OWN_DETAIL,
         # labels (cadastre.labels)
         "house_use_label": _OWN_DETAIL, "structure_label": _OWN_DETAIL,
+        "house_nature_label": _OWN_DETAIL,
         "mortgage_type_label": _OWN_DETAIL, "property_kind_label": _OWN_DETAIL,
         "notice_kind_label": _OWN_DETAIL, "seizure_type_label": _OWN_DETAIL,
     },
@@ -240,21 +269,31 @@ def _entity(entity: str) -> dict[str, FieldRule]:
         raise KeyError(f"no privacy policy for entity {entity!r}") from None
 
 
-def access(entity: str, field: str, role: Role) -> Access | None:
-    """How ``role`` may see ``entity.field``; None = not at all (also for unknown fields)."""
+def access(entity: str, field: str, role: Role, grants: Collection[str] = ()) -> Access | None:
+    """How ``role`` may see ``entity.field``; None = not at all (also for unknown fields).
+    ``grants``: the caller's ``entity.field`` grants (API keys), which may open a field the
+    policy lets that role have on grant."""
     rule = _entity(entity).get(field)
-    return rule.access.get(role) if rule else None
+    return rule.for_role(role, f"{entity}.{field}" in grants) if rule else None
 
 
-def visible_fields(entity: str, role: Role, candidates: Iterable[str] | None = None
-                   ) -> tuple[str, ...]:
+def visible_fields(entity: str, role: Role, candidates: Iterable[str] | None = None,
+                   grants: Collection[str] = ()) -> tuple[str, ...]:
     """Fields of ``entity`` that ``role`` may receive (in ``candidates`` order if given)."""
     rules = _entity(entity)
     names = list(candidates) if candidates is not None else list(rules)
-    return tuple(n for n in names if n in rules and role in rules[n].access)
+    return tuple(n for n in names if n in rules
+                 and rules[n].for_role(role, f"{entity}.{n}" in grants) is not None)
 
 
-def apply(entity: str, role: Role, record: Mapping[str, Any]) -> dict[str, Any]:
+def grantable(entity: str, field: str, role: Role) -> bool:
+    """Whether a grant of ``entity.field`` gives ``role`` anything (by default or on grant)."""
+    rule = _entity(entity).get(field)
+    return rule is not None and (role in rule.access or role in rule.on_grant)
+
+
+def apply(entity: str, role: Role, record: Mapping[str, Any],
+          grants: Collection[str] = ()) -> dict[str, Any]:
     """The record as ``role`` may see it: unknown or forbidden fields dropped, masks applied."""
     rules = _entity(entity)
     out: dict[str, Any] = {}
@@ -262,7 +301,7 @@ def apply(entity: str, role: Role, record: Mapping[str, Any]) -> dict[str, Any]:
         rule = rules.get(key)
         if rule is None:
             continue
-        how = rule.access.get(role)
+        how = rule.for_role(role, bool(grants) and f"{entity}.{key}" in grants)
         if how is Access.FULL:
             out[key] = value
         elif how is Access.MASKED:
@@ -280,6 +319,8 @@ def policy_table() -> list[dict[str, str]]:
             for role in Role:
                 how = rule.access.get(role)
                 row[role.value] = how.value if how else "-"
+                if role in rule.on_grant:
+                    row[role.value] += f" ({rule.on_grant[role].value} if granted)"
             rows.append(row)
     return rows
 

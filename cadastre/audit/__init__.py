@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-_LOCK = 0x6361_6461  # pg_advisory_xact_lock key: one writer at a time extends the chain
+LOCK = 0x6361_6461  # pg_advisory_xact_lock key: one writer at a time extends the chain
 GENESIS = b"\x00" * 32
 FIELDS = ("actor", "role", "action", "target", "purpose", "case_ref", "result_count", "outcome",
           "client")
@@ -72,7 +72,7 @@ def _row(seq: int, at: datetime, entry: Entry, prev: bytes, digest: bytes) -> tu
 def append(conn: psycopg.Connection, key: bytes, entry: Entry) -> int:
     """Append ``entry`` in the caller's transaction (or its own when autocommit); its seq."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
         head = conn.execute(_HEAD).fetchone()
         seq, prev = (head[0] + 1, bytes(head[1])) if head else (1, GENESIS)
         at = datetime.now(UTC)
@@ -84,7 +84,7 @@ def append(conn: psycopg.Connection, key: bytes, entry: Entry) -> int:
 async def append_async(conn: psycopg.AsyncConnection, key: bytes, entry: Entry) -> int:
     """``append`` for the API's async pool."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
         cur = await conn.execute(_HEAD)
         head = await cur.fetchone()
         seq, prev = (head[0] + 1, bytes(head[1])) if head else (1, GENESIS)

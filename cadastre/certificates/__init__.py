@@ -39,7 +39,8 @@ today=None) -> CertificateRecord``
 
 ``reserve_number(conn, office, kind, year)`` (``cadastre.certificates.numbers``)
     The next free number of a series (per province, city, kind and year), unique against every
-    number in the register; ``office_for(conn, county_code, settings.certificates)`` names it.
+    number in the register; ``office_for(conn, county_code, settings)`` names it (one numbering
+    with the cases' 登簿: ``cadastre.cases.numbers``).
 
 ``electronic_copy`` (prepare + issue in one step) makes the electronic version of a certificate
 registered before (the demo's rights); ``issue_query_result`` a signed query result for a unit.

@@ -85,8 +85,7 @@ def _read(conn: psycopg.Connection, ctx: IssuingContext, versions: Sequence[int]
     today = conn.execute("SELECT current_date").fetchone()[0]  # type: ignore[index]
     for version in versions:
         try:
-            content = records.load(conn, ctx.cipher, version,
-                                   ctx.settings.certificates.office_name)
+            content = records.load(conn, ctx.cipher, version, ctx.settings)
             parcel, floor = ctx.annexes.annexes(conn, content, today)
             out.append(_Read(version, content, parcel, floor))
         except CadastreError as exc:
@@ -152,8 +151,7 @@ def _claim_chunk(conn: psycopg.Connection, ctx: IssuingContext, pool: Executor,
                 result.skipped.append((item.version, exc.code))
                 continue
             parts = DocumentParts(item.content, taken.identity, taken.issued, taken.remark,
-                                  item.parcel_html, item.floor_body,
-                                  ctx.settings.certificates.city_name)
+                                  item.parcel_html, item.floor_body, taken.location)
             started.append((item, taken, pool.submit(compose, parts)))
     return started
 

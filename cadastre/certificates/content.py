@@ -19,8 +19,10 @@ from psycopg.rows import dict_row
 
 from cadastre import labels
 from cadastre.access.pii import PiiCipher
+from cadastre.certificates.numbers import office_for
 from cadastre.certificates.record import CertificateContent, area, day, money, term
 from cadastre.errors import InvalidInput, NotFound
+from cadastre.settings import Settings
 
 __all__ = ["CERTIFICATE_KINDS", "PROOF_KINDS", "CertificateContent", "area", "day", "load",
            "money", "term"]
@@ -92,8 +94,9 @@ def _co_ownership(parties: list[dict[str, Any]], cipher: PiiCipher) -> str:
 
 # ------------------------------------------------------------------ the record of a right
 def load(conn: psycopg.Connection, cipher: PiiCipher, right_version_id: int,
-         default_office: str) -> CertificateContent:
-    """The certificate or proof record of a current right version."""
+         settings: Settings) -> CertificateContent:
+    """The certificate or proof record of a current right version. The office is the one the
+    right names (登记机构), else the unit's county office (``reg.office``, the cases' settings)."""
     right = _one(conn, _RIGHT, (right_version_id,))
     if not right:
         raise NotFound("RIGHT_NOT_FOUND", "无此权利 / no such right version")
@@ -116,7 +119,7 @@ def load(conn: psycopg.Connection, cipher: PiiCipher, right_version_id: int,
     content = CertificateContent(
         "certificate" if kind in CERTIFICATE_KINDS else "proof", unit_code, right_version_id,
         str(right["right_id"]), right["business_no"],
-        right["registry_office"] or default_office, house)
+        right["registry_office"] or office_for(conn, unit_code[:6], settings).name, house)
     rec = content.record
     rec.update(unit_code=unit_code, seat=(unit or parcel).get("seat") or "",
                business_no=right["business_no"] or "", registered_at=day(right["registered_at"]),

@@ -82,8 +82,7 @@ def number_for(conn: psycopg.Connection, ctx: IssuingContext, right_version_id: 
     registered, unit_code = row
     if registered and store.by_number(conn, registered) is None:
         return str(registered)
-    number = reserve_number(conn, office_for(conn, unit_code[:6], ctx.settings.certificates),
-                            kind, year)
+    number = reserve_number(conn, office_for(conn, unit_code[:6], ctx.settings), kind, year)
     conn.execute("UPDATE cad.right_record SET certificate_no = %s WHERE version_id = %s",
                  (number, right_version_id))
     return number
@@ -100,6 +99,7 @@ class Claim:
     issued: date
     business_no: str | None
     remark: tuple[str, ...]
+    location: str                 # the office's city: the signature's /Location
 
 
 def claim(conn: psycopg.Connection, ctx: IssuingContext, content: records.CertificateContent,
@@ -123,13 +123,14 @@ def claim(conn: psycopg.Connection, ctx: IssuingContext, content: records.Certif
     lines = ([f"业务号：{business}"] if business else []) + [x for x in remark if x]
     who = identity(ctx.cipher.lookup_key, ctx.settings.public_url,
                    store.next_serial(conn), number)
-    return Claim(content, who, issued, business, tuple(lines))
+    city = office_for(conn, content.unit_code[:6], ctx.settings).city_name
+    return Claim(content, who, issued, business, tuple(lines), city)
 
 
 def parts_for(conn: psycopg.Connection, ctx: IssuingContext, taken: Claim) -> DocumentParts:
     parcel, floor = ctx.annexes.annexes(conn, taken.content, taken.issued)
     return DocumentParts(taken.content, taken.identity, taken.issued, taken.remark, parcel,
-                         floor, ctx.settings.certificates.city_name)
+                         floor, taken.location)
 
 
 def store_signed(conn: psycopg.Connection, ctx: IssuingContext, taken: Claim,
@@ -152,8 +153,7 @@ def prepare_certificate(conn: psycopg.Connection, ctx: IssuingContext, right_ver
     """缮证: render and sign the certificate (ownership, land use) or proof (mortgage,
     pre-notice, objection, easement, seizure) of a current right version; status 'prepared'."""
     with conn.transaction():
-        content = records.load(conn, ctx.cipher, right_version_id,
-                               ctx.settings.certificates.office_name)
+        content = records.load(conn, ctx.cipher, right_version_id, ctx.settings)
         taken = claim(conn, ctx, content, business_no=business_no, remark=remark, today=today)
         signed = ctx.composer.compose(parts_for(conn, ctx, taken))
         return store_signed(conn, ctx, taken, signed, actor)
@@ -197,13 +197,12 @@ def issue_query_result(conn: psycopg.Connection, ctx: IssuingContext, unit_code:
     register at the moment it was made)."""
     with conn.transaction():
         at = _now(conn)
-        cfg = ctx.settings.certificates
-        content = query_result.load(conn, ctx.cipher, unit_code, at, cfg.office_name)
-        number = reserve_number(conn, office_for(conn, unit_code[:6], cfg), "query_result",
-                                at.year)
+        off = office_for(conn, unit_code[:6], ctx.settings)
+        content = query_result.load(conn, ctx.cipher, unit_code, at, ctx.settings)
+        number = reserve_number(conn, off, "query_result", at.year)
         who = identity(ctx.cipher.lookup_key, ctx.settings.public_url, store.next_serial(conn),
                        number)
-        taken = Claim(content, who, at.date(), None, ())
+        taken = Claim(content, who, at.date(), None, (), off.city_name)
         rec = store_signed(conn, ctx, taken, ctx.composer.compose(parts_for(conn, ctx, taken)),
                            actor, at)
         store.mark_issued(conn, rec.certificate_id, actor, at)

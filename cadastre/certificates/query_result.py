@@ -14,7 +14,9 @@ import psycopg
 from cadastre import labels
 from cadastre.access.pii import PiiCipher
 from cadastre.certificates import content as records
+from cadastre.certificates.numbers import office_for
 from cadastre.errors import NotFound
+from cadastre.settings import Settings
 
 _RIGHTS = """
 SELECT version_id, kind, certificate_no FROM cad.right_record
@@ -27,7 +29,7 @@ _PARCEL = ("SELECT seat, land_use, registered_area FROM cad.parcel WHERE parcel_
 
 
 def load(conn: psycopg.Connection, cipher: PiiCipher, unit_code: str, as_of: datetime,
-         default_office: str) -> records.CertificateContent:
+         settings: Settings) -> records.CertificateContent:
     house = unit_code[19] != "W"
     unit = conn.execute(_UNIT, (unit_code,)).fetchone() if house else None
     parcel = conn.execute(_PARCEL, (unit_code[:19],)).fetchone()
@@ -36,9 +38,9 @@ def load(conn: psycopg.Connection, cipher: PiiCipher, unit_code: str, as_of: dat
     rights = conn.execute(_RIGHTS, (unit_code, list(records.CERTIFICATE_KINDS
                                                     + records.PROOF_KINDS))).fetchall()
     holding: tuple[list[list[str]], ...] = ([], [], [])    # 权利状况, 抵押权, 限制状况
-    office = default_office
+    office = office_for(conn, unit_code[:6], settings).name
     for version_id, kind, number in rights:
-        doc = records.load(conn, cipher, version_id, default_office)
+        doc = records.load(conn, cipher, version_id, settings)
         rec = doc.record
         office = doc.registry_office
         if doc.kind == "certificate":

@@ -159,7 +159,7 @@ def signing_files(settings: Settings) -> SigningFiles:
                       if cfg.signing_key_passphrase else None)
         return SigningFiles(cfg.signing_key, cfg.signing_cert, tuple(cfg.signing_chain),
                             tuple(cfg.trust_roots), passphrase)
-    folder = ensure_local_ca(settings.data_dir, cfg.office_name)
+    folder = ensure_local_ca(settings.data_dir, settings.cases.office_name)
     return SigningFiles(folder / "office-key.pem", folder / "office.pem", (folder / "ca.pem",),
                         (folder / "ca.pem", *cfg.trust_roots))
 

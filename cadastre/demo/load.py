@@ -110,6 +110,13 @@ def _multi(poly: Polygon) -> MultiPolygon:
     return MultiPolygon([poly])
 
 
+def _map_sheet(poly: Polygon) -> str:
+    """A 1:500 map sheet number (图幅号) from the polygon's centroid."""
+    row = (int(poly.centroid.y) // 500) % 1000
+    col = (int(poly.centroid.x) // 500) % 1000
+    return f"H51G{row:03d}{col:03d}"
+
+
 def _fid(kind: str, key: str) -> uuid.UUID:
     return uuid.uuid5(DEMO_NS, f"{kind}:{key}")
 
@@ -201,6 +208,7 @@ class DemoLoader:
         self.w = _Writer(cur, cipher)
         self.stats = DemoStats()
         self._defects_planted = False
+        self._defect_block: list[ParcelPlan] | None = None
         self._easements = 0
 
     # ------------------------------------------------------------------ run
@@ -271,7 +279,7 @@ class DemoLoader:
             p_from = split_dates.get(i) or self._parcel_start(p)
             area = round(_shift(p.polygon).area, 2)
             registered = area
-            if getattr(self, "_defect_block", None) is parcels and i == 6:
+            if self._defect_block is parcels and i == 6:
                 registered = round(area * 1.12, 2)
             self._write_parcel(code, p.polygon, p.seat, p.compound_name, p.land_use,
                                p.neighbours, p_from, None, registered)
@@ -280,7 +288,7 @@ class DemoLoader:
                 self._rights_for_parcel(p, code, p_from, area)
             for b in p.buildings:
                 self._write_building(p, code, b, p_from)
-        for r, code, _born, split in retired_codes:
+        for r, code, _born, _split in retired_codes:
             for i in r.children:
                 child = _parcel_code(parcels[i].district, parcels[i].subdistrict,
                                      parcels[i].sequence)
@@ -288,7 +296,7 @@ class DemoLoader:
                                            "event", "change_id"),
                            ("parcel", _fid("parcel", code), _fid("parcel", child), "split",
                             self.change_id))
-        if getattr(self, "_defect_block", None) is parcels:
+        if self._defect_block is parcels:
             codes = [_parcel_code(p.district, p.subdistrict, p.sequence) for p in parcels]
             for kind, (i, j, measure) in self._defects.items():
                 pair = [codes[i]] if i == j else [codes[i], codes[j]]
@@ -324,7 +332,7 @@ class DemoLoader:
             fid, code, seat, compound, land_use, 3, 101 if land_use in ("0810", "08H2") else 102,
             area,
             nb.get("north"), nb.get("east"), nb.get("south"), nb.get("west"),
-            f"H51G{(int(poly.centroid.y) // 500) % 1000:03d}{(int(poly.centroid.x) // 500) % 1000:03d}",
+            _map_sheet(poly),
             SRID, _ewkb(_multi(poly)), vfrom, vto, self.change_id, retired_by))
         ring = ring_points(poly)
         for k, (x, y) in enumerate(ring, start=1):
@@ -369,12 +377,13 @@ class DemoLoader:
         unit_wkb = _unit_wkb(b.units)
         for u, geom_hex in zip(b.units, unit_wkb, strict=True):
             ucode = f"{bcode}{u.house_no:04d}"
+            room = u.room_no if u.room_no != "全幢" else ""
             seat = (f"{p.compound_name}{b.building_no}幢{u.room_no}室" if p.compound_name
-                    and p.kind == "residential" else f"{p.seat}{u.room_no if u.room_no != '全幢' else ''}")
+                    and p.kind == "residential" else f"{p.seat}{room}")
             coef = round(u.shared_area / u.inner_area, 6) if u.inner_area else 0
             self.w.add("cad.unit", UNIT_COLS, (
                 _fid("h", ucode), ucode, u.floor_no, u.floor_count, u.room_no, seat, u.use,
-                1, 1, "三室两厅" if u.use == "11" and u.building_area > 110 else None,
+                1, 0, "三室两厅" if u.use == "11" and u.building_area > 110 else None,
                 u.building_area, u.inner_area, u.shared_area, coef, None, u.base_elevation,
                 u.height, SRID, geom_hex, vfrom, self.change_id))
             self.stats.units += 1

@@ -36,7 +36,8 @@ BANKS = ("中国工商银行股份有限公司杭州西湖支行", "中国建设
          "招商银行股份有限公司杭州分行", "杭州银行股份有限公司西湖支行",
          "浙江杭州余杭农村商业银行股份有限公司")
 DEVELOPER_WORDS = ("绿城", "滨江", "万科", "金地", "中天", "坤和", "龙湖", "融信", "德信", "大家")
-COURTS = ("杭州市西湖区人民法院", "杭州市中级人民法院", "杭州市拱墅区人民法院", "杭州市上城区人民法院")
+COURTS = ("杭州市西湖区人民法院", "杭州市中级人民法院", "杭州市拱墅区人民法院",
+          "杭州市上城区人民法院")
 
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
@@ -101,4 +102,5 @@ class PeopleFactory:
         return Person(party_type, 8, name, code, phone, self._address())
 
     def developer_name(self, n: int) -> str:
-        return f"杭州{DEVELOPER_WORDS[n % len(DEVELOPER_WORDS)]}房地产开发有限公司{'' if n < 10 else n}"
+        word = DEVELOPER_WORDS[n % len(DEVELOPER_WORDS)]
+        return f"杭州{word}房地产开发有限公司{'' if n < 10 else n}"

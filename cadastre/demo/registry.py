@@ -201,7 +201,8 @@ class RegistryBuilder:
             vid3 = self._right("seizure", unit_code, 800, 99, "财产保全", d, None, None, d,
                                date(d.year + 3, d.month, min(d.day, 28)))
             self.sink.seizure.append((vid3, rng.choice(COURTS), rng.choice((1, 1, 2, 5)),
-                                      "民事裁定书", f"({d.year})浙0106民初{rng.randrange(1000, 9999)}号",
+                                      "民事裁定书",
+                                      f"({d.year})浙0106民初{rng.randrange(1000, 9999)}号",
                                       d, date(d.year + 3, d.month, min(d.day, 28)),
                                       "该不动产全部", None, None))
         if rng.random() < 0.0015:
@@ -215,7 +216,7 @@ class RegistryBuilder:
                           floors_total: int, area: float, inner: float, shared: float,
                           d: date) -> None:
         price = round(area * self.rng.uniform(1.2, 5.5), 2)
-        self.sink.ownership.append((vid, None, None, price, use, 1, structure, floor_label,
+        self.sink.ownership.append((vid, None, None, price, use, 0, structure, floor_label,
                                     floors_total, area, inner, shared, None))
 
     def _mortgages(self, unit_code: str, owners: list[uuid.UUID], start: date,

@@ -37,21 +37,21 @@ MAX_FLOORS = 12   # pages per document (a whole-building unit of a tall building
 _UNIT = """
 SELECT unit_code, building_code, parcel_code, floor_no, floor_count, room_no, seat, use,
        layout, building_area, inner_area, shared_area, shared_coefficient, srid
-FROM cad.unit WHERE unit_code = %s AND valid_to IS NULL
+FROM cad.unit_current WHERE unit_code = %s
 """
 _BUILDING = """
 SELECT building_code, name, floors_total, floors_above, floors_below, structure, planned_use
-FROM cad.building WHERE building_code = %s AND valid_to IS NULL
+FROM cad.building_current WHERE building_code = %s
 """
 _FLOORS = """
 SELECT floor_no, floor_label, floor_area, ST_AsBinary(geom)
-FROM cad.floor WHERE building_code = %s AND valid_to IS NULL AND floor_no = ANY(%s)
+FROM cad.floor_current WHERE building_code = %s AND floor_no = ANY(%s)
 """
 _FLOOR_UNITS = """
 SELECT unit_code, floor_no, floor_count, room_no, use, building_area, inner_area, shared_area,
        shared_coefficient, ST_AsBinary(geom)
-FROM cad.unit
-WHERE building_code = %s AND valid_to IS NULL AND floor_no <= %s
+FROM cad.unit_current
+WHERE building_code = %s AND floor_no <= %s
   AND floor_no + floor_count >= %s   -- reaches the lowest wanted floor (+1: no floor 0)
 ORDER BY room_no, unit_code
 """

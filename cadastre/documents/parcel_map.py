@@ -22,6 +22,7 @@ from shapely.ops import polylabel, unary_union
 from cadastre import labels
 from cadastre.access import privacy
 from cadastre.access.privacy import Role
+from cadastre.codes import parcel_code_of
 from cadastre.documents.render import esc, html_to_pdf, page_html
 from cadastre.documents.svgmap import (
     PARCEL_SCALES,
@@ -42,28 +43,27 @@ _PARCEL = """
 SELECT feature_id::text AS id, parcel_code, seat, compound_name, land_use, right_type,
        registered_area, neighbour_north, neighbour_east, neighbour_south, neighbour_west,
        map_sheet, srid, ST_AsBinary(geom) AS wkb
-FROM cad.parcel WHERE parcel_code = %s AND valid_to IS NULL
+FROM cad.parcel_current WHERE parcel_code = %s
 """
 _POINTS = """
 SELECT point_no, seq, ring_no, x_north, y_east, marker_type, point_type
-FROM cad.boundary_point WHERE parcel_code = %s AND valid_to IS NULL
+FROM cad.boundary_point_current WHERE parcel_code = %s
 ORDER BY ring_no, seq
 """
 _NEIGHBOURS = """
 SELECT n.parcel_code, ST_AsBinary(n.geom)
-FROM cad.parcel t JOIN cad.parcel n
-  ON n.valid_to IS NULL AND n.parcel_code <> t.parcel_code AND n.srid = t.srid
- AND ST_DWithin(n.geom, t.geom, %s)
-WHERE t.parcel_code = %s AND t.valid_to IS NULL
+FROM cad.parcel_current t JOIN cad.parcel_current n
+  ON n.parcel_code <> t.parcel_code AND n.srid = t.srid AND ST_DWithin(n.geom, t.geom, %s)
+WHERE t.parcel_code = %s
 ORDER BY n.parcel_code
 """
 _BUILDINGS = """
-SELECT building_code, ST_AsBinary(geom) FROM cad.building
-WHERE parcel_code = %s AND valid_to IS NULL ORDER BY building_code
+SELECT building_code, ST_AsBinary(geom) FROM cad.building_current
+WHERE parcel_code = %s ORDER BY building_code
 """
 _OFFICE = """
-SELECT registry_office FROM cad.right_record
-WHERE unit_code = %s AND valid_to IS NULL AND status = 1 AND kind IN ('ownership', 'land_use')
+SELECT registry_office FROM cad.right_current
+WHERE unit_code = %s AND status = 1 AND kind IN ('ownership', 'land_use')
 ORDER BY registered_at DESC LIMIT 1
 """
 
@@ -84,7 +84,7 @@ class ParcelMapData:
 def load(conn: psycopg.Connection, unit_code: str, role: Role = Role.OWNER,
          neighbour_distance: float = 3.0) -> ParcelMapData:
     """The parcel of ``unit_code`` with everything the map shows."""
-    parcel_code = unit_code[:19]
+    parcel_code = parcel_code_of(unit_code)
     with conn.cursor() as cur:
         cur.execute(_PARCEL, (parcel_code,))
         row = cur.fetchone()

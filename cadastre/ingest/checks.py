@@ -18,6 +18,7 @@ from shapely.geometry.base import BaseGeometry
 from cadastre.codes import (
     COLLECTIVE_ONLY_RIGHT_CHARS,
     county_code_problem,
+    county_of,
     validate_parcel_code,
     validate_unit_code,
 )
@@ -162,7 +163,7 @@ def _parcel_code_ok(code: str, counties: dict[str, bool]) -> bool:
         return False
     if code[13] in COLLECTIVE_ONLY_RIGHT_CHARS and code[12] != "J":
         return False
-    county = code[:6]
+    county = county_of(code)
     if county not in counties:
         counties[county] = county_code_problem(county) is None
     return counties[county]
@@ -213,8 +214,8 @@ def _check_duplicates(features: Sequence[SurveyFeature], log: IssueLog) -> None:
         ("unit", "DUPLICATE_UNIT_CODE", "不动产单元代码", "unit code"),
     ):
         # in the order the codes first occur, as a scan of the features finds them
-        for (k, value), where in sorted(more.items(), key=lambda kv: kv[1][0]):
-            if k != kind:
+        for (seen_kind, value), where in sorted(more.items(), key=lambda kv: kv[1][0]):
+            if seen_kind != kind:
                 continue
             refs = "; ".join(features[i].ref for i in where)
             for i in where:

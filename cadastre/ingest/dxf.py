@@ -27,6 +27,7 @@ from ezdxf.lldxf.const import DXFError
 from shapely.geometry import Point, Polygon
 from shapely.strtree import STRtree
 
+from cadastre.codes import parcel_code_of
 from cadastre.ingest.checks import ensure_finite
 from cadastre.ingest.crsinfo import (
     check_target_srid,
@@ -197,7 +198,7 @@ def _parcels(
         own = labels.get(i, [])
         codes = list(
             dict.fromkeys(
-                m.group(0)[:19]
+                parcel_code_of(m.group(0))
                 for t in own
                 if (m := _CODE28.fullmatch(t.text) or _CODE19.fullmatch(t.text))
             )

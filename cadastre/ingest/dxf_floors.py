@@ -17,6 +17,7 @@ from typing import Any
 from shapely.geometry import Point, Polygon
 from shapely.geometry.polygon import orient
 
+from cadastre.codes import building_code_of, is_unit_code_with_fixture
 from cadastre.ingest.dxf_common import (
     collect_texts,
     entity_ref,
@@ -118,8 +119,8 @@ def _unit_props(texts: list[str], floor: FloorLayer) -> dict[str, Any]:
     for text in texts:
         if props["unit_code"] is None and _CODE28.fullmatch(text):
             props["unit_code"] = text
-            if text[19] == "F":
-                props["building_code"] = text[:24]
+            if is_unit_code_with_fixture(text, "F"):
+                props["building_code"] = building_code_of(text)
             continue
         for key, pattern in _AREAS.items():
             if (m := pattern.match(text)) is not None:

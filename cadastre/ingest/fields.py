@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cadastre.codes import building_code_of, is_unit_code_with_fixture, parcel_code_of
+
 __all__ = [
     "kind_from_layer_name",
     "kind_from_value",
@@ -317,11 +319,11 @@ def _finish(props: dict[str, Any], kind: str | None, safe: dict[str, Any]) -> di
     if kind == "parcel" and not props.get("parcel_code"):
         unit_code = props.get("unit_code")
         if isinstance(unit_code, str) and len(unit_code) == 28:
-            props["parcel_code"] = unit_code[:19]
+            props["parcel_code"] = parcel_code_of(unit_code)
     if kind == "unit" and not props.get("building_code"):
         unit_code = props.get("unit_code")
-        if isinstance(unit_code, str) and len(unit_code) == 28 and unit_code[19] == "F":
-            props["building_code"] = unit_code[:24]
+        if isinstance(unit_code, str) and is_unit_code_with_fixture(unit_code, "F"):
+            props["building_code"] = building_code_of(unit_code)
     props["raw"] = safe
     return props
 
@@ -341,7 +343,7 @@ def normalise_properties(raw: Mapping[str, Any], kind: str | None) -> dict[str, 
 
 def _safe_column(values: Sequence[Any]) -> list[Any]:
     """``json_safe`` of every value, with the common plain types passed straight through."""
-    out = []
+    out: list[Any] = []
     append = out.append
     for v in values:
         t = type(v)

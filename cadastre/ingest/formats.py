@@ -45,10 +45,6 @@ def truncated(what: str) -> SurveyFormatError:
     )
 
 
-def _sibling(files: dict[str, Path], stem: str, suffix: str) -> Path | None:
-    return files.get(stem + suffix)
-
-
 def shapefile_encoding(shp: Path, cpg: Path | None, dbf: Path) -> str:
     """.cpg if present, else the DBF language driver, else UTF-8 if the records decode."""
     if cpg is not None:

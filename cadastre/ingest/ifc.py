@@ -21,6 +21,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.polygon import orient
 
+from cadastre.codes import building_code_of, is_unit_code_with_fixture
 from cadastre.ingest.crsinfo import (
     check_target_srid,
     crs_unknown,
@@ -180,8 +181,8 @@ def _space_props(space: Any, element: Any) -> dict[str, Any]:
     if not props.get("use") and space.LongName:
         props["use"] = str(space.LongName)
     code = props.get("unit_code")
-    if isinstance(code, str) and len(code) == 28 and code[19] == "F":
-        props["building_code"] = props.get("building_code") or code[:24]
+    if isinstance(code, str) and is_unit_code_with_fixture(code, "F"):
+        props["building_code"] = props.get("building_code") or building_code_of(code)
     return props
 
 

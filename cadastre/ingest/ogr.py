@@ -202,7 +202,7 @@ def _layer_features(df: Any, layer: OgrLayer, log: IssueLog, offset: int,
     values = {c: df[c].tolist() for c in columns}
     geoms = np.asarray(df.geometry.values, dtype=object)
     fids = df.index.tolist()
-    kinds = (
+    kinds: list[str | None] = (
         [layer_kind] * len(df) if layer_kind else [kind_from_value(v) for v in values[kind_col]]
     )
     out: list[SurveyFeature] = []
@@ -224,12 +224,12 @@ def _batch_features(layer: OgrLayer, log: IssueLog, offset: int, out: list[Surve
     n = hi - lo
     props_of: list[dict[str, Any] | None] = [None] * n
     shaped_of: list[Any] = [None] * n
-    for kind in {k for k in kinds[lo:hi] if k is not None}:
+    for group in {k for k in kinds[lo:hi] if k is not None}:
         rows = (list(range(lo, hi)) if layer_kind
-                else [i for i in range(lo, hi) if kinds[i] == kind])
+                else [i for i in range(lo, hi) if kinds[i] == group])
         sub = {c: v[lo:hi] if layer_kind else [v[i] for i in rows] for c, v in values.items()}
-        props = normalise_columns(sub, len(rows), kind)
-        fast = _shaped_fast(kind, geoms[lo:hi] if layer_kind else geoms[rows])
+        props = normalise_columns(sub, len(rows), group)
+        fast = _shaped_fast(group, geoms[lo:hi] if layer_kind else geoms[rows])
         for i, p, g in zip(rows, props, fast, strict=True):
             props_of[i - lo] = p
             shaped_of[i - lo] = g

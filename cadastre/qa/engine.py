@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from shapely import wkb
 
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.qa.rules import RULES, RULES_BY_ID, Rule
 from cadastre.qa.scope import Scope, ScopeTables
 from cadastre.settings import QaSettings
+from cadastre.store.db import scalar
 
 Progress = Callable[[int, int, str], None]
 
@@ -89,7 +89,7 @@ def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings,
     if parts == 1:
         bound["sid_hi"] = max(size, 1 << 62)
     if rule.settings:
-        saved = [(name, conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0])
+        saved = [(name, scalar(conn, "SELECT current_setting(%s)", (name,)))
                  for name, _ in rule.settings]
         for name, value in rule.settings:
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
@@ -137,7 +137,7 @@ def second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
     if conn.info.transaction_status not in (psycopg.pq.TransactionStatus.IDLE,
                                             psycopg.pq.TransactionStatus.INTRANS):
         return None
-    if conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0] is not None:
+    if scalar(conn, "SELECT pg_current_xact_id_if_assigned()") is not None:
         return None
     params: dict[str, Any] = {**conn.info.get_parameters(), "application_name": "cadastre-qa",
                               "connect_timeout": 10}
@@ -313,7 +313,3 @@ def draw_sample(conn: psycopg.Connection, fraction: float, since: Any, by: str,
                              "population": len(rows)}),
          json.dumps({"sample": picked}), by))
     return run_id, picked
-
-
-def finding_geometry(f: Finding) -> Any:
-    return wkb.loads(f.geom_wkb) if f.geom_wkb else None

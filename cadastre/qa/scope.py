@@ -29,27 +29,24 @@ import psycopg
 _REG_PARCELS = """
     SELECT p.parcel_code::text AS ref, p.parcel_code::text AS code, p.geom, p.geom_3857 AS g3857,
            p.registered_area AS declared, p.srid
-    FROM cad.parcel p
-    WHERE p.valid_to IS NULL
-      AND (%(bbox)s::geometry IS NULL OR p.geom_3857 && %(bbox)s::geometry)
+    FROM cad.parcel_current p
+    WHERE (%(bbox)s::geometry IS NULL OR p.geom_3857 && %(bbox)s::geometry)
       AND (%(codes)s::text[] IS NULL OR p.parcel_code = ANY(%(codes)s::text[]))"""
 
 _REG_BUILDINGS = """
     SELECT b.building_code::text AS ref, b.building_code::text AS code,
            b.parcel_code::text AS parcel_code, b.geom, b.geom_3857 AS g3857, b.floor_area,
            b.floors_above, b.floors_below
-    FROM cad.building b
-    WHERE b.valid_to IS NULL
-      AND (%(bbox)s::geometry IS NULL OR b.geom_3857 && %(bbox)s::geometry)
+    FROM cad.building_current b
+    WHERE (%(bbox)s::geometry IS NULL OR b.geom_3857 && %(bbox)s::geometry)
       AND (%(codes)s::text[] IS NULL OR b.parcel_code = ANY(%(codes)s::text[]))"""
 
 _REG_UNITS = """
     SELECT u.unit_code::text AS ref, u.unit_code::text AS code,
            u.building_code::text AS building_code, u.floor_no, u.floor_count, u.geom,
            u.geom_3857 AS g3857, u.building_area
-    FROM cad.unit u
-    WHERE u.valid_to IS NULL
-      AND (%(bbox)s::geometry IS NULL OR u.geom_3857 && %(bbox)s::geometry)
+    FROM cad.unit_current u
+    WHERE (%(bbox)s::geometry IS NULL OR u.geom_3857 && %(bbox)s::geometry)
       AND (%(codes)s::text[] IS NULL OR u.parcel_code = ANY(%(codes)s::text[]))"""
 
 # Survey submission relations (staged in cad.survey_feature).
@@ -82,9 +79,8 @@ _SUB_UNITS = """
 # the intersection of the boxes), so exact intersections are computed only where the bound
 # allows a majority.
 _REPLACED = """
-    SELECT p.parcel_code FROM cad.parcel p
-    WHERE p.valid_to IS NULL
-      AND p.geom_3857 && %(subject_extent)s::geometry
+    SELECT p.parcel_code FROM cad.parcel_current p
+    WHERE p.geom_3857 && %(subject_extent)s::geometry
       AND (p.parcel_code::text IN (SELECT code FROM subject WHERE code IS NOT NULL)
            OR ((SELECT sum(greatest(0, least(s.bx1, ST_XMax(p.geom))
                                        - greatest(s.bx0, ST_XMin(p.geom)))
@@ -102,9 +98,8 @@ _REPLACED = """
 _CONTEXT = """
     SELECT p.parcel_code::text AS ref, p.parcel_code::text AS code, p.geom,
            p.geom_3857 AS g3857, p.registered_area AS declared, p.srid
-    FROM cad.parcel p
-    WHERE p.valid_to IS NULL
-      AND p.geom_3857 && ST_Expand(%(subject_extent)s::geometry, 50)
+    FROM cad.parcel_current p
+    WHERE p.geom_3857 && ST_Expand(%(subject_extent)s::geometry, 50)
       AND p.parcel_code NOT IN (SELECT parcel_code FROM replaced)
       AND EXISTS (SELECT 1 FROM subject s WHERE ST_DWithin(s.g3857, p.geom_3857, 50))"""
 

@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from cadastre import labels as L
+from cadastre.codes import CODE_COLUMN
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # the shapes of cad.*.CHECK constraints (0001); anything else cannot exist
@@ -25,7 +26,6 @@ CODE_SHAPE = {
     "building": re.compile(r"^[0-9]{12}[GJZ][ABSXCDEFGHWY][0-9]{5}F[0-9]{4}$"),
     "unit": re.compile(r"^[0-9]{12}[GJZ][ABSXCDEFGHWY][0-9]{5}F[0-9]{8}$"),
 }
-_CODE_COL = {"parcel": "parcel_code", "building": "building_code", "unit": "unit_code"}
 
 
 def parse_ref(entity: str, ref: str) -> tuple[str, Any] | None:
@@ -38,7 +38,7 @@ def parse_ref(entity: str, ref: str) -> tuple[str, Any] | None:
 
 
 def _where(entity: str, ref: tuple[str, Any]) -> str:
-    return "t.feature_id = %(ref)s" if ref[0] == "id" else f"t.{_CODE_COL[entity]} = %(ref)s"
+    return "t.feature_id = %(ref)s" if ref[0] == "id" else f"t.{CODE_COLUMN[entity]} = %(ref)s"
 
 
 @dataclass
@@ -88,6 +88,10 @@ def label_building(rec: dict[str, Any]) -> dict[str, Any]:
 
 def label_unit(rec: dict[str, Any]) -> dict[str, Any]:
     rec["use_label"] = L.label(L.HOUSE_USE, rec.get("use"))
+    if "house_type" in rec:
+        rec["house_type_label"] = L.label(L.HOUSE_TYPE, rec["house_type"])
+    if "house_nature" in rec:
+        rec["house_nature_label"] = L.label(L.HOUSE_NATURE, rec["house_nature"])
     rec["registration_status_label"] = L.label(L.REGISTRATION_STATUS,
                                                rec.get("registration_status"))
     if "mortgaged" in rec:
@@ -112,21 +116,28 @@ SELECT t.feature_id AS id, t.parcel_code::text AS parcel_code, t.seat, t.compoun
                    'building_code', b.building_code, 'name', b.name,
                    'floors_above', b.floors_above) ORDER BY b.building_code),
                '[]'::json)
-        FROM cad.building b WHERE b.parcel_code = t.parcel_code AND b.valid_to IS NULL
+        FROM cad.building_current b WHERE b.parcel_code = t.parcel_code
        ) AS buildings
-FROM cad.parcel t {_G}
-WHERE t.valid_to IS NULL AND {{where}}
+FROM cad.parcel_current t {_G}
+WHERE {{where}}
 """
 
 
-async def parcel(conn: AsyncConnection, ref: str) -> Feature | None:
-    parsed = parse_ref("parcel", ref)
+async def _row(conn: AsyncConnection, entity: str, ref: str, sql: str,
+               params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The current ``entity`` named by ``ref`` (opaque id or code) as ``sql`` selects it: the
+    one look-up behind parcels, buildings, units and unit tables."""
+    parsed = parse_ref(entity, ref)
     if parsed is None:
         return None
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_PARCEL.format(where=_where("parcel", parsed)),  # type: ignore[arg-type]
-                      {"ref": parsed[1]})
-    row = await cur.fetchone()
+    await cur.execute(sql.format(where=_where(entity, parsed)),  # type: ignore[arg-type]
+                      {"ref": parsed[1], **(params or {})})
+    return await cur.fetchone()
+
+
+async def parcel(conn: AsyncConnection, ref: str) -> Feature | None:
+    row = await _row(conn, "parcel", ref, _PARCEL)
     if row is None:
         return None
     f = _feature("parcel", row, ("buildings",))
@@ -151,30 +162,24 @@ SELECT {_BUILDING_FIELDS},
                    'floor_no', f.floor_no, 'floor_label', f.floor_label,
                    'base_elevation', f.base_elevation, 'storey_height', f.storey_height,
                    'floor_area', f.floor_area,
-                   'unit_count', (SELECT count(*) FROM cad.unit u
-                                  WHERE u.building_code = f.building_code AND u.valid_to IS NULL
+                   'unit_count', (SELECT count(*) FROM cad.unit_current u
+                                  WHERE u.building_code = f.building_code
                                     AND u.floor_no <= f.floor_no
                                     AND u.floor_no + u.floor_count > f.floor_no))
                    ORDER BY f.floor_no), '[]'::json)
-        FROM cad.floor f WHERE f.building_code = t.building_code AND f.valid_to IS NULL
+        FROM cad.floor_current f WHERE f.building_code = t.building_code
        ) AS floors
-FROM cad.building t
-LEFT JOIN cad.parcel p ON p.parcel_code = t.parcel_code AND p.valid_to IS NULL
+FROM cad.building_current t
+LEFT JOIN cad.parcel_current p ON p.parcel_code = t.parcel_code
 {_G}
-WHERE t.valid_to IS NULL AND {{where}}
+WHERE {{where}}
 """
 
 
 async def building(conn: AsyncConnection, ref: str) -> Feature | None:
     """A building with its floors (bottom → top), each with the number of units on it (a unit
     over several floors counts on each)."""
-    parsed = parse_ref("building", ref)
-    if parsed is None:
-        return None
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_BUILDING.format(where=_where("building", parsed)),  # type: ignore[arg-type]
-                      {"ref": parsed[1]})
-    row = await cur.fetchone()
+    row = await _row(conn, "building", ref, _BUILDING)
     if row is None:
         return None
     f = _feature("building", row, ("floors",))
@@ -199,13 +204,13 @@ _UNIT_FIELDS = """t.feature_id AS id, t.unit_code::text AS unit_code,
 
 # fetched only for callers whose policy shows them (the query never reads what it cannot send)
 _CERTIFICATE = """CASE WHEN %(cert_all)s OR t.unit_code = ANY(%(cert_units)s) THEN
-           (SELECT r.certificate_no FROM cad.right_record r
-            WHERE r.unit_code = t.unit_code AND r.valid_to IS NULL AND r.kind = 'ownership'
+           (SELECT r.certificate_no FROM cad.right_current r
+            WHERE r.unit_code = t.unit_code AND r.kind = 'ownership'
               AND r.status = 1 ORDER BY r.registered_at DESC LIMIT 1) END"""
 _OWNER_COUNT = """CASE WHEN %(owner_count)s THEN
-           (SELECT count(DISTINCT rp.party_id) FROM cad.right_record r
+           (SELECT count(DISTINCT rp.party_id) FROM cad.right_current r
             JOIN cad.right_party rp ON rp.right_version_id = r.version_id AND rp.role = 1
-            WHERE r.unit_code = t.unit_code AND r.valid_to IS NULL AND r.kind = 'ownership'
+            WHERE r.unit_code = t.unit_code AND r.kind = 'ownership'
               AND r.status = 1)::int END"""
 
 _UNIT = f"""
@@ -216,13 +221,12 @@ SELECT {_UNIT_FIELDS},
        f.storey_height::float8 AS f_storey_height, f.floor_area::float8 AS f_floor_area,
        b.feature_id AS b_id, b.name AS b_name, b.project_name AS b_project_name,
        {_GEO}
-FROM cad.unit t
+FROM cad.unit_current t
 LEFT JOIN cad.unit_status s ON s.unit_code = t.unit_code
-LEFT JOIN cad.floor f
-       ON f.building_code = t.building_code AND f.floor_no = t.floor_no AND f.valid_to IS NULL
-LEFT JOIN cad.building b ON b.building_code = t.building_code AND b.valid_to IS NULL
+LEFT JOIN cad.floor_current f ON f.building_code = t.building_code AND f.floor_no = t.floor_no
+LEFT JOIN cad.building_current b ON b.building_code = t.building_code
 {_G}
-WHERE t.valid_to IS NULL AND {{where}}
+WHERE {{where}}
 """
 
 
@@ -243,13 +247,7 @@ class Sensitive:
 async def unit(conn: AsyncConnection, ref: str, sensitive: Sensitive = Sensitive()
                ) -> Feature | None:
     """A unit with its floor (``related['floor']``) and building (``related['building']``)."""
-    parsed = parse_ref("unit", ref)
-    if parsed is None:
-        return None
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_UNIT.format(where=_where("unit", parsed)),  # type: ignore[arg-type]
-                      {"ref": parsed[1], **sensitive.params()})
-    row = await cur.fetchone()
+    row = await _row(conn, "unit", ref, _UNIT, sensitive.params())
     if row is None:
         return None
     floor = {"building_code": row["building_code"], "floor_no": row["floor_no"],
@@ -273,7 +271,7 @@ _TABLE = f"""
 SELECT {_BUILDING_FIELDS},
        (SELECT coalesce(json_agg(json_build_object('floor_no', f.floor_no,
                    'floor_label', f.floor_label) ORDER BY f.floor_no DESC), '[]'::json)
-        FROM cad.floor f WHERE f.building_code = t.building_code AND f.valid_to IS NULL
+        FROM cad.floor_current f WHERE f.building_code = t.building_code
        ) AS floors,
        (SELECT coalesce(json_agg(json_build_object(
                    'id', u.feature_id, 'unit_code', u.unit_code, 'room_no', u.room_no,
@@ -287,12 +285,12 @@ SELECT {_BUILDING_FIELDS},
                    'objected', coalesce(s.objected, false),
                    'certificate_no', {_CERTIFICATE.replace("t.unit_code", "u.unit_code")})),
                '[]'::json)
-        FROM cad.unit u LEFT JOIN cad.unit_status s ON s.unit_code = u.unit_code
-        WHERE u.building_code = t.building_code AND u.valid_to IS NULL
+        FROM cad.unit_current u LEFT JOIN cad.unit_status s ON s.unit_code = u.unit_code
+        WHERE u.building_code = t.building_code
        ) AS units
-FROM cad.building t
-LEFT JOIN cad.parcel p ON p.parcel_code = t.parcel_code AND p.valid_to IS NULL
-WHERE t.valid_to IS NULL AND {{where}}
+FROM cad.building_current t
+LEFT JOIN cad.parcel_current p ON p.parcel_code = t.parcel_code
+WHERE {{where}}
 """
 
 _NUMBER = re.compile(r"(\d+)")
@@ -314,13 +312,7 @@ async def building_table(conn: AsyncConnection, ref: str, sensitive: Sensitive =
                          ) -> BuildingTable | None:
     """Floors top → down, units in room order; a unit over several floors is listed once, on
     the highest floor of its span (``floor_span`` = [lowest, highest])."""
-    parsed = parse_ref("building", ref)
-    if parsed is None:
-        return None
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_TABLE.format(where=_where("building", parsed)),  # type: ignore[arg-type]
-                      {"ref": parsed[1], **sensitive.params()})
-    row = await cur.fetchone()
+    row = await _row(conn, "building", ref, _TABLE, sensitive.params())
     if row is None:
         return None
     floors_raw, units = row.pop("floors"), row.pop("units")
@@ -348,13 +340,13 @@ async def building_table(conn: AsyncConnection, ref: str, sensitive: Sensitive =
 _HERE = f"""
 WITH pt AS (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), 3857) AS g),
 par AS (
-    SELECT t.* FROM cad.parcel t, pt
-    WHERE t.valid_to IS NULL AND ST_Intersects(t.geom_3857, pt.g)
+    SELECT t.* FROM cad.parcel_current t, pt
+    WHERE ST_Intersects(t.geom_3857, pt.g)
     ORDER BY ST_Area(t.geom_3857), t.parcel_code LIMIT 1
 ),
 bld AS (
-    SELECT t.* FROM cad.building t, pt
-    WHERE t.valid_to IS NULL AND ST_Intersects(t.geom_3857, pt.g)
+    SELECT t.* FROM cad.building_current t, pt
+    WHERE ST_Intersects(t.geom_3857, pt.g)
     ORDER BY t.building_code LIMIT 10
 ),
 par_row AS (
@@ -394,12 +386,11 @@ unit_rows AS (
         'pre_noticed', coalesce(s.pre_noticed, false), 'objected', coalesce(s.objected, false),
         'at_point', ST_Intersects(u.geom_3857, pt.g))
         ORDER BY u.building_code, u.floor_no DESC, u.unit_code) AS j
-    FROM cad.unit u
+    FROM cad.unit_current u
     JOIN bld ON u.building_code = bld.building_code
     CROSS JOIN pt
     LEFT JOIN cad.unit_status s ON s.unit_code = u.unit_code
-    WHERE u.valid_to IS NULL
-      AND (%(floor)s::int IS NULL
+    WHERE (%(floor)s::int IS NULL
            OR (u.floor_no <= %(floor)s::int AND u.floor_no + u.floor_count > %(floor)s::int))
 )
 SELECT (SELECT j FROM par_row), (SELECT j FROM bld_rows), (SELECT j FROM unit_rows)

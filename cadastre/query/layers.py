@@ -1,7 +1,9 @@
-"""The catalogue of published vector layers: which table, which fields, which zooms.
+"""The catalogue of published vector layers: which table, which fields, which zooms, and which
+code column scopes a layer's features to a county (``Layer.scope``). Tiles, OGC API Features and
+the MapLibre style read these facts from here and nowhere else.
 
-Field lists are filtered through the privacy policy (``cadastre.access.privacy``) for the caller's role
-before any SQL is built, so a field the role may not see is never selected from the database.
+Field lists are filtered through the privacy policy (``cadastre.access.privacy``) for the caller's
+role before any SQL is built, so a field the role may not see is never selected from the database.
 Identifiers in SQL come only from this catalogue, never from the request.
 """
 
@@ -10,7 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cadastre.access.privacy import Role, visible_fields
+from cadastre.codes import county_sql
 from cadastre.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class ScopeSource:
+    """A feature table a layer shows, and the code column whose county (``county_sql``) decides
+    whether a county-scoped caller may see a feature."""
+
+    table: str
+    code_column: str
+
+    def county(self, alias: str = "t") -> str:
+        """SQL: the county of a row of ``table`` aliased ``alias``."""
+        return county_sql(f"{alias}.{self.code_column}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,14 @@ class Layer:
     floor_filter: bool = False         # needs ?floor=N
     extra_where: str = ""
     sources: tuple[str, ...] = field(default_factory=tuple)  # entities whose changes touch it
+    # the feature tables shown and their county code columns; the first is the table aliased t
+    # in ``from_sql`` (except for derived layers such as labels)
+    scope: tuple[ScopeSource, ...] = field(default_factory=tuple)
+
+    @property
+    def county_sql(self) -> str:
+        """SQL: the county of the feature aliased t (layers over one feature table)."""
+        return self.scope[0].county("t")
 
     def visible(self, role: Role) -> tuple[LayerField, ...]:
         allowed = set(visible_fields(self.entity, role, [f.name for f in self.fields]))
@@ -65,7 +89,7 @@ PARCELS = Layer(
                    "round((t.registered_area - ST_Area(t.geom)::numeric), 2)::float8", N,
                    "面积差 m²"),
     ),
-    sources=("parcel",),
+    sources=("parcel",), scope=(ScopeSource("cad.parcel", "parcel_code"),),
 )
 
 BUILDINGS = Layer(
@@ -82,7 +106,7 @@ BUILDINGS = Layer(
         LayerField("completion_year", "extract(year FROM t.completion_date)::int", N,
                    "竣工年份"),
     ),
-    sources=("building",),
+    sources=("building",), scope=(ScopeSource("cad.building", "building_code"),),
 )
 
 UNITS = Layer(
@@ -106,7 +130,7 @@ UNITS = Layer(
         LayerField("pre_noticed", "coalesce(s.pre_noticed, false)", B, "预告"),
         LayerField("objected", "coalesce(s.objected, false)", B, "异议"),
     ),
-    sources=("unit",),
+    sources=("unit",), scope=(ScopeSource("cad.unit", "unit_code"),),
 )
 
 BOUNDARY_POINTS = Layer(
@@ -117,7 +141,7 @@ BOUNDARY_POINTS = Layer(
         LayerField("parcel_code", "t.parcel_code", S, "宗地代码"),
         LayerField("marker_type", "t.marker_type::int", N, "界标类型"),
     ),
-    sources=("boundary_point",),
+    sources=("boundary_point",), scope=(ScopeSource("cad.boundary_point", "parcel_code"),),
 )
 
 # Labels: compound names from z13, building names from z16, parcel seats from z17.
@@ -147,6 +171,7 @@ LABELS = Layer(
         LayerField("rank", "t.rank", N, "优先级"),
     ),
     sources=("parcel", "building"),
+    scope=(ScopeSource("cad.parcel", "parcel_code"), ScopeSource("cad.building", "building_code")),
 )
 
 LAYERS: dict[str, Layer] = {

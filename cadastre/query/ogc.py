@@ -1,9 +1,10 @@
 """OGC API – Features over the published layer catalogue: collections, request parsing, SQL.
 
-A collection is a catalogue layer that has a feature table (``cadastre.query.layers``); its properties are
-the layer's ``LayerField`` expressions that the caller's role may see (``Layer.visible``), plus the
-version interval where the privacy policy lists it. Values are always bound parameters; SQL
-identifiers and expressions come only from the catalogue and the constants below.
+A collection is a catalogue layer that has a feature table (``cadastre.query.layers``); its
+properties are the layer's ``LayerField`` expressions that the caller's role may see
+(``Layer.visible``), plus the version interval where the privacy policy lists it. Values are
+always bound parameters; SQL identifiers and expressions come only from the catalogue and the
+constants below.
 
 Every query carries the caller (``Principal``): properties and filters are the policy's fields for
 the role narrowed to an API key's field grants (``api.auth.view``), and county-scoped callers
@@ -85,7 +86,6 @@ class Collection:
     layer: Layer
     description: str
     filters: tuple[PropertyFilter, ...] = field(default_factory=tuple)
-    scope_sql: str = "t.parcel_code"   # a unit code whose first 6 digits are the county
 
     @property
     def entity(self) -> str:
@@ -108,13 +108,12 @@ def _layer_filter(layer: Layer, name: str, integer: bool = False) -> PropertyFil
     return PropertyFilter(name, sql, integer)
 
 
-def _collection(name: str, description: str, *filters: tuple[str, str | None],
-                scope_sql: str = "t.parcel_code") -> Collection:
+def _collection(name: str, description: str, *filters: tuple[str, str | None]) -> Collection:
     """``filters``: (name, column) where column None means "the layer field of that name"."""
     layer = LAYERS[name]
     built = tuple(_layer_filter(layer, n) if col is None else PropertyFilter(n, col)
                   for n, col in filters)
-    return Collection(name, layer, description, built, scope_sql)
+    return Collection(name, layer, description, built)
 
 
 _UNITS = LAYERS["units"]
@@ -123,12 +122,12 @@ COLLECTIONS: dict[str, Collection] = {
         _collection("parcels", "宗地（现势与历史版本）/ land parcels, current and past versions",
                     ("parcel_code", None), ("land_use", None)),
         _collection("buildings", "自然幢 / buildings", ("building_code", None),
-                    ("parcel_code", "t.parcel_code"), scope_sql="t.building_code"),
+                    ("parcel_code", "t.parcel_code")),
         Collection("units", _UNITS, "户（按层号过滤：floor_no）/ units; filter by floor_no",
                    (_layer_filter(_UNITS, "unit_code"),
                     PropertyFilter("building_code", "t.building_code"),
                     PropertyFilter("parcel_code", "t.parcel_code"),
-                    _layer_filter(_UNITS, "floor_no", integer=True)), "t.unit_code"),
+                    _layer_filter(_UNITS, "floor_no", integer=True))),
         _collection("boundary_points", "界址点 / parcel boundary points",
                     ("parcel_code", None), ("point_no", None)),
     )
@@ -284,8 +283,9 @@ def parse_items_query(collection: Collection, who: Principal, params: Mapping[st
             try:
                 value = int(raw)
             except ValueError:
-                raise FilterInvalid(message=f"{name} 应为整数 / {name} must be an integer"
-                                    ) from None
+                value = None
+            if value is None or not -(2**31) <= value < 2**31:   # an int4 column
+                raise FilterInvalid(message=f"{name} 应为整数 / {name} must be an integer")
         chosen.append((spec, value))
     return ItemsQuery(
         collection, who,
@@ -318,7 +318,7 @@ def _from_where(q: ItemsQuery) -> tuple[str, str, dict[str, Any]]:
         where.append(f"{spec.sql} = %(f_{spec.name})s")
         params[f"f_{spec.name}"] = value
     if q.who.counties:   # county-scoped keys and staff: their counties only
-        where.append(f"left({q.collection.scope_sql}, 6) = ANY(%(scope_counties)s)")
+        where.append(f"{q.collection.layer.county_sql} = ANY(%(scope_counties)s)")
         params["scope_counties"] = list(q.who.counties)
     return cte, f"FROM {source}\nWHERE {' AND '.join(where) or 'true'}", params
 

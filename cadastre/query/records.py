@@ -75,7 +75,7 @@ class ParcelAt:
 def parcel_as_of(conn: psycopg.Connection, parcel_code: str, at: datetime) -> ParcelAt:
     row = conn.execute(_PARCEL_AT, {"code": parcel_code, "at": at}).fetchone()
     if row is None:
-        raise NotFound("PARCEL_NOT_FOUND", f"该日期无此宗地 / no parcel {parcel_code} at {at:%Y-%m-%d}")
+        raise NotFound("PARCEL_NOT_FOUND", "该日期无此宗地 / no such parcel at that date")
     return ParcelAt(row[0], row[1], row[2], row[3],
                     float(row[4]) if row[4] is not None else None, row[5], row[6], row[7])
 
@@ -83,9 +83,11 @@ def parcel_as_of(conn: psycopg.Connection, parcel_code: str, at: datetime) -> Pa
 def parcel_lineage(conn: psycopg.Connection, feature_id: UUID) -> dict[str, list[UUID]]:
     """Parents and children of a parcel feature across splits and merges."""
     parents = conn.execute(
-        "SELECT parent_feature_id FROM cad.lineage WHERE entity = 'parcel' AND child_feature_id = %s",
+        "SELECT parent_feature_id FROM cad.lineage "
+        "WHERE entity = 'parcel' AND child_feature_id = %s",
         (feature_id,)).fetchall()
     children = conn.execute(
-        "SELECT child_feature_id FROM cad.lineage WHERE entity = 'parcel' AND parent_feature_id = %s",
+        "SELECT child_feature_id FROM cad.lineage "
+        "WHERE entity = 'parcel' AND parent_feature_id = %s",
         (feature_id,)).fetchall()
     return {"parents": [r[0] for r in parents], "children": [r[0] for r in children]}

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 
 from cadastre import labels as L
 from cadastre.access.pii import PiiCipher
-from cadastre.codes import LAND_ONLY_SUFFIX
+from cadastre.codes import LAND_ONLY_SUFFIX, building_code_of, parcel_code_of
 from cadastre.errors import NotFound
 from cadastre.query import records as rec
 from cadastre.query.features import label_building, label_unit
@@ -131,6 +131,7 @@ def _label_detail(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
         detail["house_use_label"] = L.label(L.HOUSE_USE, detail.get("house_use"))
     if kind in ("ownership", "land_use"):
         detail["structure_label"] = L.label(L.STRUCTURE, detail.get("structure"))
+        detail["house_nature_label"] = L.label(L.HOUSE_NATURE, detail.get("house_nature"))
     if kind == "mortgage":
         detail["mortgage_type_label"] = L.label(L.MORTGAGE_TYPE, detail.get("mortgage_type"))
         detail["property_kind_label"] = L.label(L.MORTGAGE_PROPERTY, detail.get("property_kind"))
@@ -258,7 +259,7 @@ def unit_registry(conn: psycopg.Connection, cipher: PiiCipher, unit_code: str,
                   ) -> UnitRegistry | None:
     """Everything linked to ``unit_code`` (a house unit …F… or a land-only code …W00000000);
     None when the registry has never known the code. ``decrypt``: party fields to decrypt."""
-    parcel_code = unit_code[:19]
+    parcel_code = parcel_code_of(unit_code)
     land_code = parcel_code + "W" + LAND_ONLY_SUFFIX
     is_land = unit_code == land_code
     when = _AT if as_of is not None else _LATEST
@@ -267,7 +268,7 @@ def unit_registry(conn: psycopg.Connection, cipher: PiiCipher, unit_code: str,
     building = None
     if not is_land:
         building = _one(conn, _BUILDING.format(when=when),
-                        {"code": unit_code[:24], "at": as_of})
+                        {"code": building_code_of(unit_code), "at": as_of})
     parcel = _parcel(conn, parcel_code, as_of)
     in_force = _in_force(conn, unit_code, as_of) if as_of is not None else None
     records = _registrations(conn, cipher, unit_code, as_of, in_force, decrypt)

@@ -27,11 +27,11 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
+from cadastre.codes import county_sql
 from cadastre.errors import InvalidInput
 
 KINDS = ("compound", "building", "parcel", "unit")
 ENTITY = {"compound": "parcel", "parcel": "parcel", "building": "building", "unit": "unit"}
-CODE_FIELD = {"parcel": "parcel_code", "building": "building_code", "unit": "unit_code"}
 
 MIN_TEXT = 2          # characters of a text query
 MIN_UNIT_TEXT = 3     # ... that also searches units
@@ -169,14 +169,15 @@ def _match(col: str, full: bool) -> str:
     return f"({col} ILIKE %(pat)s OR %(q)s <%% {col})" if full else f"{col} ILIKE %(prefix)s"
 
 
-_SCOPE = "AND (cardinality(%(counties)s::text[]) = 0 OR substr({code}, 1, 6) = ANY(%(counties)s))"
+_SCOPE = ("AND (cardinality(%(counties)s::text[]) = 0 OR "
+          + county_sql("{code}") + " = ANY(%(counties)s))")
 
 # kind: (table, code column, searched columns)
 _TEXT = {
-    "compound": ("cad.parcel", "parcel_code", ("compound_name",)),
-    "building": ("cad.building", "building_code", ("name", "project_name")),
-    "parcel": ("cad.parcel", "parcel_code", ("seat",)),
-    "unit": ("cad.unit", "unit_code", ("seat",)),
+    "compound": ("cad.parcel_current", "parcel_code", ("compound_name",)),
+    "building": ("cad.building_current", "building_code", ("name", "project_name")),
+    "parcel": ("cad.parcel_current", "parcel_code", ("seat",)),
+    "unit": ("cad.unit_current", "unit_code", ("seat",)),
 }
 
 
@@ -196,15 +197,15 @@ def _text_branch(kind: str, full: bool, with_compound: bool) -> str:
                c.version_id AS vid, c.code, {score} AS score
         FROM (SELECT t.version_id, t.{code}::text AS code, {", ".join(f"t.{c}" for c in cols)}
               FROM {table} t
-              WHERE t.valid_to IS NULL AND ({match}) {skip}
+              WHERE ({match}) {skip}
                     {_SCOPE.format(code="t." + code)}
               LIMIT %(pool)s) c
         ORDER BY score DESC, code"""
 
 
-_CODE_TABLES = {"parcel": ("cad.parcel", "parcel_code", 1, 19),
-                "building": ("cad.building", "building_code", 2, 24),
-                "unit": ("cad.unit", "unit_code", 3, 28)}
+_CODE_TABLES = {"parcel": ("cad.parcel_current", "parcel_code", 1, 19),
+                "building": ("cad.building_current", "building_code", 2, 24),
+                "unit": ("cad.unit_current", "unit_code", 3, 28)}
 
 
 def _code_branch(kind: str) -> str:
@@ -214,7 +215,7 @@ def _code_branch(kind: str) -> str:
         SELECT '{kind}'::text AS kind, {rank} AS kind_rank, t.version_id AS vid,
                t.{col}::text AS code, CASE WHEN t.{col} = %(q)s THEN 3 ELSE 1 END AS score
         FROM {table} t
-        WHERE t.valid_to IS NULL AND (t.{col} COLLATE "C") LIKE %(prefix)s
+        WHERE (t.{col} COLLATE "C") LIKE %(prefix)s
               {_SCOPE.format(code="t." + col)}
         ORDER BY (t.{col} COLLATE "C")"""
 
@@ -234,7 +235,7 @@ SELECT h.kind, coalesce(p.feature_id, b.feature_id, u.feature_id) AS id, h.code,
 FROM page h
 LEFT JOIN cad.parcel p ON h.kind IN ('compound', 'parcel') AND p.version_id = h.vid
 LEFT JOIN cad.building b ON h.kind = 'building' AND b.version_id = h.vid
-LEFT JOIN cad.parcel bp ON bp.parcel_code = b.parcel_code AND bp.valid_to IS NULL
+LEFT JOIN cad.parcel_current bp ON bp.parcel_code = b.parcel_code
 LEFT JOIN cad.unit u ON h.kind = 'unit' AND u.version_id = h.vid
 CROSS JOIN LATERAL (SELECT ST_Transform(coalesce(p.geom, b.geom, u.geom), 4326) AS g) g
 CROSS JOIN LATERAL (SELECT ST_PointOnSurface(g.g) AS c) c

@@ -65,7 +65,8 @@ def find_postgres() -> PgInstall:
         )
     raise ClusterError(
         "POSTGRES_MISSING",
-        "找不到 PostgreSQL 服务器，请安装：sudo apt-get install postgresql-15 postgresql-15-postgis-3"
+        "找不到 PostgreSQL 服务器，请安装："
+        "sudo apt-get install postgresql-15 postgresql-15-postgis-3"
         " / PostgreSQL server binaries not found: "
         "sudo apt-get install postgresql-15 postgresql-15-postgis-3",
     )
@@ -209,8 +210,9 @@ class EmbeddedCluster:
             except KeyError as exc:
                 raise ClusterError(
                     "POSTGRES_USER_MISSING",
-                    "以 root 运行需要系统用户 postgres（随 postgresql 软件包创建）/ running as root "
-                    "needs the 'postgres' OS user (created by the postgresql package)",
+                    "以 root 运行需要系统用户 postgres（随 postgresql 软件包创建）/ "
+                    "running as root needs the 'postgres' OS user "
+                    "(created by the postgresql package)",
                 ) from exc
         home = self._cluster_home()
         home.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -52,6 +53,20 @@ def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
         ) from exc
 
 
+def one(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[Any, ...]:
+    """The one row ``sql`` returns: a statement that always returns a row (an aggregate, or a
+    look-up of a row known to exist); no row is a bug, not bad input."""
+    row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row
+
+
+def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+    """The first column of :func:`one`."""
+    return one(conn, sql, params)[0]
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     server_version: str
@@ -94,7 +109,8 @@ def check_versions(info: ServerInfo, min_server: int = 140000, min_postgis: str 
         raise DatabaseVersionError(
             "POSTGRES_TOO_OLD",
             f"PostgreSQL 版本过低：{info.server_version}，至少需要 {min_server // 10000} / "
-            f"PostgreSQL {info.server_version} is too old; {min_server // 10000} or newer is needed",
+            f"PostgreSQL {info.server_version} is too old; "
+            f"{min_server // 10000} or newer is needed",
         )
     if info.postgis_version is None:
         raise DatabaseVersionError(

@@ -25,7 +25,8 @@ from cadastre.store.db import connect
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 7_346_001
-OWNED_SCHEMAS = ("cad", "pii", "auth", "audit")  # every schema the migrations create
+OWNED_SCHEMAS = ("cad", "pii", "auth", "audit", "reg", "share")   # every schema the
+# migrations create (dropped by `cadastre demo --reset`)
 
 
 @dataclass(frozen=True)

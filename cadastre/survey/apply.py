@@ -15,9 +15,12 @@ import psycopg
 from shapely import wkb as shapely_wkb
 from shapely.geometry import MultiPolygon, Polygon
 
+from cadastre.codes import county_of
 from cadastre.errors import InvalidInput
 from cadastre.register.boundary import clockwise
 from cadastre.register.versions import new_change, replace_boundary
+from cadastre.sharing import events
+from cadastre.store.db import scalar
 from cadastre.survey.diff import Diff, compute_diff
 from cadastre.survey.submission import get_submission
 
@@ -35,24 +38,35 @@ def _require_status(conn: psycopg.Connection, sid: uuid.UUID, allowed: tuple[str
     return sub
 
 
+def _record_decision(conn: psycopg.Connection, sid: uuid.UUID, status: str,
+                     allowed: tuple[str, ...], registrar: str, reason: str | None,
+                     change: int | None = None) -> None:
+    """The submission row's decision, written last in the decision's transaction, and only if
+    nobody decided meanwhile."""
+    cur = conn.execute(
+        "UPDATE cad.survey_submission SET status = %s, decided_by = %s, decided_at = now(), "
+        "decision_reason = %s, change_id = coalesce(%s, change_id) "
+        "WHERE submission_id = %s AND status = ANY(%s)",
+        (status, registrar, reason, change, sid, list(allowed)))
+    if cur.rowcount != 1:
+        raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+
+
 def reject(conn: psycopg.Connection, sid: uuid.UUID, registrar: str, reason: str) -> None:
     if not reason or not reason.strip():
         raise InvalidInput("REASON_REQUIRED", "驳回须说明理由 / a rejection needs a reason")
+    allowed = ("validated", "invalid")
     with conn.transaction():
-        _require_status(conn, sid, ("validated", "invalid"))
-        cur = conn.execute(
-            "UPDATE cad.survey_submission SET status = 'rejected', decided_by = %s, "
-            "decided_at = now(), decision_reason = %s WHERE submission_id = %s "
-            "AND status IN ('validated', 'invalid')", (registrar, reason.strip()[:2000], sid))
-        if cur.rowcount != 1:
-            raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+        _require_status(conn, sid, allowed)
+        _record_decision(conn, sid, "rejected", allowed, registrar, reason.strip()[:2000])
 
 
 def accept(conn: psycopg.Connection, sid: uuid.UUID, registrar: str,
            note: str | None = None) -> dict[str, Any]:
     """Apply a validated submission; returns the diff summary and the change set id."""
+    allowed = ("validated",)
     with conn.transaction():
-        sub = _require_status(conn, sid, ("validated",))
+        sub = _require_status(conn, sid, allowed)
         diff = compute_diff(conn, sid)
         missing = [p.ref for p in diff.parcels if p.change == "new" and not p.code]
         if missing:
@@ -64,13 +78,10 @@ def accept(conn: psycopg.Connection, sid: uuid.UUID, registrar: str,
         _apply_parcels(conn, sid, diff, change, now)
         _apply_buildings_and_units(conn, sid, change, now)
         # last: the submission row (a kill before this line's COMMIT changes nothing)
-        cur = conn.execute(
-            "UPDATE cad.survey_submission SET status = 'accepted', decided_by = %s, "
-            "decided_at = now(), decision_reason = %s, change_id = %s "
-            "WHERE submission_id = %s AND status = 'validated'",
-            (registrar, note, change, sid))
-        if cur.rowcount != 1:
-            raise DecisionConflict(message="提交状态已变化 / the submission changed meanwhile")
+        _record_decision(conn, sid, "accepted", allowed, registrar, note, change)
+        codes = [p.code for p in diff.parcels if p.code]
+        events.emit(conn, "survey.accepted", county=county_of(codes[0]) if codes else None,
+                    refs={"submission_id": str(sid), "change_id": change})
     return {"change_id": change, "diff": diff.summary()}
 
 
@@ -93,8 +104,8 @@ def _apply_parcels(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff, change:
         feature_of[p.code] = fid
         base = p.version_id
         if base is None and p.parents:   # a new parcel inherits attributes from its parent
-            base = conn.execute("SELECT version_id FROM cad.parcel WHERE parcel_code = %s "
-                                "ORDER BY valid_from DESC LIMIT 1", (p.parents[0],)).fetchone()[0]
+            base = scalar(conn, "SELECT version_id FROM cad.parcel WHERE parcel_code = %s "
+                          "ORDER BY valid_from DESC LIMIT 1", (p.parents[0],))
         row = conn.execute(
             """INSERT INTO cad.parcel (feature_id, parcel_code, seat, compound_name, land_use,
                    right_type, right_nature, registered_area, neighbour_north, neighbour_east,
@@ -123,8 +134,8 @@ def _apply_parcels(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff, change:
         assert isinstance(poly, Polygon)
         replace_boundary(conn, p.code, clockwise(poly), row[1], now, change)
     for parent, child, event in diff.lineage:
-        parent_fid = conn.execute("SELECT feature_id FROM cad.parcel WHERE parcel_code = %s "
-                                  "ORDER BY valid_from DESC LIMIT 1", (parent,)).fetchone()[0]
+        parent_fid = scalar(conn, "SELECT feature_id FROM cad.parcel WHERE parcel_code = %s "
+                            "ORDER BY valid_from DESC LIMIT 1", (parent,))
         child_fid = feature_of.get(child)
         if child_fid is not None and child_fid != parent_fid:
             conn.execute("INSERT INTO cad.lineage (entity, parent_feature_id, child_feature_id, "

@@ -9,7 +9,9 @@ from typing import Any
 
 import psycopg
 
-from cadastre.codes import ParcelCode, next_parcel_sequence
+from cadastre.codes import ParcelCode, sequence_prefix_of
+from cadastre.register.numbering import next_parcel_sequence
+from cadastre.store.db import one, scalar
 
 HAUSDORFF_M = 0.001  # geometry differs by more than a millimetre → changed
 
@@ -116,8 +118,8 @@ def compute_diff(conn: psycopg.Connection, sid: uuid.UUID) -> Diff:
                      else "replace")
             lineage.append((parent, child.code or child.ref, event))
     for parent in sorted(retired):
-        row = conn.execute("SELECT feature_id, version_id FROM cad.parcel WHERE parcel_code = %s"
-                           " AND valid_to IS NULL", (parent,)).fetchone()
+        row = one(conn, "SELECT feature_id, version_id FROM cad.parcel WHERE parcel_code = %s"
+                  " AND valid_to IS NULL", (parent,))
         parcels.append(ParcelChange(None, parent, parent, "retired", row[0], row[1]))
     return Diff(parcels, lineage, _by_code(conn, sid, "building", "building_code",
                                            "cad.building", "building_code"),
@@ -145,9 +147,9 @@ def _assign_codes(conn: psycopg.Connection, parcels: list[ParcelChange],
         parent = next((code for code, idxs in retired.items() if p.idx in idxs), None)
         if parent is None:
             continue   # no parent: the accept step refuses it (PARCEL_CODE_MISSING)
-        prefix = parent[:14]          # zone (12) + ownership and right characters
+        prefix = sequence_prefix_of(parent)
         if prefix not in taken:
-            taken[prefix] = [int(r[0][14:]) for r in conn.execute(
+            taken[prefix] = [ParcelCode.parse(r[0]).sequence for r in conn.execute(
                 "SELECT DISTINCT parcel_code FROM cad.parcel WHERE parcel_code LIKE %s",
                 (prefix + "%",))]
         seq = next_parcel_sequence(taken[prefix])
@@ -160,14 +162,13 @@ def diff_geojson(conn: psycopg.Connection, sid: uuid.UUID, diff: Diff) -> dict[s
     feats: list[dict[str, Any]] = []
     for p in diff.parcels:
         if p.change in ("new", "changed") and p.idx is not None:
-            g = conn.execute("SELECT ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM "
-                             "cad.survey_feature WHERE submission_id = %s AND idx = %s",
-                             (sid, p.idx)).fetchone()[0]
+            g = scalar(conn, "SELECT ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM "
+                       "cad.survey_feature WHERE submission_id = %s AND idx = %s", (sid, p.idx))
             feats.append({"type": "Feature", "geometry": json.loads(g),
                           "properties": {**p.as_dict(), "state": "after"}})
         if p.change in ("changed", "retired") and p.version_id is not None:
-            g = conn.execute("SELECT ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM cad.parcel "
-                             "WHERE version_id = %s", (p.version_id,)).fetchone()[0]
+            g = scalar(conn, "SELECT ST_AsGeoJSON(ST_Transform(geom, 4326), 7) FROM cad.parcel "
+                       "WHERE version_id = %s", (p.version_id,))
             feats.append({"type": "Feature", "geometry": json.loads(g),
                           "properties": {**p.as_dict(), "state": "before"}})
     return {"type": "FeatureCollection", "features": feats}

@@ -33,7 +33,7 @@ from cadastre.jobs import JobTracker
 from cadastre.qa.engine import check, second_connection
 from cadastre.qa.scope import Scope
 from cadastre.settings import QaSettings
-from cadastre.store.db import connect
+from cadastre.store.db import connect, scalar
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 CHUNK = 1 << 20
@@ -145,14 +145,17 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
                 progress(p, what)
 
         sub = get_submission(conn, sid)
+        # a retried job (its worker stopped) starts over: what an earlier attempt staged goes
+        conn.execute("DELETE FROM cad.survey_feature WHERE submission_id = %s", (sid,))
         conn.execute("UPDATE cad.survey_submission SET status = 'validating' "
                      "WHERE submission_id = %s", (sid,))
         conn.commit()
         step(0.05, "reading")
-        row = conn.execute("SELECT stored_path FROM cad.survey_submission WHERE "
-                           "submission_id = %s", (sid,)).fetchone()
+        stored_path = scalar(conn, "SELECT stored_path FROM cad.survey_submission WHERE "
+                             "submission_id = %s", (sid,))
+
         def unreadable(exc: SurveyFormatError) -> dict[str, Any]:
-            report = {"submission": str(sid), "status": "invalid", "format": None,
+            report: dict[str, Any] = {"submission": str(sid), "status": "invalid", "format": None,
                       "errors": [{"code": exc.code, "message": exc.message, "subject": [],
                                   "location": None}], "warnings": [], "counts": {}}
             _finish(conn, sid, report, None, None, "invalid")
@@ -161,7 +164,7 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
 
         stager = _Stager(conn, sid)       # stores features while the rest is read
         try:
-            data = read_survey(Path(row[0]), srid=sub["srid"], filename=sub["filename"],
+            data = read_survey(Path(stored_path), srid=sub["srid"], filename=sub["filename"],
                                on_features=stager.feed, checks=False)
         except SurveyFormatError as exc:
             stager.abort()
@@ -199,10 +202,11 @@ def validate_submission(url: str, sid: uuid.UUID, qa: QaSettings, job_id: uuid.U
                            "geometry": _wkb_to_lonlat(f.geom_wkb)})
         errors = [i for i in issues if i["severity"] == "error"]
         warnings = [i for i in issues if i["severity"] != "error"]
+        status = "invalid" if errors else "validated"
         report = {"submission": str(sid), "format": data.format, "srid": data.srid,
                   "counts": _counts(data), "errors": errors, "warnings": warnings,
-                  "status": "invalid" if errors else "validated"}
-        _finish(conn, sid, report, data.format, data.srid, report["status"])
+                  "status": status}
+        _finish(conn, sid, report, data.format, data.srid, status)
         lap("report")
         step(1.0, "done")
         return report

@@ -49,7 +49,7 @@ def check_name(name: str) -> str:
     if not NAME.match(name or "") or ".." in name:
         raise ThreeDInputError(
             "THREED_BAD_NAME",
-            f"数据集名称无效 / invalid dataset name {name!r} (letters, digits, _ . -)",
+            "数据集名称无效 / invalid dataset name (letters, digits, _ . -)",
         )
     return name
 

@@ -81,11 +81,11 @@ MARGIN_XY, MARGIN_Z, ROOF_MARGIN = 0.3, 0.1, 1.5  # metres, see the module docst
 
 FINGERPRINTS = """
 SELECT building_code, md5(string_agg(version_id::text, ',' ORDER BY version_id)), count(*)
-FROM cad.unit WHERE valid_to IS NULL GROUP BY building_code
+FROM cad.unit_current GROUP BY building_code
 """
 UNITS = """
 SELECT building_code, {columns}, srid, ST_AsBinary(geom)
-FROM cad.unit WHERE valid_to IS NULL AND building_code = ANY(%s)
+FROM cad.unit_current WHERE building_code = ANY(%s)
 ORDER BY building_code, floor_no, unit_code
 """
 

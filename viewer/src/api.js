@@ -1,11 +1,17 @@
 // HTTP helpers: JSON calls with the server's error shape, bearer tokens, blob downloads and
 // uploads with progress. Tokens live in memory and sessionStorage only (gone with the tab).
 
+import { localized } from "./i18n.js";
+
+// An error from the server. Its message is "中文 / English"; ``message`` reads the half of the
+// language chosen when it is shown (the switch may change in between), ``raw`` the whole text.
 export class ApiError extends Error {
   constructor(status, code, message) {
-    super(message || code || `HTTP ${status}`);
+    super();
     this.status = status;
     this.code = code;
+    this.raw = message || code || `HTTP ${status}`;
+    Object.defineProperty(this, "message", { get: () => localized(this.raw) });
   }
 }
 

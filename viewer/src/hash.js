@@ -21,7 +21,7 @@ export function readHash() {
     out.selection = { kind, ref };
   }
   if (p.get("view") === "3d") out.threeD = true;
-  if (["map", "owner", "staff"].includes(p.get("mode"))) out.mode = p.get("mode");
+  if (["map", "owner", "staff", "progress"].includes(p.get("mode"))) out.mode = p.get("mode");
   if (["zh", "en"].includes(p.get("lang"))) out.lang = p.get("lang");
   return out;
 }

@@ -439,6 +439,19 @@ const CODES = {
   },
 };
 CODES.planned_use = CODES.use;
+// 房屋类型 FWLX and 房屋性质 FWXZ (cadastre/labels.py: HOUSE_TYPE, HOUSE_NATURE)
+CODES.house_type = {
+  "1": ["住宅", "residential"], "2": ["商业用房", "commercial"], "3": ["办公用房", "office"],
+  "4": ["工业用房", "industrial"], "5": ["仓储用房", "storage"], "6": ["车库", "garage"],
+};
+CODES.house_nature = {
+  "0": ["市场化商品房", "commodity housing"], "1": ["动迁房", "relocation housing"],
+  "2": ["配套商品房", "supporting commodity housing"], "3": ["公共租赁住房", "public rental housing"],
+  "4": ["廉租住房", "low-rent housing"], "5": ["限价普通商品住房", "price-capped commodity housing"],
+  "6": ["经济适用住房", "affordable housing"], "7": ["定销商品房", "designated-sale housing"],
+  "8": ["集资建房", "employer-funded housing"], "9": ["福利房", "welfare housing"],
+  "99": ["其它", "other"],
+};
 
 let lang = "zh";
 const listeners = new Set();
@@ -463,9 +476,23 @@ export function setLang(next) {
 
 export function onLangChange(fn) { listeners.add(fn); }
 
+// a feature module's own strings ({zh: {...}, en: {...}}), kept next to the feature
+export function addStrings(strings) {
+  for (const l of ["zh", "en"]) Object.assign(STRINGS[l], strings[l] || {});
+}
+
 export function t(key, vars = {}) {
   const s = STRINGS[lang][key] ?? STRINGS.zh[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (_, k) => (vars[k] ?? `{${k}}`));
+}
+
+// Server messages are "中文 / English" (the first " / " separates the halves): the half of the
+// chosen language, or the whole text when it has no such separator.
+export function localized(message) {
+  if (typeof message !== "string") return message;
+  const at = message.indexOf(" / ");
+  if (at < 0 || !/[\u3400-\u9fff]/.test(message.slice(0, at))) return message;
+  return lang === "zh" ? message.slice(0, at).trim() : message.slice(at + 3).trim();
 }
 
 export function fieldLabel(name) {

@@ -21,7 +21,7 @@ const ORDER = {
 const SKIP = new Set(["id", "kind", "geometry", "bbox", "center", "floors", "links", "valid_to",
   "use_label", "label", "type", "buildings", "building", "floor", "at_point"]);
 const CODED = new Set(["land_use", "use", "planned_use", "structure", "right_type",
-  "registration_status"]);
+  "registration_status", "house_type", "house_nature"]);
 const PATHS = { parcel: "parcels", building: "buildings", unit: "units" };
 
 export function formatValue(name, value, record = {}) {

@@ -7,6 +7,7 @@ import { fetchFeature, renderFeature } from "./info.js";
 import { MeasureTool } from "./measure.js";
 import { OwnerPanel } from "./owner.js";
 import { initSearch } from "./search.js";
+import { ProgressPanel } from "./progress.js";
 import { StaffPanel } from "./staff.js";
 import { cameraFromMap, load3D, zoomFromCamera } from "./switch3d.js";
 import { clear, el, errorText, toast } from "./ui.js";
@@ -17,6 +18,9 @@ let cmap;
 let measure;
 let owner;
 let staff;
+let progress;
+const PANEL_TITLES = { map: "panel_title", owner: "owner_title", staff: "mode_staff",
+  progress: "progress_title" };
 let current = null;         // {kind, rec} shown in the info panel
 let scene = null;           // the open 3D scene's handle
 let resolveReady;
@@ -121,9 +125,10 @@ function setMode(mode) {
     b.setAttribute("aria-pressed", b.dataset.mode === mode ? "true" : "false");
   }
   for (const v of document.querySelectorAll(".view")) v.hidden = v.dataset.view !== mode;
-  $("panel-title").textContent = t(mode === "map" ? "panel_title" : mode === "owner" ? "owner_title" : "mode_staff");
+  $("panel-title").textContent = t(PANEL_TITLES[mode] || "panel_title");
   if (mode === "owner") owner.render();
   if (mode === "staff") staff.render();
+  if (mode === "progress") progress.render();
   expandPanel(true);
   saveHash();
 }
@@ -294,6 +299,7 @@ async function boot() {
 
   owner = new OwnerPanel($("owner-panel"), { onShowUnit: (code) => select("unit", code, { fly: true }) });
   staff = new StaffPanel($("staff-panel"), cmap);
+  progress = new ProgressPanel($("progress-panel"));
   onLangChange(() => {
     $("lang-switch").textContent = getLang() === "zh" ? "English" : "中文";
     $("lang-switch").lang = getLang() === "zh" ? "en" : "zh-CN";
@@ -301,8 +307,8 @@ async function boot() {
     if (state.mode === "map") showCurrent();
     if (state.mode === "owner") owner.render();
     if (state.mode === "staff") staff.render();
-    $("panel-title").textContent = t(state.mode === "map" ? "panel_title"
-      : state.mode === "owner" ? "owner_title" : "mode_staff");
+    if (state.mode === "progress") progress.render();
+    $("panel-title").textContent = t(PANEL_TITLES[state.mode] || "panel_title");
     saveHash();
   });
   renderFloors(cmap.floorRange());

@@ -1,7 +1,8 @@
 // Registrar workspace: survey submissions (diff map, report, accept / reject with a reason),
 // QA runs (findings as a vector tile layer with the bearer token, and a list), audit chain status.
 import { api } from "./api.js";
-import { t } from "./i18n.js";
+import { CasesTab } from "./cases.js";
+import { localized, t } from "./i18n.js";
 import { bboxOf, qaLayers } from "./map.js";
 import { showDiff, showReport, statusLabel, submissionList } from "./submissions.js";
 import { clear, el, errorText, fmtDate, fmtNumber, tabs, toast } from "./ui.js";
@@ -17,10 +18,12 @@ export class RegistrarWorkspace {
   }
 
   render() {
-    tabs(this.box, [["surveys", t("tab_surveys")], ["qa", t("tab_qa")], ["audit", t("tab_audit")]],
-      (id, panel) => {
+    tabs(this.box, [["surveys", t("tab_surveys")], ["cases", t("tab_cases")], ["qa", t("tab_qa")],
+      ["audit", t("tab_audit")]],
+    (id, panel) => {
         this.cmap.clearOverlay("qa");
-        if (id === "surveys") this.surveys(panel);
+        if (id === "cases") new CasesTab(panel, this.s).render();
+        else if (id === "surveys") this.surveys(panel);
         else if (id === "qa") this.qa(panel);
         else this.audit(panel);
       });
@@ -173,7 +176,7 @@ export class RegistrarWorkspace {
         const where = f.geometry ? bboxOf({ features: [{ geometry: f.geometry }] }) : null;
         ul.append(el("li", { class: `issue ${f.severity}` },
           el("span", { class: `chip sev-${f.severity}` }, t(`legend_${f.severity}`) || f.severity),
-          el("code", {}, f.rule), " ", f.message,
+          el("code", {}, f.rule), " ", localized(f.message),
           f.measure !== null && f.measure !== undefined ? ` (${fmtNumber(f.measure)})` : "",
           el("span", { class: "subject" }, ` ${(f.subject || []).join(", ")}`),
           where ? el("button", { type: "button", class: "btn small", "aria-label": "⌖",

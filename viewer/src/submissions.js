@@ -1,7 +1,7 @@
 // Survey submissions shared by the surveyor and registrar workspaces: the paged list, the
 // validation report (list + map layer: errors at their locations) and the diff map.
 import { api } from "./api.js";
-import { t } from "./i18n.js";
+import { localized, t } from "./i18n.js";
 import { bboxOf, diffLayers, reportLayers } from "./map.js";
 import { clear, el, errorText, fmtDate, fmtNumber } from "./ui.js";
 
@@ -69,7 +69,7 @@ export async function showReport(box, cmap, s, sid) {
       const where = it.geometry ? bboxOf({ features: [{ geometry: it.geometry }] }) : null;
       const li = el("li", { class: `issue ${severity}` },
         el("span", { class: `chip sev-${severity}` }, t(`legend_${severity}`)),
-        el("code", {}, it.code), " ", it.message,
+        el("code", {}, it.code), " ", localized(it.message),
         it.measure !== null && it.measure !== undefined ? ` (${fmtNumber(it.measure)})` : "",
         (it.subject || []).length ? el("span", { class: "subject" }, ` ${it.subject.join(", ")}`) : "");
       if (where) {

@@ -136,7 +136,7 @@ class _TileBuilder:
             for batch in _batches(need):
                 cached = sum(_size(p) for p in cache)
                 room = BATCH_BYTES - cached - sum(_size(p) for p in batch)
-                extra = []
+                extra: list[Path] = []
                 for p in spare:
                     if len(batch) + len(extra) >= BATCH_FILES or room < _size(p):
                         break

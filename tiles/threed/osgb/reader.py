@@ -274,7 +274,7 @@ def read_osgb(
     """LOD nodes of one .osgb (osgconv errors raise :class:`OsgbUnreadable` naming ``path``).
     ``structure``: its osgt tree already read in a batch (``osgt.read_structures``)."""
     if structure is not None:
-        tree, missing_images = structure, []
+        tree, missing_images = structure, list[str]()
     else:
         tree, missing_images = read_structure(path, work_dir)
     for name in missing_images:

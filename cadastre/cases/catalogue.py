@@ -1,0 +1,109 @@
+"""The business catalogue (``reg.business_type``, seeded by migration 0008 from the provincial
+time-limit table): limits, registration type, the right kinds a business writes, the review steps
+it needs, what it issues, and the application materials (``reg.material``). A county may promise
+a shorter limit (``reg.county_limit``); changes are audited by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from cadastre.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class Material:
+    code: str
+    name_zh: str
+    name_en: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class BusinessType:
+    seq: int
+    name_zh: str
+    name_en: str
+    registration_type: str
+    djlx: int
+    right_kinds: tuple[str, ...]
+    statutory_days: int
+    promised_days: int
+    review_steps: int
+    writes_register: bool
+    issues: str                 # certificate | proof | none
+    note: str | None
+
+    @property
+    def same_day(self) -> bool:
+        return self.promised_days == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "name": {"zh": self.name_zh, "en": self.name_en},
+                "registration_type": self.registration_type, "djlx": self.djlx,
+                "right_kinds": list(self.right_kinds), "statutory_days": self.statutory_days,
+                "promised_days": self.promised_days, "review_steps": self.review_steps,
+                "writes_register": self.writes_register, "issues": self.issues,
+                "note": self.note}
+
+
+_COLS = ("seq, name_zh, name_en, registration_type, djlx, right_kinds, statutory_days, "
+         "promised_days, review_steps, writes_register, issues, note")
+
+
+def _row(r: tuple[Any, ...]) -> BusinessType:
+    return BusinessType(r[0], r[1], r[2], r[3], r[4], tuple(r[5]), r[6], r[7], r[8], r[9], r[10],
+                        r[11])
+
+
+def all_types(conn: psycopg.Connection) -> list[BusinessType]:
+    return [_row(r) for r in conn.execute(f"SELECT {_COLS} FROM reg.business_type ORDER BY seq")]
+
+
+def get(conn: psycopg.Connection, seq: int) -> BusinessType:
+    row = conn.execute(f"SELECT {_COLS} FROM reg.business_type WHERE seq = %s",
+                       (seq,)).fetchone()
+    if row is None:
+        raise NotFound("BUSINESS_TYPE_UNKNOWN", "无此登记业务类型 / no such business type")
+    return _row(row)
+
+
+def limits(conn: psycopg.Connection, bt: BusinessType, county: str) -> tuple[int, int]:
+    """(promised, statutory) working days for ``county``: its own promise if it made one."""
+    row = conn.execute("SELECT promised_days FROM reg.county_limit WHERE county_code = %s "
+                       "AND business_type = %s", (county, bt.seq)).fetchone()
+    return (row[0] if row else bt.promised_days), bt.statutory_days
+
+
+def set_county_limit(conn: psycopg.Connection, county: str, seq: int, promised_days: int,
+                     actor: str) -> None:
+    """A county's own promised limit (at most the statutory one); running cases accepted later
+    use it, cases already accepted keep the limit they were accepted under."""
+    bt = get(conn, seq)
+    if not (0 <= promised_days <= bt.statutory_days):
+        raise InvalidInput("LIMIT_INVALID", f"承诺时限须在 0 至 {bt.statutory_days} 个工作日之间 "
+                           f"/ the promised limit must be 0..{bt.statutory_days} working days")
+    conn.execute("INSERT INTO reg.county_limit (county_code, business_type, promised_days, "
+                 "set_by) VALUES (%s, %s, %s, %s) ON CONFLICT (county_code, business_type) DO "
+                 "UPDATE SET promised_days = EXCLUDED.promised_days, set_by = EXCLUDED.set_by, "
+                 "set_at = now()", (county, seq, promised_days, actor))
+
+
+def materials(conn: psycopg.Connection, seq: int) -> list[Material]:
+    return [Material(*r) for r in conn.execute(
+        "SELECT code, name_zh, name_en, required FROM reg.material WHERE business_type = %s "
+        "ORDER BY ord, code", (seq,))]
+
+
+def set_material(conn: psycopg.Connection, seq: int, material: Material, order: int = 50
+                 ) -> None:
+    get(conn, seq)
+    conn.execute("INSERT INTO reg.material (business_type, code, name_zh, name_en, required, "
+                 "ord) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (business_type, code) DO "
+                 "UPDATE SET name_zh = EXCLUDED.name_zh, name_en = EXCLUDED.name_en, "
+                 "required = EXCLUDED.required, ord = EXCLUDED.ord",
+                 (seq, material.code, material.name_zh, material.name_en, material.required,
+                  order))

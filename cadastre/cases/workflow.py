@@ -1,0 +1,377 @@
+"""A case's life: opening (受理, or 申请 online), its moves through the stages, pauses of the
+clock, and 登簿. Every call is one transaction that writes the case row, a transition row and an
+audit-chain entry together; 登簿 writes the register in that same transaction (all or nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from cadastre import audit
+from cadastre.access.pii import PiiCipher
+from cadastre.cases import application as appl
+from cadastre.cases import catalogue, clock, entry, rules
+from cadastre.cases.model import CLOSED, MOVES, Action, PauseReason, Stage
+from cadastre.cases.numbers import case_number, office
+from cadastre.codes import county_of
+from cadastre.errors import InvalidInput, NotFound
+from cadastre.register.versions import new_change
+from cadastre.settings import CasesSettings
+from cadastre.sharing import events
+
+TRANSFER_TYPES = (3, 7, 13, 15)      # businesses that sell a unit: one open case per unit
+_QUERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+class CaseStateError(InvalidInput):
+    """The case is not in a stage (or clock state) that allows the action."""
+
+    code = "CASE_STATE"
+
+
+@dataclass(frozen=True)
+class Keys:
+    cipher: PiiCipher
+    audit_key: bytes
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: ``actor`` as the audit chain records it, ``role``, the staff member's display
+    name (登簿人 DBR on the register), and their county scope (empty = everywhere)."""
+
+    actor: str
+    role: str
+    name: str
+    counties: tuple[str, ...] = ()
+    account_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Opened:
+    case_id: uuid.UUID
+    case_no: str
+    query_code: str          # given once to the applicant (受理回执), stored only as a hash
+    stage: Stage
+
+
+def query_code_hash(cipher: PiiCipher, case_no: str, code: str) -> bytes:
+    msg = f"progress\x00{case_no}\x00{code.strip().upper()}".encode()
+    return hmac.new(cipher.lookup_key, msg, hashlib.sha256).digest()
+
+
+def _now(conn: psycopg.Connection, at: datetime | None) -> datetime:
+    if at is not None:
+        return at
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def _record(conn: psycopg.Connection, keys: Keys, actor: Actor, case_id: uuid.UUID,
+            case_no: str, from_stage: str | None, to_stage: str, action: str, at: datetime,
+            note: str | None = None) -> None:
+    conn.execute("INSERT INTO reg.case_transition (case_id, from_stage, to_stage, action, actor, "
+                 "at, note) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                 (case_id, from_stage, to_stage, action, actor.actor, at, note))
+    audit.append(conn, keys.audit_key, audit.Entry(actor.actor, actor.role, f"case.{action}",
+                                                   case_no))
+
+
+# ------------------------------------------------------------------ opening a case
+def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor: Actor,
+              app: appl.Application, at: datetime | None = None) -> Opened:
+    """受理 at the window (stage accepted, the clock starts now) or 申请 online (stage applied;
+    the online pre-review counts against the limit, so the clock starts too)."""
+    if app.channel not in ("window", "online"):
+        raise InvalidInput("CHANNEL_INVALID", "渠道须为 window 或 online / channel must be "
+                           "window or online")
+    units = appl.check_units(app.unit_codes)
+    appl.check_parties(app.parties)
+    with conn.transaction():
+        bt = catalogue.get(conn, app.business_type)
+        request = appl.clean_request(bt, app.request)
+        county = county_of(units[0])
+        if actor.counties and county not in actor.counties:
+            raise NotFound("UNIT_NOT_FOUND", "无此不动产单元 / no such unit in your counties")
+        clock.calendar.ensure(conn, settings)
+        now = _now(conn, at)
+        case_id = uuid.uuid4()
+        if bt.seq in TRANSFER_TYPES:
+            rules.require_no_open_case(conn, units, TRANSFER_TYPES, None)
+        case_no = case_number(conn, county, now.year)
+        code = "".join(secrets.choice(_QUERY_ALPHABET) for _ in range(8))
+        promised, statutory = catalogue.limits(conn, bt, county)
+        stage = Stage.ACCEPTED if app.channel == "window" else Stage.APPLIED
+        conn.execute(
+            "INSERT INTO reg.case (case_id, case_no, county_code, business_type, channel, "
+            "stage, unit_codes, target_right_id, request, query_code_hash, applied_at, "
+            "accepted_at, clock_from, promised_days, statutory_days, assignee, created_by) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (case_id, case_no, county, bt.seq, app.channel, stage, list(units),
+             app.target_right_id, Jsonb(request),
+             query_code_hash(keys.cipher, case_no, code), now,
+             now if stage is Stage.ACCEPTED else None, now, promised, statutory,
+             actor.account_id, actor.actor))
+        appl.store_parties(conn, keys.cipher, case_id, app.parties)
+        _store_materials(conn, bt.seq, case_id, app.materials, now)
+        if bt.writes_register:   # the law's answer now, not at 登簿 (nothing is written)
+            entry.plan(conn, _facts(conn, case_id), lock=False)
+        clock.recompute(conn, settings, case_id)
+        _record(conn, keys, actor, case_id, case_no, None, stage,
+                "accept" if stage is Stage.ACCEPTED else "apply", now)
+        if stage is Stage.ACCEPTED:
+            events.emit(conn, "case.accepted", county=county, unit_codes=units, case_no=case_no,
+                        refs={"business_type": bt.seq, "stage": stage.value})
+    return Opened(case_id, case_no, code, stage)
+
+
+def _store_materials(conn: psycopg.Connection, seq: int, case_id: uuid.UUID,
+                     received: Sequence[str], at: datetime) -> None:
+    known = {m.code: m for m in catalogue.materials(conn, seq)}
+    unknown = [c for c in received if c not in known]
+    if unknown:
+        raise InvalidInput("MATERIAL_UNKNOWN", "该业务没有此申请材料 / not a material of "
+                           "this business")
+    for c in dict.fromkeys(received):
+        m = known[c]
+        conn.execute("INSERT INTO reg.case_material (case_id, code, name_zh, name_en, status, "
+                     "at) VALUES (%s, %s, %s, %s, 'received', %s)",
+                     (case_id, m.code, m.name_zh, m.name_en, at))
+
+
+# ------------------------------------------------------------------ reading one case
+@dataclass(frozen=True)
+class CaseRow:
+    case_id: uuid.UUID
+    case_no: str
+    county_code: str
+    business_type: int
+    stage: Stage
+    paused_since: datetime | None
+    clock_from: datetime | None
+    registered_at: datetime | None
+
+
+def _lock(conn: psycopg.Connection, case_no: str, actor: Actor) -> CaseRow:
+    row = conn.execute(
+        "SELECT case_id, case_no, county_code, business_type, stage, paused_since, clock_from, "
+        "registered_at FROM reg.case WHERE case_no = %s FOR UPDATE", (case_no,)).fetchone()
+    if row is None or (actor.counties and row[2] not in actor.counties):
+        raise NotFound("CASE_NOT_FOUND", "无此案件 / no such case")
+    return CaseRow(row[0], row[1], row[2], row[3], Stage(row[4]), row[5], row[6], row[7])
+
+
+def _facts(conn: psycopg.Connection, case_id: uuid.UUID) -> entry.CaseFacts:
+    row = conn.execute("SELECT case_no, business_type, unit_codes, target_right_id, request "
+                       "FROM reg.case WHERE case_id = %s", (case_id,)).fetchone()
+    assert row is not None
+    parties = tuple(entry.CaseParty(*p) for p in conn.execute(
+        "SELECT party_id, role, seq, share, co_ownership FROM reg.case_party "
+        "WHERE case_id = %s ORDER BY role, seq", (case_id,)))
+    return entry.CaseFacts(case_id, row[0], catalogue.get(conn, row[1]),
+                           tuple(c.strip() for c in row[2]), row[3], dict(row[4]), parties)
+
+
+# ------------------------------------------------------------------ moves
+@dataclass(frozen=True)
+class Review:
+    step: str            # 初审 / 复审 / 核定 …
+    opinion: str
+    passed: bool = True
+
+
+def advance(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor: Actor,
+            case_no: str, action: Action, *, note: str | None = None,
+            reason: str | None = None, review: Review | None = None,
+            at: datetime | None = None) -> dict[str, Any]:
+    """Move the case by ``action``; returns what changed (stage, and for 登簿 the versions and
+    certificate numbers written)."""
+    move = MOVES[action]
+    with conn.transaction():
+        case = _lock(conn, case_no, actor)
+        if case.stage not in move.sources:
+            raise CaseStateError(message=f"案件处于{case.stage.value}阶段，不能执行 {action.value} "
+                                 f"/ the case is {case.stage.value}; {action.value} is not "
+                                 "possible")
+        if move.needs_reason and not (reason and reason.strip()):
+            raise InvalidInput("REASON_REQUIRED", "须说明理由 / a reason is required")
+        bt = catalogue.get(conn, case.business_type)
+        now = _now(conn, at)
+        out: dict[str, Any] = {"case_no": case_no, "from": case.stage.value,
+                               "to": move.target.value}
+        if action is Action.REVIEW:
+            if review is None or not review.step.strip() or not review.opinion.strip():
+                raise InvalidInput("REVIEW_REQUIRED", "审核须写明环节和意见 / a review needs a "
+                                   "step and an opinion")
+            conn.execute("INSERT INTO reg.case_review (case_id, step, reviewer, opinion, passed, "
+                         "at) VALUES (%s, %s, %s, %s, %s, %s)",
+                         (case.case_id, review.step.strip()[:40], actor.actor,
+                          review.opinion.strip()[:2000], review.passed, now))
+        elif action in (Action.REGISTER, Action.CONCLUDE):
+            _ready_for_entry(conn, case, bt, action)
+        elif action is Action.PREPARE and bt.issues == "none":
+            raise CaseStateError(message="该业务不发证 / this business issues no certificate")
+        elif action is Action.ARCHIVE and case.stage is Stage.REGISTERED and bt.issues != "none":
+            raise CaseStateError(message="须先缮证、发证 / prepare and issue the certificate first")
+        if action is Action.REGISTER:
+            out.update(_register(conn, settings, actor, case, now))
+        _set_stage(conn, settings, case, move.target, now,
+                   reason if move.needs_reason else None,
+                   stops_clock=action in (Action.REGISTER, Action.CONCLUDE))
+        if action is Action.ACCEPT:
+            conn.execute("UPDATE reg.case SET accepted_at = %s, assignee = coalesce(assignee, "
+                         "%s) WHERE case_id = %s", (now, actor.account_id, case.case_id))
+        _record(conn, keys, actor, case.case_id, case_no, case.stage, move.target,
+                action.value, now, (note or reason or (review.opinion if review else None)))
+        if action is Action.ACCEPT or move.target in CLOSED:
+            events.emit(conn, "case.accepted" if action is Action.ACCEPT else "case.completed",
+                        county=case.county_code, case_no=case_no,
+                        refs={"business_type": case.business_type, "stage": move.target.value})
+    return out
+
+
+def _ready_for_entry(conn: psycopg.Connection, case: CaseRow, bt: catalogue.BusinessType,
+                     action: Action) -> None:
+    if (action is Action.REGISTER) != bt.writes_register:
+        raise CaseStateError(message="该业务" + ("须登簿 / this business is entered in the "
+                             "register" if bt.writes_register else "不登簿，请办结 / this "
+                             "business is concluded, not entered"))
+    if case.paused_since is not None:
+        raise CaseStateError("CASE_PAUSED", "案件暂停中，请先恢复 / the case is paused; resume "
+                             "it first")
+    passed = conn.execute("SELECT count(*) FROM reg.case_review WHERE case_id = %s AND passed",
+                          (case.case_id,)).fetchone()
+    if passed is None or passed[0] < bt.review_steps:
+        raise CaseStateError("REVIEW_MISSING", f"须经 {bt.review_steps} 个审核环节通过 / "
+                             f"{bt.review_steps} passed review step(s) needed")
+
+
+def _register(conn: psycopg.Connection, settings: CasesSettings, actor: Actor, case: CaseRow,
+              now: datetime) -> dict[str, Any]:
+    facts = _facts(conn, case.case_id)
+    ops = entry.plan(conn, facts, lock=True)
+    change = new_change(conn, "registration", actor.actor, f"case {case.case_no}")
+    result = entry.apply(conn, facts, ops, change=change, at=now,
+                         office=office(conn, case.county_code, settings), registrar=actor.name)
+    conn.execute("UPDATE reg.case SET change_id = %s, certificate_no = %s WHERE case_id = %s",
+                 (change, result.certificate_nos[0] if result.certificate_nos else None,
+                  case.case_id))
+    bt = facts.business
+    events.emit(conn, events.registration_event(bt.registration_type, bt.right_kinds[0],
+                                                result.entered_kinds),
+                county=case.county_code, unit_codes=facts.unit_codes, case_no=case.case_no,
+                refs={"versions": list(result.version_ids),
+                      "closed": list(result.closed_version_ids), "change_id": change,
+                      "business_type": bt.seq})
+    return {"change_id": change, "version_ids": list(result.version_ids),
+            "certificate_nos": list(result.certificate_nos),
+            "closed_right_ids": [str(r) for r in result.closed_right_ids]}
+
+
+def _set_stage(conn: psycopg.Connection, settings: CasesSettings, case: CaseRow, stage: Stage,
+               now: datetime, reason: str | None, stops_clock: bool) -> None:
+    closes = stage in CLOSED
+    if closes and case.paused_since is not None:
+        _end_pause(conn, settings, case, None, now)
+    conn.execute(
+        "UPDATE reg.case SET stage = %(stage)s, updated_at = now(), "
+        "reason = coalesce(%(reason)s, reason), "
+        "closed_at = CASE WHEN %(closes)s THEN %(now)s ELSE closed_at END, "
+        "registered_at = CASE WHEN %(stops)s THEN %(now)s ELSE registered_at END, "
+        "working_days_used = CASE WHEN %(stops)s THEN greatest(0, "
+        "  reg.wd_idx((%(now)s AT TIME ZONE %(tz)s)::date) - reg.wd_idx(start_day) "
+        "  - paused_days) ELSE working_days_used END "
+        "WHERE case_id = %(case)s",
+        {"stage": stage.value, "reason": (reason or "").strip()[:2000] or None, "closes": closes,
+         "now": now, "stops": stops_clock, "tz": settings.timezone, "case": case.case_id})
+
+
+# ------------------------------------------------------------------ pauses
+def pause(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor: Actor,
+          case_no: str, reason: PauseReason, note: str | None = None,
+          missing: Sequence[str] = (), at: datetime | None = None) -> int:
+    """Stop the clock (补正 with the complete list of missing materials, 公告, 实地查看 …)."""
+    with conn.transaction():
+        case = _lock(conn, case_no, actor)
+        if case.clock_from is None or case.registered_at is not None or case.stage in CLOSED:
+            raise CaseStateError(message="案件时钟未在运行 / the case's clock is not running")
+        if case.paused_since is not None:
+            raise CaseStateError("CASE_PAUSED", "案件已暂停 / the case is already paused")
+        if reason is PauseReason.SUPPLEMENT and not missing:
+            raise InvalidInput("MATERIALS_REQUIRED", "补正须一次性列明所缺材料 / a 补正 lists "
+                               "every missing material at once")
+        now = _now(conn, at)
+        row = conn.execute("INSERT INTO reg.case_pause (case_id, reason, note, started_at, "
+                           "started_by) VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                           (case.case_id, reason.value, note, now, actor.actor)).fetchone()
+        assert row is not None
+        pause_id = int(row[0])
+        known = {m.code: m for m in catalogue.materials(conn, case.business_type)}
+        for code in dict.fromkeys(missing):
+            m = known.get(code)
+            if m is None:
+                raise InvalidInput("MATERIAL_UNKNOWN", "该业务没有此申请材料 / not a material "
+                                   "of this business")
+            conn.execute("INSERT INTO reg.case_material (case_id, code, name_zh, name_en, "
+                         "status, pause_id, at) VALUES (%s, %s, %s, %s, 'missing', %s, %s) "
+                         "ON CONFLICT (case_id, code) DO UPDATE SET status = 'missing', "
+                         "pause_id = EXCLUDED.pause_id, at = EXCLUDED.at",
+                         (case.case_id, m.code, m.name_zh, m.name_en, pause_id, now))
+        conn.execute("UPDATE reg.case SET paused_since = %s, updated_at = now() "
+                     "WHERE case_id = %s", (now, case.case_id))
+        _record(conn, keys, actor, case.case_id, case_no, case.stage, case.stage,
+                f"pause.{reason.value}", now, note)
+    return pause_id
+
+
+def resume(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor: Actor,
+           case_no: str, note: str | None = None, at: datetime | None = None) -> int:
+    """Restart the clock; the paused working days move the deadlines. Returns those days."""
+    with conn.transaction():
+        case = _lock(conn, case_no, actor)
+        if case.paused_since is None:
+            raise CaseStateError(message="案件未暂停 / the case is not paused")
+        now = _now(conn, at)
+        days = _end_pause(conn, settings, case, actor.actor, now)
+        clock.recompute(conn, settings, case.case_id)
+        _record(conn, keys, actor, case.case_id, case_no, case.stage, case.stage, "resume",
+                now, note)
+    return days
+
+
+def _end_pause(conn: psycopg.Connection, settings: CasesSettings, case: CaseRow, by: str | None,
+               now: datetime) -> int:
+    row = conn.execute(
+        "UPDATE reg.case_pause SET ended_at = %(now)s, ended_by = %(by)s, days = greatest(0, "
+        "reg.wd_idx((%(now)s AT TIME ZONE %(tz)s)::date) "
+        "- reg.wd_idx((started_at AT TIME ZONE %(tz)s)::date)) "
+        "WHERE case_id = %(case)s AND ended_at IS NULL RETURNING id, days",
+        {"now": now, "by": by, "tz": settings.timezone, "case": case.case_id}).fetchone()
+    assert row is not None
+    conn.execute("UPDATE reg.case_material SET status = 'supplied', at = %s "
+                 "WHERE pause_id = %s AND status = 'missing'", (now, row[0]))
+    conn.execute("UPDATE reg.case SET paused_since = NULL, paused_days = paused_days + %s, "
+                 "updated_at = now() WHERE case_id = %s", (row[1], case.case_id))
+    return int(row[1])
+
+
+def assign(conn: psycopg.Connection, keys: Keys, actor: Actor, case_no: str,
+           account_id: uuid.UUID) -> None:
+    with conn.transaction():
+        case = _lock(conn, case_no, actor)
+        now = _now(conn, None)
+        conn.execute("UPDATE reg.case SET assignee = %s, updated_at = now() WHERE case_id = %s",
+                     (account_id, case.case_id))
+        _record(conn, keys, actor, case.case_id, case_no, case.stage, case.stage, "assign", now,
+                str(account_id))
