@@ -278,6 +278,28 @@ def test_transfer_supersedes_and_names_the_business(conn, ctx):
         (f"{rec.unit_code}#{rec.serial}",))]
     assert actions == ["certificate.prepare.certificate", "certificate.issue.certificate",
                        "certificate.supersede"]
+    # announced to subscribers (the sharing outbox), in the same transactions, without PII
+    events = conn.execute(
+        "SELECT event_id, type, occurred_at, county_code, unit_codes, case_no, refs "
+        "FROM share.event WHERE %s = ANY(unit_codes) AND type LIKE 'certificate.%%' "
+        "ORDER BY event_id", (rec.unit_code,)).fetchall()
+    assert [e[1] for e in events] == ["certificate.issued", "certificate.superseded",
+                                      "certificate.issued"]
+    assert events[0][6]["versions"] == [h.version_id]
+    assert events[1][6]["closed"] == [h.version_id]
+    assert events[1][6]["certificate"]["superseded_by"] == "202612060001"
+    assert events[2][6]["versions"] == [new_version]
+    from cadastre.access.principal import Principal
+    from cadastre.access.privacy import Role
+    from cadastre.sharing.payloads import render
+
+    names = ["event_id", "type", "occurred_at", "county_code", "unit_codes", "case_no", "refs"]
+    bank = Principal(Role.DEPARTMENT, counties=("330106",), subject="key")
+    payload = render(conn, ctx.cipher, dict(zip(names, events[1], strict=True)), bank)
+    assert payload["certificate"]["status"] == "superseded"
+    assert payload["rights"][0]["change"] == "closed"
+    flat = repr(payload)
+    assert h.name not in flat and h.id_number not in flat and h.certificate_no not in flat
 
 
 def test_revoked_certificate_is_reissued_with_a_new_number(conn, ctx):

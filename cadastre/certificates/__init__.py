@@ -24,15 +24,17 @@ today=None) -> CertificateRecord``
     附记. About 0.2–0.3 s of CPU.
 
 ``issue_certificate(conn, ctx, certificate_id, *, actor, at=None) -> CertificateRecord``
-    At 发证: ``prepared`` → ``current``, available in the owner area from then on. Current
-    documents of earlier versions of the same right (a change registration) become superseded
-    by this document's business. ``Conflict`` CERTIFICATE_NOT_PREPARED otherwise.
+    At 发证: ``prepared`` → ``current``, available in the owner area from then on, and a
+    ``certificate.issued`` event for subscribed departments and banks (``cadastre.sharing``).
+    Current documents of earlier versions of the same right (a change registration) become
+    superseded by this document's business. ``Conflict`` CERTIFICATE_NOT_PREPARED otherwise.
 
 ``supersede_for_right(conn, right_id, business_no, at, *, actor="system", key=None)``
     At 登簿 of a registration that closes or replaces a right (transfer, cancellation, change,
     correction): call in the same transaction that closes the old version. Its current
-    documents say "superseded by ``business_no`` at ``at``" from then on; prepared ones that
-    were never issued are revoked. Pass the audit key as ``key`` to audit each change.
+    documents say "superseded by ``business_no`` at ``at``" from then on (and a
+    ``certificate.superseded`` event goes out); prepared ones that were never issued are
+    revoked. Pass the audit key as ``key`` to audit each change.
 
 ``revoke_certificate(conn, ctx, certificate_id, *, reason, actor)``
     作废 (spoiled, wrongly issued, to be replaced): the verification page says revoked.

@@ -30,6 +30,7 @@ from cadastre.certificates.signing import OfficeSigner, SigningFiles, signing_fi
 from cadastre.certificates.store import CertificateRecord, NewCertificate
 from cadastre.errors import Conflict, InvalidInput
 from cadastre.settings import Settings
+from cadastre.sharing.events import emit
 
 
 @dataclass
@@ -58,6 +59,22 @@ class IssuingContext:
         audit.append(conn, self.audit_key, audit.Entry(
             actor=actor, role=_role(actor), action=action,
             target=f"{rec.unit_code}#{rec.serial}", result_count=1))
+
+
+def announce(conn: psycopg.Connection, event_type: str, rec: CertificateRecord) -> None:
+    """An event for subscribed departments and banks (``cadastre.sharing``), in the caller's
+    transaction: the right version (rendered per subscriber through the privacy policy at
+    delivery) and the document's public facts only. Query results are the owner's own."""
+    if rec.kind == "query_result" or rec.right_version_id is None:
+        return
+    issued = event_type == "certificate.issued"
+    emit(conn, event_type, county=rec.unit_code[:6], unit_codes=[rec.unit_code],
+         refs={"versions" if issued else "closed": [rec.right_version_id],
+               "certificate": {"kind": rec.kind, "status": rec.status,
+                               "issued_at": rec.issued_at.isoformat() if rec.issued_at else None,
+                               "superseded_by": rec.superseded_by,
+                               "superseded_at": rec.superseded_at.isoformat()
+                               if rec.superseded_at else None}})
 
 
 def _role(actor: str) -> str:
@@ -176,9 +193,11 @@ def issue_certificate(conn: psycopg.Connection, ctx: IssuingContext,
                     store.mark_superseded(conn, old.certificate_id,
                                           rec.business_no or rec.number, when)
                     ctx.record_audit(conn, actor, "certificate.supersede", old)
+                    announce(conn, "certificate.superseded", store.get(conn, old.certificate_id))
         store.mark_issued(conn, certificate_id, actor, when)
         rec = store.get(conn, certificate_id)
         ctx.record_audit(conn, actor, f"certificate.issue.{rec.kind}", rec)
+        announce(conn, "certificate.issued", rec)
         return rec
 
 
@@ -231,6 +250,8 @@ def supersede_for_right(conn: psycopg.Connection, right_id: str | uuid.UUID, bus
                 audit.append(conn, key, audit.Entry(actor=actor, role=_role(actor),
                                                     action=action, result_count=1,
                                                     target=f"{rec.unit_code}#{rec.serial}"))
+            if rec.status == "superseded":
+                announce(conn, "certificate.superseded", rec)
             changed.append(rec)
     return changed
 
