@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import re
 import subprocess
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from cadastre.access.pii import PiiCipher
 from cadastre.certificates import supersede_for_right
 from cadastre.register import rights
 from cadastre.register.versions import new_change
+from tests.owner_support import new_person
 
 
 def transfer(conn: psycopg.Connection, cipher: PiiCipher, version_id: int, business_no: str,
@@ -34,12 +34,7 @@ def transfer(conn: psycopg.Connection, cipher: PiiCipher, version_id: int, busin
         assert old is not None and old.version_id == version_id, "not the current version"
         change = new_change(conn, "registration", "test", f"转移登记 {business_no}")
         now = conn.execute("SELECT clock_timestamp()").fetchone()[0]
-        party = uuid.uuid4()
-        conn.execute(
-            "INSERT INTO pii.party (party_id, party_type, id_type, name_enc, name_hash, "
-            "id_number_enc, id_number_hash) VALUES (%s, 1, 1, %s, %s, %s, %s)",
-            (party, cipher.encrypt(buyer), cipher.lookup_hash(buyer), cipher.encrypt(buyer_id),
-             cipher.lookup_hash(buyer_id)))
+        party = new_person(conn, cipher, buyer, buyer_id)
         rights.close(conn, old, change, now)
         new_version = rights.enter(
             conn, change=change, at=now, kind=old.kind, unit_code=old.unit_code,

@@ -247,8 +247,9 @@ def _pdf_ok(data: bytes) -> int:
     return len(PdfReader(io.BytesIO(data)).pages)
 
 
-def test_owner_flow_downloads_valid_pdfs_and_shows_qr(live_server, page, holder) -> None:
-    page.goto(live_server.base + "/#mode=owner")
+def _owner_signs_in(page, base: str, holder: dict):  # type: ignore[no-untyped-def]
+    """The owner form filled and sent; the card of the holder's unit once it is shown."""
+    page.goto(base + "/#mode=owner")
     page.wait_for_selector("#owner-form")
     page.fill("#owner-name", holder["name"])
     page.fill("#owner-id", holder["id_number"])
@@ -256,6 +257,11 @@ def test_owner_flow_downloads_valid_pdfs_and_shows_qr(live_server, page, holder)
     page.click("#owner-submit")
     card = page.locator(f".owner-unit[data-unit-code='{holder['unit']}']")
     card.wait_for(timeout=30_000)
+    return card
+
+
+def test_owner_flow_downloads_valid_pdfs_and_shows_qr(live_server, page, holder) -> None:
+    card = _owner_signs_in(page, live_server.base, holder)
     assert page.evaluate("() => !!sessionStorage.getItem('cadastre.owner')")
     assert page.evaluate("() => !localStorage.getItem('cadastre.owner')")   # tab only
     for action, stem in (("parcel-map", "parcel-map"), ("floor-plan", "floor-plan")):
@@ -280,14 +286,7 @@ def test_owner_downloads_the_signed_electronic_certificate(live_server, page, ho
     from cadastre.certificates.signing import OfficeSigner, SigningFiles, check_signature
     from tests.certificate_support import pdf_text, qr_on_page, url_path
 
-    page.goto(live_server.base + "/#mode=owner")
-    page.wait_for_selector("#owner-form")
-    page.fill("#owner-name", holder["name"])
-    page.fill("#owner-id", holder["id_number"])
-    page.fill("#owner-cert", holder["certificate"])
-    page.click("#owner-submit")
-    card = page.locator(f".owner-unit[data-unit-code='{holder['unit']}']")
-    card.wait_for(timeout=30_000)
+    card = _owner_signs_in(page, live_server.base, holder)
     with page.expect_download(timeout=120_000) as dl:
         card.locator("button[data-action='certificate']").click()
     download = dl.value
