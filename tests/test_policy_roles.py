@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,10 @@ def _full(demo_url: str, coro_fn) -> Any:  # type: ignore[no-untyped-def]
             await conn.execute("SET search_path = cad, public")
             return await coro_fn(conn)
 
-    return asyncio.run(run())
+    # in a thread of its own: the session's browser (Playwright's sync API, started by an
+    # earlier module) keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture(scope="module")
