@@ -23,6 +23,7 @@ from api.routers import (
     assets,
     audit,
     cases,
+    certificates,
     docs,
     field_maps,
     ogc,
@@ -44,6 +45,7 @@ from api.state import AppState
 from api.state import install as install_state
 from cadastre.access import logsafe
 from cadastre.cases import clock
+from cadastre.certificates.signing import signing_files
 from cadastre.settings import Settings, get_settings
 from cadastre.sharing.delivery import Dispatcher
 from cadastre.store.db import check_versions, connect, database_url, server_info
@@ -143,6 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tile_cache=TileCache(settings.data_dir / "cache" / "tiles",
                                  enabled=settings.tiles.cache))
         install_state(app, state)
+        # the office's signing key and certificate: the local CA's are made on first start;
+        # configured files that are missing stop the start here
+        signing_files(settings)
         listener = asyncio.create_task(_invalidation_listener(state))
         scheduled = (asyncio.create_task(_scheduled_qa(state))
                      if settings.qa.schedule_hours > 0 else None)
@@ -192,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(registry_router.router)
     app.include_router(owner.router)
+    app.include_router(certificates.router)
     app.include_router(audit.router)
     app.include_router(cases.router)
     app.include_router(progress.router)

@@ -21,6 +21,7 @@ from tiles.cache import TileCache
 
 if TYPE_CHECKING:
     from api.jobs import WorkerThreads
+    from cadastre.certificates.issue import IssuingContext
     from cadastre.query.ogc import Extent
     from cadastre.sharing.delivery import Dispatcher
 
@@ -58,6 +59,15 @@ class AppState:
     def lockout_key(self) -> bytes:
         """Keys the failure hashes of logins, verifications and progress queries."""
         return lockout.hashing_key(self.settings)
+
+    @cached_property
+    def issuing(self) -> IssuingContext:
+        """Electronic certificates: keys, settings and the office's signer (loaded once)."""
+        from cadastre.certificates.issue import IssuingContext
+        from cadastre.certificates.signing import signing_files
+
+        return IssuingContext(self.settings, self.cipher, self.audit_key,
+                              signing_files(self.settings))
 
 
 def app_state(request: Request) -> AppState:

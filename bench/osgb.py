@@ -128,15 +128,27 @@ def generate(target_mb: float, workers: int = 2) -> Path:
     return folder
 
 
-def _tree_rss(root: int, skip: int) -> int:
+def _pss(pid: int) -> int:
+    """Proportional set size: shared pages divided among the processes that map them."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _tree_rss(root: int, skip: int, pss: bool = False) -> int:
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
         if pid == skip:
             continue
         try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            if pss:
+                total += _pss(pid)
+            else:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
             for task in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{task}/children") as f:
                     todo += [int(p) for p in f.read().split()]
@@ -145,25 +157,34 @@ def _tree_rss(root: int, skip: int) -> int:
     return total
 
 
-def _sampler(root: int, peak: Any, stop: Any, interval: float) -> None:
+def _sampler(root: int, peak: Any, peak_pss: Any, stop: Any, interval: float) -> None:
     me = os.getpid()
+    tick = 0
     while not stop.is_set():
         peak.value = max(peak.value, _tree_rss(root, me))
+        if tick % 20 == 0:    # PSS costs the kernel a walk of every mapping: once a second
+            peak_pss.value = max(peak_pss.value, _tree_rss(root, me, pss=True))
+        tick += 1
         stop.wait(interval)
 
 
 class TreeMemory:
     """Peak of the summed RSS of this process and all its descendants, sampled from /proc every
     50 ms by a separate process (a sampling *thread* would make the build use the ``spawn``
-    start method, as it does inside a threaded server, instead of the CLI's ``fork``)."""
+    start method, as it does inside a threaded server, instead of the CLI's ``fork``). RSS
+    counts a library or file page once per process that maps it; ``peak_pss`` (proportional
+    set size, sampled once a second) shares such pages out, so it sums to the memory the tree
+    really holds."""
 
     def __init__(self, interval: float = 0.05) -> None:
         ctx = mp.get_context("fork")
         self._peak, self._stop = ctx.Value("q", 0), ctx.Event()
+        self._peak_pss = ctx.Value("q", 0)
         self._proc = ctx.Process(
-            target=_sampler, args=(os.getpid(), self._peak, self._stop, interval), daemon=True
+            target=_sampler, args=(os.getpid(), self._peak, self._peak_pss, self._stop, interval),
+            daemon=True
         )
-        self.peak = 0
+        self.peak = self.peak_pss = 0
 
     def __enter__(self) -> TreeMemory:
         self._proc.start()
@@ -173,6 +194,7 @@ class TreeMemory:
         self._stop.set()
         self._proc.join()
         self.peak = int(self._peak.value)
+        self.peak_pss = int(self._peak_pss.value)
 
 
 def _osgconv_one(path: Path) -> int:

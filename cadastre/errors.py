@@ -48,3 +48,9 @@ class NotFound(CadastreError):
 
 class InvalidInput(CadastreError):
     code = "INVALID_INPUT"
+
+
+class Conflict(CadastreError):
+    """The request contradicts the current state of what it acts on (nothing was changed)."""
+
+    code = "CONFLICT"

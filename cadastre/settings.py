@@ -187,7 +187,32 @@ class CasesSettings(_Base):
                 "share": self.yellow_share, "same_day": self.same_day_yellow}
 
 
-_SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key")
+class CertificateSettings(_Base):
+    """Electronic certificates and proofs (CADASTRE_CERT_*): the office's signing key and
+    certificate, the address printed in the QR code, batch workers. (The office's name and the
+    numbering names are the registration cases': ``reg.office``, else ``CasesSettings``.)
+
+    Without ``signing_key``/``signing_cert`` a local CA and an office certificate it issues are
+    created on first use under ``<data dir>/signing`` (like ``secrets.json``); their signatures
+    are genuine but trusted only where that CA is. To sign with a certificate from a recognised
+    CA, give the PEM files of the key (``signing_key``, with ``signing_key_passphrase`` when it is
+    encrypted), the certificate (``signing_cert``), its intermediates (``signing_chain``) and the
+    root to verify against (``trust_roots``)."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX + "CERT_", env_file=".env",
+                                      extra="ignore", populate_by_name=True)
+    public_url: str | None = Field(default=None, description="address printed in the QR code "
+                                   "(…/verify/c/{token}); default: http://<api host>:<api port>")
+    signing_key: Path | None = None
+    signing_key_passphrase: SecretStr | None = None
+    signing_cert: Path | None = None
+    signing_chain: list[Path] = Field(default_factory=list)
+    trust_roots: list[Path] = Field(default_factory=list)
+    workers: int = Field(default=2, ge=1, le=32, description="processes signing a batch")
+
+
+_SECRET_KEYS = ("url", "pii_key", "lookup_key", "token_key", "audit_key",
+                "signing_key_passphrase")
 
 
 class SettingsInvalid(CadastreError):
@@ -219,10 +244,17 @@ class Settings:
         self.tiles: TileSettings = _load(TileSettings, overrides.get("tiles", {}))
         self.qa: QaSettings = _load(QaSettings, overrides.get("qa", {}))
         self.cases: CasesSettings = _load(CasesSettings, overrides.get("cases", {}))
+        self.certificates: CertificateSettings = _load(CertificateSettings,
+                                                       overrides.get("certificates", {}))
 
     @property
     def data_dir(self) -> Path:
         return self.storage.data_dir
+
+    @property
+    def public_url(self) -> str:
+        """The server's public address (printed in certificates' QR codes)."""
+        return self.certificates.public_url or f"http://{self.api.host}:{self.api.port}"
 
     @property
     def embedded(self) -> bool:
@@ -230,7 +262,8 @@ class Settings:
 
     def as_dict(self, reveal: bool = False) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for name in ("storage", "database", "api", "tiles", "qa", "cases", "security"):
+        for name in ("storage", "database", "api", "tiles", "qa", "cases", "certificates",
+                     "security"):
             obj: BaseSettings = getattr(self, name)
             section: dict[str, Any] = {}
             for key, value in obj.model_dump().items():
@@ -255,7 +288,7 @@ def known_env_keys() -> set[str]:
     """Every environment variable some settings class reads (field names and aliases)."""
     keys = {"DATABASE_URL", *_TOOLING_KEYS}
     for cls in (StorageSettings, DatabaseSettings, ApiSettings, SecuritySettings, TileSettings,
-                QaSettings, CasesSettings):
+                QaSettings, CasesSettings, CertificateSettings):
         prefix = cls.model_config.get("env_prefix", PREFIX)
         for name, info in cls.model_fields.items():
             alias = info.validation_alias

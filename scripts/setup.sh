@@ -58,6 +58,8 @@ PKGS=(
   libpango-1.0-0 libpangoft2-1.0-0   # WeasyPrint: 宗地图 / 分层分户图 PDFs
 )
 if [ "$TEST" -eq 1 ]; then PKGS+=(chromium); fi   # viewer tests: Playwright drives Debian's chromium
+# certificate tests: poppler's pdfsig, and certutil for the trust store it reads
+if [ "$TEST" -eq 1 ]; then PKGS+=(poppler-utils libnss3-tools); fi
 # node + npm: the viewer's packages (and for the tests the validators they run: gltf-validator, …)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

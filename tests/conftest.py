@@ -214,12 +214,16 @@ def registrar_token(demo_url: str, demo_client) -> str:
 
 
 def app_data_dir(test_settings: Settings, folder: Path) -> Path:
-    """An app data dir holding the test keys, so tokens and PII decrypt as in the other tests."""
+    """An app data dir holding the test keys, so tokens and PII decrypt as in the other tests,
+    and the office's signing key and CA (documents signed in the shared databases verify)."""
     from cadastre.access.pii import secrets_file
+    from cadastre.certificates.signing import signing_files
 
     secrets_file(test_settings.data_dir / "secrets.json")
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(test_settings.data_dir / "secrets.json", folder / "secrets.json")
+    if not (folder / "signing").exists():
+        shutil.copytree(signing_files(test_settings).key.parent, folder / "signing")
     return folder
 
 

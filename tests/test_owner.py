@@ -34,6 +34,7 @@ from tests.owner_support import (
     bearer,
     holders,
     new_host,
+    new_person,
     owner_client,
     verify,
 )
@@ -78,12 +79,7 @@ def _add_holding(url: str, cipher, name: str, id_number: str) -> str:
         change = conn.execute("INSERT INTO cad.change_set (kind, actor, note) VALUES "
                               "('registration', 'test', 'second holding') RETURNING id"
                               ).fetchone()[0]
-        party = uuid.uuid4()
-        conn.execute(
-            "INSERT INTO pii.party (party_id, party_type, id_type, name_enc, name_hash,"
-            " id_number_enc, id_number_hash) VALUES (%s, 1, 1, %s, %s, %s, %s)",
-            (party, cipher.encrypt(name), cipher.lookup_hash(name), cipher.encrypt(id_number),
-             cipher.lookup_hash(id_number)))
+        party = new_person(conn, cipher, name, id_number)
         version = conn.execute(
             "INSERT INTO cad.right_record (right_id, kind, unit_code, business_no,"
             " registration_type, right_type, certificate_no, registry_office, registered_at,"

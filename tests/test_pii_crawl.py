@@ -471,6 +471,9 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
     statuses = Counter(r.json()["status"] for r in pages if r.headers["content-type"].startswith(
         "application/json") and r.status_code == 200)
     assert statuses["valid"] > 0 and statuses["superseded"] > 0
+    # the map images of paper certificates' pages (today's maps, the public's view)
+    crawler.many([f"/verify/c/{t}/{image}.png" for t in tokens[:6]
+                  for image in ("parcel-map", "floor-plan")], "certificates")
 
     # 10b. case progress (一号查询) with the right code, a wrong one, unknown numbers; the
     # business catalogue and the working-day calendar
@@ -490,6 +493,7 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
 
     token, _ = issue_token(crawl_env["settings"], Role.REGISTRAR, str(uuid.uuid4()))
     registrar = {"Authorization": f"Bearer {token}"}
+    electronic: list[bytes] = []       # the owners' electronic certificates and query results
     for unit, cert, name_enc, id_enc in holders[20:400:60]:
         own = _own_needles(url, cipher, unit)
         r = client.post("/api/v1/owner/verify", json={
@@ -497,18 +501,22 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
             "certificate_no": cert})
         assert r.status_code == 200, r.text
         h = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        for doc in ("parcel-map.pdf", "floor-plan.pdf"):
+        for doc in ("parcel-map.pdf", "floor-plan.pdf", "certificate.pdf", "query-result.pdf"):
             d = client.get(f"/api/v1/owner/units/{unit}/{doc}", headers=h)
             assert d.status_code in (200, 404), d.text[:200]
             if d.status_code != 200:
                 continue
+            if doc in ("certificate.pdf", "query-result.pdf"):
+                electronic.append(d.content)
             before = len(scanner.hits)
             scanner.response(d, "owner_pdfs")
             pdf_checks += 1
-            # the owner's own name / ID / certificates may appear on their own documents
-            own_hits += sum(hit["_value"] in own for hit in scanner.hits[before:])
-            scanner.hits[before:] = [hit for hit in scanner.hits[before:]
-                                     if hit["_value"] not in own]
+            # the owner's own name / ID / certificates may appear on their own documents (and
+            # so may a shorter name that is only a part of one of them: 方丽 in 方丽娟)
+            mine = [hit for hit in scanner.hits[before:]
+                    if any(hit["_value"] in value for value in own)]
+            own_hits += len(mine)
+            scanner.hits[before:] = [hit for hit in scanner.hits[before:] if hit not in mine]
         # positive control: the same scanner does find PII where the policy lets it out (the
         # owner's own record, a registrar's unit detail), so silence above is not blindness
         before = len(scanner.hits)
@@ -518,6 +526,10 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
         assert {"name", "certificate"} <= found, found
         controls += len(scanner.hits) - before
         del scanner.hits[before:]
+
+    # 11b. 一证一码 of electronic documents: the owners' certificates and query results (their
+    # QR codes), every kind of proof, a revoked certificate: page, JSON and the map images
+    cert_checks = _electronic_documents(crawler, url, crawl_env["settings"], electronic)
 
     # 12. error responses (after the owners' checks: failed verifications lock the
     # crawler's address) to PII-laden input: 404/400/401/422 must not echo it
@@ -539,6 +551,7 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
                        f"/api/v1/here?lon={q}&lat=30", f"/api/v1/search?q=x&kind={q}",
                        f"/api/v1/search?q=x&cursor={q}", f"/api/v1/search?q=x&limit={q}",
                        f"/verify/c/{q}", f"/api/v1/certificates/{q}",
+                       f"/verify/c/{q}/parcel-map.png",
                        f"/api/v1/progress/{q}?code={q}", f"/api/v1/calendar/{q}",
                        f"/api/v1/registry/units/{q}", f"/api/v1/owner/units/{q}",
                        f"/no/such/route/{q}"]
@@ -554,6 +567,8 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
         crawler.post("/api/v1/auth/login", "errors",
                      json={"username": cipher.decrypt(id_enc), "password": cert})
         crawler.post("/api/v1/auth/login", "errors", json={"username": cert * 3})
+        crawler.post("/api/v1/certificates/check", "errors",
+                     json={"certificate_no": cert, "id_number": cipher.decrypt(id_enc)})
     # every GET of the spec, anonymously with no parameters filled in (401s, 404s, 422s)
     crawler.many([re.sub(r"\{[^}]+\}", "x", p) for p in get_templates], "errors")
 
@@ -587,7 +602,8 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
                      "here_points": len(buildings) + 2, "parcel_details": len(parcels),
                      "building_details": len(buildings), "building_tables": len(buildings),
                      "unit_details": len(units[::step]), "units_total": len(units),
-                     "certificate_checks": len(cert_urls), "error_probes": len(probes),
+                     "certificate_checks": len(cert_urls),
+                     "electronic_document_checks": cert_checks, "error_probes": len(probes),
                      "owner_pdfs": pdf_checks, "3d_files": len(three_d)},
         "owner_pdf_hits_of_their_own_data": own_hits,
         "positive_control_hits": controls,
@@ -600,6 +616,46 @@ def test_no_party_data_in_any_public_response(crawl_env: dict, test_settings: Se
     assert pdf_checks >= 4
     assert not scanner.hits, [{k: v for k, v in h.items() if k != "_value"}
                               for h in scanner.hits[:20]]
+
+
+def _electronic_documents(crawler: Crawler, url: str, settings: Settings,
+                          owners_pdfs: list[bytes]) -> int:
+    """Issue a proof of every kind and revoke one certificate in the demo (no register change),
+    then crawl the verification page, JSON and images of every electronic document's QR."""
+    from cadastre.certificates import IssuingContext, electronic_copy, revoke_certificate, store
+    from tests.certificate_support import qr_on_page, url_path
+
+    ctx = IssuingContext.from_settings(settings)
+    tokens: list[str] = []
+    with psycopg.connect(url) as conn:
+        for kind in ("mortgage", "pre_notice", "objection", "easement", "seizure", "land_use"):
+            row = conn.execute(
+                "SELECT version_id FROM cad.right_record r WHERE kind = %s AND valid_to IS NULL "
+                "AND status = 1 AND NOT EXISTS (SELECT 1 FROM cad.certificate c WHERE "
+                "c.right_version_id = r.version_id) ORDER BY version_id LIMIT 1",
+                (kind,)).fetchone()
+            if row is None:
+                continue
+            rec = electronic_copy(conn, ctx, row[0], actor="cli:crawl")
+            owners_pdfs.append(store.document(conn, rec.certificate_id))
+            if kind == "land_use":
+                revoke_certificate(conn, ctx, rec.certificate_id, reason="crawl", actor="cli:crawl")
+        conn.commit()
+    for pdf in owners_pdfs:
+        found = qr_on_page(pdf)
+        assert len(found) == 1
+        tokens.append(url_path(found[0]).rsplit("/", 1)[1])
+    pages = crawler.many([u for t in tokens for u in (f"/verify/c/{t}",
+                                                      f"/api/v1/certificates/{t}")],
+                         "certificates_electronic")
+    views = [r.json() for r in pages if r.headers["content-type"].startswith("application/json")]
+    statuses = Counter(v["status"] for v in views)
+    assert statuses["valid"] >= 4 and statuses["revoked"] == 1, statuses
+    images = [f"/verify/c/{t}/{name}.png" for t, v in zip(tokens, views, strict=True)
+              for name in v["images"]]
+    assert images
+    crawler.many(images, "certificates_electronic")
+    return len(pages) + len(images)
 
 
 def _own_needles(url: str, cipher: Any, unit: str) -> set[str]:

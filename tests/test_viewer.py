@@ -247,8 +247,9 @@ def _pdf_ok(data: bytes) -> int:
     return len(PdfReader(io.BytesIO(data)).pages)
 
 
-def test_owner_flow_downloads_valid_pdfs_and_shows_qr(live_server, page, holder) -> None:
-    page.goto(live_server.base + "/#mode=owner")
+def _owner_signs_in(page, base: str, holder: dict):  # type: ignore[no-untyped-def]
+    """The owner form filled and sent; the card of the holder's unit once it is shown."""
+    page.goto(base + "/#mode=owner")
     page.wait_for_selector("#owner-form")
     page.fill("#owner-name", holder["name"])
     page.fill("#owner-id", holder["id_number"])
@@ -256,6 +257,11 @@ def test_owner_flow_downloads_valid_pdfs_and_shows_qr(live_server, page, holder)
     page.click("#owner-submit")
     card = page.locator(f".owner-unit[data-unit-code='{holder['unit']}']")
     card.wait_for(timeout=30_000)
+    return card
+
+
+def test_owner_flow_downloads_valid_pdfs_and_shows_qr(live_server, page, holder) -> None:
+    card = _owner_signs_in(page, live_server.base, holder)
     assert page.evaluate("() => !!sessionStorage.getItem('cadastre.owner')")
     assert page.evaluate("() => !localStorage.getItem('cadastre.owner')")   # tab only
     for action, stem in (("parcel-map", "parcel-map"), ("floor-plan", "floor-plan")):
@@ -272,6 +278,36 @@ def test_owner_flow_downloads_valid_pdfs_and_shows_qr(live_server, page, holder)
     page.click("#owner-logout")
     page.wait_for_selector("#owner-form")
     assert not page.evaluate("() => sessionStorage.getItem('cadastre.owner')")
+
+
+def test_owner_downloads_the_signed_electronic_certificate(live_server, page, holder) -> None:
+    """Verify as the owner in the viewer, download the electronic certificate; the test checks
+    its signature (pyHanko, against the server's CA) and opens its QR code's page."""
+    from cadastre.certificates.signing import OfficeSigner, SigningFiles, check_signature
+    from tests.certificate_support import pdf_text, qr_on_page, url_path
+
+    card = _owner_signs_in(page, live_server.base, holder)
+    with page.expect_download(timeout=120_000) as dl:
+        card.locator("button[data-action='certificate']").click()
+    download = dl.value
+    assert download.suggested_filename == f"certificate-{holder['unit']}.pdf"
+    pdf = open(download.path(), "rb").read()
+    signing = live_server.data_dir / "signing"
+    signer = OfficeSigner(SigningFiles(signing / "office-key.pem", signing / "office.pem",
+                                       (signing / "ca.pem",), (signing / "ca.pem",)))
+    check = check_signature(pdf, signer.trust_roots)
+    assert check.ok, check                  # intact, valid, trusted, over the whole file
+    assert holder["name"] in pdf_text(pdf, [0]) and holder["certificate"] in pdf_text(pdf, [0])
+    found = qr_on_page(pdf)
+    assert len(found) == 1 and found[0].startswith(live_server.base + "/verify/c/")
+    page.goto(live_server.base + url_path(found[0]))
+    assert page.get_attribute(".status", "data-status") == "valid"
+    page.wait_for_function("() => [...document.images].length === 2 && [...document.images]"
+                           ".every((i) => i.complete && i.naturalWidth > 800)", timeout=60_000)
+    text = page.inner_text("body")
+    assert holder["unit"] in text and holder["name"] not in text
+    assert holder["certificate"] not in text
+    screenshot(page, "verify-electronic-certificate")
 
 
 # ------------------------------------------------------------------ staff, on our own district

@@ -43,6 +43,7 @@ def _register_subcommands() -> None:
     import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
     from api.cli.audit import audit_app
     from api.cli.cases import calendar_app, cases_app
+    from api.cli.certificates import certificates_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
@@ -63,6 +64,7 @@ def _register_subcommands() -> None:
     app.add_typer(cases_app, name="cases")
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(subscriptions_app, name="subscriptions")
+    app.add_typer(certificates_app, name="certificates")
 
 
 def _settings() -> Settings:

@@ -1,8 +1,7 @@
-"""Owners: verification, my units and rights, 宗地图 / 分层分户图 downloads, certificate QR.
+"""Owners: verification, my units and rights, 宗地图 / 分层分户图 downloads, certificate QR,
+the electronic certificate (电子不动产权证书) and a signed query result (不动产登记信息查询结果).
 
-Also the public side of the certificate QR (一证一码): ``/verify/c/{token}`` (a page) and
-``/api/v1/certificates/{token}`` (JSON) say whether a certificate is the current one and show the
-property's natural attributes only.
+The public side of the QR code (一证一码) is ``api.routers.certificates``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auditing import record_sync
@@ -22,11 +21,12 @@ from api.problems import problem_response
 from api.ratelimit import rate_class
 from api.state import AppState, app_state
 from cadastre.access import lockout, owner
-from cadastre.access.principal import PUBLIC, Principal, view
+from cadastre.access.principal import Principal, view
 from cadastre.access.privacy import Role
+from cadastre.certificates import electronic_copy, issue_query_result, store
 from cadastre.documents import certificate, floor_plan, parcel_map
-from cadastre.documents.render import esc, pdf_to_png
-from cadastre.errors import NotFound
+from cadastre.documents.render import pdf_to_png
+from cadastre.errors import Conflict, NotFound
 
 router = APIRouter(tags=["owner"])
 AUTH = rate_class("auth")   # guessing targets these: the strict rate-limit bucket
@@ -281,89 +281,52 @@ def certificate_qr(unit_code: str, request: Request, who: OwnerDep
         "Cache-Control": "private, no-store", "X-Verification-URL": url})
 
 
-# ------------------------------------------------------------------ public verification
-_STATUS_TEXT = {
-    "valid": ("证书有效：该证书为现势登记。",
-              "Valid: this certificate is the current registration."),
-    "superseded": ("证书已失效：该不动产已办理新的登记（转移、变更或注销）。",
-                   "Superseded: a later registration replaced this certificate."),
-    "unknown": ("无法核验：未找到该证书，二维码可能被篡改或伪造。",
-                "Unknown: no such certificate; the code may be forged or damaged."),
-}
+# ------------------------------------------------------------------ electronic documents
+def _pdf(content: bytes, name: str) -> Response:
+    return Response(content, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "private, no-store"})
 
 
-def _certificate_view(request: Request, token: str) -> dict[str, Any]:
-    keys = _keys(request)
-    version = certificate.token_version(keys.cipher.lookup_key, token)
-    with app_state(request).sync_pool.connection() as conn:
-        check = owner.check_certificate(conn, version)
-    zh, en = _STATUS_TEXT[check.status]
-    out: dict[str, Any] = {"status": check.status, "message": f"{zh} / {en}", "unit": None,
-                           "parcel": None}
-    if check.unit:
-        out["unit"] = view(PUBLIC, "unit", check.unit)
-    if check.parcel:
-        out["parcel"] = view(PUBLIC, "parcel", check.parcel)
-    return out
+@router.get("/api/v1/owner/units/{unit_code}/certificate.pdf",
+            summary="电子不动产权证书 / the electronic certificate", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}},
+                             "description": "signed PDF/A"}})
+def electronic_certificate(unit_code: str, request: Request, who: OwnerDep) -> Response:
+    """The current electronic certificate of the unit's ownership (or land-use) right, sealed
+    with the office's signature. A registration certified on paper before gets its electronic
+    version on the first request (same number)."""
+    action = "owner.certificate"
+    _held(request, who, unit_code, action)
+    state = app_state(request)
+    with state.sync_pool.connection() as conn:
+        version = owner.certificate_version(conn, unit_code)
+        rec = store.live_for_version(conn, version) if version is not None else None
+        if version is not None and rec is None:
+            try:
+                rec = electronic_copy(conn, state.issuing, version, actor=who.actor)
+            except Conflict:          # made by a request of the other holder just now
+                rec = store.live_for_version(conn, version)
+        if rec is None or rec.status != "current":
+            record_sync(request, who, action, unit_code, 0, "not_found")
+            raise NotFound("NO_CERTIFICATE", "该单元没有已发证的电子证书 / no issued electronic "
+                           "certificate for this unit")
+        pdf = store.document(conn, rec.certificate_id)
+    record_sync(request, who, action, f"{unit_code}#{rec.serial}", 1)
+    return _pdf(pdf, f"certificate-{unit_code}.pdf")
 
 
-@router.get("/api/v1/certificates/{token}", tags=["certificates"], openapi_extra=AUTH,
-            summary="证书核验 / certificate authenticity (public)")
-def certificate_json(token: str, request: Request) -> JSONResponse:
-    return JSONResponse(_certificate_view(request, token),
-                        headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
-
-
-_PAGE_FIELDS = {
-    "unit": (("unit_code", "不动产单元号", "Unit code"), ("seat", "坐落", "Location"),
-             ("use", "房屋用途", "Use"), ("building_area", "建筑面积（m²）", "Floor area (m²)"),
-             ("inner_area", "套内建筑面积（m²）", "Inner area (m²)"),
-             ("floor_no", "所在层", "Floor")),
-    "parcel": (("parcel_code", "宗地代码", "Parcel code"), ("seat", "坐落", "Location"),
-               ("land_use", "土地用途", "Land use"),
-               ("registered_area", "宗地面积（m²）", "Parcel area (m²)")),
-}
-
-
-@router.get("/verify/c/{token}", tags=["certificates"], response_class=HTMLResponse,
-            openapi_extra=AUTH, summary="证书核验页 / certificate verification page (public)")
-def certificate_page(token: str, request: Request) -> HTMLResponse:
-    from cadastre import labels
-
-    data = _certificate_view(request, token)
-    zh, en = _STATUS_TEXT[data["status"]]
-    colour = {"valid": "#1b7a2f", "superseded": "#a86400", "unknown": "#b00020"}[data["status"]]
-    rows = []
-    for entity in ("unit", "parcel"):
-        rec = data.get(entity) or {}
-        if entity == "parcel" and data.get("unit"):
-            fields = _PAGE_FIELDS["parcel"][:1]
-        else:
-            fields = _PAGE_FIELDS[entity]
-        for key, zh_label, en_label in fields:
-            if rec.get(key) is None:
-                continue
-            value = rec[key]
-            if key == "use":
-                value = labels.printed(labels.HOUSE_USE, value)
-            elif key == "land_use":
-                value = labels.printed(labels.LAND_USE, value)
-            rows.append(f"<tr><th>{esc(zh_label)}<br><small>{esc(en_label)}</small></th>"
-                        f"<td>{esc(value)}</td></tr>")
-    table = f"<table>{''.join(rows)}</table>" if rows else ""
-    page = f"""<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots"
-content="noindex"><title>不动产权证书核验 / Certificate check</title><style>
-body {{ font-family: 'Noto Sans CJK SC', sans-serif; max-width: 36rem; margin: 2rem auto;
-       padding: 0 1rem; color: #111; }}
-.status {{ border-left: 6px solid {colour}; padding: .6rem 1rem; background: #f7f7f7; }}
-.status b {{ color: {colour}; font-size: 1.2rem; }}
-table {{ border-collapse: collapse; width: 100%; margin-top: 1rem; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .4rem; text-align: left; vertical-align: top; }}
-th {{ width: 40%; font-weight: 600; }} small {{ color: #666; font-weight: 400; }}
-p.note {{ color: #666; font-size: .85rem; }}
-</style></head><body><h1>不动产权证书核验</h1><p>Certificate verification</p>
-<div class="status"><b>{esc(zh)}</b><br>{esc(en)}</div>{table}
-<p class="note">本页仅显示不动产的自然状况，不显示权利人信息。/ This page shows the property's
-natural attributes only, never who holds it.</p></body></html>"""
-    return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
+@router.get("/api/v1/owner/units/{unit_code}/query-result.pdf",
+            summary="不动产登记信息查询结果 / a signed register query result",
+            response_class=Response, responses={200: {"content": {"application/pdf": {}},
+                                                       "description": "signed PDF/A"}})
+def query_result(unit_code: str, request: Request, who: OwnerDep) -> Response:
+    """What the register says about the unit now (natural state, rights, mortgages,
+    restrictions), signed, numbered and verifiable by its QR code."""
+    _held(request, who, unit_code, "owner.query_result")
+    state = app_state(request)
+    with state.sync_pool.connection() as conn:
+        rec = issue_query_result(conn, state.issuing, unit_code, actor=who.actor)
+        pdf = store.document(conn, rec.certificate_id)
+    record_sync(request, who, "owner.query_result", f"{unit_code}#{rec.serial}", 1)
+    return _pdf(pdf, f"query-result-{unit_code}.pdf")

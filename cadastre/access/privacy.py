@@ -191,6 +191,26 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "role_label": _rule((Role.OWNER, Role.REGISTRAR)),
         "co_ownership_label": _rule((Role.OWNER, Role.REGISTRAR)),
     },
+    # electronic certificates, proofs and query results (cadastre.certificates): what the holder's
+    # document prints (the owner's own), and what the public verification page may show about it
+    "certificate": {
+        # the document and its state: public (一证一码 verification)
+        "kind": NATURAL, "status": NATURAL, "issued_at": NATURAL, "superseded_by": NATURAL,
+        "superseded_at": NATURAL, "revoked_at": NATURAL, "signer": NATURAL, "as_of": NATURAL,
+        # natural attributes printed on it
+        "unit_code": NATURAL, "seat": NATURAL, "use": NATURAL, "area": NATURAL,
+        "registry_office": NATURAL,
+        # the number: like right.certificate_no
+        "number": _rule((Role.OWNER, Role.REGISTRAR), (Role.DEPARTMENT,), mask_certificate),
+        # what the record says about the right and who holds it: the holder's document only
+        "holders": _OWN_DETAIL, "co_ownership": _OWN_DETAIL, "obligors": _OWN_DETAIL,
+        "right_nature": _OWN_DETAIL, "term": _OWN_DETAIL, "other": _OWN_DETAIL,
+        "remark": _OWN_DETAIL, "business_no": _OWN_DETAIL, "registered_at": _OWN_DETAIL,
+        # a proof's right (抵押权, 查封 …) is an encumbrance: not for the anonymous public
+        "right_kind": ENCUMBRANCE, "right_type": ENCUMBRANCE,
+        "revoked_reason": STAFF_ONLY, "prepared_by": STAFF_ONLY, "issued_by": STAFF_ONLY,
+        "right_version_id": STAFF_ONLY,
+    },
     # registration cases (办件): the public progress query (一号查询, with the query code) shows
     # the case's progress only; everything else is for registry staff
     "case": {

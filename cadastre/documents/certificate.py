@@ -1,7 +1,9 @@
 """一证一码: the opaque token printed as a QR code on a certificate, and its QR image.
 
-A token names one certificate (the version of the ownership or land-use right it was issued for)
-without revealing it: ``AES-256(version id ‖ HMAC(version id)[:8])`` as one 16-byte block,
+A token names one certificate without revealing it: the version of the ownership or land-use
+right a paper certificate was issued for (``RIGHT_VERSION`` keys), or the serial of an electronic
+certificate, proof or query result (``DOCUMENT`` keys, ``cadastre.certificates``), as
+``AES-256(id ‖ HMAC(id)[:8])`` in one 16-byte block,
 base64url (22 characters). Without the key a token can be neither read nor made, and guessing one
 has a 2⁻⁶⁴ chance per try. It carries no personal data. The keys are derived from the PII look-up
 key, which never changes once data are stored (changing it would orphan every look-up hash, and
@@ -20,12 +22,13 @@ import qrcode
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from qrcode.constants import ERROR_CORRECT_M
 
-_LABEL = b"certificate-qr/v1"
+RIGHT_VERSION = b"certificate-qr/v1"     # paper certificates: the right version
+DOCUMENT = b"certificate-doc/v1"          # electronic documents: their serial
 TOKEN_LENGTH = 22
 
 
-def _keys(secret: bytes) -> tuple[bytes, bytes]:
-    root = hmac.new(secret, _LABEL, hashlib.sha256).digest()
+def _keys(secret: bytes, label: bytes) -> tuple[bytes, bytes]:
+    root = hmac.new(secret, label, hashlib.sha256).digest()
     return (hmac.new(root, b"enc", hashlib.sha256).digest(),
             hmac.new(root, b"mac", hashlib.sha256).digest())
 
@@ -38,19 +41,21 @@ def _encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def certificate_token(secret: bytes, version_id: int) -> str:
-    """The opaque token for the certificate issued with right version ``version_id``."""
-    enc_key, mac_key = _keys(secret)
+def certificate_token(secret: bytes, version_id: int, label: bytes = RIGHT_VERSION) -> str:
+    """The opaque token for the certificate issued with right version ``version_id`` (or, with
+    ``label=DOCUMENT``, for the electronic document with that serial)."""
+    enc_key, mac_key = _keys(secret, label)
     block = struct.pack(">q", version_id) + _tag(mac_key, version_id)
     enc = Cipher(algorithms.AES(enc_key), modes.ECB()).encryptor()   # one block: a PRP
     return _encode(enc.update(block) + enc.finalize())
 
 
-def token_version(secret: bytes, token: str) -> int | None:
-    """The right version a token names, or None for anything not made by us.
+def token_version(secret: bytes, token: str, label: bytes = RIGHT_VERSION) -> int | None:
+    """The right version (or document serial) a token names, or None for anything not made by
+    us with ``label``.
 
     Does the same work for every token of the right length (decrypt + HMAC)."""
-    enc_key, mac_key = _keys(secret)
+    enc_key, mac_key = _keys(secret, label)
     raw = b"\x00" * 16
     well_formed = False
     if isinstance(token, str) and len(token) == TOKEN_LENGTH and token.isascii():

@@ -52,6 +52,7 @@ SELECT unit_code, floor_no, floor_count, room_no, use, building_area, inner_area
        shared_coefficient, ST_AsBinary(geom)
 FROM cad.unit_current
 WHERE building_code = %s AND floor_no <= %s
+  AND floor_no + floor_count >= %s   -- reaches the lowest wanted floor (+1: no floor 0)
 ORDER BY room_no, unit_code
 """
 _UNIT_FIELDS = ("unit_code", "floor_no", "floor_count", "room_no", "use", "building_area",
@@ -112,7 +113,8 @@ def load(conn: psycopg.Connection, unit_code: str, role: Role = Role.OWNER) -> F
                              if brow else {"building_code": unit_raw["building_code"]})
     wanted = floors_of(unit_raw["floor_no"], unit_raw["floor_count"])[:MAX_FLOORS]
     floors = {r[0]: r for r in conn.execute(_FLOORS, (unit_raw["building_code"], wanted))}
-    candidates = conn.execute(_FLOOR_UNITS, (unit_raw["building_code"], max(wanted))).fetchall()
+    candidates = conn.execute(_FLOOR_UNITS, (unit_raw["building_code"], max(wanted),
+                                             min(wanted))).fetchall()
     pages = []
     for f in wanted:
         on_floor = []
@@ -166,6 +168,11 @@ def _area(v: Any, digits: int = 2) -> str:
 
 
 def render_html(d: FloorPlanData, today: date | None = None) -> str:
+    return page_html(f"分层分户图 {d.unit.get('unit_code', '')}", render_body(d, today))
+
+
+def render_body(d: FloorPlanData, today: date | None = None) -> str:
+    """One ``div.page`` per floor (certificates put them among their own pages)."""
     today = today or date.today()
     u, b = d.unit, d.building
     out = []
@@ -205,7 +212,7 @@ def render_html(d: FloorPlanData, today: date | None = None) -> str:
         out.append(f"<div class=\"page\"><h1>分层分户图</h1><div class=\"sub\">Floor plan · "
                    f"{esc(b.get('building_code'))} · {floor}</div>{info}{map_svg}{foot}{areas}"
                    "</div>")
-    return page_html(f"分层分户图 {u.get('unit_code', '')}", "".join(out))
+    return "".join(out)
 
 
 def floor_plan_pdf(conn: psycopg.Connection, unit_code: str, role: Role = Role.OWNER,

@@ -1,5 +1,6 @@
 """HTML + inline SVG → PDF (WeasyPrint: selectable text, embedded CJK subset fonts) → PNG
-(pdfium). Fonts: Noto Sans CJK from Debian ``fonts-noto-cjk``."""
+(pdfium). Fonts: Noto Sans CJK from Debian ``fonts-noto-cjk``, reduced once to the characters
+documents use (``cadastre.documents.fonts``), with the full face as the fallback."""
 
 from __future__ import annotations
 
@@ -7,15 +8,12 @@ import html
 import io
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 log = logging.getLogger(__name__)
 
-CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-CJK_FONT_BOLD = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc")
 FONT_FAMILY = "Noto Sans CJK SC"
 PNG_DPI = 150
 
@@ -27,17 +25,19 @@ def esc(value: object) -> str:
 
 
 def _font_face() -> str:
+    from cadastre.documents.fonts import document_faces
+
     faces = []
-    for path, weight in ((CJK_FONT, 400), (CJK_FONT_BOLD, 700)):
-        if path.is_file():
-            faces.append(f"@font-face {{ font-family: 'DocCJK'; font-weight: {weight}; "
-                         f"src: url('{path.as_uri()}'); }}")
+    for path, weight in document_faces():
+        faces.append(f"@font-face {{ font-family: 'DocCJK'; font-weight: {weight}; "
+                     f"src: url('{path.as_uri()}'); }}")
     return "\n".join(faces)
 
 
 BASE_CSS = """
 @page { size: A4; margin: 12mm 12mm 14mm 12mm;
         @bottom-center { content: counter(page) " / " counter(pages);
+                         font-family: 'DocCJK', '%(family)s', sans-serif;
                          font-size: 7pt; color: #555; } }
 body { font-family: 'DocCJK', '%(family)s', sans-serif; font-size: 9pt; color: #111; }
 h1 { font-size: 16pt; text-align: center; margin: 0 0 1mm 0; }
@@ -93,15 +93,43 @@ def html_to_pdf(document: str) -> bytes:
             stylesheets=[css], font_config=fonts)
 
 
-def pdf_to_png(pdf: bytes, dpi: int = PNG_DPI) -> bytes:
-    """All pages, stacked vertically, as one PNG."""
+_extra_css: dict[str, Any] = {}
+
+
+def render_pages(document: str, extra_css: str = "") -> Any:
+    """The laid-out pages of ``document`` (a ``weasyprint.Document``), with ``extra_css`` after
+    the base style sheet. Documents made of pages of several renderings are written with
+    ``write_pages``; a rendering can be reused (layout is most of the cost)."""
+    from weasyprint import CSS, HTML
+
+    with _render_lock:
+        fonts, css = _stylesheet()
+        sheets = [css]
+        if extra_css:
+            if extra_css not in _extra_css:
+                _extra_css[extra_css] = CSS(string=extra_css, font_config=fonts)
+            sheets.append(_extra_css[extra_css])
+        return HTML(string=document).render(stylesheets=sheets, font_config=fonts)
+
+
+def write_pages(document: Any, pages: list[Any] | None = None,
+                variant: str | None = "pdf/a-3b") -> bytes:
+    """``pages`` (default: all of ``document``'s) as one PDF with ``document``'s metadata; by
+    default PDF/A-3b (XMP metadata, sRGB output intent, every font embedded)."""
+    with _render_lock:
+        doc = document if pages is None else document.copy(pages)
+        return doc.write_pdf(pdf_variant=variant)  # type: ignore[no-any-return]
+
+
+def pdf_to_png(pdf: bytes, dpi: int = PNG_DPI, only: list[int] | None = None) -> bytes:
+    """All pages (or the 0-based pages ``only``), stacked vertically, as one PNG."""
     import pypdfium2 as pdfium
 
     with _pdfium_lock:
         doc = pdfium.PdfDocument(pdf)
         try:
-            pages = [doc[i].render(scale=dpi / 72).to_pil().convert("RGB")
-                     for i in range(len(doc))]
+            numbers = range(len(doc)) if only is None else [i for i in only if 0 <= i < len(doc)]
+            pages = [doc[i].render(scale=dpi / 72).to_pil().convert("RGB") for i in numbers]
         finally:
             doc.close()
     if len(pages) == 1:

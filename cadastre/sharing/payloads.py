@@ -93,7 +93,9 @@ def render(conn: psycopg.Connection, cipher: PiiCipher, event: dict[str, Any],
             "name": cipher.decrypt(p["name_enc"]), "phone": cipher.decrypt(p["phone_enc"])})
             for p in parties if p["right_version_id"] == r["version_id"]]
         out["rights"].append(item)
-    for key in ("submission_id", "business_type", "stage"):
+    # (refs hold no personal data: a certificate's kind, status and dates, see
+    # cadastre.certificates.issue.announce)
+    for key in ("submission_id", "business_type", "stage", "certificate"):
         if key in (event.get("refs") or {}):
             out[key] = event["refs"][key]
     return out

@@ -60,7 +60,7 @@ const STRINGS = {
     colon: "：",
     // owner
     owner_title: "业主查询",
-    owner_intro: "核验身份后可查看本人名下的不动产、权利状态，下载宗地图、分层分户图和证书二维码。",
+    owner_intro: "核验身份后可查看本人名下的不动产、权利状态，下载宗地图、分层分户图、电子证书、登记信息查询结果和证书二维码。",
     owner_name: "姓名",
     owner_id: "身份证号",
     owner_cert: "不动产权证书号",
@@ -74,6 +74,8 @@ const STRINGS = {
     owner_logout: "退出",
     owner_parcel_pdf: "下载宗地图",
     owner_floor_pdf: "下载分层分户图",
+    owner_certificate_pdf: "下载电子证书",
+    owner_query_pdf: "登记信息查询结果",
     owner_qr: "证书二维码",
     owner_qr_title: "不动产权证书二维码",
     owner_print: "打印",
@@ -249,7 +251,8 @@ const STRINGS = {
     colon: ": ",
     owner_title: "Owners",
     owner_intro: "Verify who you are to see your properties and their rights, download the " +
-      "parcel map and floor plan PDFs, and the certificate QR code.",
+      "parcel map and floor plan PDFs, the signed electronic certificate and register query " +
+      "result, and the certificate QR code.",
     owner_name: "Name",
     owner_id: "ID card number",
     owner_cert: "Certificate number",
@@ -263,6 +266,8 @@ const STRINGS = {
     owner_logout: "Sign out",
     owner_parcel_pdf: "Parcel map (PDF)",
     owner_floor_pdf: "Floor plan (PDF)",
+    owner_certificate_pdf: "Electronic certificate (signed PDF)",
+    owner_query_pdf: "Register query result (signed PDF)",
     owner_qr: "Certificate QR",
     owner_qr_title: "Certificate QR code",
     owner_print: "Print",

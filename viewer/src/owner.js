@@ -1,5 +1,6 @@
 // Owner flow: verify (name, ID number, certificate number) → my units with rights and status →
-// 宗地图 / 分层分户图 PDF downloads and the certificate QR code. The owner token stays in memory
+// 宗地图 / 分层分户图 PDF downloads, the signed electronic certificate and query result, and the
+// certificate QR code. The owner token stays in memory
 // and sessionStorage (gone when the tab closes); nothing is kept in localStorage or cookies.
 import { api, fetchBlob, saveBlob, session, setSession } from "./api.js";
 import { codeLabel, fieldLabel, getLang, t } from "./i18n.js";
@@ -120,6 +121,10 @@ export class OwnerPanel {
         onclick: (e) => this.download(e.currentTarget, s, code, "parcel-map.pdf") }, t("owner_parcel_pdf")),
       el("button", { type: "button", class: "btn", dataset: { action: "floor-plan" },
         onclick: (e) => this.download(e.currentTarget, s, code, "floor-plan.pdf") }, t("owner_floor_pdf")),
+      el("button", { type: "button", class: "btn", dataset: { action: "certificate" },
+        onclick: (e) => this.download(e.currentTarget, s, code, "certificate.pdf") }, t("owner_certificate_pdf")),
+      el("button", { type: "button", class: "btn", dataset: { action: "query-result" },
+        onclick: (e) => this.download(e.currentTarget, s, code, "query-result.pdf") }, t("owner_query_pdf")),
       el("button", { type: "button", class: "btn", dataset: { action: "qr" }, "aria-expanded": "false",
         onclick: (e) => this.toggleQr(e.currentTarget, qrBox, s, code, u) }, t("owner_qr")),
       el("button", { type: "button", class: "btn", onclick: () => this.onShowUnit(code) },
