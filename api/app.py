@@ -25,6 +25,7 @@ from api.routers import (
     cases,
     docs,
     documents,
+    handover,
     ogc,
     owner,
     progress,
@@ -195,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(cases.router)
     app.include_router(documents.router)
+    app.include_router(handover.router)
     app.include_router(progress.router)
     app.include_router(sharing.router)
     app.include_router(viewer.router)   # last: serves / and the viewer's files
