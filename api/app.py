@@ -25,7 +25,9 @@ from api.routers import (
     cases,
     certificates,
     docs,
+    documents,
     field_maps,
+    handover,
     ogc,
     owner,
     progress,
@@ -177,7 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
     )
     app.add_middleware(RequestGuard, body_bytes=settings.api.max_body_bytes,
-                       upload_bytes=MAX_UPLOAD_BYTES)
+                       upload_bytes=MAX_UPLOAD_BYTES,
+                       document_bytes=settings.api.document_max_bytes)
     app.add_middleware(HeadAsGet)
     app.add_middleware(SecurityHeaders)
     if settings.api.trusted_proxies:      # outermost: the client address for everything inside
@@ -200,6 +203,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(certificates.router)
     app.include_router(audit.router)
     app.include_router(cases.router)
+    app.include_router(documents.router)
+    app.include_router(handover.router)
     app.include_router(progress.router)
     app.include_router(sharing.router)
     app.include_router(viewer.router)   # last: serves / and the viewer's files

@@ -5,6 +5,7 @@ with NUL characters refused, and the security headers on every response.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -15,6 +16,8 @@ from api.security_headers import SECURITY_HEADERS
 
 # Routes whose body is a file upload: they get the upload limit, all others the small JSON limit
 UPLOAD_ROUTES = {("POST", "/api/v1/surveys")}
+# documents other departments file (一码关联): the document limit
+DOCUMENT_ROUTE = re.compile(r"^/api/v1/units/[^/]{1,64}/documents$")
 # multipart framing around the file (boundaries, part headers, small form fields)
 MULTIPART_OVERHEAD = 1024 * 1024
 
@@ -55,14 +58,21 @@ class RequestGuard:
     """NUL characters in the path or query (``%00``) are refused (400), and request bodies are
     bounded: ``upload_bytes`` for the upload routes, ``body_bytes`` for every other route."""
 
-    def __init__(self, app: ASGIApp, body_bytes: int, upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, body_bytes: int, upload_bytes: int,
+                 document_bytes: int = 0) -> None:
         self.app = app
         self.body_bytes = body_bytes
         self.upload_bytes = upload_bytes + MULTIPART_OVERHEAD
+        self.document_bytes = (document_bytes + MULTIPART_OVERHEAD if document_bytes
+                               else body_bytes)
 
     def limit(self, scope: Scope) -> int:
-        return self.upload_bytes if (scope["method"], scope["path"].rstrip("/")) \
-            in UPLOAD_ROUTES else self.body_bytes
+        path = scope["path"].rstrip("/")
+        if (scope["method"], path) in UPLOAD_ROUTES:
+            return self.upload_bytes
+        if scope["method"] == "POST" and DOCUMENT_ROUTE.match(path):
+            return self.document_bytes
+        return self.body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -56,8 +56,24 @@ def handlers(settings: Settings, url: str) -> dict[str, Handler]:
                 tracker.update(i / max(len(sets), 1), ds.name)
                 publish_unit_volumes(conn, settings.data_dir, ds.name)
 
+    def handover_batch(job: ClaimedJob) -> None:
+        """交房即交证: a project's units handed over (resumes after an interrupted attempt)."""
+        from cadastre.access.pii import audit_key, load_cipher
+        from cadastre.cases import handover
+        from cadastre.cases.workflow import Keys
+
+        batch_id = uuid.UUID(job.payload["batch_id"])
+        keys = Keys(load_cipher(settings), audit_key(settings))
+        with JobTracker(url, job.job_id) as tracker:
+            try:
+                handover.run_batch(url, settings.cases, keys, batch_id,
+                                   handover.actor_of(job.payload), progress=tracker.update)
+            except Exception as exc:
+                handover.fail_batch(url, batch_id, getattr(exc, "code", "INTERNAL_ERROR"))
+                raise
+
     return {"survey_validation": survey_validation, "qa_run": qa_run, "3d_build": build_3d,
-            "unit_volumes": unit_volumes}
+            "unit_volumes": unit_volumes, "handover_batch": handover_batch}
 
 
 class WorkerThreads:

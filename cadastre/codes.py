@@ -76,6 +76,12 @@ def building_code_of(unit_code: str) -> str:
     return unit_code[:BUILDING_CODE_LENGTH]
 
 
+def land_code_of(code: str) -> str:
+    """The land-only unit code (…W00000000) of the parcel a parcel, building or unit code is on:
+    where land use rights are registered."""
+    return code[:PARCEL_CODE_LENGTH] + "W" + LAND_ONLY_SUFFIX
+
+
 def sequence_prefix_of(parcel_code: str) -> str:
     """Zone + 宗地特征码 (chars 1-14): the codes sharing it number their sequences together."""
     return parcel_code[:ZONE_LENGTH + 2]

@@ -96,6 +96,8 @@ class ApiSettings(_Base):
     # request bodies: JSON and forms on every route; the survey upload route has the upload
     # limit of cadastre.survey.submission
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # a document another department files under a unit code (PDF, PNG or JPEG, 一码关联)
+    document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
     # login lockout (CADASTRE_LOGIN_*): failures per username, and per client address
     login_max_failures: int = Field(default=5, ge=1)
     login_max_client_failures: int = Field(default=20, ge=1)

@@ -22,8 +22,10 @@ from cadastre.cases import workflow as wf
 from cadastre.cases.application import Application, PartyInput
 from cadastre.cases.model import Action
 from cadastre.cases.rules import RuleViolation
+from cadastre.codes import building_code_of
 from cadastre.settings import CasesSettings, Settings
 from tests.conftest import app_data_dir, client_for
+from tests.linked_support import file_doc
 from tests.register_support import REGISTER_TABLES, fingerprint
 from tests.support import free_port
 
@@ -155,7 +157,11 @@ def test_missing_or_existing_prior_rights_are_refused(env) -> None:
         _refused(lambda: _case(env, conn, 7, "330106001001GB00001F99980001", [BUYER], {}),
                  "UNIT_NOT_FOUND")
         assert fingerprint(url, REGISTER_TABLES) == before
-        # first registration of the bare unit, then a mortgage on it, then its cancellation
+        # first registration of the bare unit (its building's completion acceptance filed by
+        # the construction department), then a mortgage on it, then its cancellation
+        _refused(lambda: _case(env, conn, 5, bare, [OTHER_BUYER], {}), "DOCUMENT_REQUIRED")
+        file_doc(conn, env["keys"].cipher, env["data_dir"], building_code_of(bare),
+                 "completion_acceptance", "竣备字(2026)第001号", issuer="杭州市城乡建设委员会")
         first = _enter(env, conn, _case(env, conn, 5, bare, [OTHER_BUYER], {}))
         assert first["certificate_nos"][0].startswith("浙(2026)杭州市不动产权第")
         mortgage = _enter(env, conn, _case(env, conn, 9, bare, [BANK], MORTGAGE))

@@ -46,6 +46,9 @@ class PartyBody(BaseModel):
     address: str | None = Field(None, max_length=200)
     share: str | None = Field(None, max_length=20)
     co_ownership: int | None = Field(None, ge=0, le=3)
+    part: str | None = Field(None, pattern=r"^[a-z_]{2,40}$",
+                             description="合并业务中所属的部分 / the part of a combined "
+                                         "business it belongs to (none: the whole case)")
 
 
 class CaseBody(BaseModel):
@@ -96,11 +99,11 @@ def _keys(state: AppState) -> wf.Keys:
     return wf.Keys(state.cipher, state.audit_key)
 
 
-def _actor(who: Principal, name: str | None = None) -> wf.Actor:
+def case_actor(who: Principal, name: str | None = None) -> wf.Actor:
     return wf.Actor(who.actor, who.role.value, name or "登记员", who.counties, who.account_id)
 
 
-def _staff_name(state: AppState, who: Principal) -> str:
+def staff_name(state: AppState, who: Principal) -> str:
     """登簿人: the staff account's display name (staff are not parties; no PII policy applies)."""
     if who.account_id is None:
         return "登记员"
@@ -120,12 +123,21 @@ def _case_view(who: Principal, rec: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ catalogue and calendar
 @router.get("/business-types", summary="登记业务目录与时限 / business catalogue and limits")
 def business_types(request: Request) -> list[dict[str, Any]]:
-    """The 25 business types with their statutory and promised working-day limits (0 = 即时办理)
-    and the application materials (一次性告知)."""
+    """The business types with their statutory and promised working-day limits (0 = 即时办理),
+    the application materials (一次性告知), the parts of a combined business in 登簿 order and
+    the documents it needs from other departments (一码关联)."""
     with app_state(request).sync_pool.connection() as conn:
         return [{**bt.as_dict(), "materials": [
             {"code": m.code, "name": {"zh": m.name_zh, "en": m.name_en}, "required": m.required}
-            for m in catalogue.materials(conn, bt.seq)]} for bt in catalogue.all_types(conn)]
+            for m in catalogue.materials(conn, bt.seq)], "parts": _parts(conn, bt.seq),
+            "documents": [{"doc_type": n.doc_type, "scope": n.scope, "fills": n.fills}
+                          for n in catalogue.document_needs(conn, [bt.seq])]}
+            for bt in catalogue.all_types(conn)]
+
+
+def _parts(conn: Any, seq: int) -> list[dict[str, Any]]:
+    parts = catalogue.parts(conn, seq)
+    return [p.as_dict(last=i == len(parts) - 1) for i, p in enumerate(parts)]
 
 
 @router.put("/business-types/{seq}/limits/{county}", summary="县区承诺时限 / county limit")
@@ -180,7 +192,7 @@ def open_case(request: Request, who: Applicant, body: CaseBody) -> dict[str, Any
                       body.target_right_id, body.request, channel, tuple(body.materials))
     with state.sync_pool.connection() as conn:
         opened = wf.open_case(conn, state.settings.cases, _keys(state),
-                              _actor(who, _staff_name(state, who)), app)
+                              case_actor(who, staff_name(state, who)), app)
     return {"case_no": opened.case_no, "query_code": opened.query_code,
             "stage": opened.stage.value,
             "links": {"self": f"/api/v1/cases/{opened.case_no}",
@@ -268,7 +280,7 @@ def case_action(request: Request, who: Registrar, case_no: str,
     review = wf.Review(**body.review.model_dump()) if body.review else None
     with state.sync_pool.connection() as conn:
         return wf.advance(conn, state.settings.cases, _keys(state),
-                          _actor(who, _staff_name(state, who)), case_no[:40], body.action,
+                          case_actor(who, staff_name(state, who)), case_no[:40], body.action,
                           note=body.note, reason=body.reason, review=review)
 
 
@@ -277,7 +289,7 @@ def case_pause(request: Request, who: Registrar, case_no: str, body: PauseBody
                ) -> dict[str, Any]:
     state = app_state(request)
     with state.sync_pool.connection() as conn:
-        pid = wf.pause(conn, state.settings.cases, _keys(state), _actor(who), case_no[:40],
+        pid = wf.pause(conn, state.settings.cases, _keys(state), case_actor(who), case_no[:40],
                        body.reason, body.note, body.missing)
     return {"case_no": case_no, "pause_id": pid, "reason": body.reason.value}
 
@@ -287,6 +299,6 @@ def case_resume(request: Request, who: Registrar, case_no: str, body: NoteBody
                 ) -> dict[str, Any]:
     state = app_state(request)
     with state.sync_pool.connection() as conn:
-        days = wf.resume(conn, state.settings.cases, _keys(state), _actor(who), case_no[:40],
+        days = wf.resume(conn, state.settings.cases, _keys(state), case_actor(who), case_no[:40],
                          body.note)
     return {"case_no": case_no, "paused_workdays": days}

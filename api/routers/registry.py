@@ -1,4 +1,5 @@
-"""Registry staff: 一码关联 — every record linked to one unit code, current and history.
+"""Registry staff: 一码关联 — every record linked to one unit code, current and history, and the
+documents other departments filed under it (its building, its project).
 
 A plain ``def`` route (decryption and the reused synchronous ``cadastre.query.records`` queries
 run in FastAPI's thread pool, on the synchronous pool). Registrars only; county scope applies;
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auditing import record_sync
 from api.auth import require
+from api.routers.documents import unit_documents
 from api.routers.public import VARY, may_see
 from api.state import app_state
 from cadastre.access.pii import PiiCipher
@@ -96,6 +98,7 @@ def unit_records(
     decrypt = [f for f in _PARTY_PII if may_see(who, "party", f)]
     with app_state(request).sync_pool.connection() as conn:
         found = unit_registry(conn, _cipher(request), unit_code, at, decrypt)
+        documents = unit_documents(request, who, conn, unit_code, at) if found else []
         n = len(found.records) + len(found.land_records) if found else 0
         record_sync(request, who, "registry.unit", target=unit_code, result_count=n,
                     outcome="ok" if found else "not_found", conn=conn)
@@ -103,4 +106,4 @@ def unit_records(
         raise NotFound("UNIT_NOT_FOUND", "未找到该不动产单元 / unit not found")
     response.headers["Vary"] = VARY
     response.headers["Cache-Control"] = "no-store"
-    return _body(who, found)
+    return {**_body(who, found), "documents": documents}

@@ -170,6 +170,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "in_force": ENCUMBRANCE, "version_id": STAFF_ONLY,
         "secured_amount": _rule((Role.OWNER, Role.REGISTRAR)),
         "remark": STAFF_ONLY,
+        "priority": ENCUMBRANCE,      # 顺位 of a mortgage in force
     },
     "party": {
         "id": STAFF_ONLY,
@@ -183,6 +184,7 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "address": STAFF_ONLY,
         "role": _rule((Role.OWNER, Role.REGISTRAR, Role.DEPARTMENT)),   # 权利人/义务人
         "case_role": STAFF_ONLY,     # 申请人/权利人/义务人 of a registration case
+        "case_part": STAFF_ONLY,     # … and the part of a combined case it belongs to
         "seq": STAFF_ONLY,
         "share": _rule((Role.OWNER, Role.REGISTRAR)),
         "co_ownership": _rule((Role.OWNER, Role.REGISTRAR)),
@@ -190,6 +192,8 @@ POLICY: dict[str, dict[str, FieldRule]] = {
         "id_type_label": _rule((Role.OWNER, Role.REGISTRAR)),
         "role_label": _rule((Role.OWNER, Role.REGISTRAR)),
         "co_ownership_label": _rule((Role.OWNER, Role.REGISTRAR)),
+        # a party named by a filed document (买受人, 出卖人, 抵押权人 …)
+        "document_role": STAFF_ONLY, "document_role_label": STAFF_ONLY,
     },
     # electronic certificates, proofs and query results (cadastre.certificates): what the holder's
     # document prints (the owner's own), and what the public verification page may show about it
@@ -224,8 +228,27 @@ POLICY: dict[str, dict[str, FieldRule]] = {
             "certificate_no", "working_days_used", "statutory_overdue", "remaining_workdays",
             "target_right_id", "request", "reason", "promised_days", "statutory_days",
             "start_day", "paused_days", "change_id", "created_by", "transitions", "reviews",
-            "pauses", "materials")},
+            "pauses", "materials", "parts")},
     },
+    # documents other departments filed under a code (一码关联): what they are is for registry
+    # staff and departments; prices, amounts, debt terms and who filed them for staff only
+    # (their parties are ``party`` records)
+    "document": {
+        **{f: _rule((Role.REGISTRAR, Role.DEPARTMENT)) for f in (
+            "id", "doc_type", "doc_type_label", "doc_no", "issuer", "issued_on", "valid_from",
+            "valid_until", "code", "code_kind", "status", "revoked_at", "in_force",
+            "posted_at", "media_type", "size_bytes", "sha256", "links")},
+        **{f: STAFF_ONLY for f in ("price", "secured_amount", "debt_start", "debt_end",
+                                   "amount", "posted_by")},
+    },
+    # the answer to the department that filed (or revoked) a document
+    "document_receipt": {f: _rule((Role.REGISTRAR, Role.DEPARTMENT)) for f in (
+        "document_id", "doc_type", "doc_no", "code", "code_kind", "status", "sha256",
+        "size_bytes", "media_type")},
+    # 交房即交证 batches: progress per building and the units that failed (codes, no persons)
+    "handover": {f: STAFF_ONLY for f in (
+        "batch_id", "project", "parcel_codes", "status", "error_code", "created_by",
+        "created_at", "finished_at", "job", "totals", "buildings", "failures", "links")},
     # kind-specific details of a right (cad.*_detail tables): the right holder and the registry
     "right_detail": {
         # ownership / land use (房地产权, 建设用地使用权)

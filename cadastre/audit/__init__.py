@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 LOCK = 0x6361_6461  # pg_advisory_xact_lock key: one writer at a time extends the chain
 GENESIS = b"\x00" * 32
@@ -70,14 +71,27 @@ def _row(seq: int, at: datetime, entry: Entry, prev: bytes, digest: bytes) -> tu
 
 
 def append(conn: psycopg.Connection, key: bytes, entry: Entry) -> int:
-    """Append ``entry`` in the caller's transaction (or its own when autocommit); its seq."""
+    """Append ``entry`` in the caller's transaction (or its own when there is none); its seq.
+    Inside a transaction no savepoint is made: the row stands or falls with the caller's."""
+    if conn.info.transaction_status == pq.TransactionStatus.INTRANS:
+        return _append(conn, key, entry)
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
-        head = conn.execute(_HEAD).fetchone()
-        seq, prev = (head[0] + 1, bytes(head[1])) if head else (1, GENESIS)
-        at = datetime.now(UTC)
-        digest = seal(key, prev, seq, at, entry)
-        conn.execute(_INSERT, _row(seq, at, entry, prev, digest))
+        return _append(conn, key, entry)
+
+
+# the lock, then the head read in a statement of its own (a snapshot taken after the lock is
+# held), sent together in one round trip (simple query protocol: no parameters)
+_LOCK_AND_HEAD = f"SELECT pg_advisory_xact_lock({LOCK}); {_HEAD}"
+
+
+def _append(conn: psycopg.Connection, key: bytes, entry: Entry) -> int:
+    cur = conn.execute(_LOCK_AND_HEAD)
+    cur.nextset()
+    head = cur.fetchone()
+    seq, prev = (head[0] + 1, bytes(head[1])) if head else (1, GENESIS)
+    at = datetime.now(UTC)
+    digest = seal(key, prev, seq, at, entry)
+    conn.execute(_INSERT, _row(seq, at, entry, prev, digest))
     return seq
 
 

@@ -4,6 +4,11 @@
 
 ``request`` holds no identities (those are parties); amounts and prices in it are personal data
 under the privacy policy like the right details they become.
+
+A combined business (a recipe of parts, ``catalogue.parts``) takes top-level request keys that
+apply to every part accepting them, and per-part objects keyed by the part (``{"buyer_mortgage":
+{"secured_amount": …}}``); a party may be assigned to one part (``part``), else it takes the role
+the recipe gives its case role in each part.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import psycopg
 
 from cadastre.access.idnumber import is_valid_id_number
 from cadastre.access.pii import PiiCipher
-from cadastre.cases.catalogue import BusinessType
+from cadastre.cases.catalogue import BusinessType, Part
 from cadastre.codes import UnitCode, validate_unit_code
 from cadastre.errors import InvalidInput
+from cadastre.register.parties import insert_party
 
 PARTY_ROLES = ("applicant", "holder", "mortgagee", "obligor", "agent")
 # case_party role → cad.right_party role (1 权利人, 2 义务人, 4 申请人)
@@ -39,6 +45,16 @@ class PartyInput:
     address: str | None = None
     share: str | None = None
     co_ownership: int | None = None   # GYFS 0 单独 1 共同 2 按份
+    part: str | None = None           # the part of a combined case it belongs to (None: all)
+
+
+@dataclass(frozen=True)
+class PartyLink:
+    """A party already in ``pii.party`` (named by a filed document) joining a case."""
+
+    party_id: uuid.UUID
+    role: str
+    part: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class Application:
     request: Mapping[str, Any] = field(default_factory=dict)
     channel: str = "window"
     materials: tuple[str, ...] = ()      # codes of the materials received
+    linked: tuple[PartyLink, ...] = ()   # parties taken from filed documents
 
 
 # request keys per registration type: name → parser
@@ -148,17 +165,12 @@ def request_fields(bt: BusinessType) -> dict[str, Any]:
     return fields
 
 
-def clean_request(bt: BusinessType, request: Mapping[str, Any]) -> dict[str, Any]:
-    """The request with every value parsed; unknown keys and bad values refused by name."""
-    if len(request) > 40:
-        raise InvalidInput("REQUEST_INVALID", "申请内容过多 / too many request fields")
-    fields = request_fields(bt)
+def _clean(fields: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in request.items():
         parse = fields.get(key)
         if parse is None:
-            raise InvalidInput("REQUEST_FIELD_UNKNOWN", "该业务不接受此申请字段 / this business "
-                               f"does not take the field {key if key.isidentifier() else '?'}")
+            raise _unknown(key)
         try:
             out[key] = parse(value)
         except ValueError:
@@ -167,9 +179,56 @@ def clean_request(bt: BusinessType, request: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def check_units(unit_codes: Sequence[str]) -> tuple[str, ...]:
-    if not unit_codes or len(unit_codes) > 50:
-        raise InvalidInput("UNITS_REQUIRED", "须指定 1 至 50 个不动产单元 / one to fifty units")
+def _unknown(key: str) -> InvalidInput:
+    return InvalidInput("REQUEST_FIELD_UNKNOWN", "该业务不接受此申请字段 / this business does "
+                        f"not take the field {key if key.isidentifier() else '?'}")
+
+
+def _target(v: Any) -> str:
+    try:
+        return str(uuid.UUID(str(v)))
+    except ValueError:
+        raise ValueError("uuid") from None
+
+
+def clean_request(bt: BusinessType, request: Mapping[str, Any], parts: Sequence[Part] = ()
+                  ) -> dict[str, Any]:
+    """The request with every value parsed; unknown keys and bad values refused by name. For a
+    combined business: a top-level key must be taken by some part, a part's own object only
+    holds what that part takes (and ``target_right_id``, the right it acts on)."""
+    if len(request) > 40:
+        raise InvalidInput("REQUEST_INVALID", "申请内容过多 / too many request fields")
+    if not parts:
+        return _clean(request_fields(bt), request)
+    by_key = {p.key: p for p in parts}
+    out: dict[str, Any] = {}
+    for key, value in request.items():
+        if key in by_key:
+            if not isinstance(value, Mapping) or len(value) > 40:
+                raise InvalidInput("REQUEST_FIELD_INVALID", f"申请字段 {key} 应为对象 / {key} "
+                                   "must be an object")
+            fields = {**request_fields(by_key[key].business), "target_right_id": _target}
+            out[key] = _clean(fields, value)
+            continue
+        takers = [p for p in parts if key in request_fields(p.business)]
+        if not takers:
+            raise _unknown(key)
+        out.update(_clean(request_fields(takers[0].business), {key: value}))
+    return out
+
+
+def part_request(request: Mapping[str, Any], part: Part) -> dict[str, Any]:
+    """What ``part`` of a combined case is asked: the top-level keys it takes, then its own."""
+    fields = request_fields(part.business)
+    own = request.get(part.key)
+    return {**{k: v for k, v in request.items() if k in fields},
+            **(dict(own) if isinstance(own, Mapping) else {})}
+
+
+def check_units(unit_codes: Sequence[str], limit: int = 50) -> tuple[str, ...]:
+    if not unit_codes or len(unit_codes) > limit:
+        raise InvalidInput("UNITS_REQUIRED", f"须指定 1 至 {limit} 个不动产单元 / one to {limit} "
+                           "units")
     bad = [i for i, c in enumerate(unit_codes)
            if not isinstance(c, str) or validate_unit_code(c)]
     if bad:
@@ -182,10 +241,14 @@ def check_units(unit_codes: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(unit_codes))
 
 
-def check_parties(parties: Sequence[PartyInput]) -> None:
+def check_parties(parties: Sequence[PartyInput], part_keys: Sequence[str] = ()) -> None:
     if len(parties) > 20:
         raise InvalidInput("PARTIES_TOO_MANY", "申请人过多 / too many parties")
     for i, p in enumerate(parties, start=1):
+        if p.part is not None and p.part not in part_keys:
+            parts = ", ".join(part_keys) or "—"
+            raise InvalidInput("PARTY_PART", f"第 {i} 个当事人所属的部分不在该业务中 / party {i}: "
+                               f"not a part of this business ({parts})")
         if p.role not in PARTY_ROLES:
             raise InvalidInput("PARTY_ROLE", f"第 {i} 个当事人的角色无效 / party {i}: role "
                                f"must be one of {', '.join(PARTY_ROLES)}")
@@ -199,20 +262,16 @@ def check_parties(parties: Sequence[PartyInput]) -> None:
 
 
 def store_parties(conn: psycopg.Connection, cipher: PiiCipher, case_id: uuid.UUID,
-                  parties: Sequence[PartyInput]) -> None:
-    """Encrypt each party into ``pii.party`` and link it to the case."""
-    seq_by_role: dict[str, int] = {}
-    for p in parties:
-        pid = uuid.uuid4()
-        conn.execute(
-            "INSERT INTO pii.party (party_id, party_type, id_type, name_enc, name_hash, "
-            "id_number_enc, id_number_hash, phone_enc, phone_hash, address_enc) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (pid, p.party_type, p.id_type, cipher.encrypt(p.name.strip()),
-             cipher.lookup_hash(p.name), cipher.encrypt(p.id_number.strip()),
-             cipher.lookup_hash(p.id_number), cipher.encrypt(p.phone),
-             cipher.lookup_hash(p.phone), cipher.encrypt(p.address)))
-        seq_by_role[p.role] = seq_by_role.get(p.role, 0) + 1
+                  parties: Sequence[PartyInput], linked: Sequence[PartyLink] = ()) -> None:
+    """Encrypt each party into ``pii.party`` and link it, and the already stored ``linked``
+    parties, to the case."""
+    rows = [(insert_party(conn, cipher, name=p.name, id_number=p.id_number, id_type=p.id_type,
+                          party_type=p.party_type, phone=p.phone, address=p.address),
+             p.role, p.share, p.co_ownership, p.part) for p in parties]
+    rows += [(link.party_id, link.role, None, None, link.part) for link in linked]
+    seq_by_role: dict[tuple[str, str | None], int] = {}
+    for party_id, role, share, co_ownership, part in rows:
+        seq = seq_by_role[(role, part)] = seq_by_role.get((role, part), 0) + 1
         conn.execute("INSERT INTO reg.case_party (case_id, party_id, role, seq, share, "
-                     "co_ownership) VALUES (%s, %s, %s, %s, %s, %s)",
-                     (case_id, pid, p.role, seq_by_role[p.role], p.share, p.co_ownership))
+                     "co_ownership, part) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                     (case_id, party_id, role, seq, share, co_ownership, part))

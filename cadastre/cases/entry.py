@@ -37,6 +37,7 @@ class CaseParty:
     seq: int
     share: str | None = None
     co_ownership: int | None = None
+    part: str | None = None       # the part of a combined case it belongs to (None: all)
 
     def holder(self, role: int | None = None) -> Holder:
         return Holder(self.party_id, role or RIGHT_ROLE[self.role], self.seq, self.share,
@@ -143,8 +144,10 @@ def _first(conn: psycopg.Connection, f: CaseFacts, unit: str, cur: list[CurrentR
         detail = _mortgage_detail(f, unit)
         obligors = tuple(f.of_role("obligor", 2)) or tuple(
             Holder(p, 2, i) for i, p in enumerate(base[-1].holders, start=1))
-        return [Enter("mortgage", unit, bt.djlx, 23,
-                      _need(f, f.holders("mortgagee", "holder")) + obligors, detail, "proof",
+        lenders = _need(f, f.holders("mortgagee", "holder"))
+        fulfilled = rules.lenders_notices(conn, cur, [h.party_id for h in lenders])
+        return [*(Close(n) for n in fulfilled),      # 预告登记转本登记
+                Enter("mortgage", unit, bt.djlx, 23, lenders + obligors, detail, "proof",
                       detail.get("debt_start"), detail.get("debt_end"))]
     if kind == "easement":
         dominant = f.request.get("dominant_unit_code")
@@ -161,15 +164,22 @@ def _first(conn: psycopg.Connection, f: CaseFacts, unit: str, cur: list[CurrentR
 
 def _change(conn: psycopg.Connection, f: CaseFacts, unit: str, cur: list[CurrentRight]
             ) -> list[Op]:
+    """A change keeps the right (new version): new holders and/or new obligors replace the old
+    ones when the case names them (带押过户: the buyer becomes the mortgagor), else all parties
+    are copied."""
     kind = f.business.right_kinds[0]
     target = rules.single([r for r in cur if r.kind == kind], f.target_right_id)
     changes = dict(f.request.get("changes") or {})
     detail, record = _split_changes(target, changes)
     holders = f.holders("holder", "mortgagee")
-    return [Continue(target, f.business.djlx, record, detail,
-                     tuple(holders) + tuple(Holder(p, 2, i) for i, p in
-                                            enumerate(target.obligors, start=1))
-                     if holders else None, _cert(kind))]
+    obligors = f.of_role("obligor", 2)
+    parties = None
+    if holders or obligors:
+        parties = (tuple(holders) or tuple(Holder(p, 1, i) for i, p in
+                                           enumerate(target.holders, start=1))) \
+            + (tuple(obligors) or tuple(Holder(p, 2, i) for i, p in
+                                        enumerate(target.obligors, start=1)))
+    return [Continue(target, f.business.djlx, record, detail, parties, _cert(kind))]
 
 
 def _transfer(conn: psycopg.Connection, f: CaseFacts, unit: str, cur: list[CurrentRight]
@@ -212,9 +222,9 @@ def _pre_notice(conn: psycopg.Connection, f: CaseFacts, unit: str, cur: list[Cur
     ops: list[Op] = []
     owned = any(r.kind == "ownership" for r in cur)
     purchase = rules.purchase_notices(cur)
-    if bt.seq in (13, 15):
+    if bt.seq == 13:
         if purchase:
-            raise violation("PRE_NOTICE_CONFLICT", unit)
+            raise rules.notice_conflict(purchase[0])
         buyers = _need(f, f.holders("holder"))
         sellers = tuple(f.of_role("obligor", 2)) or tuple(
             Holder(p, 2, i) for r in cur if r.kind == "ownership"
@@ -222,13 +232,10 @@ def _pre_notice(conn: psycopg.Connection, f: CaseFacts, unit: str, cur: list[Cur
         ops.append(Enter("pre_notice", unit, bt.djlx, 4, buyers + sellers,
                          {"notice_kind": 2 if owned else 1,
                           **_pick(f.request, "price")} | _house_use(conn, unit), "proof"))
-    if bt.seq in (14, 15):
-        if bt.seq == 14:
-            if not purchase:
-                raise violation("BASE_RIGHT_MISSING", unit)
-            buyers = tuple(Holder(p, 2, i) for i, p in enumerate(purchase[0].holders, 1))
-        else:
-            buyers = tuple(Holder(h.party_id, 2, h.seq) for h in f.holders("holder"))
+    if bt.seq == 14:
+        if not purchase:
+            raise violation("BASE_RIGHT_MISSING", unit)
+        buyers = tuple(Holder(p, 2, i) for i, p in enumerate(purchase[0].holders, 1))
         bank = _need(f, [p.holder(1) for p in f.parties if p.role == "mortgagee"])
         amount = f.request.get("secured_amount")
         ops.append(Enter("pre_notice", unit, bt.djlx, 23, bank + buyers,

@@ -54,12 +54,16 @@ def certificate_number(conn: psycopg.Connection, off: Office, year: int, proof: 
     kind = "proof" if proof else "certificate"
     word = "不动产证明" if proof else "不动产权"
     prefix = f"{off.province_abbr}({year}){off.city_name}{word}第"
-    floor = 0
-    seen = conn.execute("SELECT 1 FROM reg.number_seq WHERE county_code = %s AND kind = %s "
-                        "AND year = %s", (off.county_code, kind, year)).fetchone()
-    if seen is None:   # first number of the year: continue after what the register holds
-        row = conn.execute("SELECT max(certificate_no) FROM cad.right_record "
-                           "WHERE certificate_no LIKE %s", (prefix + "%",)).fetchone()
-        m = _SEQ.search(row[0]) if row and row[0] else None
-        floor = int(m.group(1)) if m else 0
-    return f"{prefix}{_next(conn, off.county_code, kind, year, floor):07d}号"
+    row = conn.execute(
+        "INSERT INTO reg.number_seq AS s (county_code, kind, year, last) VALUES (%s, %s, %s, 1) "
+        "ON CONFLICT (county_code, kind, year) DO UPDATE SET last = s.last + 1 "
+        "RETURNING last, xmax = 0", (off.county_code, kind, year)).fetchone()
+    assert row is not None
+    number, first = int(row[0]), bool(row[1])
+    if first:   # first number of the year: continue after what the register holds
+        held = conn.execute("SELECT max(certificate_no) FROM cad.right_record "
+                            "WHERE certificate_no LIKE %s", (prefix + "%",)).fetchone()
+        m = _SEQ.search(held[0]) if held and held[0] else None
+        if m:
+            number = _next(conn, off.county_code, kind, year, int(m.group(1)))
+    return f"{prefix}{number:07d}号"

@@ -250,12 +250,14 @@ def case_detail(conn: psycopg.Connection, settings: CasesSettings, cipher: PiiCi
         rec["materials"] = [_labels_plain(t) for t in cur.execute(
             "SELECT code, name_zh, name_en, status, at FROM reg.case_material "
             "WHERE case_id = %s ORDER BY at, code", (case_id,)).fetchall()]
+        rec["parts"] = [_part(t) for t in cur.execute(_PARTS, (case_id, rec["business_type"]))]
         parties = cur.execute(
-            "SELECT cp.role AS case_role, cp.seq, cp.share, cp.co_ownership, p.party_id, "
+            "SELECT cp.role AS case_role, cp.part, cp.seq, cp.share, cp.co_ownership, p.party_id, "
             "p.party_type, p.id_type, p.name_enc, p.id_number_enc, p.phone_enc, p.address_enc "
             "FROM reg.case_party cp JOIN pii.party p ON p.party_id = cp.party_id "
             "WHERE cp.case_id = %s ORDER BY cp.role, cp.seq", (case_id,)).fetchall()
-    rec["parties"] = [{"id": str(p["party_id"]), "case_role": p["case_role"], "seq": p["seq"],
+    rec["parties"] = [{"id": str(p["party_id"]), "case_role": p["case_role"],
+                       "case_part": p["part"], "seq": p["seq"],
                        "share": p["share"], "co_ownership": p["co_ownership"],
                        "party_type": p["party_type"], "id_type": p["id_type"],
                        "name": cipher.decrypt(p["name_enc"]),
@@ -263,6 +265,26 @@ def case_detail(conn: psycopg.Connection, settings: CasesSettings, cipher: PiiCi
                        "phone": cipher.decrypt(p["phone_enc"]),
                        "address": cipher.decrypt(p["address_enc"])} for p in parties]
     return rec
+
+
+# a combined case's parts in 登簿 order, with what each wrote once entered
+_PARTS = """
+SELECT p.seq, p.part_key AS key, p.part_type AS business_type, p.name_zh, p.name_en,
+       b.registration_type, cp.version_ids, cp.certificate_nos,
+       p.seq = max(p.seq) OVER () AS last
+FROM reg.business_part p
+JOIN reg.business_type b ON b.seq = p.part_type
+LEFT JOIN reg.case_part cp ON cp.case_id = %s AND cp.seq = p.seq
+WHERE p.business_type = %s
+ORDER BY p.seq
+"""
+
+
+def _part(rec: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in rec.items() if k not in ("name_zh", "name_en")}
+    out["name"] = {"zh": rec["name_zh"], "en": rec["name_en"]}
+    out["entered"] = rec["version_ids"] is not None
+    return out
 
 
 def _labels_plain(rec: dict[str, Any]) -> dict[str, Any]:

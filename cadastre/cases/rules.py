@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from weakref import WeakKeyDictionary
 
 import psycopg
 
@@ -48,6 +49,10 @@ RULE_MESSAGES: dict[str, tuple[str, str]] = {
                              "cannot be changed"),
     "CASE_CONFLICT": ("该单元已有在办的转移或预告登记业务", "an open transfer or pre-notice case "
                       "exists on the unit"),
+    "DOCUMENT_REQUIRED": ("缺少相关部门共享的有效文件", "a valid document filed by the "
+                          "responsible department is missing"),
+    "CONTRACT_CONFLICT": ("该单元的网签备案合同载明的买受人与申请不符",
+                          "the unit's filed sales contract names other buyers"),
 }
 
 
@@ -78,12 +83,22 @@ def require_not_seized(rights: Iterable[CurrentRight]) -> None:
         raise violation("UNIT_SEIZED", seized[0])
 
 
+_HASHES: WeakKeyDictionary[psycopg.Connection, dict[uuid.UUID, bytes]] = WeakKeyDictionary()
+
+
 def identity_hashes(conn: psycopg.Connection, party_ids: Iterable[uuid.UUID]) -> set[bytes]:
+    """The keyed hashes of the parties' ID numbers (a party row never changes, so each
+    connection remembers the ones it has read)."""
+    known = _HASHES.setdefault(conn, {})
+    if len(known) > 100_000:          # a long-lived pooled connection: bounded
+        known.clear()
     ids = list(party_ids)
-    if not ids:
-        return set()
-    return {bytes(r[0]) for r in conn.execute(
-        "SELECT id_number_hash FROM pii.party WHERE party_id = ANY(%s)", (ids,))}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        known.update((r[0], bytes(r[1])) for r in conn.execute(
+            "SELECT party_id, id_number_hash FROM pii.party WHERE party_id = ANY(%s)",
+            (missing,)))
+    return {known[i] for i in ids if i in known}
 
 
 def purchase_notices(rights: Iterable[CurrentRight]) -> list[CurrentRight]:
@@ -101,8 +116,24 @@ def require_no_other_buyer(conn: psycopg.Connection, rights: Iterable[CurrentRig
         if identity_hashes(conn, notice.holders) <= buyer_ids and buyer_ids:
             own.append(notice)
         else:
-            raise violation("PRE_NOTICE_CONFLICT", notice.unit_code)
+            raise notice_conflict(notice)
     return own
+
+
+def notice_conflict(notice: CurrentRight) -> RuleViolation:
+    """防止一房两卖: the pre-notice that blocks, named by the case (business number) that
+    registered it and its unit; never by its holder."""
+    return violation("PRE_NOTICE_CONFLICT", f"预告登记业务号 / pre-notice case "
+                     f"{notice.business_no}, {notice.unit_code}", blocking_case=notice.business_no)
+
+
+def lenders_notices(conn: psycopg.Connection, rights: Iterable[CurrentRight],
+                    lenders: Iterable[uuid.UUID]) -> list[CurrentRight]:
+    """The mortgage pre-notices of these lenders: their mortgage fulfils them."""
+    ids = identity_hashes(conn, lenders)
+    return [r for r in rights if r.kind == "pre_notice" and ids
+            and r.detail.get("notice_kind") in MORTGAGE_NOTICES
+            and identity_hashes(conn, r.holders) <= ids]
 
 
 def single(rights: Sequence[CurrentRight], target: uuid.UUID | None) -> CurrentRight:

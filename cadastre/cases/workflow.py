@@ -11,8 +11,9 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -20,7 +21,7 @@ from psycopg.types.json import Jsonb
 from cadastre import audit
 from cadastre.access.pii import PiiCipher
 from cadastre.cases import application as appl
-from cadastre.cases import catalogue, clock, entry, rules
+from cadastre.cases import catalogue, clock, combined, entry, requirements, rules
 from cadastre.cases.model import CLOSED, MOVES, Action, PauseReason, Stage
 from cadastre.cases.numbers import case_number, office
 from cadastre.codes import county_of
@@ -29,7 +30,6 @@ from cadastre.register.versions import new_change
 from cadastre.settings import CasesSettings
 from cadastre.sharing import events
 
-TRANSFER_TYPES = (3, 7, 13, 15)      # businesses that sell a unit: one open case per unit
 _QUERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 
@@ -90,25 +90,34 @@ def _record(conn: psycopg.Connection, keys: Keys, actor: Actor, case_id: uuid.UU
 
 # ------------------------------------------------------------------ opening a case
 def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor: Actor,
-              app: appl.Application, at: datetime | None = None) -> Opened:
+              app: appl.Application, at: datetime | None = None, *, max_units: int = 50,
+              precheck: bool = True) -> Opened:
     """受理 at the window (stage accepted, the clock starts now) or 申请 online (stage applied;
-    the online pre-review counts against the limit, so the clock starts too)."""
+    the online pre-review counts against the limit, so the clock starts too).
+
+    The law's answer comes now (rules, documents; nothing written) unless ``precheck`` is off
+    for a caller that enters the case in the same transaction (the handover batch)."""
     if app.channel not in ("window", "online"):
         raise InvalidInput("CHANNEL_INVALID", "渠道须为 window 或 online / channel must be "
                            "window or online")
-    units = appl.check_units(app.unit_codes)
-    appl.check_parties(app.parties)
+    units = appl.check_units(app.unit_codes, max_units)
     with conn.transaction():
         bt = catalogue.get(conn, app.business_type)
-        request = appl.clean_request(bt, app.request)
+        parts = catalogue.parts(conn, bt.seq)
+        appl.check_parties(app.parties, [p.key for p in parts])
+        request = appl.clean_request(bt, app.request, parts)
         county = county_of(units[0])
         if actor.counties and county not in actor.counties:
             raise NotFound("UNIT_NOT_FOUND", "无此不动产单元 / no such unit in your counties")
         clock.calendar.ensure(conn, settings)
         now = _now(conn, at)
+        linked: tuple[appl.PartyLink, ...] = ()
+        if not app.parties and not app.linked:    # 网签+预告: parties from the filing
+            linked, request = requirements.fill(conn, _seqs(bt, parts), units, request,
+                                                local_day(settings, now))
         case_id = uuid.uuid4()
-        if bt.seq in TRANSFER_TYPES:
-            rules.require_no_open_case(conn, units, TRANSFER_TYPES, None)
+        if bt.sale:
+            rules.require_no_open_case(conn, units, catalogue.sale_types(conn), None)
         case_no = case_number(conn, county, now.year)
         code = "".join(secrets.choice(_QUERY_ALPHABET) for _ in range(8))
         promised, statutory = catalogue.limits(conn, bt, county)
@@ -123,10 +132,16 @@ def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, act
              query_code_hash(keys.cipher, case_no, code), now,
              now if stage is Stage.ACCEPTED else None, now, promised, statutory,
              actor.account_id, actor.actor))
-        appl.store_parties(conn, keys.cipher, case_id, app.parties)
+        appl.store_parties(conn, keys.cipher, case_id, app.parties, app.linked + linked)
         _store_materials(conn, bt.seq, case_id, app.materials, now)
-        if bt.writes_register:   # the law's answer now, not at 登簿 (nothing is written)
-            entry.plan(conn, _facts(conn, case_id), lock=False)
+        if bt.writes_register and precheck:   # the law's answer now, not at 登簿
+            facts = _facts(conn, case_id)
+            if parts:
+                combined.check(conn, facts, parts, at=now,
+                               office=office(conn, county, settings))
+            else:
+                entry.plan(conn, facts, lock=False)
+            _check_documents(conn, settings, facts, parts, now)
         clock.recompute(conn, settings, case_id)
         _record(conn, keys, actor, case_id, case_no, None, stage,
                 "accept" if stage is Stage.ACCEPTED else "apply", now)
@@ -136,18 +151,38 @@ def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, act
     return Opened(case_id, case_no, code, stage)
 
 
+def _seqs(bt: catalogue.BusinessType, parts: Sequence[catalogue.Part]) -> list[int]:
+    return [bt.seq, *(p.business.seq for p in parts)]
+
+
+def local_day(settings: CasesSettings, at: datetime) -> date:
+    return at.astimezone(ZoneInfo(settings.timezone)).date()
+
+
+def _check_documents(conn: psycopg.Connection, settings: CasesSettings, facts: entry.CaseFacts,
+                     parts: Sequence[catalogue.Part], at: datetime) -> None:
+    """The filed documents the case rests on (一码关联), at acceptance and at 登簿."""
+    day = local_day(settings, at)
+    requirements.require_documents(conn, _seqs(facts.business, parts), facts.unit_codes, day)
+    if facts.business.sale:
+        requirements.require_contract_buyers(
+            conn, facts.unit_codes, [p.party_id for p in facts.parties if p.role == "holder"],
+            day)
+
+
 def _store_materials(conn: psycopg.Connection, seq: int, case_id: uuid.UUID,
                      received: Sequence[str], at: datetime) -> None:
-    known = {m.code: m for m in catalogue.materials(conn, seq)}
-    unknown = [c for c in received if c not in known]
-    if unknown:
+    codes = list(dict.fromkeys(received))
+    if not codes:
+        return
+    row = conn.execute(
+        "WITH m AS (INSERT INTO reg.case_material (case_id, code, name_zh, name_en, status, at) "
+        "SELECT %s, code, name_zh, name_en, 'received', %s FROM reg.material "
+        "WHERE business_type = %s AND code = ANY(%s) RETURNING 1) SELECT count(*) FROM m",
+        (case_id, at, seq, codes)).fetchone()
+    if row is None or row[0] != len(codes):
         raise InvalidInput("MATERIAL_UNKNOWN", "该业务没有此申请材料 / not a material of "
                            "this business")
-    for c in dict.fromkeys(received):
-        m = known[c]
-        conn.execute("INSERT INTO reg.case_material (case_id, code, name_zh, name_en, status, "
-                     "at) VALUES (%s, %s, %s, %s, 'received', %s)",
-                     (case_id, m.code, m.name_zh, m.name_en, at))
 
 
 # ------------------------------------------------------------------ reading one case
@@ -177,8 +212,8 @@ def _facts(conn: psycopg.Connection, case_id: uuid.UUID) -> entry.CaseFacts:
                        "FROM reg.case WHERE case_id = %s", (case_id,)).fetchone()
     assert row is not None
     parties = tuple(entry.CaseParty(*p) for p in conn.execute(
-        "SELECT party_id, role, seq, share, co_ownership FROM reg.case_party "
-        "WHERE case_id = %s ORDER BY role, seq", (case_id,)))
+        "SELECT party_id, role, seq, share, co_ownership, part FROM reg.case_party "
+        "WHERE case_id = %s ORDER BY role, part NULLS FIRST, seq", (case_id,)))
     return entry.CaseFacts(case_id, row[0], catalogue.get(conn, row[1]),
                            tuple(c.strip() for c in row[2]), row[3], dict(row[4]), parties)
 
@@ -259,24 +294,51 @@ def _ready_for_entry(conn: psycopg.Connection, case: CaseRow, bt: catalogue.Busi
 
 def _register(conn: psycopg.Connection, settings: CasesSettings, actor: Actor, case: CaseRow,
               now: datetime) -> dict[str, Any]:
+    """登簿: every part in order under one change set, each with its event, in this
+    transaction; a combined case also records what each part wrote."""
     facts = _facts(conn, case.case_id)
-    ops = entry.plan(conn, facts, lock=True)
-    change = new_change(conn, "registration", actor.actor, f"case {case.case_no}")
-    result = entry.apply(conn, facts, ops, change=change, at=now,
-                         office=office(conn, case.county_code, settings), registrar=actor.name)
-    conn.execute("UPDATE reg.case SET change_id = %s, certificate_no = %s WHERE case_id = %s",
-                 (change, result.certificate_nos[0] if result.certificate_nos else None,
-                  case.case_id))
     bt = facts.business
-    events.emit(conn, events.registration_event(bt.registration_type, bt.right_kinds[0],
-                                                result.entered_kinds),
-                county=case.county_code, unit_codes=facts.unit_codes, case_no=case.case_no,
-                refs={"versions": list(result.version_ids),
-                      "closed": list(result.closed_version_ids), "change_id": change,
-                      "business_type": bt.seq})
-    return {"change_id": change, "version_ids": list(result.version_ids),
-            "certificate_nos": list(result.certificate_nos),
-            "closed_right_ids": [str(r) for r in result.closed_right_ids]}
+    parts = catalogue.parts(conn, bt.seq)
+    change = new_change(conn, "registration", actor.actor, f"case {case.case_no}")
+
+    def emit(done: combined.PartResult) -> None:
+        pbt, r = done.part.business, done.result
+        refs: dict[str, Any] = {"versions": list(r.version_ids),
+                                "closed": list(r.closed_version_ids), "change_id": change,
+                                "business_type": pbt.seq}
+        if parts:
+            refs.update({"combined": bt.seq, "part": done.part.key})
+        events.emit(conn, events.registration_event(pbt.registration_type, pbt.right_kinds[0],
+                                                    r.entered_kinds),
+                    county=case.county_code, unit_codes=facts.unit_codes, case_no=case.case_no,
+                    refs=refs)
+
+    results = combined.enter(conn, facts, parts or [combined.implicit_part(facts)],
+                             change=change, at=now, office=office(conn, case.county_code,
+                                                                  settings),
+                             registrar=actor.name, after_part=emit)
+    _check_documents(conn, settings, facts, parts, now)   # still filed and valid
+    certs = [c for done in results for c in done.result.certificate_nos]
+    for done in results if parts else ():
+        r = done.result
+        conn.execute("INSERT INTO reg.case_part (case_id, seq, part_key, part_type, "
+                     "version_ids, closed_ids, certificate_nos) VALUES (%s, %s, %s, %s, %s, "
+                     "%s, %s)", (case.case_id, done.part.seq, done.part.key,
+                                 done.part.business.seq, list(r.version_ids),
+                                 list(r.closed_version_ids), list(r.certificate_nos)))
+    conn.execute("UPDATE reg.case SET change_id = %s, certificate_no = %s WHERE case_id = %s",
+                 (change, certs[0] if certs else None, case.case_id))
+    out: dict[str, Any] = {
+        "change_id": change,
+        "version_ids": [v for d in results for v in d.result.version_ids],
+        "certificate_nos": certs,
+        "closed_right_ids": [str(x) for d in results for x in d.result.closed_right_ids]}
+    if parts:
+        out["parts"] = [{"seq": d.part.seq, "key": d.part.key,
+                         "business_type": d.part.business.seq,
+                         "version_ids": list(d.result.version_ids),
+                         "certificate_nos": list(d.result.certificate_nos)} for d in results]
+    return out
 
 
 def _set_stage(conn: psycopg.Connection, settings: CasesSettings, case: CaseRow, stage: Stage,

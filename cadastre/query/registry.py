@@ -178,7 +178,25 @@ def _registrations(conn: psycopg.Connection, cipher: PiiCipher, code: str,
         if r["kind"] == "mortgage":
             r["secured_amount"] = detail.get("secured_amount")
         out.append(Registration(r, detail, parties.get(r["version_id"], [])))
+    _priorities(out)
     return out
+
+
+def _priorities(records: list[Registration]) -> None:
+    """顺位: the mortgages in force, ranked by when each was first registered (a later version
+    of a mortgage keeps its rank; a released one frees its place)."""
+    first: dict[str, datetime] = {}
+    for r in records:
+        if r.record["kind"] == "mortgage":
+            rid = r.record["id"]
+            first[rid] = min(first.get(rid, r.record["valid_from"]), r.record["valid_from"])
+    live = sorted({r.record["id"] for r in records
+                   if r.record["kind"] == "mortgage" and r.record["in_force"]},
+                  key=lambda rid: (first[rid], rid))
+    rank = {rid: i for i, rid in enumerate(live, start=1)}
+    for r in records:
+        if r.record["kind"] == "mortgage":
+            r.record["priority"] = rank.get(r.record["id"]) if r.record["in_force"] else None
 
 
 def _in_force(conn: psycopg.Connection, code: str, at: datetime

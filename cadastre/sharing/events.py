@@ -50,13 +50,16 @@ def emit(conn: psycopg.Connection, event_type: str, *, county: str | None,
     """Write an event in the caller's transaction; returns its id."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (audit.LOCK,))
+    # the lock is taken before the row (and its id) is made: ``l`` feeds the insert
     row = conn.execute(
-        "INSERT INTO share.event (type, county_code, unit_codes, case_no, refs) "
-        "VALUES (%s, %s, %s::char(28)[], %s, %s) RETURNING event_id",
-        (event_type, county, list(unit_codes), case_no, Jsonb(dict(refs or {})))).fetchone()
+        "WITH l AS (SELECT pg_advisory_xact_lock(%s)), "
+        "e AS (INSERT INTO share.event (type, county_code, unit_codes, case_no, refs) "
+        "SELECT %s::text, %s::char(6), %s::char(28)[], %s::text, %s::jsonb FROM l "
+        "RETURNING event_id) "
+        "SELECT event_id, pg_notify(%s, %s) FROM e",
+        (audit.LOCK, event_type, county, list(unit_codes), case_no, Jsonb(dict(refs or {})),
+         CHANNEL, event_type)).fetchone()
     assert row is not None
-    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, event_type))
     return int(row[0])
 
 

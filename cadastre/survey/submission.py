@@ -6,19 +6,15 @@ Nothing here touches the registry tables: a submission only reaches them through
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -45,51 +41,14 @@ from cadastre.survey.report import (
     wkb_to_lonlat,
 )
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-CHUNK = 1 << 20
+# the file store moved to cadastre.store.uploads (documents use it too); names kept here
+from cadastre.store.uploads import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES
+from cadastre.store.uploads import StoredUpload
+from cadastre.store.uploads import store_upload as store_upload
 
 
 class DuplicateSubmission(InvalidInput):
     code = "DUPLICATE_SUBMISSION"
-
-
-@dataclass(frozen=True)
-class StoredUpload:
-    sha256: str
-    size: int
-    path: Path
-
-
-def store_upload(stream: BinaryIO, upload_dir: Path, max_bytes: int = MAX_UPLOAD_BYTES
-                 ) -> StoredUpload:
-    """Copy an upload to ``<upload_dir>/<sha256>`` (read-only), enforcing the size limit.
-    Written to a temp file first and renamed, so a half upload never appears."""
-    upload_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    fd, tmp = tempfile.mkstemp(dir=upload_dir, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise InvalidInput("FILE_TOO_LARGE", f"文件超过 {max_bytes // 2**20} MB / "
-                                       f"file larger than {max_bytes // 2**20} MB")
-                digest.update(chunk)
-                out.write(chunk)
-        if size == 0:
-            raise InvalidInput("FILE_EMPTY", "文件为空 / the file is empty")
-        target = upload_dir / digest.hexdigest()
-        if target.exists():
-            os.unlink(tmp)
-        else:
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        return StoredUpload(digest.hexdigest(), size, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def create_submission(conn: psycopg.Connection, upload: StoredUpload, filename: str,
