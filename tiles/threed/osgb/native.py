@@ -122,11 +122,7 @@ class _Scene:
         key = id(stateset)
         if key not in self.textures:
             image = _first_image(stateset)
-            self.textures[key] = (
-                None
-                if image is None
-                else self._image(image)
-            )
+            self.textures[key] = None if image is None else self._image(image)
         return self.textures[key]
 
     def _image(self, image: ImageRef) -> tuple[bytes, str] | None:

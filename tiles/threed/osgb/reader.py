@@ -290,15 +290,10 @@ def _find(node: OsgNode, name: str) -> OsgNode | None:
     return None
 
 
-def read_osgb(
-    path: Path, work_dir: Path, report: BuildReport, structure: OsgNode | None = None
-) -> list[LodNode]:
-    """LOD nodes of one .osgb (osgconv errors raise :class:`OsgbUnreadable` naming ``path``).
-    ``structure``: its osgt tree already read in a batch (``osgt.read_structures``)."""
-    if structure is not None:
-        tree, missing_images = structure, list[str]()
-    else:
-        tree, missing_images = read_structure(path, work_dir)
+def read_osgb(path: Path, work_dir: Path, report: BuildReport) -> list[LodNode]:
+    """LOD nodes of one .osgb through osgconv (the reference path, and the fallback of the
+    native decoder); osgconv errors raise :class:`OsgbUnreadable` naming ``path``."""
+    tree, missing_images = read_structure(path, work_dir)
     for name in missing_images:
         report.warn(
             "THREED_TEXTURE_MISSING",

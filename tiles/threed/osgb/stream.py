@@ -27,7 +27,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 MAGIC = struct.pack("<II", 0x6C910EA1, 0x1AFB4545)
-_I32, _U32, _F32, _F64 = struct.Struct("<i"), struct.Struct("<I"), struct.Struct("<f"), struct.Struct("<d")
+_I32, _U32, _F32, _F64 = (
+    struct.Struct("<i"),
+    struct.Struct("<I"),
+    struct.Struct("<f"),
+    struct.Struct("<d"),
+)
 _U64 = struct.Struct("<Q")
 
 
