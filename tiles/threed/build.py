@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tiles.threed.compress import NONE, Compression
 from tiles.threed.errors import BuildReport, DatasetExists, SrsUnknown, ThreeDInputError
-from tiles.threed.georef import Georeference, parse_srs
+from tiles.threed.georef import Georeference, parse_height_datum, parse_srs
 from tiles.threed.meshes import MESH_SUFFIXES, build_mesh, is_mesh_ply
 from tiles.threed.osgb.metadata import parse_origin
 from tiles.threed.osgb.production import DONE, build_production
@@ -158,11 +159,24 @@ def build_dataset(
     progress: Progress | None = None,
     workers: int | None = None,
     decoder: str = "native",
+    compression: Compression = NONE,
+    height_datum: str | None = None,
 ) -> DatasetInfo:
+    """``compression``: Draco geometry and/or re-encoded textures for this dataset;
+    ``height_datum``: ``auto`` | ``ellipsoidal`` | ``egm96`` | a geoid grid file (see
+    ``georef.HeightDatum``)."""
     source = Path(source).resolve()
     kind = detect_kind(source)
-    params = {"format": BUILD_FORMAT, "source": str(source), "srs": srs, "origin": origin,
-              "strict": strict, "decoder": decoder}
+    params = {
+        "format": BUILD_FORMAT,
+        "source": str(source),
+        "srs": srs,
+        "origin": origin,
+        "strict": strict,
+        "decoder": decoder,
+        "compression": compression.to_dict(),
+        "height_datum": height_datum,
+    }
 
     def build(folder: Path) -> DatasetInfo:
         started = time.monotonic()
@@ -180,6 +194,8 @@ def build_dataset(
                 workers=workers,
                 decoder=decoder,
                 params=params,
+                compression=compression,
+                height_datum=height_datum,
             )
             info.srs, info.tiles, info.bytes_in = res.srs, res.tiles, res.bytes_in
             info.warnings = [str(w) for w in res.warnings]
@@ -198,8 +214,12 @@ def build_dataset(
                 )
             report = BuildReport(strict=strict)
             ref = parse_srs(srs, "--srs")
-            georef = Georeference(ref, parse_origin(origin) if origin else (0.0, 0.0, 0.0))
-            _, _, _, vertices = build_mesh(source, folder, georef, report)
+            georef = Georeference(
+                ref,
+                parse_origin(origin) if origin else (0.0, 0.0, 0.0),
+                datum=parse_height_datum(height_datum, ref),
+            )
+            _, _, _, vertices = build_mesh(source, folder, georef, report, compression)
             info.srs, info.bytes_in = ref.label, source.stat().st_size
             info.warnings = [str(w) for w in report.warnings]
             info.extra = {"vertices": vertices}
@@ -207,6 +227,7 @@ def build_dataset(
             build_pointcloud(source, folder, srs)
             info.srs, info.bytes_in = srs or "(from file)", source.stat().st_size
         info.seconds = round(time.monotonic() - started, 2)
+        info.extra.update(compression=compression.to_dict(), height_datum=height_datum or "auto")
         return info
 
     return publish(data_dir, name, replace, build, params if kind == "osgb" else None)

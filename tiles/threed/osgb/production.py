@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from tiles.threed.bounding_volume import Box
+from tiles.threed.compress import NONE, Compression
 from tiles.threed.content import MeshPart, write_glb
 from tiles.threed.errors import BuildReport, BuildWarning, ThreeDInputError
-from tiles.threed.georef import EnuFrame, Georeference
+from tiles.threed.georef import ELLIPSOIDAL, EnuFrame, Georeference, HeightDatum, parse_height_datum
 from tiles.threed.osgb.metadata import ProductionMetadata, read_metadata
 from tiles.threed.osgb.native import OsgbUnsupported, read_osgb_native
 from tiles.threed.osgb.reader import LodNode, read_osgb
@@ -86,6 +87,8 @@ class _TileJob:
     strict: bool
     pipeline: str | None
     decoder: str = "native"  # "osgconv": every file through osgconv (the reference path)
+    compression: Compression = NONE
+    datum: HeightDatum = ELLIPSOIDAL
     params: dict[str, Any] = field(default_factory=dict)  # what makes a finished tile reusable
 
 
@@ -120,7 +123,7 @@ class _TileBuilder:
     def __init__(self, job: _TileJob, queue: Any) -> None:
         self.job, self.queue = job, queue
         self.report = BuildReport(strict=job.strict)
-        self.georef = Georeference(job.meta.srs, job.meta.origin, job.pipeline)
+        self.georef = Georeference(job.meta.srs, job.meta.origin, job.pipeline, job.datum)
         self.frame = EnuFrame(job.frame_origin)
         self.name = job.root_file.parent.name
         self.rel = f"data/{self.name}"
@@ -183,7 +186,9 @@ class _TileBuilder:
             node.geometries = []
             if parts:
                 uri = f"{path.stem}_{k}.glb"
-                box = write_glb(self.job.out_dir / self.rel / uri, parts)
+                box = write_glb(
+                    self.job.out_dir / self.rel / uri, parts, compression=self.job.compression
+                )
             children: list[Path] = []
             for name in node.child_files:
                 child = path.parent / name
@@ -264,8 +269,16 @@ def _resume(job: _TileJob, name: str) -> TileResult | None:
     except (OSError, ValueError, KeyError):
         return None
     warnings = [BuildWarning(w["code"], w["message"], w["path"]) for w in done["warnings"]]
-    return TileResult(name, tile, warnings, done["files"], done["bytes_in"], done["vertices"],
-                      done["fallbacks"], resumed=True)
+    return TileResult(
+        name,
+        tile,
+        warnings,
+        done["files"],
+        done["bytes_in"],
+        done["vertices"],
+        done["fallbacks"],
+        resumed=True,
+    )
 
 
 def _fingerprint(root_file: Path) -> list[list[Any]]:
@@ -344,6 +357,8 @@ def build_production(
     progress: Progress | None = None,
     decoder: str = "native",
     params: dict[str, Any] | None = None,
+    compression: Compression = NONE,
+    height_datum: str | None = None,
 ) -> ProductionResult:
     """Build ``production`` into ``out_dir``; tiles already finished there with the same
     ``params`` (an interrupted earlier run) are kept, not rebuilt."""
@@ -352,11 +367,23 @@ def build_production(
     meta = read_metadata(production, srs, origin)
     roots = find_root_tiles(production)
     total = sum(f.stat().st_size for r in roots for f in r.parent.glob("*.osgb"))
-    georef = Georeference(meta.srs, meta.origin)
+    datum = parse_height_datum(height_datum, meta.srs)
+    georef = Georeference(meta.srs, meta.origin, datum=datum)
     frame = EnuFrame(_anchor(georef, roots[0]))
     tile_params = {**(params or {}), "decoder": decoder, "frame": list(frame.origin)}
     jobs = [
-        _TileJob(r, out_dir, meta, frame.origin, strict, georef.pipeline, decoder, tile_params)
+        _TileJob(
+            r,
+            out_dir,
+            meta,
+            frame.origin,
+            strict,
+            georef.pipeline,
+            decoder,
+            compression,
+            datum,
+            tile_params,
+        )
         for r in roots
     ]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
@@ -393,7 +420,13 @@ def build_production(
     root_ge = max(max(c.geometric_error for c in children) * 2, box.diagonal / 2)
     root = Tile(box, root_ge, children=children, refine="REPLACE", transform=frame.matrix())
     path = out_dir / "tileset.json"
-    Tileset(root, root_ge, extras={"source": "osgb", "srs": meta.srs.label}).write(path)
+    extras = {
+        "source": "osgb",
+        "srs": meta.srs.label,
+        "heightDatum": datum.name,
+        "compression": compression.to_dict(),
+    }
+    Tileset(root, root_ge, extras=extras).write(path)
     warnings = [w for r in results for w in r.warnings]
     return ProductionResult(
         path,
