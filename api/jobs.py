@@ -48,7 +48,7 @@ def handlers(settings: Settings, url: str) -> dict[str, Handler]:
     def unit_volumes(job: ClaimedJob) -> None:
         """Rebuild the 3D unit volumes after units changed (an accepted survey)."""
         from tiles.threed.registry import list_datasets
-        from tiles.threed.units import publish_unit_volumes
+        from tiles.threed.unit_tiles import publish_unit_volumes
 
         with JobTracker(url, job.job_id) as tracker, connect(url) as conn:
             sets = [d for d in list_datasets(settings.data_dir) if d.kind == "units"]

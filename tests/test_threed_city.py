@@ -146,3 +146,44 @@ def test_height_datum_errors(tmp_path: Path) -> None:
     assert exc.value.code == "THREED_BAD_HEIGHT_DATUM"
     assert parse_height_datum("ellipsoidal").grid is None
     assert parse_height_datum(None).name == "ellipsoidal"
+
+
+def test_register_units_hierarchy_lod_parallel_and_incremental(
+    demo_url: str, tmp_path: Path
+) -> None:
+    """The whole demo register as unit volumes: cells with building shells (far) refining to
+    external tilesets of buildings (near); two workers write what one writes; a second run
+    rebuilds nothing; everything validates."""
+    import psycopg
+
+    from tiles.threed.tileset import Tileset, check_tileset
+    from tiles.threed.unit_tiles import SHELL_ERROR, build_unit_volumes
+
+    with psycopg.connect(demo_url) as conn:
+        one = build_unit_volumes(conn, tmp_path / "one", workers=1)
+        two = build_unit_volumes(
+            conn, tmp_path / "two", workers=2, compression=Compression("draco")
+        )
+        again = build_unit_volumes(conn, tmp_path / "one", workers=1)
+        n_buildings = conn.execute(
+            "SELECT count(DISTINCT building_code) FROM cad.unit_current"
+        ).fetchone()[0]
+    assert one.rebuilt == two.rebuilt == n_buildings and one.cells == two.cells >= 1
+    assert again.rebuilt == 0 and again.unchanged == n_buildings
+    for folder in (tmp_path / "one", tmp_path / "two"):
+        check = check_tileset(folder / "tileset.json")
+        assert check.ok, check.problems[:3]
+        root = Tileset.read(folder / "tileset.json").root
+        assert len(root.children) == one.cells
+        for cell in root.children:
+            assert cell.content_uri and cell.content_uri.startswith("shells/")
+            assert cell.geometric_error == SHELL_ERROR and cell.children[0].content_uri
+        glbs = sorted((folder / "shells").glob("*.glb"))[:5]
+        glbs += sorted((folder / "buildings").glob("*.glb"))[:5]
+        assert all(r["numErrors"] == 0 for r in validate_glbs(glbs))
+    plain = sum(p.stat().st_size for p in (tmp_path / "one").rglob("*.glb"))
+    packed = sum(p.stat().st_size for p in (tmp_path / "two").rglob("*.glb"))
+    assert packed < plain / 3
+    doc, _ = read_glb(sorted((tmp_path / "one" / "shells").glob("*.glb"))[0])
+    props = doc["extensions"]["EXT_structural_metadata"]["schema"]["classes"]["building"]
+    assert list(props["properties"]) == ["building_code"]

@@ -45,12 +45,12 @@ def _slow_webgl(page: Any) -> None:
 @pytest.fixture(scope="module")
 def units_dataset(viewer_assets: Path, demo_url: str) -> Path:
     """The shared demo-units dataset, rebuilt (same buildings) if an older tile layout made it."""
-    from tiles.threed.units import FORMAT, INDEX, publish_unit_volumes
+    from tiles.threed.unit_tiles import FORMAT, INDEX, publish_unit_volumes
 
     folder = viewer_assets / "3dtiles" / "demo-units"
     with _file_lock(viewer_assets.parent / ".lock"):
         index = json.loads((folder / INDEX).read_text())
-        if index.get("format") != FORMAT:
+        if index.get("options", {}).get("format") != FORMAT:
             with psycopg.connect(demo_url) as conn:
                 publish_unit_volumes(
                     conn, viewer_assets, "demo-units", buildings=sorted(index["buildings"])
@@ -69,7 +69,7 @@ def scene_url(live_server, viewer_dist: Path, units_dataset: Path) -> str:
 def target_unit(demo_url: str, units_dataset: Path) -> dict[str, Any]:
     """A top-floor unit of a building in the demo scene, with an inner point ≥ 1.5 m from its
     walls (so the padded neighbours do not cover it) and its attributes from the database."""
-    from tiles.threed.units import INDEX
+    from tiles.threed.unit_tiles import INDEX
 
     codes = sorted(json.loads((units_dataset / INDEX).read_text())["buildings"])
     with psycopg.connect(demo_url) as conn:

@@ -189,7 +189,7 @@ def build_assets(database_url: str, folder: Path, *, three_d: bool = True) -> Pa
             from tiles.demo.scene import write_demo_production
             from tiles.threed.build import build_dataset
             from tiles.threed.registry import list_datasets
-            from tiles.threed.units import publish_unit_volumes
+            from tiles.threed.unit_tiles import publish_unit_volumes
 
             names = {d.name for d in list_datasets(folder)}
             if not {"demo-photogrammetry", "demo-units"} <= names:

@@ -110,7 +110,7 @@ def units(
     """Unit volumes (户) from the database as a 3D Tiles classification layer."""
     from cadastre.store.admin import ensure_database
     from cadastre.store.db import connect
-    from tiles.threed.units import publish_unit_volumes
+    from tiles.threed.unit_tiles import publish_unit_volumes
 
     settings = get_settings()
     db = ensure_database(settings)
@@ -164,7 +164,7 @@ def demo(tiles: int = typer.Option(2, "--tiles", help="N×N tiles of 200 m")) ->
     from cadastre.store.admin import ensure_database
     from cadastre.store.db import connect
     from tiles.demo.scene import write_demo_production
-    from tiles.threed.units import publish_unit_volumes
+    from tiles.threed.unit_tiles import publish_unit_volumes
 
     settings = get_settings()
     db = ensure_database(settings)
