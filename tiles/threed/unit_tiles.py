@@ -388,6 +388,6 @@ def publish_unit_volumes(
 
 def default_height_datum() -> str:
     """``CADASTRE_THREED_HEIGHT_DATUM`` (what the register's floor elevations are)."""
-    import os
+    from cadastre.settings import get_settings
 
-    return os.environ.get("CADASTRE_THREED_HEIGHT_DATUM", "ellipsoidal")
+    return get_settings().tiles.threed_height_datum
