@@ -227,8 +227,10 @@ def demo(tiles: int = typer.Option(2, "--tiles", help="N×N tiles of 200 m")) ->
     ):
         _, codes = write_demo_production(conn, source, tiles=tiles)
         units_info, _ = publish_unit_volumes(
-            conn, settings.data_dir, "demo-units", buildings=codes, force=True
+            conn, settings.data_dir, "demo-units", buildings=codes, force=True,
+            compression=Compression("draco"),
         )
-    info = build_dataset(settings.data_dir, source, "demo-photogrammetry", replace=True)
+    info = build_dataset(settings.data_dir, source, "demo-photogrammetry", replace=True,
+                         compression=Compression("draco", texture_quality=85))
     _describe(info)
     _describe(units_info)
