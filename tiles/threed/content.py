@@ -93,7 +93,12 @@ class _Blob:
         return len(self.views) - 1
 
     def accessor(
-        self, arr: NDArray[Any], component: int, kind: str, target: int | None, minmax: bool = False
+        self,
+        arr: NDArray[Any],
+        component: int,
+        kind: str,
+        target: int | None,
+        minmax: bool | tuple[NDArray[Any], NDArray[Any]] = False,
     ) -> int:
         a: dict[str, Any] = {
             "bufferView": self.view(arr.tobytes(), target),
@@ -101,7 +106,9 @@ class _Blob:
             "count": int(arr.shape[0]),
             "type": kind,
         }
-        if minmax:
+        if isinstance(minmax, tuple):
+            a["min"], a["max"] = [float(v) for v in minmax[0]], [float(v) for v in minmax[1]]
+        elif minmax:
             flat = arr.reshape(arr.shape[0], -1)
             a["min"] = [float(v) for v in flat.min(axis=0)]
             a["max"] = [float(v) for v in flat.max(axis=0)]
@@ -190,7 +197,10 @@ def glb_bytes(
     parts = [p for p in parts if len(p.positions) and np.asarray(p.indices).size]
     if not parts:
         raise ValueError("empty content")
-    box = Box.from_points(np.vstack([p.positions for p in parts]))
+    bounds = [(p.positions.min(axis=0), p.positions.max(axis=0)) for p in parts]
+    lo = np.min([b[0] for b in bounds], axis=0)
+    hi = np.max([b[1] for b in bounds], axis=0)
+    box = Box(tuple(float(v) for v in lo), tuple(float(v) for v in hi))  # type: ignore[arg-type]
     centre = box.center
     blob = _Blob()
     images: list[dict[str, Any]] = []
@@ -199,8 +209,11 @@ def glb_bytes(
     primitives: list[dict[str, Any]] = []
     draco = compression.geometry == "draco"
     image_index: dict[int, int] = {}
-    for part in parts:
+    for part, (plo, phi) in zip(parts, bounds, strict=True):
         rel = to_gltf_axes(part.positions - centre).astype(np.float32)
+        # float32 rounding is monotonic: the accessor bounds follow from the part's bounds
+        a, b = to_gltf_axes(np.array([plo - centre, phi - centre]))
+        rel_bounds = (np.minimum(a, b).astype(np.float32), np.maximum(a, b).astype(np.float32))
         idx = np.asarray(part.indices).reshape(-1)
         n = len(rel)
         textured = part.image is not None and part.uvs is not None
@@ -213,7 +226,9 @@ def glb_bytes(
         else:
             itype, icomp = (np.uint16, USHORT) if n < 65535 else (np.uint32, UINT)
             prim = {
-                "attributes": {"POSITION": blob.accessor(rel, FLOAT, "VEC3", ARRAY_BUFFER, True)},
+                "attributes": {
+                    "POSITION": blob.accessor(rel, FLOAT, "VEC3", ARRAY_BUFFER, rel_bounds)
+                },
                 "indices": blob.accessor(idx.astype(itype), icomp, "SCALAR", ELEMENT_ARRAY_BUFFER),
                 "mode": 4,
             }
