@@ -122,13 +122,9 @@ class BuildingWriter:
     ) -> None:
         self.out_dir, self.frame = out_dir, frame
         self.compression, self.datum = compression, datum
-        self.georefs: dict[int, Georeference] = {}
 
     def georef(self, srid: int) -> Georeference:
-        if srid not in self.georefs:
-            ref = SpatialReference(f"EPSG:{srid}", CRS.from_epsg(srid))
-            self.georefs[srid] = Georeference(ref, datum=self.datum)
-        return self.georefs[srid]
+        return _georef(srid, self.datum)
 
     def to_enu(self, srid: int, pts: np.ndarray) -> np.ndarray:
         return self.frame.from_ecef(self.georef(srid).to_ecef(pts))
@@ -141,9 +137,9 @@ class BuildingWriter:
         recs = [dict(zip(columns + ("srid", "wkb"), row, strict=True)) for row in rows]
         spans = [(float(r.get("base_elevation") or 0), float(r.get("height") or 3)) for r in recs]
         roof = max(b + h for b, h in spans)
-        for k, (row, (base, height)) in enumerate(zip(rows, spans, strict=True)):
-            geom = shapely.from_wkb(bytes(row[-1]))
-            grown = geom.buffer(MARGIN_XY, join_style="mitre", mitre_limit=2.0)
+        geoms = shapely.from_wkb([bytes(row[-1]) for row in rows])
+        grown_all = shapely.buffer(geoms, MARGIN_XY, join_style="mitre", mitre_limit=2.0)
+        for k, (grown, (base, height)) in enumerate(zip(grown_all, spans, strict=True)):
             top = base + height + (ROOF_MARGIN if base + height >= roof - 1e-6 else MARGIN_Z)
             t = extrude(grown, base - MARGIN_Z, top - (base - MARGIN_Z))
             tris.append(t)
@@ -195,6 +191,18 @@ class BuildingWriter:
         box = write_glb(tmp, [part], unlit=False, table=table, compression=self.compression)
         tmp.replace(path)
         return box
+
+
+_GEOREFS: dict[tuple[int, str], Georeference] = {}
+
+
+def _georef(srid: int, datum: HeightDatum) -> Georeference:
+    """One transformer per SRID and datum per process (PROJ takes ~1 s to choose it)."""
+    key = (srid, datum.name)
+    if key not in _GEOREFS:
+        ref = SpatialReference(f"EPSG:{srid}", CRS.from_epsg(srid))
+        _GEOREFS[key] = Georeference(ref, datum=datum)
+    return _GEOREFS[key]
 
 
 def _cast(kind: str, value: Any) -> Any:
