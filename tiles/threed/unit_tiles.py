@@ -114,7 +114,8 @@ def _build_batch(args: tuple[Any, ...]) -> list[tuple[str, dict[str, Any]]]:
 
 def _batches(cursor: Any, size: int) -> Iterator[list[tuple[str, list[tuple[Any, ...]]]]]:
     batch: list[tuple[str, list[tuple[Any, ...]]]] = []
-    code, rows = None, []
+    code: str | None = None
+    rows: list[tuple[Any, ...]] = []
     for row in cursor:
         c = row[0].strip()
         if c != code:
