@@ -110,6 +110,55 @@ def extrude(geom: Polygon | MultiPolygon, base: float, height: float) -> np.ndar
     return np.concatenate(out) if out else np.zeros((0, 3, 3))
 
 
+def extrude_many(
+    geoms: np.ndarray, z0: np.ndarray, z1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`extrude` for many (multi)polygons at once, geometry ``i`` from ``z0[i]`` to
+    ``z1[i]``: unindexed triangles (T, 3, 3) and, per triangle, the index of its geometry.
+    The walls of every ring are built in one vectorised pass; only the caps' ear clipping runs
+    per polygon."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    parts = shapely.orient_polygons(parts, exterior_cw=False)  # exterior CCW, holes CW
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    lo, hi = np.asarray(z0, dtype=np.float64)[owner], np.asarray(z1, dtype=np.float64)[owner]
+    # walls: consecutive points of one (closed) ring are an edge, the solid on its left
+    same = ring_of[:-1] == ring_of[1:]
+    a, b = coords[:-1][same], coords[1:][same]
+    part = ring_part[ring_of[:-1][same]]
+    za, zb = lo[part], hi[part]
+    a0, b0 = np.column_stack([a, za]), np.column_stack([b, za])
+    a1, b1 = np.column_stack([a, zb]), np.column_stack([b, zb])
+    walls = np.concatenate([np.stack([a0, b0, b1], axis=1), np.stack([a0, b1, a1], axis=1)])
+    wall_owner = np.concatenate([owner[part], owner[part]])
+    # caps: ear clipping per polygon over its rings' coordinates (closing points dropped)
+    counts = shapely.get_num_coordinates(rings)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    first_ring = np.searchsorted(ring_part, np.arange(len(parts)))
+    last_ring = np.searchsorted(ring_part, np.arange(len(parts)), side="right")
+    caps, cap_owner = [], []
+    for j in range(len(parts)):
+        ks = range(first_ring[j], last_ring[j])
+        verts = np.concatenate([coords[starts[k] : starts[k] + counts[k] - 1] for k in ks])
+        ends = np.cumsum([counts[k] - 1 for k in ks]).astype(np.uint32)
+        tri = np.asarray(mapbox_earcut.triangulate_float64(verts, ends), dtype=np.int64)
+        if not tri.size:
+            continue
+        p = verts[tri.reshape(-1, 3)]
+        area = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (
+            p[:, 2, 0] - p[:, 0, 0]
+        ) * (p[:, 1, 1] - p[:, 0, 1])
+        p[area < 0] = p[area < 0][:, [0, 2, 1]]  # counter-clockwise seen from above
+        n = len(p)
+        top = np.concatenate([p, np.full((n, 3, 1), hi[j])], axis=2)
+        bottom = np.concatenate([p[:, ::-1], np.full((n, 3, 1), lo[j])], axis=2)
+        caps += [top, bottom]
+        cap_owner.append(np.full(2 * n, owner[j]))
+    tris = np.concatenate([walls, *caps]) if caps else walls
+    owners = np.concatenate([wall_owner, *cap_owner]) if cap_owner else wall_owner
+    return tris, owners
+
+
 class BuildingWriter:
     """Writes one building's unit volumes (and shells) as glb in the register's ENU frame."""
 
@@ -132,26 +181,23 @@ class BuildingWriter:
     def building(
         self, code: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...]
     ) -> dict[str, Any]:
-        tris, fids = [], []
         srid = int(rows[0][len(columns)])
         recs = [dict(zip(columns + ("srid", "wkb"), row, strict=True)) for row in rows]
         spans = [(float(r.get("base_elevation") or 0), float(r.get("height") or 3)) for r in recs]
         roof = max(b + h for b, h in spans)
         geoms = shapely.from_wkb([bytes(row[-1]) for row in rows])
-        grown_all = shapely.buffer(geoms, MARGIN_XY, join_style="mitre", mitre_limit=2.0)
-        for k, (grown, (base, height)) in enumerate(zip(grown_all, spans, strict=True)):
-            top = base + height + (ROOF_MARGIN if base + height >= roof - 1e-6 else MARGIN_Z)
-            t = extrude(grown, base - MARGIN_Z, top - (base - MARGIN_Z))
-            tris.append(t)
-            fids.append(np.full(len(t) * 3, k))
-        tri = np.concatenate(tris)
+        grown = shapely.buffer(geoms, MARGIN_XY, join_style="mitre", mitre_limit=2.0)
+        base = np.array([b for b, _ in spans]) - MARGIN_Z
+        top = np.array([b + h for b, h in spans])
+        top += np.where(top >= roof - 1e-6, ROOF_MARGIN, MARGIN_Z)
+        tri, owner = extrude_many(grown, base, top)
         enu = self.to_enu(srid, tri.reshape(-1, 3))
         table = PropertyTable(
             "unit",
             {c: (TYPES[c], [_cast(TYPES[c], r[i]) for r in rows]) for i, c in enumerate(columns)},
         )
         uri = f"buildings/{code}.glb"
-        box = self._write(uri, enu, np.concatenate(fids), table)
+        box = self._write(uri, enu, np.repeat(owner, 3), table)
         return {
             "uri": uri,
             "box": [list(box.lo), list(box.hi)],
@@ -163,13 +209,17 @@ class BuildingWriter:
         """One glb of building shells: (code, srid, footprint, bottom, top) each, simplified
         footprints extruded over the building's height span; feature = building."""
         tris, fids = [], []
-        for k, (_, srid, footprint, z0, z1) in enumerate(shells):
-            geom = footprint.simplify(SHELL_SIMPLIFY, preserve_topology=True)
-            t = extrude(geom, z0, max(z1 - z0, 0.5))
-            if not len(t):
-                continue
-            tris.append(self.to_enu(srid, t.reshape(-1, 3)))
-            fids.append(np.full(len(t) * 3, k))
+        srids = np.array([srid for _, srid, *_ in shells])
+        for srid in np.unique(srids):
+            pick = np.flatnonzero(srids == srid)
+            geoms = shapely.simplify(
+                np.array([shells[k][2] for k in pick], dtype=object), SHELL_SIMPLIFY
+            )
+            z0 = np.array([shells[k][3] for k in pick])
+            z1 = np.maximum(np.array([shells[k][4] for k in pick]), z0 + 0.5)
+            t, owner = extrude_many(geoms, z0, z1)
+            tris.append(self.to_enu(int(srid), t.reshape(-1, 3)))
+            fids.append(np.repeat(pick[owner], 3))
         names = visible_fields("building", Role.PUBLIC, ("building_code",))
         table = PropertyTable("building", {n: ("STRING", [c for c, *_ in shells]) for n in names})
         return self._write(uri, np.concatenate(tris), np.concatenate(fids), table)
