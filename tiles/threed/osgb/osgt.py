@@ -1,4 +1,5 @@
-"""Run ``osgconv`` and read the scene structure from its ASCII output (.osgt).
+"""Run ``osgconv`` and read the scene structure from its ASCII output (.osgt): the reference
+path (``--decoder osgconv``) and the fallback for files the native decoder refuses.
 
 Why osgt, and not .obj, for geometry: ``osgconv x.osgb x.osgt`` decodes every OSG class and
 version (PagedLOD ranges and child file names, Geode/Geometry, StateSet, Texture2D/Image), but

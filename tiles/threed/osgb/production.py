@@ -1,8 +1,11 @@
 """An OSGB production (``metadata.xml`` + ``Data/Tile_*/Tile_*.osgb``) → a 3D Tiles 1.1 tileset.
 
-Every ``Tile_+xxx_+yyy`` becomes an external tileset (``data/<tile>/tileset.json``) built in its
-own worker process (tiles are independent, so two cores give two osgconv pipelines); the main
-``tileset.json`` references them. Inside a tile the hierarchy mirrors the PagedLOD tree: each
+Every ``Tile_+xxx_+yyy`` becomes an external tileset (``data/<tile>/tileset.json``) built in a
+worker process (``--jobs``; tiles are independent, a worker holds one file's geometry at a
+time); the main ``tileset.json`` references them. Files are decoded in-process (``native.py``)
+and only a file the decoder refuses goes through ``osgconv`` (``reader.py``), counted. A tile
+writes ``done.json`` last; a re-run into the same folder with the same parameters and
+unchanged source files keeps it (resumable builds). Inside a tile the hierarchy mirrors the PagedLOD tree: each
 PagedLOD is a tile whose content is its own geometry and whose children are the PagedLODs of its
 child file(s), ``refine: REPLACE``.
 
