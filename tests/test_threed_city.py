@@ -187,3 +187,37 @@ def test_register_units_hierarchy_lod_parallel_and_incremental(
     doc, _ = read_glb(sorted((tmp_path / "one" / "shells").glob("*.glb"))[0])
     props = doc["extensions"]["EXT_structural_metadata"]["schema"]["classes"]["building"]
     assert list(props["properties"]) == ["building_code"]
+
+
+@pytest.mark.skipif(not any(Path(g).is_file() for g in EGM96_GRIDS), reason="no EGM96 grid")
+def test_unit_volumes_follow_the_same_height_rule(demo_url: str, tmp_path: Path) -> None:
+    """Floor elevations declared orthometric move up by the geoid height at the building,
+    exactly as photogrammetry does (one rule, ``georef.HeightDatum``)."""
+    import psycopg
+
+    from tiles.threed.unit_tiles import INDEX, build_unit_volumes
+
+    with psycopg.connect(demo_url) as conn:
+        code = conn.execute(
+            "SELECT building_code FROM cad.unit_current ORDER BY 1 LIMIT 1"
+        ).fetchone()[0].strip()
+        for name, datum in (("e", "ellipsoidal"), ("o", "egm96")):
+            build_unit_volumes(conn, tmp_path / name, buildings=[code],
+                               datum=parse_height_datum(datum))
+    to_llh = Transformer.from_crs(4978, 4979, always_xy=True)
+    heights = {}
+    for name in ("e", "o"):
+        folder = tmp_path / name
+        uri = json.loads((folder / INDEX).read_text())["buildings"][code]["uri"]
+        ecef = glb_positions_enu(folder / uri) @ _root_matrix(folder)[:3, :3].T
+        ecef += _root_matrix(folder)[:3, 3]
+        lon, lat, h = to_llh.transform(ecef[:, 0], ecef[:, 1], ecef[:, 2])
+        heights[name] = (float(np.min(h)), float(np.mean(lon)), float(np.mean(lat)))
+    grid = parse_height_datum("egm96").grid
+    geoid = Transformer.from_pipeline(
+        "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+        f"+step +proj=vgridshift +grids={grid} +multiplier=1 "
+        "+step +proj=unitconvert +xy_in=rad +xy_out=deg"
+    )
+    _, _, n = geoid.transform(heights["e"][1], heights["e"][2], 0.0)
+    assert abs((heights["o"][0] - heights["e"][0]) - n) < 0.5, (heights, n)
