@@ -35,26 +35,34 @@ def handlers(settings: Settings, url: str) -> dict[str, Handler]:
 
     def build_3d(job: ClaimedJob) -> None:
         from tiles.threed.build import build_dataset
+        from tiles.threed.compress import Compression
 
         p = job.payload
         with JobTracker(url, job.job_id) as tracker:
             def progress(done: int, total: int, current: str) -> None:
                 tracker.update(done / max(total, 1), Path(current).name[-60:])
 
+            compression = Compression(p.get("compress") or "none", p.get("texture_quality"))
             build_dataset(settings.data_dir, Path(p["source"]), p["name"], srs=p.get("srs"),
                           origin=p.get("origin"), replace=bool(p.get("replace")),
-                          progress=progress, workers=1)
+                          progress=progress, workers=1, compression=compression,
+                          height_datum=p.get("height_datum"))
 
     def unit_volumes(job: ClaimedJob) -> None:
         """Rebuild the 3D unit volumes after units changed (an accepted survey)."""
         from tiles.threed.registry import list_datasets
-        from tiles.threed.units import publish_unit_volumes
+        from tiles.threed.unit_tiles import publish_unit_volumes
 
         with JobTracker(url, job.job_id) as tracker, connect(url) as conn:
             sets = [d for d in list_datasets(settings.data_dir) if d.kind == "units"]
             for i, ds in enumerate(sets):
-                tracker.update(i / max(len(sets), 1), ds.name)
-                publish_unit_volumes(conn, settings.data_dir, ds.name)
+                def progress(done: int, total: int, what: str, i: int = i,
+                             name: str = ds.name) -> None:
+                    share = (done / total) if total else 1.0
+                    tracker.update((i + share) / max(len(sets), 1), f"{name}: {what}")
+
+                # incremental: only the buildings whose units changed, then their cells
+                publish_unit_volumes(conn, settings.data_dir, ds.name, progress=progress)
 
     def handover_batch(job: ClaimedJob) -> None:
         """交房即交证: a project's units handed over (resumes after an interrupted attempt)."""

@@ -12,11 +12,14 @@ thousands of vertices). Files are authored as osgt and encoded by ``osgconv`` (J
 so the build runs exactly the path of a real production. It is cached under
 ``var/bench/osgb-<MB>mb`` (a ``complete.json`` marks a finished generation).
 
-Measured: wall time of ``build_dataset`` → input MB/s; peak memory as the largest sum of RSS
-over the benchmark process and all its descendants (workers and osgconv), sampled every 50 ms
-from /proc, plus ``ru_maxrss`` of self and of the largest child. Peer in the same run:
-``osgconv x.osgb x.osgt`` alone over every file with the same number of parallel processes (the
-decoding floor of a pipeline built on osgconv). Targets (issue #7): ≥ 10 MB/s, < 2 GB peak.
+Measured, in the same run: the build with native decoding, the same build through the
+``osgconv`` path (``--decoder osgconv``: one osgconv run per file, the reference), and a native
+build with Draco geometry and JPEG q75 textures (size before/after). For each: wall time →
+input MB/s, CPU seconds, and peak memory as the largest sum of RSS over the benchmark process
+and all its descendants (workers and osgconv), sampled every 50 ms from /proc. The native and
+osgconv outputs are compared file by file: vertex positions (ECEF), triangle and texture
+counts. Targets (issue #19): ≥ 50 MB/s native, vertices within 1 mm of the osgconv path,
+equal counts, < 2 GB peak.
 """
 
 from __future__ import annotations
@@ -31,18 +34,18 @@ import pstats
 import random
 import resource
 import shutil
-import subprocess
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from shapely.geometry import Polygon, box
 
 from bench.common import console
 from cadastre.settings import PROJECT_ROOT
 from tiles.demo.scene import TILE, Block, _lod, _node
+from tiles.threed.compress import Compression
 from tiles.threed.osgb.author import write_osgb
 
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
@@ -197,15 +200,6 @@ class TreeMemory:
         self.peak_pss = int(self._peak_pss.value)
 
 
-def _osgconv_one(path: Path) -> int:
-    """One file to osgt in tmpfs, as the build does (no batching: the floor of a per-file
-    pipeline)."""
-    with tempfile.TemporaryDirectory(prefix="bench-osgt-", dir="/dev/shm") as tmp:
-        subprocess.run(["osgconv", "-O", "WriteImageHint=UseExternal", str(path),
-                        str(Path(tmp) / "x.osgt")], check=True, capture_output=True)
-    return path.stat().st_size
-
-
 def cpu_seconds() -> float:
     """User + system CPU of this process and of every descendant that has been waited for."""
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -213,34 +207,69 @@ def cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def osgconv_floor(folder: Path, workers: int) -> tuple[float, float]:
-    """Wall and CPU seconds of ``osgconv x.osgb x.osgt`` over every file (one run per file)."""
-    files = sorted((folder / "Data").rglob("*.osgb"))
-    started, cpu0 = time.monotonic(), cpu_seconds()
-    with ProcessPoolExecutor(workers) as pool:
-        sum(pool.map(_osgconv_one, files, chunksize=8))
-    return time.monotonic() - started, cpu_seconds() - cpu0
-
-
-def run_build(folder: Path, out: Path, workers: int | None) -> tuple[float, float, object, int]:
+def run_build(folder: Path, out: Path, workers: int | None, **options: Any
+              ) -> tuple[float, float, Any, int]:
     """Wall seconds, CPU seconds (all processes), the dataset info, peak tree RSS."""
     from tiles.threed.build import build_dataset
 
     shutil.rmtree(out, ignore_errors=True)
     started, cpu0 = time.monotonic(), cpu_seconds()
     with TreeMemory() as mem:
-        info = build_dataset(out, folder, "bench", replace=True, workers=workers)
+        info = build_dataset(out, folder, "bench", replace=True, workers=workers, **options)
     return time.monotonic() - started, cpu_seconds() - cpu0, info, mem.peak
+
+
+def _glb_summary(path: Path, matrix: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """ECEF vertices (float64), triangles and images of one uncompressed glb."""
+    data = path.read_bytes()
+    jlen = int.from_bytes(data[12:16], "little")
+    doc = json.loads(data[20:20 + jlen])
+    binary = memoryview(data)[28 + jlen:]
+    t = np.asarray(doc["nodes"][0].get("translation", [0, 0, 0]), dtype=np.float64)
+    pts, tris = [], 0
+    for prim in doc["meshes"][0]["primitives"]:
+        acc = doc["accessors"][prim["attributes"]["POSITION"]]
+        view = doc["bufferViews"][acc["bufferView"]]
+        p = np.frombuffer(binary, "<f4", acc["count"] * 3, view["byteOffset"]).reshape(-1, 3)
+        p = p.astype(np.float64) + t
+        pts.append(np.column_stack([p[:, 0], -p[:, 2], p[:, 1]]))
+        tris += doc["accessors"][prim["indices"]]["count"] // 3
+    enu = np.vstack(pts)
+    return enu @ matrix[:3, :3].T + matrix[:3, 3], tris, len(doc.get("images", []))
+
+
+def compare_outputs(a: Path, b: Path) -> dict[str, Any]:
+    """Largest vertex distance (m) between two builds of the same production, and whether the
+    glb files, triangle and texture counts are the same."""
+    def matrix(folder: Path) -> np.ndarray:
+        root = json.loads((folder / "tileset.json").read_text())["root"]
+        return np.asarray(root["transform"], dtype=np.float64).reshape(4, 4).T
+
+    ma, mb = matrix(a), matrix(b)
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*.glb"))
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*.glb"))
+    worst, tris, tex, same = 0.0, [0, 0], [0, 0], files_a == files_b
+    for rel in files_a if same else []:
+        pa, ta, ia = _glb_summary(a / rel, ma)
+        pb, tb, ib = _glb_summary(b / rel, mb)
+        same = same and pa.shape == pb.shape
+        if pa.shape == pb.shape:
+            worst = max(worst, float(np.linalg.norm(pa - pb, axis=1).max()))
+        tris[0] += ta
+        tris[1] += tb
+        tex[0] += ia
+        tex[1] += ib
+    return {"glb_files": [len(files_a), len(files_b)], "same_files": same,
+            "max_vertex_distance_m": worst, "triangles": tris, "textures": tex}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mb", type=float, default=520, help="production size to generate (MB)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--no-peer", action="store_true", help="skip the osgconv-only floor")
+    ap.add_argument("--no-peer", action="store_true", help="skip the osgconv-path build")
+    ap.add_argument("--no-compress", action="store_true", help="skip the compressed build")
     ap.add_argument("--profile", action="store_true", help="cProfile the build (one worker)")
-    ap.add_argument("--batch-files", type=int, default=None,
-                    help="files per osgconv run (1 = the former one-run-per-file pipeline)")
     args = ap.parse_args()
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     folder = generate(args.mb, args.workers)
@@ -248,10 +277,6 @@ def main() -> None:
     n_files = sum(1 for _ in (folder / "Data").rglob("*.osgb"))
     console.print(f"production: {folder} — {size / 1e6:.0f} MB in {n_files} .osgb files")
     out = BENCH_DIR / "osgb-out"
-    if args.batch_files:
-        from tiles.threed.osgb import production
-
-        production.BATCH_FILES = args.batch_files  # inherited by the forked workers
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -259,39 +284,47 @@ def main() -> None:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
         return
-    wall, cpu, info, peak = run_build(folder, out, args.workers)
-    self_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    child_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    runs: dict[str, dict[str, Any]] = {}
     mb = size / 1e6
-    mbps = mb / wall
     cores = min(args.workers, os.cpu_count() or 1)
-    console.print(f"[bold]cadastre 3d build[/]: {mb:.0f} MB in {wall:.1f} s = "
-                  f"[bold]{mbps:.1f} MB/s[/] input ({args.workers} workers; "
-                  f"{info.tiles} tiles, {info.bytes_out / 1e6:.0f} MB out, "
-                  f"{len(info.warnings)} warnings)")
-    console.print(f"  CPU {cpu:.1f} s (all processes) = {mb / cpu:.2f} MB per CPU-second; "
-                  f"{cores} idle cores would give ≤ {cores * mb / cpu:.1f} MB/s")
-    console.print(f"peak memory: {peak / 2**20:.0f} MiB (sum of RSS, process tree); "
-                  f"ru_maxrss self {self_max / 2**20:.0f} MiB, "
-                  f"largest child {child_max / 2**20:.0f} MiB")
-    result = {"input_mb": round(mb, 1), "files": n_files, "seconds": round(wall, 2),
-              "mb_per_s": round(mbps, 2), "cpu_seconds": round(cpu, 1),
-              "mb_per_cpu_s": round(mb / cpu, 2),
-              "cpu_bound_mb_per_s": round(cores * mb / cpu, 2),
-              "peak_tree_mib": round(peak / 2**20),
-              "maxrss_self_mib": round(self_max / 2**20),
-              "maxrss_child_mib": round(child_max / 2**20), "workers": args.workers,
-              "load_average": [round(x, 2) for x in os.getloadavg()]}
-    if not args.no_peer:
-        floor_s, floor_cpu = osgconv_floor(folder, args.workers)
-        result["osgconv_only_s"] = round(floor_s, 2)
-        result["osgconv_only_mb_per_s"] = round(mb / floor_s, 2)
-        result["osgconv_only_mb_per_cpu_s"] = round(mb / floor_cpu, 2)
-        console.print(f"peer: osgconv .osgb→.osgt alone (one run per file), {args.workers} "
-                      f"processes: {floor_s:.1f} s = {mb / floor_s:.1f} MB/s; "
-                      f"{mb / floor_cpu:.2f} MB per CPU-second")
-    console.print(f"targets: ≥ 10 MB/s ({'met' if mbps >= 10 else 'NOT met'}), "
-                  f"< 2 GiB peak ({'met' if peak < 2 * 2**30 else 'NOT met'}); "
+    plans = [("native", {}), ("osgconv", {"decoder": "osgconv"})]
+    if not args.no_compress:
+        plans.append(("native+draco", {"compression": Compression("draco", texture_quality=75)}))
+    for label, options in plans:
+        if label == "osgconv" and args.no_peer:
+            continue
+        out = BENCH_DIR / f"osgb-out-{label.replace('+', '-')}"
+        wall, cpu, info, peak = run_build(folder, out, args.workers, **options)
+        runs[label] = {"seconds": round(wall, 2), "mb_per_s": round(mb / wall, 2),
+                       "cpu_seconds": round(cpu, 1), "mb_per_cpu_s": round(mb / cpu, 2),
+                       "peak_tree_mib": round(peak / 2**20), "tiles": info.tiles,
+                       "bytes_out": info.bytes_out, "warnings": len(info.warnings),
+                       "osgconv_fallbacks": info.extra.get("osgconv_fallbacks", 0)}
+        console.print(f"[bold]{label}[/]: {mb:.0f} MB in {wall:.1f} s = [bold]{mb / wall:.1f} "
+                      f"MB/s[/] ({args.workers} workers; CPU {cpu:.1f} s → ≤ "
+                      f"{cores * mb / cpu:.1f} MB/s on {cores} idle cores); peak "
+                      f"{peak / 2**20:.0f} MiB; {info.bytes_out / 1e6:.0f} MB out; "
+                      f"{info.extra.get('osgconv_fallbacks', 0)} osgconv fallbacks")
+    result: dict[str, Any] = {"input_mb": round(mb, 1), "files": n_files, "runs": runs,
+                              "workers": args.workers,
+                              "load_average": [round(x, 2) for x in os.getloadavg()]}
+    if "osgconv" in runs:
+        cmp = compare_outputs(BENCH_DIR / "osgb-out-native" / "3dtiles" / "bench",
+                              BENCH_DIR / "osgb-out-osgconv" / "3dtiles" / "bench")
+        result["native_vs_osgconv"] = cmp
+        result["speedup"] = round(runs["osgconv"]["seconds"] / runs["native"]["seconds"], 2)
+        console.print(f"native vs osgconv path: {result['speedup']}× faster; max vertex "
+                      f"distance {cmp['max_vertex_distance_m'] * 1000:.3f} mm; triangles "
+                      f"{cmp['triangles']}, textures {cmp['textures']}, same files "
+                      f"{cmp['same_files']}")
+    if "native+draco" in runs:
+        ratio = runs["native+draco"]["bytes_out"] / runs["native"]["bytes_out"]
+        result["compressed_size_ratio"] = round(ratio, 3)
+        console.print(f"draco + JPEG q75: {runs['native']['bytes_out'] / 1e6:.0f} MB → "
+                      f"{runs['native+draco']['bytes_out'] / 1e6:.0f} MB ({ratio:.1%})")
+    native = runs["native"]
+    console.print(f"targets: ≥ 50 MB/s native ({'met' if native['mb_per_s'] >= 50 else 'NOT met'}"
+                  f"), < 2 GiB peak ({'met' if native['peak_tree_mib'] < 2048 else 'NOT met'}); "
                   "2 shared cores: numbers are noisy while other work runs")
     console.print_json(json.dumps(result))
 

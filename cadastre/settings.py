@@ -108,6 +108,9 @@ class TileSettings(_Base):
     # CADASTRE_TILE_CACHE=false renders every tile from PostGIS (benchmarks: "cold")
     cache: bool = Field(default=True, validation_alias=AliasChoices("CADASTRE_TILE_CACHE",
                                                                     "cache"))
+    # CADASTRE_THREED_HEIGHT_DATUM: what the register's floor elevations are, for the 3D unit
+    # volumes: ellipsoidal | egm96 | the path of a geoid grid (see tiles/threed/georef.py)
+    threed_height_datum: str = Field(default="ellipsoidal", pattern=r"^(ellipsoidal|egm96|/.+)$")
 
 
 class QaSettings(_Base):

@@ -242,7 +242,7 @@ def crawl_env(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.T
     data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("crawl_app"))
     settings = Settings(storage={"data_dir": data_dir}, database={"url": demo_url},
                         api={"rate_limit_enabled": False})
-    from tiles.threed.units import publish_unit_volumes
+    from tiles.threed.unit_tiles import publish_unit_volumes
 
     t = time.monotonic()
     with psycopg.connect(demo_url) as conn:

@@ -25,7 +25,7 @@ from tiles.threed.bounding_volume import Box
 from tiles.threed.build import build_dataset
 from tiles.threed.errors import OsgbMissingChild, OsgbUnreadable, SrsUnknown
 from tiles.threed.georef import parse_srs
-from tiles.threed.tileset import check_tileset
+from tiles.threed.tileset import Tileset, check_tileset
 
 pytestmark = pytest.mark.skipif(
     shutil.which("osgconv") is None, reason="osgconv (Debian openscenegraph) not installed"
@@ -350,35 +350,91 @@ def test_box_contains() -> None:
     assert a.contains(Box((1, 1, 1), (9, 9, 9))) and not a.contains(Box((1, 1, 1), (11, 9, 9)))
 
 
-def test_batched_osgconv_reads_give_the_same_tiles(
-    production: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_native_decoder_writes_what_the_osgconv_path_writes(
+    production: Path, tmp_path: Path
 ) -> None:
-    """One osgconv run for a whole tile folder (the default) writes exactly what one run per
-    file writes: same tileset, same glb bytes."""
+    """The in-process .osgb decoder and the osgconv reference path give the same tiles: the
+    same glb bytes (positions, indices, uvs and textures bit for bit) and the same tree; only
+    the PagedLOD ranges differ in the 6th digit (osgconv's text rounds them)."""
     from tiles.threed.georef import Georeference
     from tiles.threed.osgb import production as prod_mod
     from tiles.threed.osgb.metadata import read_metadata
-    from tiles.threed.osgb.osgt import read_structures
 
     meta = read_metadata(production)
     roots = prod_mod.find_root_tiles(production)
     georef = Georeference(meta.srs, meta.origin)
     origin = georef.frame_at(np.array([150.0, 150.0, 12.0])).origin
-    # the batch really is one osgconv run with one subtree per file
-    files = sorted(roots[0].parent.glob("*.osgb"))
-    trees = read_structures(files, tmp_path)
-    assert trees is not None and list(trees) == files
     outputs = {}
-    for batch_files in (1, prod_mod.BATCH_FILES):
-        monkeypatch.setattr(prod_mod, "BATCH_FILES", batch_files)
-        out = tmp_path / f"out-{batch_files}"
+    for decoder in prod_mod.DECODERS:
+        out = tmp_path / decoder
         for root in roots:
-            job = prod_mod._TileJob(root, out, meta, origin, False, georef.pipeline)
+            job = prod_mod._TileJob(root, out, meta, origin, False, georef.pipeline, decoder)
             result = prod_mod._run_job(job, None)
             assert result.tile is not None and result.files == 4 and not result.warnings
-        outputs[batch_files] = {
-            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+            assert not result.fallbacks
+        outputs[decoder] = {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.glb")
         }
-    one, batched = outputs.values()
-    assert sorted(one) == sorted(batched) and len(one) == 2 * (1 + 1 + 2 + 2)
-    assert one == batched
+    native, osgconv = outputs.values()
+    assert sorted(native) == sorted(osgconv) and len(native) == 2 * (1 + 2 + 2)
+    assert native == osgconv
+    for ts in (tmp_path / "native").rglob("tileset.json"):
+        a = Tileset.read(ts).root
+        b = Tileset.read(tmp_path / "osgconv" / ts.relative_to(tmp_path / "native")).root
+        stack = [(a, b)]
+        while stack:
+            x, y = stack.pop()
+            assert x.content_uri == y.content_uri and len(x.children) == len(y.children)
+            assert x.geometric_error == pytest.approx(y.geometric_error, rel=1e-4)
+            stack += list(zip(x.children, y.children, strict=True))
+
+
+def test_unsupported_file_falls_back_to_osgconv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the native decoder refuses is converted by osgconv instead, counted and named in
+    the dataset entry; the tileset is complete."""
+    from tiles.threed.errors import BuildReport
+    from tiles.threed.osgb import production as prod_mod
+    from tiles.threed.osgb.native import OsgbUnsupported, read_osgb_native
+
+    prod = synthetic_production(tmp_path / "p")
+    f = prod / "Data" / "Tile_+001_+000" / "Tile_+001_+000_L1_0.osgb"
+    data = f.read_bytes()
+    # what the decoder refuses by itself: e.g. a stream carrying schema data
+    schema = data[:16] + (int.from_bytes(data[16:20], "little") | 0x2).to_bytes(4, "little")
+    g = tmp_path / "schema.osgb"
+    g.write_bytes(schema + data[20:])
+    with pytest.raises(OsgbUnsupported, match="schema"):
+        read_osgb_native(g, BuildReport())
+
+    def picky(path: Path, report: BuildReport, data: bytes | None = None):  # type: ignore[no-untyped-def]
+        if path.name == f.name:
+            raise OsgbUnsupported("class osg::Example")
+        return read_osgb_native(path, report, data)
+
+    monkeypatch.setattr(prod_mod, "read_osgb_native", picky)  # forked workers inherit it
+    info = build_dataset(tmp_path / "d", prod, "fallback", workers=1)
+    assert info.extra["osgconv_fallbacks"] == 1
+    assert info.extra["fallback_files"] == [f"{f.name}: class osg::Example"]
+    assert check_tileset(tmp_path / "d" / "3dtiles" / "fallback" / "tileset.json").ok
+
+
+def test_interrupted_build_resumes_with_finished_tiles(tmp_path: Path) -> None:
+    """A build that fails on one tile keeps the tiles it finished; the next run with the same
+    parameters skips them (``resumed_tiles``) and gives the complete dataset."""
+    prod = synthetic_production(tmp_path / "p")
+    f = prod / "Data" / "Tile_+001_+000" / "Tile_+001_+000_L1_0.osgb"
+    good = f.read_bytes()
+    f.write_bytes(good[: len(good) // 2])
+    with pytest.raises(OsgbUnreadable):
+        build_dataset(tmp_path / "d", prod, "resume", workers=1)
+    partial = tmp_path / "d" / "3dtiles" / ".resume.building"
+    assert (partial / "data" / "Tile_+000_+000" / "done.json").is_file()
+    f.write_bytes(good)
+    info = build_dataset(tmp_path / "d", prod, "resume", workers=1)
+    assert info.extra["resumed_tiles"] == 1 and not partial.exists()
+    folder = tmp_path / "d" / "3dtiles" / "resume"
+    assert check_tileset(folder / "tileset.json").ok and not list(folder.rglob("done.json"))
+    again = build_dataset(tmp_path / "d", prod, "resume2", workers=1, decoder="osgconv")
+    assert again.extra["resumed_tiles"] == 0 and again.tiles == info.tiles

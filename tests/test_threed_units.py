@@ -18,7 +18,8 @@ from tests.conftest import app_data_dir
 from tests.test_threed_support import accessor, read_glb, synthetic_production, validate_glbs
 from tiles.threed.build import build_dataset
 from tiles.threed.tileset import check_tileset
-from tiles.threed.units import build_unit_volumes, public_columns, publish_unit_volumes
+from tiles.threed.unit_tiles import build_unit_volumes, publish_unit_volumes
+from tiles.threed.units import public_columns
 
 logging.getLogger("tiles.threed").setLevel(logging.ERROR)
 osgconv = pytest.mark.skipif(shutil.which("osgconv") is None, reason="osgconv not installed")
@@ -241,7 +242,7 @@ def test_accepting_a_changed_floor_plan_rebuilds_the_unit_volumes(
     from shapely import affinity
 
     from tests.conftest import client_for
-    from tiles.threed.units import INDEX
+    from tiles.threed.unit_tiles import INDEX
 
     url = small_district("units3d", [("reg.3d", "registrar password", Role.REGISTRAR),
                                      ("survey.3d", "surveyor password", Role.SURVEYOR)])

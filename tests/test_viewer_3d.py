@@ -45,15 +45,18 @@ def _slow_webgl(page: Any) -> None:
 @pytest.fixture(scope="module")
 def units_dataset(viewer_assets: Path, demo_url: str) -> Path:
     """The shared demo-units dataset, rebuilt (same buildings) if an older tile layout made it."""
-    from tiles.threed.units import FORMAT, INDEX, publish_unit_volumes
+    from tiles.threed.compress import Compression
+    from tiles.threed.unit_tiles import FORMAT, INDEX, publish_unit_volumes
 
     folder = viewer_assets / "3dtiles" / "demo-units"
     with _file_lock(viewer_assets.parent / ".lock"):
         index = json.loads((folder / INDEX).read_text())
-        if index.get("format") != FORMAT:
+        options = index.get("options", {})
+        if options.get("format") != FORMAT or options["compression"]["geometry"] != "draco":
             with psycopg.connect(demo_url) as conn:
                 publish_unit_volumes(
-                    conn, viewer_assets, "demo-units", buildings=sorted(index["buildings"])
+                    conn, viewer_assets, "demo-units", buildings=sorted(index["buildings"]),
+                    compression=Compression("draco"),
                 )
     return folder
 
@@ -69,7 +72,7 @@ def scene_url(live_server, viewer_dist: Path, units_dataset: Path) -> str:
 def target_unit(demo_url: str, units_dataset: Path) -> dict[str, Any]:
     """A top-floor unit of a building in the demo scene, with an inner point ≥ 1.5 m from its
     walls (so the padded neighbours do not cover it) and its attributes from the database."""
-    from tiles.threed.units import INDEX
+    from tiles.threed.unit_tiles import INDEX
 
     codes = sorted(json.loads((units_dataset / INDEX).read_text())["buildings"])
     with psycopg.connect(demo_url) as conn:
@@ -291,3 +294,82 @@ def test_english_labels_and_view_round_trip(page: Any, scene_url: str, target_un
     assert href.startswith("/#map=") and "lang=en" in href
     assert page.console_errors == [], page.console_errors
     ARTIFACTS.mkdir(exist_ok=True)
+
+
+FEATURE_STATE = """
+(code) => { const s = window.scene3d, C = window.Cesium; const out = {found: 0, colour: null};
+  const visit = (tile) => { const c = tile.content;
+    if (c && c.featuresLength) for (let i = 0; i < c.featuresLength; i++) {
+      const f = c.getFeature(i);
+      if (f.getProperty('unit_code') === code) {
+        out.found += 1; out.colour = [f.color.red, f.color.green, f.color.blue];
+        out.show = f.show; }
+    }
+    for (const k of tile.children) visit(k); };
+  visit(s.tilesets.units.root); return out; }
+"""
+
+
+def _draco_content(base: str, page: Any) -> list[str]:
+    """Extensions required by a unit glb and a photogrammetry glb the browser was served."""
+    out = []
+    for name in ("demo-units", "demo-photogrammetry"):
+        body = page.request.get(f"{base}/3dtiles/{name}/tileset.json").json()
+        stack, uri, prefix = [body["root"]], None, f"{base}/3dtiles/{name}/"
+        while stack and uri is None:
+            tile = stack.pop()
+            u = (tile.get("content") or {}).get("uri")
+            if u and u.endswith(".json"):
+                sub = page.request.get(prefix + u).json()
+                prefix = prefix + u.rsplit("/", 1)[0] + "/" if "/" in u else prefix
+                stack.append(sub["root"])
+            elif u:
+                uri = prefix + u
+            stack += tile.get("children", [])
+        raw = page.request.get(uri).body()
+        jlen = int.from_bytes(raw[12:16], "little")
+        out += json.loads(raw[20 : 20 + jlen]).get("extensionsRequired", [])
+    return out
+
+
+def test_compressed_units_selected_highlighted_and_sliced_by_floor(
+    page: Any, scene_url: str, live_server, target_unit: dict
+) -> None:
+    """The demo datasets are Draco-compressed; CesiumJS decodes them; a unit selected from
+    outside the scene (search or the 2D map call ``select``) is highlighted in 3D; floor slicing
+    hides the units above floor N (the pick then misses the unit) and shows them again."""
+    u = target_unit
+    assert _draco_content(live_server.base, page) == ["KHR_draco_mesh_compression"] * 2
+    page.goto(f"{scene_url}#{u['lon']:.6f},{u['lat']:.6f},300,0,-60")
+    page.wait_for_function("() => window.scene3d && window.scene3d.ready", timeout=60_000)
+    page.evaluate("() => window.scene3d.ready.then(() => true)")
+    page.click(".scene3d-mode")  # standalone: the volumes themselves
+    page.wait_for_function("() => window.scene3d.standalone", timeout=30_000)
+    page.evaluate(LOOK_DOWN, {"lon": u["lon"], "lat": u["lat"], "h": u["mid"] + 140})
+    _wait_loaded(page)
+    page.evaluate("(code) => window.scene3d.select(code)", u["unit_code"])
+    page.wait_for_function(
+        "(code) => { const s = window.scene3d; const r = (" + FEATURE_STATE + ")(code);"
+        " return r.found > 0 && Math.abs(r.colour[1] - 96 / 255) < 0.01; }",
+        arg=u["unit_code"], timeout=20_000, polling=250)
+    hit = page.evaluate(PICK, {"lon": u["lon"], "lat": u["lat"], "h": u["mid"]})
+    assert hit.get("units") and hit["props"]["unit_code"] == u["unit_code"], hit
+    screenshot(page, "viewer3d-selected")
+    # slice below the unit's floor: it is hidden and no longer picked
+    page.fill(".scene3d-floor-input", str(u["floor_no"] - 1))
+    page.press(".scene3d-floor-input", "Enter")
+    page.wait_for_function(
+        "(n) => window.scene3d.floorLimit === n", arg=u["floor_no"] - 1, timeout=10_000)
+    _wait_loaded(page)
+    state = page.evaluate(FEATURE_STATE, u["unit_code"])
+    assert state["found"] > 0 and state["show"] is False, state
+    hit = page.evaluate(PICK, {"lon": u["lon"], "lat": u["lat"], "h": u["mid"]})
+    assert (hit.get("props") or {}).get("unit_code") != u["unit_code"], hit
+    screenshot(page, "viewer3d-sliced")
+    page.evaluate("() => window.scene3d.setFloorLimit(null)")
+    _wait_loaded(page)
+    assert page.evaluate(FEATURE_STATE, u["unit_code"])["show"] is True
+    hit = page.evaluate(PICK, {"lon": u["lon"], "lat": u["lat"], "h": u["mid"]})
+    assert hit["props"]["unit_code"] == u["unit_code"], hit
+    assert page.console_errors == [], page.console_errors
+    assert page.evaluate("() => window.scene3d.errors") == []

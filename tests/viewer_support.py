@@ -188,15 +188,20 @@ def build_assets(database_url: str, folder: Path, *, three_d: bool = True) -> Pa
         if three_d and shutil.which("osgconv"):
             from tiles.demo.scene import write_demo_production
             from tiles.threed.build import build_dataset
+            from tiles.threed.compress import Compression
             from tiles.threed.registry import list_datasets
-            from tiles.threed.units import publish_unit_volumes
+            from tiles.threed.unit_tiles import publish_unit_volumes
 
-            names = {d.name for d in list_datasets(folder)}
-            if not {"demo-photogrammetry", "demo-units"} <= names:
+            # both demo datasets Draco-compressed: the browser tests load and pick those
+            draco = {d.name for d in list_datasets(folder)
+                     if (d.extra.get("compression") or {}).get("geometry") == "draco"}
+            if not {"demo-photogrammetry", "demo-units"} <= draco:
                 source = folder / "3d-sources" / "demo-production"
                 _, codes = write_demo_production(conn, source, tiles=1)
-                publish_unit_volumes(conn, folder, "demo-units", buildings=codes, force=True)
-                build_dataset(folder, source, "demo-photogrammetry", replace=True)
+                publish_unit_volumes(conn, folder, "demo-units", buildings=codes, force=True,
+                                     compression=Compression("draco"))
+                build_dataset(folder, source, "demo-photogrammetry", replace=True,
+                              compression=Compression("draco", texture_quality=85))
     return folder
 
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from cadastre.settings import get_settings
 from tiles.threed.build import build_dataset
+from tiles.threed.compress import Compression
 from tiles.threed.registry import DatasetInfo, list_datasets, remove_dataset
 
 console = Console()
@@ -67,10 +68,24 @@ def build(
     replace: bool = typer.Option(False, "--replace", help="replace an existing dataset"),
     strict: bool = typer.Option(False, "--strict", help="treat warnings as errors"),
     workers: int | None = typer.Option(
-        None, "--workers", "-j", min=1, help="parallel tile workers (default: CPU count)"
+        None, "--jobs", "-j", "--workers", min=1,
+        help="parallel tile workers, one tile folder each (default: CPU count)",
+    ),
+    decoder: str = typer.Option(
+        "native", "--decoder", help="native (osgconv only for files it cannot read) | osgconv"
+    ),
+    compress: str = typer.Option("none", "--compress", help="geometry: none | draco"),
+    texture_quality: int | None = typer.Option(
+        None, "--texture-quality", min=1, max=95, help="re-encode textures as JPEG at this quality"
+    ),
+    height_datum: str = typer.Option(
+        "auto", "--height-datum",
+        help="source heights: auto | ellipsoidal | egm96 | a geoid grid file (.gtx/.tif)",
     ),
 ) -> None:
-    """Convert SOURCE to 3D Tiles 1.1 and publish it under /3dtiles/NAME/."""
+    """Convert SOURCE to 3D Tiles 1.1 and publish it under /3dtiles/NAME/.
+
+    An interrupted OSGB build resumes where it stopped when run again with the same options."""
     logging.getLogger("tiles.threed").setLevel(logging.ERROR)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -96,8 +111,32 @@ def build(
             strict=strict,
             progress=progress,
             workers=workers,
+            decoder=decoder,
+            compression=_compression(compress, texture_quality),
+            height_datum=height_datum,
         )
     _describe(info)
+    extra = info.extra
+    if extra.get("osgconv_fallbacks"):
+        console.print(f"[yellow]osgconv 兜底 / read through osgconv: "
+                      f"{extra['osgconv_fallbacks']} files[/]")
+        for f in extra.get("fallback_files", [])[:10]:
+            console.print(f"  [yellow]{escape(f)}[/]")
+    if extra.get("resumed_tiles"):
+        console.print(f"续建 / resumed: {extra['resumed_tiles']} tiles kept from the last run")
+
+
+def _compression(geometry: str, quality: int | None) -> Compression:
+    try:
+        return Compression(geometry, quality)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                    console=console)
 
 
 @threed_app.command("units")
@@ -106,20 +145,33 @@ def units(
     building: Annotated[list[str] | None, typer.Option(
         "--building", "-b", help="only these buildings (default: changed ones)")] = None,
     force: bool = typer.Option(False, "--force", help="rebuild every building"),
+    compress: str | None = typer.Option(
+        None, "--compress", help="none | draco (default: as the dataset was built)"),
+    height_datum: str | None = typer.Option(
+        None, "--height-datum",
+        help="floor elevations: ellipsoidal | egm96 | a geoid grid (default: the setting)"),
+    workers: int = typer.Option(2, "--jobs", "-j", min=1, help="parallel workers"),
 ) -> None:
-    """Unit volumes (户) from the database as a 3D Tiles classification layer."""
+    """Unit volumes (户) of the register as 3D Tiles (cells of building shells refining to
+    unit volumes); only buildings whose units changed are rebuilt."""
     from cadastre.store.admin import ensure_database
     from cadastre.store.db import connect
-    from tiles.threed.units import publish_unit_volumes
+    from tiles.threed.georef import parse_height_datum
+    from tiles.threed.unit_tiles import publish_unit_volumes
 
     settings = get_settings()
     db = ensure_database(settings)
-    with (
-        console.status("正在生成户体 / extruding unit volumes …", spinner="dots"),
-        connect(db.url) as conn,
-    ):
+    with _bar() as bar, connect(db.url) as conn:
+        task = bar.add_task("户体 / unit volumes", total=None)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"户体 / {what}")
+
         info, stats = publish_unit_volumes(
-            conn, settings.data_dir, name, buildings=building or None, force=force
+            conn, settings.data_dir, name, buildings=building or None, force=force,
+            compression=_compression(compress, None) if compress else None,
+            datum=parse_height_datum(height_datum) if height_datum else None,
+            workers=workers, progress=progress,
         )
     console.print(
         f"rebuilt {stats.rebuilt} buildings, removed {stats.removed}, unchanged "
@@ -164,7 +216,7 @@ def demo(tiles: int = typer.Option(2, "--tiles", help="N×N tiles of 200 m")) ->
     from cadastre.store.admin import ensure_database
     from cadastre.store.db import connect
     from tiles.demo.scene import write_demo_production
-    from tiles.threed.units import publish_unit_volumes
+    from tiles.threed.unit_tiles import publish_unit_volumes
 
     settings = get_settings()
     db = ensure_database(settings)
@@ -175,8 +227,10 @@ def demo(tiles: int = typer.Option(2, "--tiles", help="N×N tiles of 200 m")) ->
     ):
         _, codes = write_demo_production(conn, source, tiles=tiles)
         units_info, _ = publish_unit_volumes(
-            conn, settings.data_dir, "demo-units", buildings=codes, force=True
+            conn, settings.data_dir, "demo-units", buildings=codes, force=True,
+            compression=Compression("draco"),
         )
-    info = build_dataset(settings.data_dir, source, "demo-photogrammetry", replace=True)
+    info = build_dataset(settings.data_dir, source, "demo-photogrammetry", replace=True,
+                         compression=Compression("draco", texture_quality=85))
     _describe(info)
     _describe(units_info)

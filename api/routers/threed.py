@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
@@ -150,6 +150,9 @@ class BuildRequest(BaseModel):
     srs: str | None = Field(default=None, max_length=4000)
     origin: str | None = Field(default=None, max_length=100)
     replace: bool = False
+    compress: Literal["none", "draco"] = "none"
+    texture_quality: int | None = Field(default=None, ge=1, le=95)
+    height_datum: Literal["auto", "ellipsoidal", "egm96"] = "auto"
 
 
 def _sources_root(request: Request) -> Path:

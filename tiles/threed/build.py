@@ -8,17 +8,22 @@ end, so a failed build never leaves a half dataset and the previous one keeps be
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from tiles.threed.compress import NONE, Compression
 from tiles.threed.errors import BuildReport, DatasetExists, SrsUnknown, ThreeDInputError
-from tiles.threed.georef import Georeference, parse_srs
+from tiles.threed.georef import Georeference, parse_height_datum, parse_srs
 from tiles.threed.meshes import MESH_SUFFIXES, build_mesh, is_mesh_ply
 from tiles.threed.osgb.metadata import parse_origin
-from tiles.threed.osgb.production import build_production
+from tiles.threed.osgb.production import DONE, build_production
 from tiles.threed.pointcloud import POINTCLOUD_SUFFIXES, build_pointcloud
 from tiles.threed.registry import (
     DatasetInfo,
@@ -31,6 +36,8 @@ from tiles.threed.registry import (
 from tiles.threed.tileset import check_tileset
 
 Progress = Callable[[int, int, str], None]
+RESUME = "build-params.json"
+BUILD_FORMAT = 3  # bump when the output layout changes: unfinished builds then start afresh
 
 
 def detect_kind(source: Path) -> str:
@@ -59,10 +66,33 @@ def detect_kind(source: Path) -> str:
     )
 
 
+@contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ThreeDInputError(
+                "THREED_BUILD_RUNNING", "该数据集正在构建 / this dataset is being built already"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def publish(
-    data_dir: Path, name: str, replace: bool, build: Callable[[Path], DatasetInfo]
+    data_dir: Path,
+    name: str,
+    replace: bool,
+    build: Callable[[Path], DatasetInfo],
+    params: dict[str, Any] | None = None,
 ) -> DatasetInfo:
-    """Run ``build(tmp_folder)`` and swap the folder in as dataset ``name``."""
+    """Run ``build(tmp_folder)`` and swap the folder in as dataset ``name``.
+
+    With ``params`` the build is resumable: the hidden folder ``.NAME.building`` is kept when
+    a build fails or is killed, and a later build with the same parameters continues in it
+    (``build`` skips what is finished there); other parameters start afresh."""
     target = dataset_dir(data_dir, name)
     if target.exists() and not replace:
         raise DatasetExists(
@@ -70,9 +100,25 @@ def publish(
             f"exists (use --replace)"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    with _build_lock(target.parent / f".{name}.lock"):
+        return _publish(target, name, build, params)
+
+
+def _publish(
+    target: Path, name: str, build: Callable[[Path], DatasetInfo], params: dict[str, Any] | None
+) -> DatasetInfo:
+    tmp = target.parent / f".{name}.building"
+    marker = tmp / RESUME
+    try:
+        resumable = params is not None and json.loads(marker.read_text()) == params
+    except (OSError, ValueError):
+        resumable = False
+    if not resumable:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        if params is not None:
+            marker.write_text(json.dumps(params))
+    ok = False
     try:
         info = build(tmp)
         check = check_tileset(tmp / "tileset.json")
@@ -84,6 +130,9 @@ def publish(
             )
         info.extent, info.heights = extent_of_tileset(tmp / "tileset.json")
         info.tiles = info.tiles or check.tiles
+        marker.unlink(missing_ok=True)
+        for done in tmp.rglob(DONE):
+            done.unlink()
         info.bytes_out = folder_size(tmp)
         write_entry(tmp, info)
         old = target.parent / f".{name}.old-{os.getpid()}"
@@ -91,9 +140,11 @@ def publish(
             target.rename(old)
         tmp.rename(target)
         shutil.rmtree(old, ignore_errors=True)
+        ok = True
         return info
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not ok and params is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_dataset(
@@ -107,9 +158,25 @@ def build_dataset(
     strict: bool = False,
     progress: Progress | None = None,
     workers: int | None = None,
+    decoder: str = "native",
+    compression: Compression = NONE,
+    height_datum: str | None = None,
 ) -> DatasetInfo:
+    """``compression``: Draco geometry and/or re-encoded textures for this dataset;
+    ``height_datum``: ``auto`` | ``ellipsoidal`` | ``egm96`` | a geoid grid file (see
+    ``georef.HeightDatum``)."""
     source = Path(source).resolve()
     kind = detect_kind(source)
+    params = {
+        "format": BUILD_FORMAT,
+        "source": str(source),
+        "srs": srs,
+        "origin": origin,
+        "strict": strict,
+        "decoder": decoder,
+        "compression": compression.to_dict(),
+        "height_datum": height_datum,
+    }
 
     def build(folder: Path) -> DatasetInfo:
         started = time.monotonic()
@@ -125,10 +192,21 @@ def build_dataset(
                 strict=strict,
                 progress=progress,
                 workers=workers,
+                decoder=decoder,
+                params=params,
+                compression=compression,
+                height_datum=height_datum,
             )
             info.srs, info.tiles, info.bytes_in = res.srs, res.tiles, res.bytes_in
             info.warnings = [str(w) for w in res.warnings]
-            info.extra = {"files": res.files, "vertices": res.vertices}
+            info.extra = {
+                "files": res.files,
+                "vertices": res.vertices,
+                "decoder": decoder,
+                "osgconv_fallbacks": len(res.fallbacks),
+                "fallback_files": res.fallbacks[:50],
+                "resumed_tiles": res.resumed_tiles,
+            }
         elif kind == "mesh":
             if not srs:
                 raise SrsUnknown(
@@ -136,8 +214,12 @@ def build_dataset(
                 )
             report = BuildReport(strict=strict)
             ref = parse_srs(srs, "--srs")
-            georef = Georeference(ref, parse_origin(origin) if origin else (0.0, 0.0, 0.0))
-            _, _, _, vertices = build_mesh(source, folder, georef, report)
+            georef = Georeference(
+                ref,
+                parse_origin(origin) if origin else (0.0, 0.0, 0.0),
+                datum=parse_height_datum(height_datum, ref),
+            )
+            _, _, _, vertices = build_mesh(source, folder, georef, report, compression)
             info.srs, info.bytes_in = ref.label, source.stat().st_size
             info.warnings = [str(w) for w in report.warnings]
             info.extra = {"vertices": vertices}
@@ -145,6 +227,7 @@ def build_dataset(
             build_pointcloud(source, folder, srs)
             info.srs, info.bytes_in = srs or "(from file)", source.stat().st_size
         info.seconds = round(time.monotonic() - started, 2)
+        info.extra.update(compression=compression.to_dict(), height_datum=height_datum or "auto")
         return info
 
-    return publish(data_dir, name, replace, build)
+    return publish(data_dir, name, replace, build, params if kind == "osgb" else None)

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tiles.threed.bounding_volume import Box
+from tiles.threed.compress import NONE, Compression, draco_encode, reencode_image
 
 FLOAT, UBYTE, USHORT, UINT = 5126, 5121, 5123, 5125
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -92,7 +93,12 @@ class _Blob:
         return len(self.views) - 1
 
     def accessor(
-        self, arr: NDArray[Any], component: int, kind: str, target: int | None, minmax: bool = False
+        self,
+        arr: NDArray[Any],
+        component: int,
+        kind: str,
+        target: int | None,
+        minmax: bool | tuple[NDArray[Any], NDArray[Any]] = False,
     ) -> int:
         a: dict[str, Any] = {
             "bufferView": self.view(arr.tobytes(), target),
@@ -100,12 +106,56 @@ class _Blob:
             "count": int(arr.shape[0]),
             "type": kind,
         }
-        if minmax:
+        if isinstance(minmax, tuple):
+            a["min"], a["max"] = [float(v) for v in minmax[0]], [float(v) for v in minmax[1]]
+        elif minmax:
             flat = arr.reshape(arr.shape[0], -1)
             a["min"] = [float(v) for v in flat.min(axis=0)]
             a["max"] = [float(v) for v in flat.max(axis=0)]
         self.accessors.append(a)
         return len(self.accessors) - 1
+
+    def virtual(
+        self, component: int, kind: str, count: int, arr: NDArray[Any] | None = None
+    ) -> int:
+        """An accessor without a bufferView (its data comes from a Draco buffer)."""
+        a: dict[str, Any] = {"componentType": component, "count": count, "type": kind}
+        if arr is not None:
+            a["min"] = [float(v) for v in arr.min(axis=0)]
+            a["max"] = [float(v) for v in arr.max(axis=0)]
+        self.accessors.append(a)
+        return len(self.accessors) - 1
+
+
+def _draco_primitive(
+    blob: _Blob,
+    rel: NDArray[np.float32],
+    idx: NDArray[Any],
+    part: MeshPart,
+    uv: NDArray[np.float32] | None,
+    normals: NDArray[np.float32] | None,
+    bits: int,
+) -> dict[str, Any]:
+    dp = draco_encode(rel, idx, bits=bits, uvs=uv, normals=normals, feature_ids=part.feature_ids)
+    attrs: dict[str, int] = {"POSITION": blob.virtual(FLOAT, "VEC3", dp.count, rel)}
+    if normals is not None:
+        attrs["NORMAL"] = blob.virtual(FLOAT, "VEC3", dp.count)
+    if uv is not None:
+        attrs["TEXCOORD_0"] = blob.virtual(FLOAT, "VEC2", dp.count)
+    if part.feature_ids is not None:
+        attrs["_FEATURE_ID_0"] = blob.virtual(FLOAT, "SCALAR", dp.count)
+    icomp = USHORT if dp.count < 65535 else UINT
+    return {
+        "attributes": attrs,
+        "indices": blob.virtual(icomp, "SCALAR", dp.indices),
+        "mode": 4,
+        "extensions": {
+            "KHR_draco_mesh_compression": {
+                "bufferView": blob.view(dp.data),
+                "attributes": {k: dp.attributes[k] for k in attrs},
+            }
+        },
+    }
 
 
 def _metadata(blob: _Blob, table: PropertyTable) -> dict[str, Any]:
@@ -137,39 +187,66 @@ def _metadata(blob: _Blob, table: PropertyTable) -> dict[str, Any]:
 
 
 def glb_bytes(
-    parts: list[MeshPart], *, unlit: bool = True, table: PropertyTable | None = None
+    parts: list[MeshPart],
+    *,
+    unlit: bool = True,
+    table: PropertyTable | None = None,
+    compression: Compression = NONE,
 ) -> tuple[bytes, Box]:
     """The glb for ``parts`` and its bounding box in the ENU frame."""
     parts = [p for p in parts if len(p.positions) and np.asarray(p.indices).size]
     if not parts:
         raise ValueError("empty content")
-    box = Box.from_points(np.vstack([p.positions for p in parts]))
+    bounds = [(p.positions.min(axis=0), p.positions.max(axis=0)) for p in parts]
+    lo = np.min([b[0] for b in bounds], axis=0)
+    hi = np.max([b[1] for b in bounds], axis=0)
+    box = Box(tuple(float(v) for v in lo), tuple(float(v) for v in hi))  # type: ignore[arg-type]
     centre = box.center
     blob = _Blob()
     images: list[dict[str, Any]] = []
     textures: list[dict[str, Any]] = []
     materials: list[dict[str, Any]] = []
     primitives: list[dict[str, Any]] = []
-    for part in parts:
+    draco = compression.geometry == "draco"
+    image_index: dict[int, int] = {}
+    for part, (plo, phi) in zip(parts, bounds, strict=True):
         rel = to_gltf_axes(part.positions - centre).astype(np.float32)
+        # float32 rounding is monotonic: the accessor bounds follow from the part's bounds
+        a, b = to_gltf_axes(np.array([plo - centre, phi - centre]))
+        rel_bounds = (np.minimum(a, b).astype(np.float32), np.maximum(a, b).astype(np.float32))
         idx = np.asarray(part.indices).reshape(-1)
         n = len(rel)
-        itype, icomp = (np.uint16, USHORT) if n < 65535 else (np.uint32, UINT)
-        prim: dict[str, Any] = {
-            "attributes": {"POSITION": blob.accessor(rel, FLOAT, "VEC3", ARRAY_BUFFER, True)},
-            "indices": blob.accessor(idx.astype(itype), icomp, "SCALAR", ELEMENT_ARRAY_BUFFER),
-            "mode": 4,
-        }
+        textured = part.image is not None and part.uvs is not None
+        uv = np.asarray(part.uvs, dtype=np.float32) if textured else None
+        nrm = None
         if part.normals is not None:
             nrm = to_gltf_axes(np.asarray(part.normals, dtype=np.float64)).astype(np.float32)
-            prim["attributes"]["NORMAL"] = blob.accessor(nrm, FLOAT, "VEC3", ARRAY_BUFFER)
+        if draco:
+            prim = _draco_primitive(blob, rel, idx, part, uv, nrm, compression.position_bits)
+        else:
+            itype, icomp = (np.uint16, USHORT) if n < 65535 else (np.uint32, UINT)
+            prim = {
+                "attributes": {
+                    "POSITION": blob.accessor(rel, FLOAT, "VEC3", ARRAY_BUFFER, rel_bounds)
+                },
+                "indices": blob.accessor(idx.astype(itype), icomp, "SCALAR", ELEMENT_ARRAY_BUFFER),
+                "mode": 4,
+            }
+            if nrm is not None:
+                prim["attributes"]["NORMAL"] = blob.accessor(nrm, FLOAT, "VEC3", ARRAY_BUFFER)
         pbr: dict[str, Any] = {"metallicFactor": 0.0, "roughnessFactor": 1.0}
-        if part.image is not None and part.uvs is not None:
-            uv = np.asarray(part.uvs, dtype=np.float32)
-            prim["attributes"]["TEXCOORD_0"] = blob.accessor(uv, FLOAT, "VEC2", ARRAY_BUFFER)
-            images.append({"bufferView": blob.view(part.image), "mimeType": part.image_mime})
-            textures.append({"sampler": 0, "source": len(images) - 1})
-            pbr["baseColorTexture"] = {"index": len(textures) - 1}
+        if textured and part.image is not None and uv is not None:
+            if not draco:
+                prim["attributes"]["TEXCOORD_0"] = blob.accessor(uv, FLOAT, "VEC2", ARRAY_BUFFER)
+            key = id(part.image)
+            if key not in image_index:
+                data, mime = part.image, part.image_mime
+                if compression.texture_quality is not None:
+                    data, mime = reencode_image(data, mime, compression.texture_quality)
+                images.append({"bufferView": blob.view(data), "mimeType": mime})
+                textures.append({"sampler": 0, "source": len(images) - 1})
+                image_index[key] = len(textures) - 1
+            pbr["baseColorTexture"] = {"index": image_index[key]}
         else:
             pbr["baseColorFactor"] = [float(c) for c in part.color]
         material: dict[str, Any] = {"pbrMetallicRoughness": pbr, "doubleSided": part.double_sided}
@@ -180,14 +257,15 @@ def glb_bytes(
         if part.feature_ids is not None:
             fid = np.asarray(part.feature_ids)
             count = table.count if table is not None else int(fid.max()) + 1
-            # FLOAT: exact up to 2^24 features and 4-byte aligned (glTF vertex attributes)
-            prim["attributes"]["_FEATURE_ID_0"] = blob.accessor(
-                fid.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER
-            )
+            if not draco:
+                # FLOAT: exact up to 2^24 features and 4-byte aligned (glTF vertex attributes)
+                prim["attributes"]["_FEATURE_ID_0"] = blob.accessor(
+                    fid.astype(np.float32), FLOAT, "SCALAR", ARRAY_BUFFER
+                )
             feature: dict[str, Any] = {"featureCount": count, "attribute": 0}
             if table is not None:
                 feature["propertyTable"] = 0
-            prim["extensions"] = {"EXT_mesh_features": {"featureIds": [feature]}}
+            prim.setdefault("extensions", {})["EXT_mesh_features"] = {"featureIds": [feature]}
         primitives.append(prim)
     used: list[str] = []
     doc: dict[str, Any] = {
@@ -205,8 +283,11 @@ def glb_bytes(
         doc["samplers"] = [
             {"magFilter": LINEAR, "minFilter": LINEAR_MIPMAP_LINEAR, "wrapS": CLAMP, "wrapT": CLAMP}
         ]
-    if any("extensions" in p for p in primitives):
+    if any("EXT_mesh_features" in p.get("extensions", {}) for p in primitives):
         used.append("EXT_mesh_features")
+    if draco:
+        used.append("KHR_draco_mesh_compression")
+        doc["extensionsRequired"] = ["KHR_draco_mesh_compression"]
     if table is not None:
         doc["extensions"] = {"EXT_structural_metadata": _metadata(blob, table)}
         used.append("EXT_structural_metadata")
@@ -236,9 +317,14 @@ def pack_glb(doc: dict[str, Any], binary: bytes) -> bytes:
 
 
 def write_glb(
-    path: Path, parts: list[MeshPart], *, unlit: bool = True, table: PropertyTable | None = None
+    path: Path,
+    parts: list[MeshPart],
+    *,
+    unlit: bool = True,
+    table: PropertyTable | None = None,
+    compression: Compression = NONE,
 ) -> Box:
-    data, box = glb_bytes(parts, unlit=unlit, table=table)
+    data, box = glb_bytes(parts, unlit=unlit, table=table, compression=compression)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return box

@@ -6,10 +6,15 @@ approximated by a rotation. A tileset's root ``transform`` is the ENU frame at a
 (ENU → ECEF); tiles, boxes and glTF nodes are expressed in that frame, and glTF vertices are
 float32 offsets from their tile's centre (sub-millimetre for tiles up to a few km).
 
-Heights: source z values are used as ellipsoidal heights. Chinese productions usually carry
-normal heights (1985 国家高程基准), so the model sits about one geoid undulation (≈ −5…+0 m in
-eastern China) off the ellipsoid; the horizontal position is unaffected. A vertical datum given in
-the SRS (compound CRS) is honoured by PROJ where its grids are installed.
+Heights (:class:`HeightDatum`): 3D Tiles need ellipsoidal heights, while Chinese productions
+and floor elevations are usually orthometric (1985 国家高程基准), one geoid undulation N off
+(−5 m in Guangdong … +7 m in Zhejiang for EGM96). ``ellipsoidal`` uses z as it is; ``egm96``
+(Debian's proj-data ``egm96_15.gtx``) or a geoid grid file the user gives (.gtx/.tif, N in
+metres) treats z as orthometric: each vertex moves by N(lon, lat) along the ellipsoid normal,
+h = H + N, with N from PROJ's ``vgridshift`` at that vertex. ``auto`` is ``egm96`` when the SRS
+is a compound CRS with a vertical part (whose own transformation PROJ could only do as a
+"ballpark" without grids) and ``ellipsoidal`` otherwise. Photogrammetry, meshes and the unit
+volumes go through the same rule.
 
 Accepted SRS strings (``metadata.xml`` ``<SRS>`` or ``--srs``): ``EPSG:n`` (also ``EPSG:n+m``),
 a WKT (non-standard parameters such as a custom false northing are kept: the WKT's parameters
@@ -23,13 +28,14 @@ import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
-from tiles.threed.errors import SrsUnknown
+from tiles.threed.errors import SrsUnknown, ThreeDInputError
 
 F64 = NDArray[np.float64]
 _ENU = re.compile(r"^\s*ENU\s*:\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*(?:,\s*([-+0-9.eE]+))?\s*$")
@@ -133,6 +139,72 @@ class EnuFrame:
         return [float(v) for v in m.T.ravel()]
 
 
+EGM96_GRIDS = ("/usr/share/proj/egm96_15.gtx", "/usr/share/proj/us_nga_egm96_15.tif")
+HEIGHT_DATUMS = ("auto", "ellipsoidal", "egm96")
+
+
+@dataclass(frozen=True)
+class HeightDatum:
+    """What source heights are: ``grid`` None = ellipsoidal, else orthometric on that geoid."""
+
+    name: str  # "ellipsoidal" | "egm96" | the grid file given
+    grid: str | None = None
+
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:  # not the cached transformer
+        return (HeightDatum, (self.name, self.grid))
+
+    @cached_property
+    def _shift(self) -> Transformer:
+        return Transformer.from_pipeline(
+            "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+            f"+step +proj=vgridshift +grids={self.grid} +multiplier=1 "
+            "+step +proj=unitconvert +xy_in=rad +xy_out=deg"
+        )
+
+    def undulation(self, lon: F64, lat: F64) -> F64:
+        """Geoid height N (metres) at these points; 0 for ellipsoidal heights."""
+        if self.grid is None:
+            return np.zeros(len(lon))
+        _, _, n = self._shift.transform(lon, lat, np.zeros(len(lon)))
+        n = np.asarray(n, dtype=np.float64)
+        if not np.isfinite(n).all() or (np.abs(n) > 1e3).any():
+            raise ThreeDInputError(
+                "THREED_GEOID_OUTSIDE",
+                f"点位超出大地水准面格网 / outside the geoid grid {self.name}",
+            )
+        return n
+
+
+ELLIPSOIDAL = HeightDatum("ellipsoidal")
+
+
+def parse_height_datum(text: str | None, srs: SpatialReference | None = None) -> HeightDatum:
+    """``auto`` (default), ``ellipsoidal``, ``egm96`` or the path of a geoid grid file."""
+    raw = (text or "auto").strip()
+    if raw == "auto":
+        compound = srs is not None and srs.crs is not None and srs.crs.is_compound
+        raw = "egm96" if compound else "ellipsoidal"
+    if raw == "ellipsoidal":
+        return ELLIPSOIDAL
+    if raw == "egm96":
+        grid = next((g for g in EGM96_GRIDS if Path(g).is_file()), None)
+        if grid is None:
+            raise ThreeDInputError(
+                "THREED_GEOID_MISSING",
+                "未找到 EGM96 格网（apt-get install proj-data）/ EGM96 grid not found: "
+                "install Debian's proj-data",
+            )
+        return HeightDatum("egm96", grid)
+    path = Path(raw)
+    if not path.is_file() or path.suffix.lower() not in (".gtx", ".tif", ".tiff"):
+        raise ThreeDInputError(
+            "THREED_BAD_HEIGHT_DATUM",
+            "高程基准应为 auto、ellipsoidal、egm96 或大地水准面格网文件 / height datum must be "
+            "auto, ellipsoidal, egm96 or a geoid grid file (.gtx, .tif)",
+        )
+    return HeightDatum(str(path), str(path.resolve()))
+
+
 class Georeference:
     """Source coordinates (local to ``origin``) → ECEF, vertex by vertex."""
 
@@ -141,9 +213,11 @@ class Georeference:
         srs: SpatialReference,
         origin: tuple[float, float, float] = (0, 0, 0),
         pipeline: str | None = None,
+        datum: HeightDatum = ELLIPSOIDAL,
     ):
         self.srs = srs
         self.origin = np.asarray(origin, dtype=np.float64)
+        self.datum = datum
         self._transformer: Transformer | None = None
         self._enu: EnuFrame | None = None
         if srs.enu_origin is not None:
@@ -154,8 +228,13 @@ class Georeference:
             if pipeline:  # the operation chosen once, reused by worker processes (fast)
                 self._transformer = Transformer.from_pipeline(pipeline)
             else:
-                src = srs.crs if srs.crs.is_compound else srs.crs.to_3d()
-                self._transformer = Transformer.from_crs(src, CRS.from_epsg(4978), always_xy=True)
+                # the vertical part of a compound CRS is handled by ``datum`` (with its grid)
+                crs = srs.crs
+                if crs.is_compound:
+                    crs = crs.sub_crs_list[0]
+                self._transformer = Transformer.from_crs(
+                    crs.to_3d(), CRS.from_epsg(4978), always_xy=True
+                )
 
     @property
     def pipeline(self) -> str | None:
@@ -166,7 +245,7 @@ class Georeference:
         """(N, 3) source coordinates relative to ``origin`` → (N, 3) ECEF metres."""
         pts = np.asarray(local, dtype=np.float64).reshape(-1, 3) + self.origin
         if self._enu is not None:
-            return self._enu.to_ecef(pts)
+            return self._orthometric(self._enu.to_ecef(pts))
         assert self._transformer is not None
         x, y, z = self._transformer.transform(pts[:, 0], pts[:, 1], pts[:, 2])
         out = np.column_stack([x, y, z]).astype(np.float64, copy=False)
@@ -176,7 +255,17 @@ class Georeference:
                 message=f"坐标无法转换 / coordinates cannot be transformed with "
                 f"{self.srs.label}: {bad.tolist()}"
             )
-        return out
+        return self._orthometric(out)
+
+    def _orthometric(self, ecef: F64) -> F64:
+        """Heights taken as ellipsoidal → moved up by the geoid height N along the normal."""
+        if self.datum.grid is None:
+            return ecef
+        llh = ecef_to_lonlath(ecef)
+        n = self.datum.undulation(llh[:, 0], llh[:, 1])
+        lon, lat = np.radians(llh[:, 0]), np.radians(llh[:, 1])
+        up = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+        return ecef + up * n[:, None]
 
     def frame_at(self, local: F64) -> EnuFrame:
         """The ENU frame at a source point (used as a tileset anchor)."""

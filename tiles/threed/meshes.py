@@ -16,6 +16,7 @@ import trimesh
 from PIL import Image
 
 from tiles.threed.bounding_volume import Box
+from tiles.threed.compress import NONE, Compression
 from tiles.threed.content import MeshPart, write_glb
 from tiles.threed.errors import BuildReport, ThreeDInputError
 from tiles.threed.georef import EnuFrame, Georeference
@@ -93,7 +94,11 @@ def _part(mesh: trimesh.Trimesh, enu: np.ndarray) -> MeshPart:
 
 
 def build_mesh(
-    source: Path, out_dir: Path, georef: Georeference, report: BuildReport
+    source: Path,
+    out_dir: Path,
+    georef: Georeference,
+    report: BuildReport,
+    compression: Compression = NONE,
 ) -> tuple[Path, EnuFrame, Box, int]:
     meshes = _load(source, report)
     yup = source.suffix.lower() in (".glb", ".gltf")
@@ -111,7 +116,7 @@ def build_mesh(
     tiles = []
     for k, cell in enumerate(cells):
         uri = f"mesh_{k}.glb"
-        tiles.append(Tile(write_glb(out_dir / uri, cell), 0.0, uri))
+        tiles.append(Tile(write_glb(out_dir / uri, cell, compression=compression), 0.0, uri))
     if len(tiles) == 1:
         root = tiles[0]
         root.geometric_error = 0.0

@@ -8,7 +8,8 @@ are exactly what ``privacy.visible_fields("unit", Role.PUBLIC)`` allows from ``C
 party data can reach the tiles. Closed volumes work both as a CesiumJS classification layer over
 photogrammetry (``Cesium3DTileset`` with ``classificationType``) and as a standalone 3D view.
 
-Heights: the demo's elevations (orthometric-like metres) are used as ellipsoidal heights.
+Heights: floor elevations go through the same height datum rule as photogrammetry
+(``georef.HeightDatum``, setting ``CADASTRE_THREED_HEIGHT_DATUM``).
 
 Classification margin: CesiumJS colours (and picks) only the surfaces *inside* a classification
 volume, and a photogrammetry facade or roof lies exactly on the unit's boundary (the unit plans
@@ -17,40 +18,28 @@ plan (mitred), ``MARGIN_Z`` down and up, and the units at the top of their build
 ``ROOF_MARGIN`` above it (parapets, roof noise of a real model). The metadata keeps the exact
 values (``base_elevation``, ``height``, ``building_area``); only the drawn volume is padded.
 
-Incremental: ``units-index.json`` keeps the ENU anchor and, per building, a fingerprint of its
-current unit versions; only buildings whose fingerprint changed (or those asked for) are rebuilt.
+Building shells (the far level of detail, ``shells``) are the simplified building footprints
+extruded over the span of the building's units. The tileset hierarchy, the incremental updates
+and the publishing are in ``unit_tiles.py``.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mapbox_earcut
 import numpy as np
-import psycopg
 import shapely
+from pyproj import CRS
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.polygon import orient
 
 from cadastre.access.privacy import Role, visible_fields
 from tiles.threed.bounding_volume import Box
+from tiles.threed.compress import NONE, Compression
 from tiles.threed.content import MeshPart, PropertyTable, write_glb
-from tiles.threed.errors import DatasetNotFound
-from tiles.threed.georef import EnuFrame, Georeference, SpatialReference
-from tiles.threed.registry import (
-    DatasetInfo,
-    dataset_dir,
-    extent_of_tileset,
-    folder_size,
-    now,
-    write_entry,
-)
-from tiles.threed.tile import Tile
-from tiles.threed.tileset import Tileset
+from tiles.threed.georef import ELLIPSOIDAL, EnuFrame, Georeference, HeightDatum, SpatialReference
 
 CANDIDATES = (
     "unit_code",
@@ -72,30 +61,9 @@ TYPES = {
     "base_elevation": "FLOAT64",
     "height": "FLOAT64",
 }
-INDEX = "units-index.json"
-FORMAT = 2  # bump when the geometry or the glb layout changes: published buildings are rebuilt
-CELL = 500.0  # metres: grouping of building tiles
-CELL_ERROR, ROOT_ERROR = 100.0, 2000.0
 COLOUR = (0.30, 0.62, 0.95, 1.0)
 MARGIN_XY, MARGIN_Z, ROOF_MARGIN = 0.3, 0.1, 1.5  # metres, see the module docstring
-
-FINGERPRINTS = """
-SELECT building_code, md5(string_agg(version_id::text, ',' ORDER BY version_id)), count(*)
-FROM cad.unit_current GROUP BY building_code
-"""
-UNITS = """
-SELECT building_code, {columns}, srid, ST_AsBinary(geom)
-FROM cad.unit_current WHERE building_code = ANY(%s)
-ORDER BY building_code, floor_no, unit_code
-"""
-
-
-@dataclass
-class UnitStats:
-    rebuilt: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    units: int = 0
+SHELL_SIMPLIFY = 0.5  # metres: building shells (far LOD) are simplified footprints
 
 
 def public_columns() -> tuple[str, ...]:
@@ -142,179 +110,154 @@ def extrude(geom: Polygon | MultiPolygon, base: float, height: float) -> np.ndar
     return np.concatenate(out) if out else np.zeros((0, 3, 3))
 
 
-class _Builder:
-    def __init__(self, out_dir: Path, index: dict[str, Any]) -> None:
-        self.out_dir, self.index = out_dir, index
-        self.georefs: dict[int, Georeference] = {}
-        self.frame = EnuFrame(tuple(index["anchor"])) if index.get("anchor") else None
+def extrude_many(
+    geoms: np.ndarray, z0: np.ndarray, z1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`extrude` for many (multi)polygons at once, geometry ``i`` from ``z0[i]`` to
+    ``z1[i]``: unindexed triangles (T, 3, 3) and, per triangle, the index of its geometry.
+    The walls of every ring are built in one vectorised pass; only the caps' ear clipping runs
+    per polygon."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    parts = shapely.orient_polygons(parts, exterior_cw=False)  # exterior CCW, holes CW
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    lo, hi = np.asarray(z0, dtype=np.float64)[owner], np.asarray(z1, dtype=np.float64)[owner]
+    # walls: consecutive points of one (closed) ring are an edge, the solid on its left
+    same = ring_of[:-1] == ring_of[1:]
+    a, b = coords[:-1][same], coords[1:][same]
+    part = ring_part[ring_of[:-1][same]]
+    za, zb = lo[part], hi[part]
+    a0, b0 = np.column_stack([a, za]), np.column_stack([b, za])
+    a1, b1 = np.column_stack([a, zb]), np.column_stack([b, zb])
+    walls = np.concatenate([np.stack([a0, b0, b1], axis=1), np.stack([a0, b1, a1], axis=1)])
+    wall_owner = np.concatenate([owner[part], owner[part]])
+    # caps: ear clipping per polygon over its rings' coordinates (closing points dropped)
+    counts = shapely.get_num_coordinates(rings)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    first_ring = np.searchsorted(ring_part, np.arange(len(parts)))
+    last_ring = np.searchsorted(ring_part, np.arange(len(parts)), side="right")
+    caps, cap_owner = [], []
+    for j in range(len(parts)):
+        ks = range(first_ring[j], last_ring[j])
+        verts = np.concatenate([coords[starts[k] : starts[k] + counts[k] - 1] for k in ks])
+        ends = np.cumsum([counts[k] - 1 for k in ks]).astype(np.uint32)
+        tri = np.asarray(mapbox_earcut.triangulate_float64(verts, ends), dtype=np.int64)
+        if not tri.size:
+            continue
+        p = verts[tri.reshape(-1, 3)]
+        area = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (
+            p[:, 2, 0] - p[:, 0, 0]
+        ) * (p[:, 1, 1] - p[:, 0, 1])
+        p[area < 0] = p[area < 0][:, [0, 2, 1]]  # counter-clockwise seen from above
+        n = len(p)
+        top = np.concatenate([p, np.full((n, 3, 1), hi[j])], axis=2)
+        bottom = np.concatenate([p[:, ::-1], np.full((n, 3, 1), lo[j])], axis=2)
+        caps += [top, bottom]
+        cap_owner.append(np.full(2 * n, owner[j]))
+    tris = np.concatenate([walls, *caps]) if caps else walls
+    owners = np.concatenate([wall_owner, *cap_owner]) if cap_owner else wall_owner
+    return tris, owners
+
+
+class BuildingWriter:
+    """Writes one building's unit volumes (and shells) as glb in the register's ENU frame."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        frame: EnuFrame,
+        compression: Compression = NONE,
+        datum: HeightDatum = ELLIPSOIDAL,
+    ) -> None:
+        self.out_dir, self.frame = out_dir, frame
+        self.compression, self.datum = compression, datum
 
     def georef(self, srid: int) -> Georeference:
-        if srid not in self.georefs:
-            from pyproj import CRS
+        return _georef(srid, self.datum)
 
-            self.georefs[srid] = Georeference(SpatialReference(f"EPSG:{srid}", CRS.from_epsg(srid)))
-        return self.georefs[srid]
+    def to_enu(self, srid: int, pts: np.ndarray) -> np.ndarray:
+        return self.frame.from_ecef(self.georef(srid).to_ecef(pts))
 
-    def building(self, code: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...]) -> dict:
-        tris, fids = [], []
-        srid = rows[0][len(columns)]
+    def building(
+        self, code: str, rows: list[tuple[Any, ...]], columns: tuple[str, ...]
+    ) -> dict[str, Any]:
+        srid = int(rows[0][len(columns)])
         recs = [dict(zip(columns + ("srid", "wkb"), row, strict=True)) for row in rows]
-        spans = [
-            (float(r.get("base_elevation") or 0), float(r.get("height") or 3)) for r in recs
-        ]
+        spans = [(float(r.get("base_elevation") or 0), float(r.get("height") or 3)) for r in recs]
         roof = max(b + h for b, h in spans)
-        for k, (row, (base, height)) in enumerate(zip(rows, spans, strict=True)):
-            geom = shapely.from_wkb(bytes(row[-1]))
-            grown = geom.buffer(MARGIN_XY, join_style="mitre", mitre_limit=2.0)
-            top = base + height + (ROOF_MARGIN if base + height >= roof - 1e-6 else MARGIN_Z)
-            t = extrude(grown, base - MARGIN_Z, top - (base - MARGIN_Z))
-            tris.append(t)
-            fids.append(np.full(len(t) * 3, k))
-        tri = np.concatenate(tris)
-        georef = self.georef(int(srid))
-        if self.frame is None:
-            self.frame = georef.frame_at(tri.reshape(-1, 3).mean(axis=0))
-            self.index["anchor"] = list(self.frame.origin)
-        enu = self.frame.from_ecef(georef.to_ecef(tri.reshape(-1, 3)))
+        geoms = shapely.from_wkb([bytes(row[-1]) for row in rows])
+        grown = shapely.buffer(geoms, MARGIN_XY, join_style="mitre", mitre_limit=2.0)
+        base = np.array([b for b, _ in spans]) - MARGIN_Z
+        top = np.array([b + h for b, h in spans])
+        top += np.where(top >= roof - 1e-6, ROOF_MARGIN, MARGIN_Z)
+        tri, owner = extrude_many(grown, base, top)
+        enu = self.to_enu(srid, tri.reshape(-1, 3))
+        table = PropertyTable(
+            "unit",
+            {c: (TYPES[c], [_cast(TYPES[c], r[i]) for r in rows]) for i, c in enumerate(columns)},
+        )
+        uri = f"buildings/{code}.glb"
+        box = self._write(uri, enu, np.repeat(owner, 3), table)
+        return {
+            "uri": uri,
+            "box": [list(box.lo), list(box.hi)],
+            "units": len(rows),
+            "z": [min(b for b, _ in spans), roof],
+        }
+
+    def shells(self, uri: str, shells: list[tuple[str, int, Any, float, float]]) -> Box:
+        """One glb of building shells: (code, srid, footprint, bottom, top) each, simplified
+        footprints extruded over the building's height span; feature = building."""
+        tris, fids = [], []
+        srids = np.array([srid for _, srid, *_ in shells])
+        for srid in np.unique(srids):
+            pick = np.flatnonzero(srids == srid)
+            geoms = shapely.simplify(
+                np.array([shells[k][2] for k in pick], dtype=object), SHELL_SIMPLIFY
+            )
+            z0 = np.array([shells[k][3] for k in pick])
+            z1 = np.maximum(np.array([shells[k][4] for k in pick]), z0 + 0.5)
+            t, owner = extrude_many(geoms, z0, z1)
+            tris.append(self.to_enu(int(srid), t.reshape(-1, 3)))
+            fids.append(np.repeat(pick[owner], 3))
+        names = visible_fields("building", Role.PUBLIC, ("building_code",))
+        table = PropertyTable("building", {n: ("STRING", [c for c, *_ in shells]) for n in names})
+        return self._write(uri, np.concatenate(tris), np.concatenate(fids), table)
+
+    def _write(self, uri: str, enu: np.ndarray, fids: np.ndarray, table: PropertyTable) -> Box:
         t3 = enu.reshape(-1, 3, 3)
         n = np.cross(t3[:, 1] - t3[:, 0], t3[:, 2] - t3[:, 0])
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-        table = PropertyTable(
-            "unit",
-            {
-                c: (
-                    TYPES[c],
-                    [
-                        (
-                            float(r[i])
-                            if TYPES[c] == "FLOAT64"
-                            else int(r[i])
-                            if TYPES[c] == "INT16"
-                            else str(r[i]).strip()
-                        )
-                        for r in rows
-                    ],
-                )
-                for i, c in enumerate(columns)
-            },
-        )
         part = MeshPart(
             enu,
             np.arange(len(enu), dtype=np.uint32).reshape(-1, 3),
             normals=np.repeat(n, 3, axis=0),
-            feature_ids=np.concatenate(fids),
+            feature_ids=fids,
             color=COLOUR,
         )
-        uri = f"buildings/{code}.glb"
-        tmp = self.out_dir / (uri + ".tmp")
-        box = write_glb(tmp, [part], unlit=False, table=table)
-        tmp.replace(self.out_dir / uri)
-        return {"uri": uri, "box": [list(box.lo), list(box.hi)], "units": len(rows)}
+        path = self.out_dir / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        box = write_glb(tmp, [part], unlit=False, table=table, compression=self.compression)
+        tmp.replace(path)
+        return box
 
 
-def _tileset(index: dict[str, Any]) -> Tileset:
-    cells: dict[tuple[int, int], list[Tile]] = {}
-    for entry in sorted(index["buildings"].values(), key=lambda e: e["uri"]):
-        box = Box(tuple(entry["box"][0]), tuple(entry["box"][1]))
-        key = (int(box.center[0] // CELL), int(box.center[1] // CELL))
-        cells.setdefault(key, []).append(Tile(box, 0.0, entry["uri"]))
-    children = []
-    for key in sorted(cells):
-        tiles = cells[key]
-        box = tiles[0].box
-        for t in tiles[1:]:
-            box = box.union(t.box)
-        children.append(Tile(box, CELL_ERROR, children=tiles))
-    box = children[0].box
-    for c in children[1:]:
-        box = box.union(c.box)
-    root = Tile(
-        box,
-        ROOT_ERROR,
-        children=children,
-        refine="ADD",
-        transform=EnuFrame(tuple(index["anchor"])).matrix(),
-    )
-    return Tileset(root, ROOT_ERROR, extras={"source": "cad.unit", "columns": index["columns"]})
+_GEOREFS: dict[tuple[int, str], Georeference] = {}
 
 
-def build_unit_volumes(
-    conn: psycopg.Connection, out_dir: Path, buildings: list[str] | None = None, force: bool = False
-) -> UnitStats:
-    """(Re)build unit-volume tiles in ``out_dir``: ``buildings`` given → those; else the
-    buildings whose current units changed since the last build (all with ``force``)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "buildings").mkdir(exist_ok=True)
-    index_path = out_dir / INDEX
-    columns = public_columns()
-    index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    previous: set[str] = set()
-    if index.get("columns") != list(columns) or index.get("format") != FORMAT:
-        # the policy or the tile layout changed: everything published is rebuilt
-        previous = set(index.get("buildings", {}))
-        for entry in index.get("buildings", {}).values():
-            (out_dir / entry["uri"]).unlink(missing_ok=True)
-        index, force = {}, True
-    index.setdefault("buildings", {})
-    index["columns"], index["format"] = list(columns), FORMAT
-    current = {r[0].strip(): (r[1], r[2]) for r in conn.execute(FINGERPRINTS)}
-    stats = UnitStats(units=sum(c for _, c in current.values()))
-    todo = (
-        (set(buildings) | previous) & set(current)
-        if buildings
-        else {
-            code
-            for code, (fp, _) in current.items()
-            if force or index["buildings"].get(code, {}).get("fingerprint") != fp
-        }
-    )
-    for code in [c for c in index["buildings"] if c not in current]:
-        (out_dir / index["buildings"].pop(code)["uri"]).unlink(missing_ok=True)
-        stats.removed += 1
-    builder = _Builder(out_dir, index)
-    sql = UNITS.format(columns=", ".join(columns))
-    rows_by_building: dict[str, list[tuple[Any, ...]]] = {}
-    for row in conn.execute(sql, (sorted(todo),)):
-        rows_by_building.setdefault(row[0].strip(), []).append(row[1:])
-    for code in sorted(rows_by_building):
-        entry = builder.building(code, rows_by_building[code], columns)
-        entry["fingerprint"] = current[code][0]
-        index["buildings"][code] = entry
-        stats.rebuilt += 1
-    stats.unchanged = len(index["buildings"]) - stats.rebuilt
-    if index["buildings"]:
-        _tileset(index).write(out_dir / "tileset.json")
-    index_path.write_text(json.dumps(index, separators=(",", ":")))
-    return stats
+def _georef(srid: int, datum: HeightDatum) -> Georeference:
+    """One transformer per SRID and datum per process (PROJ takes ~1 s to choose it)."""
+    key = (srid, datum.name)
+    if key not in _GEOREFS:
+        ref = SpatialReference(f"EPSG:{srid}", CRS.from_epsg(srid))
+        _GEOREFS[key] = Georeference(ref, datum=datum)
+    return _GEOREFS[key]
 
 
-def publish_unit_volumes(
-    conn: psycopg.Connection,
-    data_dir: Path,
-    name: str = "demo-units",
-    buildings: list[str] | None = None,
-    force: bool = False,
-) -> tuple[DatasetInfo, UnitStats]:
-    """Build (incrementally) into ``<data_dir>/3dtiles/<name>/`` and update its registry entry."""
-    started = time.monotonic()
-    folder = dataset_dir(data_dir, name)
-    stats = build_unit_volumes(conn, folder, buildings, force)
-    if not (folder / "tileset.json").is_file():
-        raise DatasetNotFound(message="没有现势户 / no current units to build")
-    extent, heights = extent_of_tileset(folder / "tileset.json")
-    info = DatasetInfo(
-        name=name,
-        kind="units",
-        created=now(),
-        extent=extent,
-        heights=heights,
-        source="cad.unit",
-        srs="EPSG:4978",
-        tiles=0,
-        bytes_out=folder_size(folder),
-        seconds=round(time.monotonic() - started, 2),
-        extra={"units": stats.units, "columns": list(public_columns())},
-    )
-    info.tiles = Tileset.read(folder / "tileset.json").root.count()
-    write_entry(folder, info)
-    return info, stats
+def _cast(kind: str, value: Any) -> Any:
+    if kind == "FLOAT64":
+        return float(value)
+    if kind == "INT16":
+        return int(value)
+    return str(value).strip()

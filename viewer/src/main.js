@@ -168,6 +168,9 @@ async function open3D({ unitCode, center } = {}) {
       onPick: (unit) => {
         const code = unit && (unit.unit_code || unit.unitCode || unit.code);
         if (code) select("unit", code, { fly: false, from3d: true });
+        else if (unit && unit.building_code) {
+          select("building", unit.building_code, { fly: false, from3d: true });
+        }
       },
     });
     viewer.scene3d = scene;

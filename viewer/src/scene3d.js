@@ -27,6 +27,9 @@ const TEXT = {
     unit: "不动产单元",
     tiles: "瓦片",
     legend: "悬停高亮分户，点击查看",
+    floors: "显示楼层 ≤",
+    floorsTitle: "楼层剖切：隐藏此层以上的分户（空 = 全部）",
+    building: "自然幢",
   },
   en: {
     modeOverlay: "Model + units",
@@ -38,6 +41,9 @@ const TEXT = {
     unit: "Unit",
     tiles: "tiles",
     legend: "Hover highlights a flat, click shows it",
+    floors: "Floors ≤",
+    floorsTitle: "Floor slicing: hide the units above this floor (empty = all)",
+    building: "Building",
   },
 };
 const OVERLAY_TINT = "rgba(70, 150, 255, 0.3)";
@@ -126,10 +132,21 @@ export function open3D(container, initialView = {}, options = {}) {
   modeButton.type = "button";
   modeButton.title = t.modeTitle;
   modeButton.setAttribute("aria-pressed", "false");
+  // floor slicing: hide the units above floor N (building shells, far away, stay)
+  const floorLabel = el("label", "scene3d-floors", t.floors);
+  floorLabel.title = t.floorsTitle;
+  const floorInput = el("input", "scene3d-floor-input");
+  floorInput.type = "number";
+  floorInput.min = "-5";
+  floorInput.max = "200";
+  floorInput.step = "1";
+  floorInput.placeholder = "∞";
+  floorInput.setAttribute("aria-label", t.floorsTitle);
+  floorLabel.append(floorInput);
   const status = el("div", "scene3d-status", t.loading);
   status.setAttribute("role", "status");
   status.setAttribute("aria-live", "polite");
-  toolbar.append(modeButton);
+  toolbar.append(floorLabel, modeButton);
   root.append(canvasHost, toolbar, status);
   container.appendChild(root);
 
@@ -143,6 +160,7 @@ export function open3D(container, initialView = {}, options = {}) {
     hovered: null,
     selected: null,
     selectedCode: view.unitCode || null,
+    floorLimit: null,
     errors: [],
     closed: false,
     handler: null,
@@ -205,6 +223,18 @@ export function open3D(container, initialView = {}, options = {}) {
       state.selectedCode = code;
       highlightSelected();
     },
+    /** Floor slicing: show units up to floor ``n`` (null: all floors). */
+    setFloorLimit(n) {
+      const v = n === null || n === undefined || n === "" ? null : Math.trunc(Number(n));
+      state.floorLimit = Number.isFinite(v) ? v : null;
+      floorInput.value = state.floorLimit === null ? "" : String(state.floorLimit);
+      styleUnits();
+      if (state.viewer) state.viewer.scene.requestRender();
+      return state.floorLimit;
+    },
+    get floorLimit() {
+      return state.floorLimit;
+    },
   };
 
   function setCamera(v, duration) {
@@ -228,16 +258,22 @@ export function open3D(container, initialView = {}, options = {}) {
   function styleUnits() {
     const C = state.Cesium;
     if (!state.units) return;
+    // building shells (far level of detail) carry no floor_no: they are never sliced away
+    const show = state.floorLimit === null ? "true" :
+      `\${floor_no} === undefined || \${floor_no} <= ${state.floorLimit}`;
     if (state.standalone) {
       const conditions = USE_COLOURS.map(([d, c]) => [
         `regExp('^${d}').test(String(\${use}))`,
         `color('${c}')`,
       ]);
       conditions.push(["true", "color('rgb(150, 190, 230)')"]);
-      state.units.style = new C.Cesium3DTileStyle({ color: { conditions } });
+      state.units.style = new C.Cesium3DTileStyle({ color: { conditions }, show });
     } else {
-      state.units.style = new C.Cesium3DTileStyle({ color: `color('${OVERLAY_TINT}')` });
+      state.units.style = new C.Cesium3DTileStyle({ color: `color('${OVERLAY_TINT}')`, show });
     }
+    // a restyle recolours every feature: the selection keeps its colour
+    state.selected = null;
+    setTimeout(highlightSelected, 0);
   }
 
   function restore(feature) {
@@ -363,7 +399,8 @@ export function open3D(container, initialView = {}, options = {}) {
       state.selected = f;
       f.color = C.Color.fromCssColorString(SELECT_COLOUR);
       state.viewer.scene.requestRender();
-      status.textContent = `${t.unit} ${props.unit_code}`;
+      status.textContent = props.unit_code ? `${t.unit} ${props.unit_code}` :
+        `${t.building} ${props.building_code}`;
       onPick(props);
     }, C.ScreenSpaceEventType.LEFT_CLICK);
   }
@@ -435,5 +472,6 @@ export function open3D(container, initialView = {}, options = {}) {
     throw err;
   });
   modeButton.addEventListener("click", () => setMode(!state.standalone));
+  floorInput.addEventListener("change", () => handle.setFloorLimit(floorInput.value));
   return handle;
 }

@@ -1,4 +1,5 @@
-"""Run ``osgconv`` and read the scene structure from its ASCII output (.osgt).
+"""Run ``osgconv`` and read the scene structure from its ASCII output (.osgt): the reference
+path (``--decoder osgconv``) and the fallback for files the native decoder refuses.
 
 Why osgt, and not .obj, for geometry: ``osgconv x.osgb x.osgt`` decodes every OSG class and
 version (PagedLOD ranges and child file names, Geode/Geometry, StateSet, Texture2D/Image), but
@@ -165,34 +166,3 @@ def read_structure(src: Path, work_dir: Path) -> tuple[OsgNode, list[str]]:
         return parse_osgt(dst.read_text(encoding="utf-8", errors="replace")), missing
     finally:
         dst.unlink(missing_ok=True)
-
-
-def read_structures(sources: list[Path], work_dir: Path) -> dict[Path, OsgNode] | None:
-    """The structure of several files from ONE osgconv run (each run costs ~15 ms of process
-    start and plugin loading, a third of a typical file's conversion): ``{file: tree}`` where
-    each tree holds that file's root object, like :func:`read_structure` gives it. ``None``
-    when the batch cannot be split with certainty (a file failed to read, an external image
-    is missing, the group does not hold one child per file): the caller then reads the files
-    one by one, so every error or warning names its own file."""
-    if len(sources) < 2:
-        return None
-    dst = work_dir / "batch.osgt"
-    try:
-        if run_osgconv(sources, dst):
-            return None  # missing external images: let each file report its own
-        tree = parse_osgt(dst.read_text(encoding="utf-8", errors="replace"))
-    except OsgbUnreadable:
-        return None
-    finally:
-        dst.unlink(missing_ok=True)
-    tops = tree.objects()
-    block = tops[0].child("Children") if len(tops) == 1 and tops[0].name == "osg::Group" else None
-    roots = block.objects() if block is not None else []
-    if len(roots) != len(sources):
-        return None
-    out = {}
-    for path, obj in zip(sources, roots, strict=True):
-        holder = OsgNode("", [])
-        holder.children.append(obj)
-        out[path] = holder
-    return out

@@ -1,8 +1,11 @@
 """An OSGB production (``metadata.xml`` + ``Data/Tile_*/Tile_*.osgb``) → a 3D Tiles 1.1 tileset.
 
-Every ``Tile_+xxx_+yyy`` becomes an external tileset (``data/<tile>/tileset.json``) built in its
-own worker process (tiles are independent, so two cores give two osgconv pipelines); the main
-``tileset.json`` references them. Inside a tile the hierarchy mirrors the PagedLOD tree: each
+Every ``Tile_+xxx_+yyy`` becomes an external tileset (``data/<tile>/tileset.json``) built in a
+worker process (``--jobs``; tiles are independent, a worker holds one file's geometry at a
+time); the main ``tileset.json`` references them. Files are decoded in-process (``native.py``)
+and only a file the decoder refuses goes through ``osgconv`` (``reader.py``), counted. A tile
+writes ``done.json`` last; a re-run into the same folder with the same parameters and
+unchanged source files keeps it (resumable builds). Inside a tile the hierarchy mirrors the PagedLOD tree: each
 PagedLOD is a tile whose content is its own geometry and whose children are the PagedLODs of its
 child file(s), ``refine: REPLACE``.
 
@@ -17,6 +20,7 @@ kept as a leaf); an unreadable file is an error naming it.
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing as mp
 import os
@@ -32,11 +36,12 @@ from typing import Any
 import numpy as np
 
 from tiles.threed.bounding_volume import Box
+from tiles.threed.compress import NONE, Compression
 from tiles.threed.content import MeshPart, write_glb
 from tiles.threed.errors import BuildReport, BuildWarning, ThreeDInputError
-from tiles.threed.georef import EnuFrame, Georeference
+from tiles.threed.georef import ELLIPSOIDAL, EnuFrame, Georeference, HeightDatum, parse_height_datum
 from tiles.threed.osgb.metadata import ProductionMetadata, read_metadata
-from tiles.threed.osgb.osgt import read_structures
+from tiles.threed.osgb.native import OsgbUnsupported, read_osgb_native
 from tiles.threed.osgb.reader import LodNode, read_osgb
 from tiles.threed.tile import Tile
 from tiles.threed.tileset import Tileset
@@ -44,8 +49,8 @@ from tiles.threed.tileset import Tileset
 REFERENCE_SSE = 16.0
 SCREEN_K = 1080 / (2 * math.tan(math.radians(30)))
 _TILE_DIR = re.compile(r"^Tile_[+-]\d+_[+-]\d+")
-# osgconv batches: its osgt is ~2.7× the input, held once as text while parsed
-BATCH_BYTES, BATCH_FILES = 12_000_000, 48
+DONE = "done.json"  # written last in a finished tile's folder: a re-run skips the tile
+DECODERS = ("native", "osgconv")
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current file)
 
@@ -84,6 +89,10 @@ class _TileJob:
     frame_origin: tuple[float, float, float]
     strict: bool
     pipeline: str | None
+    decoder: str = "native"  # "osgconv": every file through osgconv (the reference path)
+    compression: Compression = NONE
+    datum: HeightDatum = ELLIPSOIDAL
+    params: dict[str, Any] = field(default_factory=dict)  # what makes a finished tile reusable
 
 
 @dataclass
@@ -94,6 +103,8 @@ class TileResult:
     files: int = 0
     bytes_in: int = 0
     vertices: int = 0
+    fallbacks: list[str] = field(default_factory=list)  # "file: reason" read through osgconv
+    resumed: bool = False
 
 
 @dataclass
@@ -107,14 +118,15 @@ class _LodRecord:
 
 
 class _TileBuilder:
-    """One ``Tile_*`` folder, read level by level: the child files of a level are converted by
-    osgconv in batches (``BATCH_BYTES`` of input per run), each file's geometry is written at
-    once, and the tile tree is assembled from the records at the end."""
+    """One ``Tile_*`` folder, read file by file (breadth first down the PagedLOD tree): each
+    file is decoded natively (``native.py``; ``osgconv`` only for a file the decoder cannot
+    read), its geometry written at once, and the tile tree assembled from the records at the
+    end, so a worker holds one file's geometry at a time."""
 
     def __init__(self, job: _TileJob, queue: Any) -> None:
         self.job, self.queue = job, queue
         self.report = BuildReport(strict=job.strict)
-        self.georef = Georeference(job.meta.srs, job.meta.origin, job.pipeline)
+        self.georef = Georeference(job.meta.srs, job.meta.origin, job.pipeline, job.datum)
         self.frame = EnuFrame(job.frame_origin)
         self.name = job.root_file.parent.name
         self.rel = f"data/{self.name}"
@@ -122,35 +134,21 @@ class _TileBuilder:
         self.records: dict[Path, list[_LodRecord]] = {}
 
     def run(self, work: Path) -> TileResult:
+        resumed = _resume(self.job, self.name)
+        if resumed is not None:
+            if self.queue is not None:
+                self.queue.put((resumed.bytes_in, f"{self.name} (done)"))
+            return resumed
         root_file = self.job.root_file.resolve()
         seen = {root_file}
         level = [root_file]
-        # ContextCapture keeps a tile's LOD files in its folder: a batch is topped up with the
-        # folder's files not converted yet (their structures wait in `cache`, bounded by
-        # BATCH_BYTES), so a small tile takes one osgconv run instead of one per level
-        spare = [p.resolve() for p in sorted(root_file.parent.glob("*.osgb"))]
-        converted: set[Path] = set()
-        cache: dict[Path, Any] = {}
         while level:
-            need = [p for p in level if p not in cache and p not in converted]
-            for batch in _batches(need):
-                cached = sum(_size(p) for p in cache)
-                room = BATCH_BYTES - cached - sum(_size(p) for p in batch)
-                extra: list[Path] = []
-                for p in spare:
-                    if len(batch) + len(extra) >= BATCH_FILES or room < _size(p):
-                        break
-                    if p not in converted and p not in batch:
-                        extra.append(p)
-                        room -= _size(p)
-                spare = [p for p in spare if p not in extra and p not in batch]
-                converted.update(batch + extra)
-                cache.update(read_structures(batch + extra, work) or {})
             following: list[Path] = []
             for path in level:
-                following += self._file(path, work, cache.pop(path, None), seen)
+                following += self._file(path, work, seen)
             level = following
         tiles = self._assemble(root_file)
+        folder = self.job.out_dir / self.rel
         if tiles:
             root = (
                 tiles[0]
@@ -162,14 +160,23 @@ class _TileBuilder:
                 )
             )
             root.refine = "REPLACE"
-            Tileset(root, root.geometric_error).write(self.job.out_dir / self.rel / "tileset.json")
+            Tileset(root, root.geometric_error).write(folder / "tileset.json")
             self.result.tile = root
         self.result.warnings = self.report.warnings
+        _mark_done(self.job, folder, self.result)
         return self.result
 
-    def _file(self, path: Path, work: Path, structure: Any, seen: set[Path]) -> list[Path]:
+    def _read(self, path: Path, work: Path) -> list[LodNode]:
+        if self.job.decoder == "native":
+            try:
+                return read_osgb_native(path, self.report)
+            except OsgbUnsupported as exc:
+                self.result.fallbacks.append(f"{path.name}: {exc}")
+        return read_osgb(path, work, self.report)
+
+    def _file(self, path: Path, work: Path, seen: set[Path]) -> list[Path]:
         """Read one file, write its contents; returns its child files not seen before."""
-        nodes = read_osgb(path, work, self.report, structure)
+        nodes = self._read(path, work)
         size = path.stat().st_size
         self.result.files += 1
         self.result.bytes_in += size
@@ -182,7 +189,9 @@ class _TileBuilder:
             node.geometries = []
             if parts:
                 uri = f"{path.stem}_{k}.glb"
-                box = write_glb(self.job.out_dir / self.rel / uri, parts)
+                box = write_glb(
+                    self.job.out_dir / self.rel / uri, parts, compression=self.job.compression
+                )
             children: list[Path] = []
             for name in node.child_files:
                 child = path.parent / name
@@ -237,20 +246,6 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _batches(files: list[Path]) -> list[list[Path]]:
-    """Consecutive groups of at most ``BATCH_BYTES`` input (and ``BATCH_FILES`` files)."""
-    out: list[list[Path]] = []
-    size = 0
-    for f in files:
-        n = _size(f)
-        if not out or size + n > BATCH_BYTES or len(out[-1]) >= BATCH_FILES:
-            out.append([])
-            size = 0
-        out[-1].append(f)
-        size += n
-    return out
-
-
 def _cap(children: list[Tile], parent_ge: float) -> None:
     """Geometric error must decrease down the tree, whatever the source ranges say."""
     for c in children:
@@ -266,6 +261,57 @@ def _union(boxes: list[Box]) -> Box:
     return out
 
 
+def _resume(job: _TileJob, name: str) -> TileResult | None:
+    """The result of a tile finished by an earlier run with the same parameters, if any."""
+    folder = job.out_dir / "data" / name
+    try:
+        done = json.loads((folder / DONE).read_text(encoding="utf-8"))
+        if done.get("params") != job.params or done.get("source") != _fingerprint(job.root_file):
+            return None
+        tile = Tileset.read(folder / "tileset.json").root if done.get("has_tile") else None
+    except (OSError, ValueError, KeyError):
+        return None
+    warnings = [BuildWarning(w["code"], w["message"], w["path"]) for w in done["warnings"]]
+    return TileResult(
+        name,
+        tile,
+        warnings,
+        done["files"],
+        done["bytes_in"],
+        done["vertices"],
+        done["fallbacks"],
+        resumed=True,
+    )
+
+
+def _fingerprint(root_file: Path) -> list[list[Any]]:
+    """Names, sizes and modification times of a tile folder's .osgb files."""
+    out = []
+    for f in sorted(root_file.parent.glob("*.osgb")):
+        st = f.stat()
+        out.append([f.name, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _mark_done(job: _TileJob, folder: Path, r: TileResult) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = {
+        "params": job.params,
+        "source": _fingerprint(job.root_file),
+        "has_tile": r.tile is not None,
+        "files": r.files,
+        "bytes_in": r.bytes_in,
+        "vertices": r.vertices,
+        "fallbacks": r.fallbacks,
+        "warnings": [
+            {"code": w.code, "message": w.message, "path": str(w.path)} for w in r.warnings
+        ],
+    }
+    tmp = folder / (DONE + ".tmp")
+    tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(folder / DONE)
+
+
 def _work_root() -> str | None:
     """osgconv's osgt goes to RAM (tmpfs) when there is one: it is written and read once."""
     shm = Path("/dev/shm")
@@ -279,8 +325,11 @@ def _run_job(job: _TileJob, queue: Any) -> TileResult:
 
 def _anchor(georef: Georeference, first_root: Path) -> tuple[float, float, float]:
     """The ENU anchor: the first root tile's PagedLOD centre (inside the model)."""
-    with tempfile.TemporaryDirectory(prefix="osgb-") as work:
-        nodes = read_osgb(first_root, Path(work), BuildReport())
+    try:
+        nodes = read_osgb_native(first_root, BuildReport())
+    except OsgbUnsupported:
+        with tempfile.TemporaryDirectory(prefix="osgb-") as work:
+            nodes = read_osgb(first_root, Path(work), BuildReport())
     centre = next((n.center for n in nodes if n.center is not None), (0.0, 0.0, 0.0))
     return georef.frame_at(np.array(centre)).origin
 
@@ -296,6 +345,8 @@ class ProductionResult:
     box: Box
     warnings: list[BuildWarning]
     srs: str
+    fallbacks: list[str] = field(default_factory=list)
+    resumed_tiles: int = 0
 
 
 def build_production(
@@ -307,13 +358,37 @@ def build_production(
     strict: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    decoder: str = "native",
+    params: dict[str, Any] | None = None,
+    compression: Compression = NONE,
+    height_datum: str | None = None,
 ) -> ProductionResult:
+    """Build ``production`` into ``out_dir``; tiles already finished there with the same
+    ``params`` (an interrupted earlier run) are kept, not rebuilt."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}")
     meta = read_metadata(production, srs, origin)
     roots = find_root_tiles(production)
     total = sum(f.stat().st_size for r in roots for f in r.parent.glob("*.osgb"))
-    georef = Georeference(meta.srs, meta.origin)
+    datum = parse_height_datum(height_datum, meta.srs)
+    georef = Georeference(meta.srs, meta.origin, datum=datum)
     frame = EnuFrame(_anchor(georef, roots[0]))
-    jobs = [_TileJob(r, out_dir, meta, frame.origin, strict, georef.pipeline) for r in roots]
+    tile_params = {**(params or {}), "decoder": decoder, "frame": list(frame.origin)}
+    jobs = [
+        _TileJob(
+            r,
+            out_dir,
+            meta,
+            frame.origin,
+            strict,
+            georef.pipeline,
+            decoder,
+            compression,
+            datum,
+            tile_params,
+        )
+        for r in roots
+    ]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     results: list[TileResult] = []
     done = 0
@@ -348,7 +423,13 @@ def build_production(
     root_ge = max(max(c.geometric_error for c in children) * 2, box.diagonal / 2)
     root = Tile(box, root_ge, children=children, refine="REPLACE", transform=frame.matrix())
     path = out_dir / "tileset.json"
-    Tileset(root, root_ge, extras={"source": "osgb", "srs": meta.srs.label}).write(path)
+    extras = {
+        "source": "osgb",
+        "srs": meta.srs.label,
+        "heightDatum": datum.name,
+        "compression": compression.to_dict(),
+    }
+    Tileset(root, root_ge, extras=extras).write(path)
     warnings = [w for r in results for w in r.warnings]
     return ProductionResult(
         path,
@@ -360,4 +441,6 @@ def build_production(
         box,
         warnings,
         meta.srs.label,
+        [f for r in results for f in r.fallbacks],
+        sum(1 for r in results if r.resumed),
     )

@@ -234,28 +234,50 @@ class _FileReader:
 
     def _image(self, name: str) -> tuple[bytes, str] | None:
         rec = self.blob.image(name) if name else None
-        if rec is not None and rec.data is not None and rec.mime:
-            return rec.data, rec.mime
-        external = self.path.parent / name if name else None
-        if external is not None and external.is_file():
-            data = external.read_bytes()
-            if data.startswith(JPEG) or data.startswith(PNG):
-                return data, "image/jpeg" if data.startswith(JPEG) else "image/png"
-        if rec is not None and rec.decision == INCLUDE_DATA:
-            self.report.warn(
-                "THREED_TEXTURE_MISSING",
-                f"纹理以原始像素存储，暂不支持 / texture {name!r} "
-                "is stored as raw pixels (not supported yet): untextured",
-                self.path,
-            )
-        else:
-            self.report.warn(
-                "THREED_TEXTURE_MISSING",
-                f"纹理缺失 / texture {name!r} not embedded "
-                f"and not found next to the file: untextured",
-                self.path,
-            )
-        return None
+        data = rec.data if rec is not None else None
+        decision = rec.decision if rec is not None else None
+        return resolve_image(self.path, name, decision, data, self.report)
+
+
+def resolve_image(
+    path: Path, name: str, decision: int | None, data: bytes | None, report: BuildReport
+) -> tuple[bytes, str] | None:
+    """An image's bytes and mime type: embedded (IncludeFile) JPEG/PNG bytes, else the file
+    ``name`` next to ``path``; otherwise a warning naming the texture and ``None``."""
+    if data is not None and (data.startswith(JPEG) or data.startswith(PNG)):
+        return data, "image/jpeg" if data.startswith(JPEG) else "image/png"
+    external = path.parent / name if name else None
+    if external is not None and external.is_file():
+        raw = external.read_bytes()
+        if raw.startswith(JPEG) or raw.startswith(PNG):
+            return raw, "image/jpeg" if raw.startswith(JPEG) else "image/png"
+    if decision == INCLUDE_DATA:
+        report.warn(
+            "THREED_TEXTURE_MISSING",
+            f"纹理以原始像素存储，暂不支持 / texture {name!r} "
+            "is stored as raw pixels (not supported yet): untextured",
+            path,
+        )
+    else:
+        report.warn(
+            "THREED_TEXTURE_MISSING",
+            f"纹理缺失 / texture {name!r} not embedded "
+            f"and not found next to the file: untextured",
+            path,
+        )
+    return None
+
+
+def fill_centres(nodes: list[LodNode]) -> list[LodNode]:
+    """A PagedLOD without a user centre gets its geometry's bounding sphere (box centre)."""
+    for node in nodes:
+        if node.center is None and node.geometries:
+            pts = np.vstack([g.positions for g in node.geometries])
+            lo, hi = pts.min(axis=0), pts.max(axis=0)
+            c = (lo + hi) / 2
+            node.center = (float(c[0]), float(c[1]), float(c[2]))
+            node.radius = float(np.linalg.norm(hi - lo) / 2)
+    return nodes
 
 
 def _find(node: OsgNode, name: str) -> OsgNode | None:
@@ -268,15 +290,10 @@ def _find(node: OsgNode, name: str) -> OsgNode | None:
     return None
 
 
-def read_osgb(
-    path: Path, work_dir: Path, report: BuildReport, structure: OsgNode | None = None
-) -> list[LodNode]:
-    """LOD nodes of one .osgb (osgconv errors raise :class:`OsgbUnreadable` naming ``path``).
-    ``structure``: its osgt tree already read in a batch (``osgt.read_structures``)."""
-    if structure is not None:
-        tree, missing_images = structure, list[str]()
-    else:
-        tree, missing_images = read_structure(path, work_dir)
+def read_osgb(path: Path, work_dir: Path, report: BuildReport) -> list[LodNode]:
+    """LOD nodes of one .osgb through osgconv (the reference path, and the fallback of the
+    native decoder); osgconv errors raise :class:`OsgbUnreadable` naming ``path``."""
+    tree, missing_images = read_structure(path, work_dir)
     for name in missing_images:
         report.warn(
             "THREED_TEXTURE_MISSING",
@@ -286,11 +303,4 @@ def read_osgb(
     reader = _FileReader(path, OsgbBytes(path.read_bytes()), report)
     for obj in tree.objects():
         reader.walk(obj, None, None)
-    for node in reader.nodes:
-        if node.center is None and node.geometries:
-            pts = np.vstack([g.positions for g in node.geometries])
-            lo, hi = pts.min(axis=0), pts.max(axis=0)
-            c = (lo + hi) / 2
-            node.center = (float(c[0]), float(c[1]), float(c[2]))
-            node.radius = float(np.linalg.norm(hi - lo) / 2)
-    return reader.nodes
+    return fill_centres(reader.nodes)
