@@ -31,7 +31,8 @@ MAX_BYTES = 64 * 1024
 
 
 def _meta(no: str, **extra: object) -> str:
-    return json.dumps({"doc_type": "sales_contract", "doc_no": no, "issuer": "杭州市住房保障和房产管理局",
+    return json.dumps({"doc_type": "sales_contract", "doc_no": no,
+                       "issuer": "杭州市住房保障和房产管理局",
                        "issued_on": "2026-11-02", "price": "365.50", "parties": [
                            {"name": BUYER.name, "id_number": BUYER.id_number, "role": "buyer"},
                            {"name": OTHER_BUYER.name, "id_number": OTHER_BUYER.id_number,

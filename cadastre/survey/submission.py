@@ -30,6 +30,11 @@ from cadastre.qa.engine import check, second_connection
 from cadastre.qa.scope import Scope
 from cadastre.settings import QaSettings
 from cadastre.store.db import connect, scalar
+
+# the file store moved to cadastre.store.uploads (documents use it too); names kept here
+from cadastre.store.uploads import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES
+from cadastre.store.uploads import StoredUpload
+from cadastre.store.uploads import store_upload as store_upload
 from cadastre.survey.acceptability import acceptance_issues
 from cadastre.survey.options import SubmissionOptions
 from cadastre.survey.placement import place_on_building
@@ -40,11 +45,6 @@ from cadastre.survey.report import (
     with_advice,
     wkb_to_lonlat,
 )
-
-# the file store moved to cadastre.store.uploads (documents use it too); names kept here
-from cadastre.store.uploads import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES
-from cadastre.store.uploads import StoredUpload
-from cadastre.store.uploads import store_upload as store_upload
 
 
 class DuplicateSubmission(InvalidInput):

@@ -5,8 +5,8 @@ worker process (``--jobs``; tiles are independent, a worker holds one file's geo
 time); the main ``tileset.json`` references them. Files are decoded in-process (``native.py``)
 and only a file the decoder refuses goes through ``osgconv`` (``reader.py``), counted. A tile
 writes ``done.json`` last; a re-run into the same folder with the same parameters and
-unchanged source files keeps it (resumable builds). Inside a tile the hierarchy mirrors the PagedLOD tree: each
-PagedLOD is a tile whose content is its own geometry and whose children are the PagedLODs of its
+unchanged source files keeps it (resumable builds). Inside a tile the hierarchy mirrors the
+PagedLOD tree: each PagedLOD is a tile whose content is its own geometry and whose children are the PagedLODs of its
 child file(s), ``refine: REPLACE``.
 
 Geometric error: OSG switches a PagedLOD to its child file when the node's bounding sphere covers
