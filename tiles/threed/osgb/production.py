@@ -6,8 +6,8 @@ time); the main ``tileset.json`` references them. Files are decoded in-process (
 and only a file the decoder refuses goes through ``osgconv`` (``reader.py``), counted. A tile
 writes ``done.json`` last; a re-run into the same folder with the same parameters and
 unchanged source files keeps it (resumable builds). Inside a tile the hierarchy mirrors the
-PagedLOD tree: each PagedLOD is a tile whose content is its own geometry and whose children are the PagedLODs of its
-child file(s), ``refine: REPLACE``.
+PagedLOD tree: each PagedLOD is a tile whose content is its own geometry and whose children are
+the PagedLODs of its child file(s), ``refine: REPLACE``.
 
 Geometric error: OSG switches a PagedLOD to its child file when the node's bounding sphere covers
 more than ``T`` pixels (``PIXEL_SIZE_ON_SCREEN``), i.e. when 2r·K/d > T. Cesium refines when
