@@ -63,7 +63,9 @@ async def _configure(conn) -> None:  # type: ignore[no-untyped-def]
 
 async def _invalidation_listener(state: AppState) -> None:
     """Drop cached tiles as soon as the database says data changed (LISTEN/NOTIFY), and sweep
-    the queue every few seconds in case a notification was missed."""
+    the queue every few seconds in case a notification was missed. Every worker process
+    listens: the one that drains the queue deletes the files of the shared disk cache, and
+    every one forgets what it derived from the old data (``AppState.data_changed``)."""
     import psycopg
 
     cache, url = state.tile_cache, state.database_url
@@ -76,8 +78,9 @@ async def _invalidation_listener(state: AppState) -> None:
                     while True:
                         entries, _ = await asyncio.to_thread(cache.drain_queue, drain_conn)
                         if entries:
-                            state.tile_epoch += 1
+                            state.data_changed()
                         async for _note in aconn.notifies(timeout=5.0):
+                            state.data_changed()   # renders in flight may predate the change
                             break
         except asyncio.CancelledError:
             raise

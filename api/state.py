@@ -42,6 +42,14 @@ class AppState:
     ogc_extents: dict[str, tuple[float, Extent]] = field(default_factory=dict)
     data_bounds: list[float] | None = None
 
+    def data_changed(self) -> None:
+        """The register changed (this or another worker process said so): tiles rendered from
+        before are not cached, and the short-lived caches derived from the data are dropped."""
+        self.tile_epoch += 1
+        self.health = None
+        self.ogc_extents.clear()
+        self.data_bounds = None
+
     @cached_property
     def cipher(self) -> PiiCipher:
         """Decrypts parties' personal data (registry and owner views)."""

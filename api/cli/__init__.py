@@ -334,20 +334,26 @@ def serve(
     port: int | None = typer.Option(None, help="default from CADASTRE_PORT (8000)"),
     workers: int | None = typer.Option(None, help="uvicorn worker processes"),
 ) -> None:
-    """Run the HTTP server (database started and migrated first)."""
+    """Run the HTTP server (database started and migrated first). With ``--workers N`` (or
+    CADASTRE_WORKERS) N processes share the port; rate limits and lockouts are then kept in the
+    database and cached tiles invalidated in every process (LISTEN/NOTIFY)."""
     import uvicorn
+
+    from api.serving import log_config
 
     s = _settings()
     _warn_unknown_settings()
     ensure_database(s)
     host = host or s.api.host
     port = port or s.api.port
+    n = workers or s.api.workers
+    os.environ["CADASTRE_WORKERS"] = str(n)   # the worker processes read their settings anew
     console.print(f"serving on http://{host}:{port}  ·  地图 / viewer: http://{host}:{port}/"
-                  f"  ·  API: http://{host}:{port}/docs")
+                  f"  ·  API: http://{host}:{port}/docs" + (f"  ·  {n} workers" if n > 1 else ""))
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app
     # believes it only from CADASTRE_TRUSTED_PROXIES (api.app)
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
-                workers=workers or s.api.workers, log_level="info", proxy_headers=False)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=n,
+                log_level="info", proxy_headers=False, log_config=log_config(n))
 
 
 # ---------------------------------------------------------------------------- worker
