@@ -54,6 +54,12 @@ class DatabaseSettings(_Base):
     # before it answers 503 DATABASE_UNREACHABLE (a stopped database must not hang requests)
     pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
     connect_timeout_s: int = Field(default=3, ge=1, le=60)
+    # read replicas (issue 18): public reads and public tiles go to a replica whose replay lag
+    # is within read_max_lag_s, else to the primary. External replicas: CADASTRE_READ_URLS
+    # (a JSON list); the embedded cluster's (`cadastre db replica add`) are found by themselves.
+    read_urls: list[SecretStr] = Field(default_factory=list)
+    read_max_lag_s: float = Field(default=5.0, gt=0, le=3600)
+    read_check_interval_s: float = Field(default=0.5, gt=0, le=60)
     # embedded cluster tuning
     embedded_shared_buffers: str = "256MB"
     embedded_port: int | None = Field(default=None, description="fixed port; default: a free one")

@@ -42,6 +42,7 @@ app.add_typer(users_app, name="users")
 def _register_subcommands() -> None:
     import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
     import api.cli.handover  # noqa: F401  (adds `cases batch-handover` to cases_app)
+    import api.cli.replicas  # noqa: F401  (adds `db replica …` to db_app)
     from api.cli.audit import audit_app
     from api.cli.cases import calendar_app, cases_app
     from api.cli.certificates import certificates_app
@@ -346,6 +347,10 @@ def serve(
     s = _settings()
     _warn_unknown_settings()
     ensure_database(s)
+    if s.embedded:   # its read replicas too (`cadastre db replica add`)
+        from cadastre.store.replicas import start_all
+
+        start_all(embedded_cluster(s))
     host = host or s.api.host
     port = port or s.api.port
     n = workers or s.api.workers
