@@ -77,14 +77,18 @@ class Server:
                 self.proc.wait(10)
 
 
-def start_server(url: str, data_dir: Path, log: Path, workers: int = 1,
+def start_server(url: str | None, data_dir: Path, log: Path, workers: int = 1,
                  **env: str) -> Server:
+    """``cadastre serve`` on ``url`` (None: the embedded cluster of ``data_dir``)."""
     port = free_port()
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if url is not None:
+        base["DATABASE_URL"] = url
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--port", str(port),
              "--workers", str(workers)],
-            env={**os.environ, "DATABASE_URL": url, "CADASTRE_DATA_DIR": str(data_dir), **env},
+            env={**base, "CADASTRE_DATA_DIR": str(data_dir), **env},
             stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc, port, log)
     deadline = time.monotonic() + 90
