@@ -90,6 +90,7 @@ def test_public_reads_go_to_the_replicas(primary: EmbeddedCluster, server: Serve
     time.sleep(1.0)    # cumulative statistics are flushed about every second
     grown = [_commits(u) - b for u, b in zip(urls, before, strict=True)]
     assert all(g >= 10 for g in grown), grown      # both replicas rendered tiles
+    print(f"\ntransactions on the replicas for 40 tiles: {grown}")
 
 
 def test_a_change_is_visible_through_the_replicas(primary: EmbeddedCluster,
@@ -105,6 +106,7 @@ def test_a_change_is_visible_through_the_replicas(primary: EmbeddedCluster,
             break
         time.sleep(0.1)
     assert seen is not None and seen <= MAX_LAG + 1, seen
+    print(f"\nedit visible through the replica path after {seen:.2f} s")
     # and from then on every answer has the change (no replica serves the old tile)
     assert all(server.request("GET", path).headers["etag"] != before for _ in range(20))
 
@@ -147,3 +149,5 @@ def test_killing_a_replica_during_a_burst_fails_no_request(primary: EmbeddedClus
     assert len(statuses) - killed_at >= 20, (killed_at, len(statuses))
     assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     assert not victim.status().running
+    print(f"\nburst: {killed_at} requests before the kill, {len(statuses) - killed_at} in the "
+          "4 s after it, none failed")

@@ -52,7 +52,7 @@ map $$http_accept_encoding $$cadastre_gzip {
 server {
     listen $listen;
     server_name $server_name;
-    client_max_body_size 200m;
+    client_max_body_size 512m;   # survey uploads
 
     proxy_http_version 1.1;
     proxy_set_header Connection "";

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from cadastre.errors import ClusterError, InvalidInput
+from cadastre.errors import Conflict, InvalidInput
 from cadastre.store.cluster import (
     DB_SUPERUSER,
     ClusterState,
@@ -110,7 +110,7 @@ def add(primary: EmbeddedCluster, name: str) -> ReplicaCluster:
     """Base backup of the running primary, started as a streaming standby."""
     r = replica(primary, name)
     if name in names(primary):
-        raise ClusterError("REPLICA_EXISTS", "副本已存在 / a replica of that name exists")
+        raise Conflict("REPLICA_EXISTS", "副本已存在 / a replica of that name exists")
     primary.start()
     try:
         r.start()
