@@ -57,6 +57,7 @@ class RateLimited(CadastreError):
         self.headers = {"Retry-After": str(self.retry_after)}
 
 
+SHARED_RETRY_S = 10.0           # after a failure of the shared buckets, in-process ones this long
 RATE_CLASS = "x-rate-limit"     # the OpenAPI extension a route declares its class with
 CLASSES = ("auth", "search", "tiles", "api")
 
@@ -170,6 +171,7 @@ class RateLimitMiddleware:
         self.buckets = TokenBuckets()
         self.shared = settings.shared_rate_limits
         self._shared: SharedBuckets | None = None
+        self._shared_down_until = 0.0
 
     def check(self, scope: dict[str, Any]) -> float:
         """0 if the request may proceed, else seconds to wait (takes the tokens)."""
@@ -188,7 +190,7 @@ class RateLimitMiddleware:
         """``check`` against the buckets every worker shares; in-process ones if the database
         does not answer (or before the app's state exists)."""
         state = maybe_state(scope.get("app"))
-        if state is None:
+        if state is None or time.monotonic() < self._shared_down_until:
             return self.check(scope)
         if self._shared is None:
             self._shared = SharedBuckets(state.lockout_key)
@@ -196,6 +198,8 @@ class RateLimitMiddleware:
         try:
             return await self._shared.take(state.pool, names, kind, self.limits[kind])
         except (psycopg.Error, PoolTimeout):
+            # not again for a while: an outage must not add a pool timeout to every request
+            self._shared_down_until = time.monotonic() + SHARED_RETRY_S
             log.warning("shared rate limits unavailable; limiting in this process")
             return self.check(scope)
 
