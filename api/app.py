@@ -94,14 +94,21 @@ async def _invalidation_listener(state: AppState) -> None:
 
 
 async def _scheduled_qa(state: AppState) -> None:
-    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``: a queued job like a manual run."""
+    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``: a queued job like a manual run,
+    once per period whichever of several worker processes (or hosts) gets there first."""
     from cadastre.jobs import create_job
 
     settings, url = state.settings, state.database_url
 
     def enqueue() -> None:
         with connect(url) as conn:
-            create_job(conn, "qa_run", "schedule", {"actor": "schedule"})
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('cadastre scheduled qa'))")
+            recent = conn.execute(
+                "SELECT 1 FROM cad.job WHERE kind = 'qa_run' AND created_by = 'schedule' "
+                "AND created_at > now() - make_interval(secs => %s)",
+                (settings.qa.schedule_hours * 1800,)).fetchone()
+            if recent is None:
+                create_job(conn, "qa_run", "schedule", {"actor": "schedule"})
             conn.commit()
 
     while True:
