@@ -17,7 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cadastre.access.accounts import create_account
 from cadastre.access.pii import load_cipher
+from cadastre.access.privacy import Role
 from cadastre.settings import Settings
 from cadastre.store import replicas
 from cadastre.store.cluster import EmbeddedCluster
@@ -26,6 +28,7 @@ from tests.conftest import SMALL_PARCELS, SMALL_SEED, app_data_dir
 from tests.serve_support import Server, move_parcel, parcel_tile, start_server
 
 MAX_LAG = 3.0
+PASSWORD = "replica registrar password"
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,6 +48,7 @@ def primary(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory
     migrate(cluster.url())
     with psycopg.connect(cluster.url()) as conn:
         load_demo(conn, load_cipher(test_settings), parcels=SMALL_PARCELS, seed=SMALL_SEED)
+        create_account(conn, "rep.reg", PASSWORD, Role.REGISTRAR)
     for name in ("r1", "r2"):
         _cli(data_dir, "db", "replica", "add", name)
     yield cluster
@@ -63,10 +67,22 @@ def server(primary: EmbeddedCluster, tmp_path_factory: pytest.TempPathFactory
     s.stop()
 
 
-def _commits(url: str) -> int:
+def _scans(url: str) -> int:
+    """Table scans the server at ``url`` has made (its own statistics, a standby's too; the
+    router's health checks scan no table)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        return int(conn.execute("SELECT xact_commit FROM pg_stat_database "
-                                "WHERE datname = current_database()").fetchone()[0])
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        return int(conn.execute("SELECT sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)) "
+                                "FROM pg_stat_user_tables").fetchone()[0])
+
+
+def _tiles_on(server: Server, path: str, urls: list[str], n: int = 40) -> list[int]:
+    """Table scans on each of ``urls`` while ``server`` answers ``n`` public tiles."""
+    before = [_scans(u) for u in urls]
+    for _ in range(n):
+        assert server.request("GET", path).status == 200
+    time.sleep(1.5)    # cumulative statistics are flushed about every second
+    return [_scans(u) - b for u, b in zip(urls, before, strict=True)]
 
 
 def test_replicas_are_streaming(primary: EmbeddedCluster) -> None:
@@ -83,14 +99,26 @@ def test_replicas_are_streaming(primary: EmbeddedCluster) -> None:
 
 def test_public_reads_go_to_the_replicas(primary: EmbeddedCluster, server: Server) -> None:
     _, path, _ = parcel_tile(primary.url(), z=17)
-    urls = replicas.urls(primary)
-    before = [_commits(u) for u in urls]
-    for _ in range(40):
-        assert server.request("GET", path).status == 200
-    time.sleep(1.0)    # cumulative statistics are flushed about every second
-    grown = [_commits(u) - b for u, b in zip(urls, before, strict=True)]
-    assert all(g >= 10 for g in grown), grown      # both replicas rendered tiles
-    print(f"\ntransactions on the replicas for 40 tiles: {grown}")
+    grown = _tiles_on(server, path, [primary.url(), *replicas.urls(primary)])
+    assert all(g >= 10 for g in grown[1:]), grown      # both replicas rendered tiles
+    assert grown[0] < min(grown[1:]), grown            # the primary hardly
+    print(f"\ntable scans for 40 tiles, primary and replicas: {grown}")
+
+
+def test_external_read_urls(primary: EmbeddedCluster, tmp_path: Path) -> None:
+    """``DATABASE_URL`` + ``CADASTRE_READ_URLS``: reads go to the listed replica only."""
+    import json
+
+    r1, r2 = (replicas.replica(primary, n).url() for n in ("r1", "r2"))
+    other = start_server(primary.url(), primary.data_dir, tmp_path / "serve.log",
+                         CADASTRE_RATE_LIMIT_ENABLED="false", CADASTRE_TILE_CACHE="false",
+                         CADASTRE_READ_URLS=json.dumps([r2]))
+    try:
+        _, path, _ = parcel_tile(primary.url(), z=16)
+        on_r1, on_r2 = _tiles_on(other, path, [r1, r2])
+    finally:
+        other.stop()
+    assert on_r2 >= 20 and on_r1 == 0, (on_r1, on_r2)
 
 
 def test_a_change_is_visible_through_the_replicas(primary: EmbeddedCluster,
@@ -109,6 +137,44 @@ def test_a_change_is_visible_through_the_replicas(primary: EmbeddedCluster,
     print(f"\nedit visible through the replica path after {seen:.2f} s")
     # and from then on every answer has the change (no replica serves the old tile)
     assert all(server.request("GET", path).headers["etag"] != before for _ in range(20))
+
+
+def _replica_health(server: Server) -> list[dict]:
+    token = server.request("POST", "/api/v1/auth/login", {"username": "rep.reg",
+                                                          "password": PASSWORD}).json()
+    health = server.request("GET", "/health",
+                            headers={"Authorization": f"Bearer {token['access_token']}"})
+    return list(health.json()["read_replicas"])
+
+
+def test_a_lagging_replica_is_taken_out(primary: EmbeddedCluster, server: Server) -> None:
+    lagging = replicas.replica(primary, "r2").url()
+    code, path, moved = parcel_tile(primary.url(), z=17, offset=2)
+    before = server.request("GET", path).headers["etag"]
+    with psycopg.connect(lagging, autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            move_parcel(primary.url(), code, moved)
+            deadline = time.monotonic() + MAX_LAG + 10
+            lags: list = []
+            while time.monotonic() < deadline:
+                lags = [r["lag_s"] for r in _replica_health(server)]
+                if any(lag is not None and lag > MAX_LAG for lag in lags):
+                    break
+                time.sleep(0.3)
+            assert any(lag is not None and lag > MAX_LAG for lag in lags), lags
+            # the paused replica still holds the old parcel: nobody is served from it
+            answers = [server.request("GET", path) for _ in range(20)]
+            assert {a.status for a in answers} == {200}
+            assert before not in {a.headers["etag"] for a in answers}
+        finally:
+            conn.execute("SELECT pg_wal_replay_resume()")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:   # caught up: in use again
+        if all(r["healthy"] and r["lag_s"] <= MAX_LAG for r in _replica_health(server)):
+            break
+        time.sleep(0.3)
+    assert all(r["healthy"] and r["lag_s"] <= MAX_LAG for r in _replica_health(server))
 
 
 def test_killing_a_replica_during_a_burst_fails_no_request(primary: EmbeddedCluster,
