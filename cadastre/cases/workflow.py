@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from cadastre import audit
 from cadastre.access.pii import PiiCipher
 from cadastre.cases import application as appl
-from cadastre.cases import catalogue, clock, combined, entry, requirements, rules
+from cadastre.cases import catalogue, certify, clock, combined, entry, requirements, rules
 from cadastre.cases.model import CLOSED, MOVES, Action, PauseReason, Stage
 from cadastre.cases.numbers import case_number, office
 from cadastre.codes import county_of
@@ -29,6 +29,9 @@ from cadastre.errors import InvalidInput, NotFound
 from cadastre.register.versions import new_change
 from cadastre.settings import CasesSettings
 from cadastre.sharing import events
+
+if TYPE_CHECKING:
+    from cadastre.certificates.issue import IssuingContext
 
 _QUERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -41,8 +44,13 @@ class CaseStateError(InvalidInput):
 
 @dataclass(frozen=True)
 class Keys:
+    """The keys a move needs; with ``documents`` (the office's signer), 缮证 renders and signs
+    the electronic certificates and 发证 issues them. Without it (the demo's history, tools that
+    only move stages) the stages move and owners get electronic copies on request later."""
+
     cipher: PiiCipher
     audit_key: bytes
+    documents: IssuingContext | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +269,15 @@ def advance(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor
             raise CaseStateError(message="须先缮证、发证 / prepare and issue the certificate first")
         if action is Action.REGISTER:
             out.update(_register(conn, settings, actor, case, now))
+            out["certificates_superseded"] = certify.supersede_closed(
+                conn, out["closed_right_ids"], case_no, now, actor=actor.actor,
+                key=keys.audit_key)
+        elif action is Action.PREPARE and keys.documents is not None:
+            out["certificates"] = certify.prepare(conn, keys.documents, case.case_id, case_no,
+                                                  actor=actor.actor)
+        elif action is Action.ISSUE and keys.documents is not None:
+            out["certificates"] = certify.issue(conn, keys.documents, case_no,
+                                                actor=actor.actor, at=now)
         _set_stage(conn, settings, case, move.target, now,
                    reason if move.needs_reason else None,
                    stops_clock=action in (Action.REGISTER, Action.CONCLUDE))
