@@ -10,6 +10,7 @@ External replicas are not managed here: list their URLs in ``CADASTRE_READ_URLS`
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from cadastre.errors import Conflict, InvalidInput
+from cadastre.errors import ClusterError, Conflict, InvalidInput
 from cadastre.store.cluster import (
     DB_SUPERUSER,
     ClusterState,
@@ -26,6 +27,7 @@ from cadastre.store.cluster import (
     free_port,
 )
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 WAL_KEEP = "4GB"    # a dead replica's slot holds at most this much WAL on the primary
 
@@ -121,11 +123,16 @@ def add(primary: EmbeddedCluster, name: str) -> ReplicaCluster:
 
 
 def start_all(primary: EmbeddedCluster) -> list[ReplicaCluster]:
-    """Start every replica that is not running (the primary first)."""
+    """Start every replica that is not running; one that fails is logged and left out (the
+    server then reads from the others, or from the primary)."""
     started = []
     for name in names(primary):
         r = replica(primary, name)
-        r.start()
+        try:
+            r.start()
+        except ClusterError as exc:
+            log.warning("read replica %s did not start: %s", name, exc.code)
+            continue
         started.append(r)
     return started
 
