@@ -218,7 +218,8 @@ def stats(conn: psycopg.Connection, settings: CasesSettings, counties: Sequence[
               "now": now or datetime.now().astimezone()}
     with conn.transaction():
         conn.execute("SET LOCAL jit = off")     # compiling costs more than this query runs
-        fetched = conn.execute(_STATS, params).fetchall()
+        # never prepared: a generic plan cannot use the period or the counties (4× slower)
+        fetched = conn.execute(_STATS, params, prepare=False).fetchall()
     rows = []
     for r in fetched:
         rec = dict(zip(("county_code", "business_type", "business_type_zh", "business_type_en",
