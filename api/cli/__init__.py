@@ -45,6 +45,7 @@ def _register_subcommands() -> None:
     from api.cli.audit import audit_app
     from api.cli.cases import calendar_app, cases_app
     from api.cli.certificates import certificates_app
+    from api.cli.exchange import exchange_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
@@ -66,6 +67,7 @@ def _register_subcommands() -> None:
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(subscriptions_app, name="subscriptions")
     app.add_typer(certificates_app, name="certificates")
+    app.add_typer(exchange_app, name="exchange")
 
 
 def _settings() -> Settings:
