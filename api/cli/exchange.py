@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -13,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cadastre.access.pii import audit_key, load_cipher
-from cadastre.exchange import apply
+from cadastre.exchange import apply, queue
 from cadastre.exchange.staging import DEFAULT_SRID, create_batch, get_report, validate_batch
 from cadastre.exchange.writer import write_extract
 from cadastre.jobs import create_job, set_payload
@@ -107,3 +108,40 @@ def export(target: Path = typer.Argument(..., dir_okay=False)) -> None:
         n = write_extract(conn, load_cipher(s), target, progress=lambda p, what:
                           bar.update(task, completed=p, description=what))
     console.print(f"{n} messages → {target}")
+
+
+def _sender(directory: Path | None, url: str | None) -> queue.Sender:
+    if url:
+        return queue.HttpSender(url)
+    return queue.DirectorySender(directory or get_settings().data_dir / "exchange")
+
+
+@exchange_app.command("send")
+def send(directory: Path | None = typer.Option(None, "--dir", help="drop root (/Biz/<county>/"
+                                               "BizMsg under it); default <data_dir>/exchange"),
+         url: str | None = typer.Option(None, help="HTTP endpoint instead of a directory"),
+         limit: int = typer.Option(500)) -> None:
+    """Deliver pending 上报 messages."""
+    s = get_settings()
+    with connect(ensure_database(s).url) as conn:
+        console.print(queue.send_pending(conn, load_cipher(s), _sender(directory, url), limit))
+
+
+@exchange_app.command("responses")
+def responses(directory: Path | None = typer.Option(None, "--dir")) -> None:
+    """Read the platform's Rep messages from <dir>/RepMsg (acknowledged / rejected)."""
+    s = get_settings()
+    sender = queue.DirectorySender(directory or s.data_dir / "exchange")
+    with connect(ensure_database(s).url) as conn:
+        console.print(queue.read_responses(conn, sender))
+
+
+@exchange_app.command("queue")
+def queue_states(overdue_hours: float = typer.Option(24.0, help="unanswered after this long")
+                 ) -> None:
+    """Messages per state, and those unanswered for longer than the limit."""
+    s = get_settings()
+    with connect(ensure_database(s).url) as conn:
+        console.print(queue.states(conn))
+        late = queue.overdue(conn, timedelta(hours=overdue_hours))
+    console.print(f"overdue: {len(late)}")

@@ -26,6 +26,7 @@ from cadastre.cases.model import CLOSED, MOVES, Action, PauseReason, Stage
 from cadastre.cases.numbers import case_number, office
 from cadastre.codes import county_of
 from cadastre.errors import InvalidInput, NotFound
+from cadastre.exchange import queue as reporting
 from cadastre.register.versions import new_change
 from cadastre.settings import CasesSettings
 from cadastre.sharing import events
@@ -261,6 +262,9 @@ def advance(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor
             raise CaseStateError(message="须先缮证、发证 / prepare and issue the certificate first")
         if action is Action.REGISTER:
             out.update(_register(conn, settings, actor, case, now))
+            # 上报: the exchange message of this 登簿, queued in its transaction
+            out["biz_msg_id"] = reporting.enqueue_registration(
+                conn, keys.cipher, case.county_code, case_no, out, now)
         _set_stage(conn, settings, case, move.target, now,
                    reason if move.needs_reason else None,
                    stops_clock=action in (Action.REGISTER, Action.CONCLUDE))

@@ -171,31 +171,40 @@ def _head(biz_msg_id: str, area: str, rec: str, flow: str, unit: str, created: d
             "ProofCount": "0"}
 
 
-def business_message(conn: psycopg.Connection, cipher: PiiCipher, business_no: str,
-                     biz_msg_id: str, created: datetime, encoding: str = "UTF-8") -> bytes:
-    """The message of one registration business: the right versions it wrote, with their
-    units and parties."""
+def version_message(conn: psycopg.Connection, cipher: PiiCipher, version_ids: Sequence[int],
+                    business_no: str, biz_msg_id: str, created: datetime,
+                    encoding: str = "UTF-8") -> tuple[str, bytes]:
+    """The message of one registration business from the right versions it wrote (or closed):
+    their units and parties. Returns the business code (RecType) and the message."""
     rights = _rows(conn, "SELECT version_id, kind, unit_code, registration_type, right_type, "
-                   "registry_office FROM cad.right_record WHERE business_no = %s "
-                   "ORDER BY version_id", (business_no,))
+                   "registry_office FROM cad.right_record WHERE version_id = ANY(%s) "
+                   "ORDER BY version_id", (list(version_ids),))
     if not rights:
-        raise ValueError("no right carries this business number")
+        raise ValueError("no such right version")
     first = rights[0]
     unit = first["unit_code"].strip()
     rec = rec_type(first["kind"], first["registration_type"], unit)
-    msg = _Message(_head(biz_msg_id, unit[:6], rec, business_no, unit, created,
-                         first["registry_office"]))
-    head = msg.root.find("Head")
-    assert head is not None
-    head.find("RightType").text = str(first["right_type"])  # type: ignore[union-attr]
+    head = _head(biz_msg_id, unit[:6], rec, business_no, unit, created, first["registry_office"])
+    head["RightType"] = str(first["right_type"])
+    msg = _Message(head)
     units = sorted({r["unit_code"].strip() for r in rights})
-    _spatial(conn, msg, sorted({u[:19] for u in units}),
-             sorted({u[:24] for u in units if u[19] == "F"}),
-             [u for u in units if u[19] == "F"], all_floors=False)
+    houses = [u for u in units if u[19] == "F"]
+    _spatial(conn, msg, sorted({u[:19] for u in units}), sorted({u[:24] for u in houses}),
+             houses, all_floors=False)
     _rights(conn, cipher, msg, [r["version_id"] for r in rights])
     etree.SubElement(msg.data, "DJT_DJ_SLSQ", {"YWH": business_no, "DJDL": rec[:1] + "00",
                                                 "QXDM": unit[:6]})
-    return msg.bytes(encoding)
+    return rec, msg.bytes(encoding)
+
+
+def business_message(conn: psycopg.Connection, cipher: PiiCipher, business_no: str,
+                     biz_msg_id: str, created: datetime, encoding: str = "UTF-8") -> bytes:
+    """The message of a business from the right versions that carry its number."""
+    ids = [r[0] for r in conn.execute("SELECT version_id FROM cad.right_record WHERE "
+                                      "business_no = %s ORDER BY version_id", (business_no,))]
+    if not ids:
+        raise ValueError("no right carries this business number")
+    return version_message(conn, cipher, ids, business_no, biz_msg_id, created, encoding)[1]
 
 
 def parcel_message(conn: psycopg.Connection, cipher: PiiCipher, parcel_code: str, n: int,
