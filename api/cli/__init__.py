@@ -42,6 +42,7 @@ app.add_typer(users_app, name="users")
 def _register_subcommands() -> None:
     import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
     import api.cli.handover  # noqa: F401  (adds `cases batch-handover` to cases_app)
+    import api.cli.quality  # noqa: F401  (adds `qa sample-cases/check-case/bulletin`)
     from api.cli.audit import audit_app
     from api.cli.cases import calendar_app, cases_app
     from api.cli.certificates import certificates_app

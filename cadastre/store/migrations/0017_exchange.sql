@@ -79,3 +79,32 @@ CREATE TABLE xchg.message_seq (
     last_no      integer NOT NULL,
     PRIMARY KEY (county_code, day)
 );
+
+-- ------------------------------------------------------------------ quality supervision
+-- Monthly manual sampling of cases (5 % by default) per county, each sampled case assigned to a
+-- checker who records pass/fail with the categories of the problems found.
+CREATE TABLE reg.quality_sample (
+    sample_id    uuid PRIMARY KEY,
+    county_code  char(6) NOT NULL,
+    month        date NOT NULL CHECK (extract(day FROM month) = 1),
+    fraction     double precision NOT NULL CHECK (fraction > 0 AND fraction <= 1),
+    population   integer NOT NULL,
+    seed         bigint NOT NULL,
+    drawn_by     text NOT NULL,
+    drawn_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (county_code, month)
+);
+
+CREATE TABLE reg.quality_check (
+    sample_id    uuid NOT NULL REFERENCES reg.quality_sample(sample_id),
+    case_no      text NOT NULL REFERENCES reg.case(case_no),
+    checker      text,
+    assigned_at  timestamptz,
+    outcome      text CHECK (outcome IN ('pass', 'fail')),
+    categories   text[] NOT NULL DEFAULT '{}',   -- QA categories of the problems found
+    note         text,
+    checked_at   timestamptz,
+    PRIMARY KEY (sample_id, case_no),
+    CHECK ((outcome = 'fail') = (cardinality(categories) > 0)),
+    CHECK ((outcome IS NULL) = (checked_at IS NULL))
+);
