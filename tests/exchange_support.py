@@ -201,3 +201,33 @@ def _easement(out: MessageSet, zd: str, n: int, encoding: str) -> int:
                         "ZJZL": "8", "ZJH": "91330106MA2AXXXX1X", "QLRLX": "2"})], encoding))
     out.rights["QLF_QL_JSYDSYQ"] = 1
     return n
+
+
+def to_gpkg(ms: MessageSet, path) -> None:  # noqa: ANN001
+    """The same rows as TD/T 1066 tables in a GeoPackage: parcels with their polygon (from the
+    ZD_K_103 rows), buildings with theirs, every other table without geometry; text fields."""
+    import geopandas as gpd
+    import pandas as pd
+    import pyogrio
+    from shapely.geometry import Polygon
+    from shapely import wkt
+
+    tables: dict[str, list[dict[str, str]]] = {}
+    points: dict[str, list[tuple[int, float, float]]] = {}
+    for _, body in ms.messages:
+        for el in etree.fromstring(body).find("Data"):
+            attrs = dict(el.attrib)
+            if el.tag == "ZD_K_103":
+                points.setdefault(attrs["BDCDYH"][:19], []).append(
+                    (int(attrs["XH"]), float(attrs["YZB"]), float(attrs["XZB"])))
+            else:
+                tables.setdefault(el.tag, []).append(attrs)
+    for table, rows in tables.items():
+        df = pd.DataFrame(rows).astype("string")
+        if table == "KTT_ZDJBXX":
+            geom = [Polygon([(x, y) for _, x, y in sorted(points[r["ZDDM"]])]) for r in rows]
+            df = gpd.GeoDataFrame(df, geometry=geom, crs="EPSG:4528")
+        elif table == "KTT_FW_ZRZ":
+            geom = [wkt.loads(r["X_GEOM"]) for r in rows]
+            df = gpd.GeoDataFrame(df.drop(columns=["X_GEOM"]), geometry=geom, crs="EPSG:4528")
+        pyogrio.write_dataframe(df, path, layer=table, driver="GPKG")

@@ -183,3 +183,20 @@ def test_bad_input_is_refused_and_writes_nothing(fresh_db, test_settings, tmp_pa
     assert fingerprint(fresh_db, REGISTER_TABLES) == before
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT count(*) FROM xchg.import_row").fetchone()[0] == 0
+
+
+def test_geopackage_tables_give_the_same_register(make_db, test_settings, tmp_path,
+                                                  message_set):
+    from tests.exchange_support import to_gpkg
+
+    gpkg = tmp_path / "tables.gpkg"
+    to_gpkg(message_set, gpkg)
+    prints = []
+    for name, data in (("set.zip", message_set.zip_bytes()), ("tables.gpkg", gpkg.read_bytes())):
+        url = make_db("xgpkg")
+        bid, report = run_import(url, test_settings, data, name, tmp_path / f"up-{name}")
+        assert report["status"] == "validated", (name, report["errors"])
+        accept(url, test_settings, bid)
+        with psycopg.connect(url) as conn:
+            prints.append(register_fingerprint(conn))
+    assert prints[0] == prints[1]

@@ -21,6 +21,7 @@ from cadastre.access.pii import PiiCipher
 from cadastre.errors import NotFound
 from cadastre.exchange import checks, schema
 from cadastre.exchange.reader import ExchangeFormatError, Head, Row, read_file
+from cadastre.exchange.tables import is_gpkg, read_gpkg
 from cadastre.exchange.values import convert, message_of, right_id_of
 from cadastre.jobs import JobTracker
 from cadastre.store.db import connect
@@ -168,7 +169,7 @@ def _validate(url: str, bid: uuid.UUID, cipher: PiiCipher, step: Progress) -> di
         size = max(path.stat().st_size, 1)
         step(0.02, "reading")
         try:
-            for item in read_file(path):
+            for item in (read_gpkg(path) if is_gpkg(path) else read_file(path)):
                 if isinstance(item, Head):
                     _head_issues(item, issues)
                     continue
