@@ -209,8 +209,8 @@ def to_gpkg(ms: MessageSet, path) -> None:  # noqa: ANN001
     import geopandas as gpd
     import pandas as pd
     import pyogrio
-    from shapely.geometry import Polygon
     from shapely import wkt
+    from shapely.geometry import Polygon
 
     tables: dict[str, list[dict[str, str]]] = {}
     points: dict[str, list[tuple[int, float, float]]] = {}
