@@ -10,6 +10,7 @@ is left as it is, so accepting the same data again writes nothing.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -62,7 +63,7 @@ def reject(conn: psycopg.Connection, bid: uuid.UUID, registrar: str, reason: str
 
 
 def accept(conn: psycopg.Connection, bid: uuid.UUID, registrar: str, audit_key: bytes,
-           note: str | None = None) -> dict[str, Any]:
+           note: str | None = None, timings: dict[str, float] | None = None) -> dict[str, Any]:
     """Apply a validated batch; returns the change set id (None: nothing new) and counts."""
     allowed = ("validated",)
     with conn.transaction():
@@ -73,7 +74,8 @@ def accept(conn: psycopg.Connection, bid: uuid.UUID, registrar: str, audit_key: 
         written: dict[str, int] = {}
         if summary(report):
             change = new_change(conn, "import", registrar, note or f"import {batch['filename']}")
-            written = _write(conn, bid, change, batch["srid"])
+            written = _write(conn, bid, change, batch["srid"],
+                             timings if timings is not None else {})
             county = conn.execute(
                 "SELECT min(substr(code, 1, 6)) FROM xchg.import_row WHERE batch_id = %s",
                 (bid,)).fetchone()[0]  # type: ignore[index]
@@ -88,38 +90,46 @@ def accept(conn: psycopg.Connection, bid: uuid.UUID, registrar: str, audit_key: 
     return {"change_id": change, "written": written}
 
 
-def _count(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> int:
-    return conn.execute(sql, params).rowcount
-
-
-def _write(conn: psycopg.Connection, bid: uuid.UUID, change: int, srid: int) -> dict[str, int]:
+def _write(conn: psycopg.Connection, bid: uuid.UUID, change: int, srid: int,
+           timings: dict[str, float]) -> dict[str, int]:
     p = {"b": bid, "c": change, "srid": srid}
     now = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
     p["now"] = now
-    out = {"parcel": _count(conn, PARCELS, p)}
-    conn.execute(BOUNDARY_POINTS, p)
-    conn.execute(BOUNDARY_LINES, p)
-    out["building"] = _count(conn, BUILDINGS, p)
-    out["floor"] = _count(conn, FLOORS, p)
-    out["unit"] = _count(conn, UNITS, p)
-    out["party"] = _count(conn, PARTIES, p)
-    out["right"] = _count(conn, RIGHTS, p)
+
+    def run(name: str, sql: str, params: dict[str, Any] = p) -> int:
+        t0 = time.perf_counter()
+        n = conn.execute(sql, params).rowcount
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+        return n
+
+    out = {"parcel": run("parcel", PARCELS)}
+    # fresh rows: statistics for the joins that follow (ANALYZE samples; allowed in a transaction)
+    run("analyze", "ANALYZE cad.parcel")
+    run("boundary_point", BOUNDARY_POINTS)
+    run("boundary_line", BOUNDARY_LINES)
+    out["building"] = run("building", BUILDINGS)
+    run("analyze", "ANALYZE cad.building")
+    out["floor"] = run("floor", FLOORS)
+    run("analyze", "ANALYZE cad.floor")
+    out["unit"] = run("unit", UNITS)
+    out["party"] = run("party", PARTIES)
+    out["right"] = run("right", RIGHTS)
     for table in sorted(set(DETAIL_TABLE.values())):
         kinds = [k for k, t in DETAIL_TABLE.items() if t == table]
-        conn.execute(
+        run(table, 
             f"INSERT INTO {table} SELECT (jsonb_populate_record(NULL::{table}, x.attrs || "
             "jsonb_build_object('right_version_id', r.version_id, 'cancelled_right_id', "
             "coalesce(x.attrs->>'cancelled_right_id', x.right_id::text)))).* "
             "FROM xchg.import_row x JOIN cad.right_record r ON r.right_id = x.right_id AND "
             "r.change_id = %(c)s WHERE x.batch_id = %(b)s AND x.entity = 'right' "
             "AND r.kind = ANY(%(k)s)", {**p, "k": kinds})
-    out["right_party"] = _count(conn, RIGHT_PARTIES, p)
+    out["right_party"] = run("right_party", RIGHT_PARTIES)
     return out
 
 
 _SRID = "coalesce((x.attrs->>'srid')::int, %(srid)s)"
 _NEW = ("x.batch_id = %(b)s AND x.entity = '{e}' AND NOT EXISTS (SELECT 1 FROM cad.{t} c "
-        "WHERE c.valid_to IS NULL AND c.{col} = x.code)")
+        "WHERE c.valid_to IS NULL AND c.{col} = x.code::bpchar)")
 
 PARCELS = f"""
 WITH pts AS (
@@ -192,7 +202,8 @@ SELECT gen_random_uuid(), x.code, v.name, v.project_name,
        coalesce(ST_Multi(ST_GeomFromText(x.attrs->>'geom', {_SRID})), par.geom), %(now)s, %(c)s
 FROM xchg.import_row x
 CROSS JOIN LATERAL jsonb_populate_record(NULL::cad.building, x.attrs - 'geom') v
-LEFT JOIN cad.parcel par ON par.valid_to IS NULL AND par.parcel_code = substr(x.code, 1, 19)
+LEFT JOIN cad.parcel par ON par.valid_to IS NULL
+    AND par.parcel_code = substr(x.code, 1, 19)::bpchar
 WHERE {_NEW.format(e='building', t='building', col='building_code')}
 """
 
@@ -207,9 +218,9 @@ SELECT gen_random_uuid(), x.code, v.floor_no, v.floor_label,
        coalesce(ST_Multi(ST_GeomFromText(x.attrs->>'geom', {_SRID})), b.geom), %(now)s, %(c)s
 FROM xchg.import_row x
 CROSS JOIN LATERAL jsonb_populate_record(NULL::cad.floor, x.attrs - 'geom') v
-JOIN cad.building b ON b.valid_to IS NULL AND b.building_code = x.code
+JOIN cad.building b ON b.valid_to IS NULL AND b.building_code = x.code::bpchar
 WHERE x.batch_id = %(b)s AND x.entity = 'floor' AND NOT EXISTS (SELECT 1 FROM cad.floor c
-    WHERE c.valid_to IS NULL AND c.building_code = x.code AND c.floor_no = v.floor_no)
+    WHERE c.valid_to IS NULL AND c.building_code = x.code::bpchar AND c.floor_no = v.floor_no)
 """
 
 UNITS = f"""
@@ -226,7 +237,8 @@ SELECT gen_random_uuid(), x.code, v.floor_no, coalesce(v.floor_count, 1), v.room
        %(now)s, %(c)s
 FROM xchg.import_row x
 CROSS JOIN LATERAL jsonb_populate_record(NULL::cad.unit, x.attrs - 'geom') v
-JOIN cad.building b ON b.valid_to IS NULL AND b.building_code = substr(x.code, 1, 24)
+JOIN cad.building b ON b.valid_to IS NULL
+    AND b.building_code = substr(x.code, 1, 24)::bpchar
 LEFT JOIN cad.floor f ON f.valid_to IS NULL AND f.building_code = b.building_code
     AND f.floor_no = v.floor_no
 WHERE {_NEW.format(e='unit', t='unit', col='unit_code')}

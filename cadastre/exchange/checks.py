@@ -19,14 +19,14 @@ if TYPE_CHECKING:
 R = "xchg.import_row"
 _PARCEL_KNOWN = (f"(EXISTS (SELECT 1 FROM {R} p WHERE p.batch_id = %(b)s AND p.entity = 'parcel' "
                  "AND p.code = substr({col}, 1, 19)) OR EXISTS (SELECT 1 FROM cad.parcel c "
-                 "WHERE c.valid_to IS NULL AND c.parcel_code = substr({col}, 1, 19)))")
+                 "WHERE c.valid_to IS NULL AND c.parcel_code = substr({col}, 1, 19)::bpchar))")
 _BUILDING_KNOWN = (f"(EXISTS (SELECT 1 FROM {R} p WHERE p.batch_id = %(b)s AND "
                    "p.entity = 'building' AND p.code = substr({col}, 1, 24)) OR EXISTS (SELECT 1 "
                    "FROM cad.building c WHERE c.valid_to IS NULL AND "
-                   "c.building_code = substr({col}, 1, 24)))")
+                   "c.building_code = substr({col}, 1, 24)::bpchar))")
 _UNIT_KNOWN = (f"(EXISTS (SELECT 1 FROM {R} p WHERE p.batch_id = %(b)s AND p.entity = 'unit' "
                "AND p.code = {col}) OR EXISTS (SELECT 1 FROM cad.unit c WHERE c.valid_to IS NULL "
-               "AND c.unit_code = {col}))")
+               "AND c.unit_code = {col}::bpchar))")
 
 # a staged party row ``x`` belongs to the staged right row ``r`` of its message: by the right's
 # id when the row names it (X_QLID), else by unit and certificate number
@@ -58,7 +58,7 @@ CHECKS: tuple[tuple[str, bool, str, str], ...] = (
      "p.batch_id = %(b)s AND p.entity = 'parcel' AND p.code = x.code)"),
     ("PARCEL_GEOMETRY_MISSING", False, "parcel", f"SELECT count(*) FROM {R} x WHERE "
      "x.batch_id = %(b)s AND x.entity = 'parcel' AND NOT EXISTS (SELECT 1 FROM cad.parcel c "
-     "WHERE c.valid_to IS NULL AND c.parcel_code = x.code) AND (SELECT count(*) FROM "
+     "WHERE c.valid_to IS NULL AND c.parcel_code = x.code::bpchar) AND (SELECT count(*) FROM "
      f"{R} p WHERE p.batch_id = %(b)s AND p.entity = 'parcel_point' AND p.code = x.code "
      "AND coalesce((p.attrs->>'ring_no')::int, 1) = 1) < 3"),
     ("RIGHT_ON_MISSING_UNIT", False, "right", f"SELECT count(*) FROM {R} x WHERE "
@@ -87,14 +87,15 @@ CHECKS: tuple[tuple[str, bool, str, str], ...] = (
 # (entity, SQL counting the staged rows the register already holds)
 EXISTING: dict[str, str] = {
     "parcel": f"SELECT count(*) FROM {R} x JOIN cad.parcel c ON c.valid_to IS NULL AND "
-              "c.parcel_code = x.code WHERE x.batch_id = %(b)s AND x.entity = 'parcel'",
+              "c.parcel_code = x.code::bpchar WHERE x.batch_id = %(b)s AND x.entity = 'parcel'",
     "building": f"SELECT count(*) FROM {R} x JOIN cad.building c ON c.valid_to IS NULL AND "
-                "c.building_code = x.code WHERE x.batch_id = %(b)s AND x.entity = 'building'",
+                "c.building_code = x.code::bpchar WHERE x.batch_id = %(b)s "
+                "AND x.entity = 'building'",
     "floor": f"SELECT count(*) FROM {R} x JOIN cad.floor c ON c.valid_to IS NULL AND "
-             "c.building_code = x.code AND c.floor_no = (x.attrs->>'floor_no')::int "
+             "c.building_code = x.code::bpchar AND c.floor_no = (x.attrs->>'floor_no')::int "
              "WHERE x.batch_id = %(b)s AND x.entity = 'floor'",
     "unit": f"SELECT count(*) FROM {R} x JOIN cad.unit c ON c.valid_to IS NULL AND "
-            "c.unit_code = x.code WHERE x.batch_id = %(b)s AND x.entity = 'unit'",
+            "c.unit_code = x.code::bpchar WHERE x.batch_id = %(b)s AND x.entity = 'unit'",
     "right": f"SELECT count(*) FROM {R} x WHERE x.batch_id = %(b)s AND x.entity = 'right' AND "
              "EXISTS (SELECT 1 FROM cad.right_record c WHERE c.right_id = x.right_id)",
     "party": f"SELECT count(*) FROM (SELECT DISTINCT name_hash, id_number_hash FROM {R} x "
