@@ -22,6 +22,9 @@ from cadastre.cases import workflow as wf
 from cadastre.cases.application import Application, PartyInput
 from cadastre.cases.model import Action
 from cadastre.cases.rules import RuleViolation
+from cadastre.certificates.issue import IssuingContext, electronic_copy
+from cadastre.certificates.signing import OfficeSigner
+from cadastre.certificates.verify import check_file
 from cadastre.codes import building_code_of
 from cadastre.settings import CasesSettings, Settings
 from tests.conftest import app_data_dir, client_for
@@ -187,6 +190,13 @@ def test_one_open_sale_per_unit_at_the_window(env) -> None:
 def test_transfer_case_end_to_end_changes_the_owner(env) -> None:
     url = env["url"]
     (unit,) = _owned_units(url, 1)
+    issuing = IssuingContext.from_settings(env["settings"])
+    with psycopg.connect(url) as conn:       # the seller holds an electronic certificate
+        (version,) = conn.execute(
+            "SELECT version_id FROM cad.right_record WHERE unit_code = %s AND kind = "
+            "'ownership' AND status = 1 AND valid_to IS NULL", (unit,)).fetchone()
+        seller_doc = electronic_copy(conn, issuing, version, actor="test")
+    assert seller_doc.status == "current"
     with client_for(url, env["settings"]) as client:
         token = client.post("/api/v1/auth/login", json={
             "username": "reg.case", "password": "registrar password"}).json()["access_token"]
@@ -225,6 +235,19 @@ def test_transfer_case_end_to_end_changes_the_owner(env) -> None:
               or x.get("version_id") == old[0].get("version_id")]
     assert closed and closed[0]["status"] == 2
     assert progress["stage"] == "archived" and "parties" not in progress
+    with psycopg.connect(url) as conn:     # 缮证 signed the buyer's certificate, 发证 issued it
+        docs = conn.execute(
+            "SELECT c.certificate_id, c.number, c.status, c.business_no, d.pdf "
+            "FROM cad.certificate c JOIN cad.certificate_document d USING (certificate_id) "
+            "WHERE c.unit_code = %s ORDER BY c.serial", (unit,)).fetchall()
+        assert [(d[2], d[3]) for d in docs] == [("superseded", seller_doc.business_no),
+                                                ("current", case_no)]
+        assert docs[0][1] == seller_doc.number and docs[1][1] == current[0]["certificate_no"]
+        check = check_file(conn, bytes(docs[1][4]), OfficeSigner(issuing.files).trust_roots)
+        assert check.signature.ok and check.status == "valid"
+        superseded_by = conn.execute("SELECT superseded_by FROM cad.certificate WHERE "
+                                     "certificate_id = %s", (docs[0][0],)).fetchone()[0]
+        assert superseded_by == case_no
     with psycopg.connect(url) as conn:
         actions = [r[0] for r in conn.execute(
             "SELECT action FROM audit.log WHERE target = %s ORDER BY seq", (case_no,))]

@@ -414,6 +414,9 @@ def test_unsupported_file_falls_back_to_osgconv(
         return read_osgb_native(path, report, data)
 
     monkeypatch.setattr(prod_mod, "read_osgb_native", picky)  # forked workers inherit it
+    # threads left by earlier tests (a Playwright session) would make the build spawn its
+    # workers, which would not inherit the patch: fork here
+    monkeypatch.setattr(prod_mod.threading, "active_count", lambda: 1)
     info = build_dataset(tmp_path / "d", prod, "fallback", workers=1)
     assert info.extra["osgconv_fallbacks"] == 1
     assert info.extra["fallback_files"] == [f"{f.name}: class osg::Example"]

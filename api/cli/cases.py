@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.audit import record_cli
-from cadastre.access.pii import audit_key, load_cipher
 from cadastre.cases import calendar as cal
 from cadastre.cases import catalogue, clock, queries
 from cadastre.cases import workflow as wf
@@ -37,7 +36,10 @@ LIGHT_STYLE = {"green": "green", "yellow": "yellow", "red": "bold red"}
 def _env() -> tuple[Any, str, wf.Keys]:
     s = get_settings()
     url = ensure_database(s).url
-    return s, url, wf.Keys(load_cipher(s), audit_key(s))
+    from cadastre.certificates.issue import IssuingContext
+
+    docs = IssuingContext.from_settings(s)       # 缮证/发证 sign electronic certificates
+    return s, url, wf.Keys(docs.cipher, docs.audit_key, docs)
 
 
 def _actor(name: str) -> wf.Actor:

@@ -96,7 +96,7 @@ class DayBody(BaseModel):
 
 
 def _keys(state: AppState) -> wf.Keys:
-    return wf.Keys(state.cipher, state.audit_key)
+    return wf.Keys(state.cipher, state.audit_key, state.issuing)
 
 
 def case_actor(who: Principal, name: str | None = None) -> wf.Actor:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from cadastre import audit
 from cadastre.access.pii import PiiCipher
 from cadastre.cases import application as appl
-from cadastre.cases import catalogue, clock, combined, entry, requirements, rules
+from cadastre.cases import catalogue, certify, clock, combined, entry, requirements, rules
 from cadastre.cases.model import CLOSED, MOVES, Action, PauseReason, Stage
 from cadastre.cases.numbers import case_number, office
 from cadastre.codes import county_of
@@ -31,6 +31,9 @@ from cadastre.qa import registration as registration_qa
 from cadastre.register.versions import new_change
 from cadastre.settings import CasesSettings
 from cadastre.sharing import events
+
+if TYPE_CHECKING:
+    from cadastre.certificates.issue import IssuingContext
 
 _QUERY_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -43,8 +46,13 @@ class CaseStateError(InvalidInput):
 
 @dataclass(frozen=True)
 class Keys:
+    """The keys a move needs; with ``documents`` (the office's signer), 缮证 renders and signs
+    the electronic certificates and 发证 issues them. Without it (the demo's history, tools that
+    only move stages) the stages move and owners get electronic copies on request later."""
+
     cipher: PiiCipher
     audit_key: bytes
+    documents: IssuingContext | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +274,15 @@ def advance(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor
             # 上报: the exchange message of this 登簿, queued in its transaction
             out["biz_msg_id"] = reporting.enqueue_registration(
                 conn, keys.cipher, case.county_code, case_no, out, now)
+            out["certificates_superseded"] = certify.supersede_closed(
+                conn, out["closed_right_ids"], case_no, now, actor=actor.actor,
+                key=keys.audit_key)
+        elif action is Action.PREPARE and keys.documents is not None:
+            out["certificates"] = certify.prepare(conn, keys.documents, case.case_id, case_no,
+                                                  actor=actor.actor)
+        elif action is Action.ISSUE and keys.documents is not None:
+            out["certificates"] = certify.issue(conn, keys.documents, case_no,
+                                                actor=actor.actor, at=now)
         _set_stage(conn, settings, case, move.target, now,
                    reason if move.needs_reason else None,
                    stops_clock=action in (Action.REGISTER, Action.CONCLUDE))
