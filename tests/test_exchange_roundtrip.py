@@ -66,3 +66,25 @@ def test_business_message_of_one_registration(small_district, test_settings, tmp
     assert any(r.table == "KTT_FW_H" for r in rows)
     assert any(r.table == "ZTT_GY_QLR" for r in rows)
     assert etree.parse(io.BytesIO(body)).docinfo.encoding == "UTF-8"
+
+
+def test_spatial_extract_follows_the_privacy_policy(small_district, tmp_path):
+    import pyogrio
+
+    from cadastre.access.privacy import Role
+    from cadastre.exchange.extract import write_gpkg
+
+    url = small_district("xgpkg_out")
+    with psycopg.connect(url) as conn:
+        public = write_gpkg(conn, tmp_path / "public.gpkg", Role.PUBLIC)
+        staff = write_gpkg(conn, tmp_path / "registrar.gpkg", Role.REGISTRAR)
+        units = conn.execute("SELECT count(*) FROM cad.unit WHERE valid_to IS NULL").fetchone()[0]
+    assert public == staff and public["unit"] == units and public["parcel"] > 0
+    layers = {name for name, _ in pyogrio.list_layers(tmp_path / "public.gpkg")}
+    assert layers == {"parcel", "building", "floor", "unit"}
+    pub = pyogrio.read_dataframe(tmp_path / "public.gpkg", layer="unit", max_features=5)
+    reg = pyogrio.read_dataframe(tmp_path / "registrar.gpkg", layer="unit", max_features=5)
+    assert "mortgaged" not in pub.columns and "mortgaged" in reg.columns
+    assert "unit_code" in pub.columns and pub.geometry.notna().all()
+    parcels = pyogrio.read_dataframe(tmp_path / "public.gpkg", layer="parcel", max_features=5)
+    assert "srid" not in parcels.columns and "right_nature" not in parcels.columns

@@ -98,6 +98,22 @@ def reject(batch_id: str, registrar: str = typer.Option(...),
     console.print("rejected")
 
 
+@exchange_app.command("extract")
+def extract(target: Path = typer.Argument(..., dir_okay=False),
+            role: str = typer.Option("public", help="the role whose fields the file carries")
+            ) -> None:
+    """The spatial layers (parcel, building, floor, unit) as a GeoPackage, with the fields the
+    role may see (the privacy policy)."""
+    from cadastre.access.privacy import Role
+    from cadastre.exchange.extract import write_gpkg
+
+    s = get_settings()
+    with connect(ensure_database(s).url) as conn:
+        counts = write_gpkg(conn, target, Role(role),
+                            progress=lambda layer, n: console.print(f"{layer}: {n}", end="\r"))
+    console.print(counts)
+
+
 @exchange_app.command("export")
 def export(target: Path = typer.Argument(..., dir_okay=False)) -> None:
     """The current register as a zip of exchange messages (one per parcel), with parties'
