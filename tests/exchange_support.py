@@ -203,7 +203,7 @@ def _easement(out: MessageSet, zd: str, n: int, encoding: str) -> int:
     return n
 
 
-def to_gpkg(ms: MessageSet, path) -> None:  # noqa: ANN001
+def to_gpkg(ms: MessageSet, path, driver: str = "GPKG") -> None:  # noqa: ANN001
     """The same rows as TD/T 1066 tables in a GeoPackage: parcels with their polygon (from the
     ZD_K_103 rows), buildings with theirs, every other table without geometry; text fields."""
     import geopandas as gpd
@@ -230,4 +230,9 @@ def to_gpkg(ms: MessageSet, path) -> None:  # noqa: ANN001
         elif table == "KTT_FW_ZRZ":
             geom = [wkt.loads(r["X_GEOM"]) for r in rows]
             df = gpd.GeoDataFrame(df.drop(columns=["X_GEOM"]), geometry=geom, crs="EPSG:4528")
-        pyogrio.write_dataframe(df, path, layer=table, driver="GPKG")
+        if driver in ("GPKG", "OpenFileGDB"):
+            pyogrio.write_dataframe(df, path, layer=table, driver=driver)
+        else:                     # a folder of shapefiles (.dbf alone for plain tables)
+            path.mkdir(exist_ok=True)
+            pyogrio.write_dataframe(df, path / f"{table}.{'shp' if 'geometry' in df else 'dbf'}",
+                                    driver="ESRI Shapefile", encoding="UTF-8")

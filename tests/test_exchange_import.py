@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import uuid
+import zipfile
 from pathlib import Path
 
 import psycopg
@@ -185,18 +186,31 @@ def test_bad_input_is_refused_and_writes_nothing(fresh_db, test_settings, tmp_pa
         assert conn.execute("SELECT count(*) FROM xchg.import_row").fetchone()[0] == 0
 
 
-def test_geopackage_tables_give_the_same_register(make_db, test_settings, tmp_path,
+def test_table_files_give_the_same_register(make_db, test_settings, tmp_path,
                                                   message_set):
     from tests.exchange_support import to_gpkg
 
     gpkg = tmp_path / "tables.gpkg"
     to_gpkg(message_set, gpkg)
+    shp = tmp_path / "shp"
+    to_gpkg(message_set, shp, driver="ESRI Shapefile")
+    shp_zip = io.BytesIO()
+    with zipfile.ZipFile(shp_zip, "w") as zf:
+        for f in sorted(shp.iterdir()):
+            zf.write(f, f"tables/{f.name}")
+    gdb = tmp_path / "tables.gdb"
+    to_gpkg(message_set, gdb, driver="OpenFileGDB")
+    gdb_zip = io.BytesIO()
+    with zipfile.ZipFile(gdb_zip, "w") as zf:
+        for f in sorted(gdb.iterdir()):
+            zf.write(f, f"tables.gdb/{f.name}")
     prints = []
-    for name, data in (("set.zip", message_set.zip_bytes()), ("tables.gpkg", gpkg.read_bytes())):
+    for name, data in (("set.zip", message_set.zip_bytes()), ("tables.gpkg", gpkg.read_bytes()),
+                       ("shp.zip", shp_zip.getvalue()), ("gdb.zip", gdb_zip.getvalue())):
         url = make_db("xgpkg")
         bid, report = run_import(url, test_settings, data, name, tmp_path / f"up-{name}")
         assert report["status"] == "validated", (name, report["errors"])
         accept(url, test_settings, bid)
         with psycopg.connect(url) as conn:
             prints.append(register_fingerprint(conn))
-    assert prints[0] == prints[1]
+    assert prints[0] == prints[1] == prints[2] == prints[3]

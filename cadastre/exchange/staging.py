@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from cadastre.access.pii import PiiCipher
 from cadastre.errors import NotFound
 from cadastre.exchange import checks, schema
 from cadastre.exchange.reader import ExchangeFormatError, Head, Row, read_file
-from cadastre.exchange.tables import is_gpkg, read_gpkg
+from cadastre.exchange.tables import is_gpkg, ogr_zip_source, read_gpkg, read_ogr
 from cadastre.exchange.values import convert, message_of, right_id_of
 from cadastre.jobs import JobTracker
 from cadastre.store.db import connect
@@ -156,6 +156,15 @@ def validate_batch(url: str, bid: uuid.UUID, cipher: PiiCipher,
     return _validate(url, bid, cipher, progress or (lambda p, w: None))
 
 
+def _items(path: Path) -> Iterator[Head | Row]:
+    """Rows of the upload: XML messages (a file or a zip of them), a GeoPackage, or a zip of
+    shapefiles / a File Geodatabase."""
+    if is_gpkg(path):
+        return read_gpkg(path)
+    source = ogr_zip_source(path)
+    return read_ogr(source) if source else read_file(path)
+
+
 def _validate(url: str, bid: uuid.UUID, cipher: PiiCipher, step: Progress) -> dict[str, Any]:
     with connect(url) as conn:
         batch = get_batch(conn, bid)
@@ -169,7 +178,7 @@ def _validate(url: str, bid: uuid.UUID, cipher: PiiCipher, step: Progress) -> di
         size = max(path.stat().st_size, 1)
         step(0.02, "reading")
         try:
-            for item in (read_gpkg(path) if is_gpkg(path) else read_file(path)):
+            for item in _items(path):
                 if isinstance(item, Head):
                     _head_issues(item, issues)
                     continue

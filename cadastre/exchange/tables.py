@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -45,6 +46,29 @@ def is_gpkg(path: Path) -> bool:
         return fh.read(16) == SQLITE_MAGIC
 
 
+def ogr_zip_source(path: Path) -> str | None:
+    """A zip holding shapefiles (SHP+DBF) or a File Geodatabase: the GDAL path to read it by
+    (``/vsizip/``), else None."""
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+    gdb = sorted({n.split(".gdb/")[0] + ".gdb" for n in names if ".gdb/" in n})
+    if gdb:
+        return f"/vsizip/{{{path}}}/{gdb[0]}"    # braces: the archive has no .zip suffix
+    if any(n.lower().endswith((".shp", ".dbf")) for n in names):
+        folders = {str(Path(n).parent) for n in names if n.lower().endswith((".shp", ".dbf"))}
+        sub = sorted(folders)[0]
+        return f"/vsizip/{{{path}}}" + ("" if sub == "." else f"/{sub}")
+    return None
+
+
+def read_ogr(source: str) -> Iterator[Head | Row]:
+    """The rows of every table layer of a GDAL data source (a zipped shapefile set or File
+    Geodatabase, read through ``/vsizip/``)."""
+    yield from _read_layers(source)
+
+
 def read_gpkg(path: Path) -> Iterator[Head | Row]:
     """The rows of every table layer (``path`` may lack the .gpkg suffix: a stored upload)."""
     if path.suffix.lower() != ".gpkg":
@@ -53,11 +77,15 @@ def read_gpkg(path: Path) -> Iterator[Head | Row]:
             link.symlink_to(path.resolve())
             yield from read_gpkg(link)
         return
+    yield from _read_layers(path)
+
+
+def _read_layers(path: Path | str) -> Iterator[Head | Row]:
     try:
         layers = [name for name, _ in pyogrio.list_layers(path)]
     except Exception as exc:   # GDAL's errors are DataSourceError, DataLayerError, …
-        raise ExchangeFormatError("GPKG_UNREADABLE", "无法读取该 GeoPackage / the GeoPackage "
-                                  "cannot be read") from exc
+        raise ExchangeFormatError("TABLES_UNREADABLE", "无法读取该数据库文件（GeoPackage、"
+                                  "Shapefile、File GDB）/ the table file cannot be read") from exc
     for layer in layers:
         table = layer.upper()
         info = pyogrio.read_info(path, layer=layer)
