@@ -181,10 +181,12 @@ BLOCKING = frozenset(("REG_TWO_OWNERSHIPS", "REG_MORTGAGE_WITHOUT_BASE",
 
 
 def _fill(sql: str, flt: str) -> str:
+    # a case's units: over a scope, any of them in it; at 登簿, overlapping the case's (GIN)
+    cases = ("c.unit_codes && %(units)s::char(28)[]" if flt == CASE_FILTER else
+             "EXISTS (SELECT 1 FROM unnest(c.unit_codes) u(code) WHERE "
+             + flt.format(col="u.code") + ")")
     return sql.format(r_units=flt.format(col="r.unit_code"),
-                      c_units=flt.format(col="c.unit_code"),
-                      case_units=("EXISTS (SELECT 1 FROM unnest(c.unit_codes) u(code) WHERE "
-                                  + flt.format(col="u.code") + ")"))
+                      c_units=flt.format(col="c.unit_code"), case_units=cases)
 
 
 REGISTRATION_RULES: tuple[Rule, ...] = tuple(
