@@ -18,7 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from cadastre.access.pii import PiiCipher
-from cadastre.errors import NotFound
+from cadastre.errors import InvalidInput, NotFound
 from cadastre.exchange import checks, schema
 from cadastre.exchange.reader import ExchangeFormatError, Head, Row, read_file
 from cadastre.exchange.tables import is_gpkg, ogr_zip_source, read_gpkg, read_ogr
@@ -42,6 +42,10 @@ BATCH_KEYS = ("batch_id", "filename", "sha256", "size_bytes", "srid", "status", 
 def create_batch(conn: psycopg.Connection, upload: StoredUpload, filename: str,
                  submitted_by: str, srid: int = DEFAULT_SRID,
                  job_id: uuid.UUID | None = None) -> uuid.UUID:
+    if srid in (0, 3857, 4326, 4490) or conn.execute(
+            "SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (srid,)).fetchone() is None:
+        raise InvalidInput("SRID_UNSUPPORTED", "坐标系须为已知的投影坐标系 / the coordinates must be "
+                           "in a known projected CRS")
     bid = uuid.uuid4()
     conn.execute(
         "INSERT INTO xchg.import_batch (batch_id, filename, content_sha256, size_bytes, "
