@@ -44,8 +44,8 @@ def create_batch(conn: psycopg.Connection, upload: StoredUpload, filename: str,
                  job_id: uuid.UUID | None = None) -> uuid.UUID:
     if srid in (0, 3857, 4326, 4490) or conn.execute(
             "SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (srid,)).fetchone() is None:
-        raise InvalidInput("SRID_UNSUPPORTED", "坐标系须为已知的投影坐标系 / the coordinates must be "
-                           "in a known projected CRS")
+        raise InvalidInput("SRID_UNSUPPORTED", "坐标系须为已知的投影坐标系 / the coordinates "
+                           "must be in a known projected CRS")
     bid = uuid.uuid4()
     conn.execute(
         "INSERT INTO xchg.import_batch (batch_id, filename, content_sha256, size_bytes, "
