@@ -16,7 +16,7 @@ from api.auth import require
 from api.state import app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
-from cadastre.errors import NotFound
+from cadastre.errors import CadastreError, NotFound
 from cadastre.exchange import apply
 from cadastre.exchange.staging import DEFAULT_SRID, create_batch, get_batch, get_report
 from cadastre.jobs import create_job, get_job, set_payload
@@ -44,11 +44,16 @@ def submit(request: Request, file: UploadFile = File(...),
            who: Principal = Depends(REGISTRAR)) -> dict[str, Any]:
     state = app_state(request)
     upload = store_upload(file.file, state.settings.data_dir / "uploads")
-    with state.sync_pool.connection() as conn, conn.transaction():
-        job_id = create_job(conn, "exchange_import", _actor(who))
-        bid = create_batch(conn, upload, file.filename or "upload", _actor(who), srid, job_id)
-        set_payload(conn, job_id, {"batch_id": str(bid)})       # a worker validates it
-        record_sync(request, who, "import.submit", str(bid), 1, conn=conn)
+    try:
+        with state.sync_pool.connection() as conn, conn.transaction():
+            job_id = create_job(conn, "exchange_import", _actor(who))
+            bid = create_batch(conn, upload, file.filename or "upload", _actor(who), srid,
+                               job_id)
+            set_payload(conn, job_id, {"batch_id": str(bid)})       # a worker validates it
+            record_sync(request, who, "import.submit", str(bid), 1, conn=conn)
+    except CadastreError:
+        upload.discard()            # uploads are atomic: no row, no file
+        raise
     return {"batch_id": str(bid), "job_id": str(job_id), "status": "received",
             "sha256": upload.sha256}
 
