@@ -127,9 +127,17 @@ BOMB = ('<?xml version="1.0"?><!DOCTYPE Message [<!ENTITY a "aaaaaaaaaa">'
                   for i in range(8))
         + ']><Message><Head/><Data><KTT_ZDJBXX ZDDM="&a7;"/></Data></Message>')
 
+
+def _cut_in_character() -> bytes:
+    """A UTF-8 message cut between the bytes of a Chinese character."""
+    body = GOOD.format(rows=PARCEL.replace('QLLX="3"', 'QLLX="3" ZL="西湖区文三路"')).encode()
+    return body[:body.index("文".encode()) + 1]
+
+
 BAD = {
     "malformed": (GOOD.format(rows=PARCEL + "<KTT_FW_H></KTT_FW_C>"), "XML_MALFORMED"),
     "truncated": (GOOD.format(rows=PARCEL + BUILDING + UNIT + RIGHT)[:-60], "XML_TRUNCATED"),
+    "truncated_in_a_character": (_cut_in_character(), "XML_TRUNCATED"),
     "bomb": (BOMB, "XML_DTD_FORBIDDEN"),
     "external_entity": ('<?xml version="1.0"?><!DOCTYPE m [<!ENTITY x SYSTEM '
                         '"file:///etc/passwd">]><Message><Head/><Data><KTT_ZDJBXX ZL="&x;"/>'

@@ -179,12 +179,12 @@ def _syntax(exc: etree.XMLSyntaxError, name: str, truncated: bool) -> ExchangeFo
     if "entity" in text or "doctype" in text:
         return _fail("XML_DTD_FORBIDDEN", "报文不得包含 DTD 或实体声明",
                      "a message must not declare a DTD or entities", file=name, line=line)
+    if truncated:
+        return _fail("XML_TRUNCATED", "报文不完整（文件被截断）", "the message is truncated",
+                     file=name, line=line)
     if "encoding" in text or "codec" in text or "utf-8" in text:
         return _fail("XML_ENCODING", "报文编码无法识别（应为 UTF-8 或 GBK 并在声明中注明）",
                      "unreadable encoding (UTF-8, or GBK declared in the XML declaration)",
-                     file=name, line=line)
-    if truncated:
-        return _fail("XML_TRUNCATED", "报文不完整（文件被截断）", "the message is truncated",
                      file=name, line=line)
     return _fail("XML_MALFORMED", "报文不是格式正确的 XML", "the message is not well-formed XML",
                  file=name, line=line)
