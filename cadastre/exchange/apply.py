@@ -116,7 +116,7 @@ def _write(conn: psycopg.Connection, bid: uuid.UUID, change: int, srid: int,
     out["right"] = run("right", RIGHTS)
     for table in sorted(set(DETAIL_TABLE.values())):
         kinds = [k for k, t in DETAIL_TABLE.items() if t == table]
-        run(table, 
+        run(table,
             f"INSERT INTO {table} SELECT (jsonb_populate_record(NULL::{table}, x.attrs || "
             "jsonb_build_object('right_version_id', r.version_id, 'cancelled_right_id', "
             "coalesce(x.attrs->>'cancelled_right_id', x.right_id::text)))).* "
