@@ -19,6 +19,7 @@ from api.guards import HeadAsGet, RequestGuard, SecurityHeaders
 from api.httpcache import ValidatedGZip
 from api.jobs import WorkerThreads
 from api.ratelimit import RateLimitMiddleware
+from api.reads import ReadRouter, read_urls
 from api.routers import (
     assets,
     audit,
@@ -64,7 +65,9 @@ async def _configure(conn) -> None:  # type: ignore[no-untyped-def]
 
 async def _invalidation_listener(state: AppState) -> None:
     """Drop cached tiles as soon as the database says data changed (LISTEN/NOTIFY), and sweep
-    the queue every few seconds in case a notification was missed."""
+    the queue every few seconds in case a notification was missed. Every worker process
+    listens: the one that drains the queue deletes the files of the shared disk cache, and
+    every one forgets what it derived from the old data (``AppState.data_changed``)."""
     import psycopg
 
     cache, url = state.tile_cache, state.database_url
@@ -77,8 +80,12 @@ async def _invalidation_listener(state: AppState) -> None:
                     while True:
                         entries, _ = await asyncio.to_thread(cache.drain_queue, drain_conn)
                         if entries:
-                            state.tile_epoch += 1
+                            state.data_changed()
+                        if state.reads.fence is None:   # replicas again once past the change
+                            state.reads.set_fence(await state.reads.primary_lsn())
                         async for _note in aconn.notifies(timeout=5.0):
+                            state.reads.hold()
+                            state.data_changed()   # renders in flight may predate the change
                             break
         except asyncio.CancelledError:
             raise
@@ -88,14 +95,21 @@ async def _invalidation_listener(state: AppState) -> None:
 
 
 async def _scheduled_qa(state: AppState) -> None:
-    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``: a queued job like a manual run."""
+    """District-wide QA every ``CADASTRE_QA_SCHEDULE_HOURS``: a queued job like a manual run,
+    once per period whichever of several worker processes (or hosts) gets there first."""
     from cadastre.jobs import create_job
 
     settings, url = state.settings, state.database_url
 
     def enqueue() -> None:
         with connect(url) as conn:
-            create_job(conn, "qa_run", "schedule", {"actor": "schedule"})
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('cadastre scheduled qa'))")
+            recent = conn.execute(
+                "SELECT 1 FROM cad.job WHERE kind = 'qa_run' AND created_by = 'schedule' "
+                "AND created_at > now() - make_interval(secs => %s)",
+                (settings.qa.schedule_hours * 1800,)).fetchone()
+            if recent is None:
+                create_job(conn, "qa_run", "schedule", {"actor": "schedule"})
             conn.commit()
 
     while True:
@@ -121,19 +135,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             clock.ensure_current(conn, settings.cases)
             conn.commit()
         db = settings.database
+        conn_kwargs = {"options": f"-c statement_timeout={db.statement_timeout_ms}",
+                       "autocommit": True, "application_name": "cadastre-api",
+                       "connect_timeout": db.connect_timeout_s}
         pool = AsyncConnectionPool(
             url,
             min_size=db.pool_min,
             max_size=db.pool_max,
-            kwargs={"options": f"-c statement_timeout={db.statement_timeout_ms}",
-                    "autocommit": True, "application_name": "cadastre-api",
-                    "connect_timeout": db.connect_timeout_s},
+            kwargs=conn_kwargs,
             configure=_configure,
             check=AsyncConnectionPool.check_connection,   # no broken connection after an outage
             timeout=db.pool_timeout_s,
             open=False,
         )
         await pool.open(wait=True, timeout=30)
+        reads = ReadRouter.create(pool, read_urls(settings), db.read_max_lag_s,
+                                  db.read_check_interval_s, conn_kwargs, _configure)
+        await reads.open()
         # for plain `def` routes (blocking work runs in FastAPI's thread pool)
         sync_pool = ConnectionPool(url, min_size=0, max_size=4, open=True,
                                    timeout=db.pool_timeout_s,
@@ -146,7 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             workers=WorkerThreads(settings, url, settings.api.job_workers).start(),
             dispatcher=Dispatcher(url, settings).start() if settings.api.deliveries else None,
             tile_cache=TileCache(settings.data_dir / "cache" / "tiles",
-                                 enabled=settings.tiles.cache))
+                                 enabled=settings.tiles.cache),
+            reads=reads)
         install_state(app, state)
         # the office's signing key and certificate: the local CA's are made on first start;
         # configured files that are missing stop the start here
@@ -164,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if state.dispatcher:
                 state.dispatcher.stop()
             sync_pool.close()
+            await reads.close()
             await pool.close()
 
     app = FastAPI(

@@ -14,7 +14,9 @@ own limits (``CADASTRE_RATE_LIMIT_*``), decided by the route they reach, never b
 - ``api``: everything else.
 
 An empty bucket answers ``429 RATE_LIMITED`` with ``Retry-After`` (seconds) before routing. The
-state is in memory, per worker process. The client address is the connection's peer; only a
+buckets are in memory, per worker process, or, with several workers
+(``CADASTRE_RATE_LIMIT_STORE``), in the database every worker shares (``api.sharedlimit``).
+The client address is the connection's peer; only a
 proxy listed in ``CADASTRE_TRUSTED_PROXIES`` may replace it with ``X-Forwarded-For`` (uvicorn's
 proxy-headers middleware, installed by ``api.app`` from that setting; ``cadastre serve`` turns
 uvicorn's own, which trusts 127.0.0.1 by default, off).
@@ -23,16 +25,23 @@ uvicorn's own, which trusts 127.0.0.1 by default, off).
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from psycopg_pool import PoolTimeout
 from starlette.routing import compile_path
 
 from api.problems import send_problem
+from api.sharedlimit import SharedBuckets
+from api.state import maybe_state
 from cadastre.errors import CadastreError
 from cadastre.settings import ApiSettings
+
+log = logging.getLogger("api.ratelimit")
 
 
 class RateLimited(CadastreError):
@@ -48,6 +57,7 @@ class RateLimited(CadastreError):
         self.headers = {"Retry-After": str(self.retry_after)}
 
 
+SHARED_RETRY_S = 10.0           # after a failure of the shared buckets, in-process ones this long
 RATE_CLASS = "x-rate-limit"     # the OpenAPI extension a route declares its class with
 CLASSES = ("auth", "search", "tiles", "api")
 
@@ -159,23 +169,45 @@ class RateLimitMiddleware:
                        "auth": settings.rate_limit_auth_per_minute}
         self.classes = RouteClasses()
         self.buckets = TokenBuckets()
+        self.shared = settings.shared_rate_limits
+        self._shared: SharedBuckets | None = None
+        self._shared_down_until = 0.0
 
     def check(self, scope: dict[str, Any]) -> float:
         """0 if the request may proceed, else seconds to wait (takes the tokens)."""
-        kind = self.classes.of(scope)
-        limit = self.limits[kind]
+        kind, names = self._keys(scope)
         now = time.monotonic()
-        keys = [("ip:" + client_address(scope), kind)]
+        return max(self.buckets.take((n, kind), self.limits[kind], now) for n in names)
+
+    def _keys(self, scope: dict[str, Any]) -> tuple[str, list[str]]:
+        names = ["ip:" + client_address(scope)]
         cred = _credential(dict(scope.get("headers", ())))
         if cred:
-            keys.append(("cred:" + cred, kind))
-        return max(self.buckets.take(k, limit, now) for k in keys)
+            names.append("cred:" + cred)
+        return self.classes.of(scope), names
+
+    async def check_shared(self, scope: dict[str, Any]) -> float:
+        """``check`` against the buckets every worker shares; in-process ones if the database
+        does not answer (or before the app's state exists)."""
+        state = maybe_state(scope.get("app"))
+        if state is None or time.monotonic() < self._shared_down_until:
+            return self.check(scope)
+        if self._shared is None:
+            self._shared = SharedBuckets(state.lockout_key)
+        kind, names = self._keys(scope)
+        try:
+            return await self._shared.take(state.pool, names, kind, self.limits[kind])
+        except (psycopg.Error, PoolTimeout):
+            # not again for a while: an outage must not add a pool timeout to every request
+            self._shared_down_until = time.monotonic() + SHARED_RETRY_S
+            log.warning("shared rate limits unavailable; limiting in this process")
+            return self.check(scope)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not self.enabled or scope["type"] != "http" or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        wait = self.check(scope)
+        wait = await self.check_shared(scope) if self.shared else self.check(scope)
         if wait <= 0:
             await self.app(scope, receive, send)
             return

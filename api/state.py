@@ -21,6 +21,7 @@ from tiles.cache import TileCache
 
 if TYPE_CHECKING:
     from api.jobs import WorkerThreads
+    from api.reads import ReadRouter
     from cadastre.certificates.issue import IssuingContext
     from cadastre.query.ogc import Extent
     from cadastre.sharing.delivery import Dispatcher
@@ -36,11 +37,20 @@ class AppState:
     workers: WorkerThreads             # queue workers of this process (cadastre.jobs)
     dispatcher: Dispatcher | None      # event deliveries of this process (cadastre.sharing)
     tile_cache: TileCache
+    reads: ReadRouter                  # public reads and tiles: replicas, else the primary
     tile_epoch: int = 0                # bumped whenever cached tiles were dropped
     # short-lived caches: (monotonic time, value)
     health: tuple[float, dict[str, Any]] | None = None
     ogc_extents: dict[str, tuple[float, Extent]] = field(default_factory=dict)
     data_bounds: list[float] | None = None
+
+    def data_changed(self) -> None:
+        """The register changed (this or another worker process said so): tiles rendered from
+        before are not cached, and the short-lived caches derived from the data are dropped."""
+        self.tile_epoch += 1
+        self.health = None
+        self.ogc_extents.clear()
+        self.data_bounds = None
 
     @cached_property
     def cipher(self) -> PiiCipher:

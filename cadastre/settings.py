@@ -10,7 +10,7 @@ import os
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +54,12 @@ class DatabaseSettings(_Base):
     # before it answers 503 DATABASE_UNREACHABLE (a stopped database must not hang requests)
     pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
     connect_timeout_s: int = Field(default=3, ge=1, le=60)
+    # read replicas (issue 18): public reads and public tiles go to a replica whose replay lag
+    # is within read_max_lag_s, else to the primary. External replicas: CADASTRE_READ_URLS
+    # (a JSON list); the embedded cluster's (`cadastre db replica add`) are found by themselves.
+    read_urls: list[SecretStr] = Field(default_factory=list)
+    read_max_lag_s: float = Field(default=5.0, gt=0, le=3600)
+    read_check_interval_s: float = Field(default=0.5, gt=0, le=60)
     # embedded cluster tuning
     embedded_shared_buffers: str = "256MB"
     embedded_port: int | None = Field(default=None, description="fixed port; default: a free one")
@@ -81,8 +87,11 @@ class ApiSettings(_Base):
     log_level: str = "WARNING"
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     # Anti-enumeration (CADASTRE_RATE_LIMIT_*): token buckets per client address and per
-    # credential, in memory per worker process. Requests per minute by kind of path.
+    # credential. Requests per minute by kind of path. Where the buckets live: ``memory`` (per
+    # worker process), ``database`` (auth.rate_bucket, one limit for every worker and host),
+    # ``auto`` (the database when more than one worker serves)
     rate_limit_enabled: bool = True
+    rate_limit_store: Literal["auto", "memory", "database"] = "auto"
     rate_limit_per_minute: int = Field(default=600, ge=1, description="general API")
     rate_limit_tiles_per_minute: int = Field(default=3000, ge=1,
                                              description="tiles, glyphs, styles, viewer files")
@@ -102,6 +111,12 @@ class ApiSettings(_Base):
     login_max_failures: int = Field(default=5, ge=1)
     login_max_client_failures: int = Field(default=20, ge=1)
     login_lockout_minutes: int = Field(default=15, ge=1)
+
+    @property
+    def shared_rate_limits(self) -> bool:
+        """Whether the rate-limit buckets are kept in the database (see ``rate_limit_store``)."""
+        return self.rate_limit_store == "database" or (
+            self.rate_limit_store == "auto" and self.workers > 1)
 
 
 class TileSettings(_Base):

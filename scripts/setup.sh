@@ -60,6 +60,9 @@ PKGS=(
 if [ "$TEST" -eq 1 ]; then PKGS+=(chromium); fi   # viewer tests: Playwright drives Debian's chromium
 # certificate tests: poppler's pdfsig, and certutil for the trust store it reads
 if [ "$TEST" -eq 1 ]; then PKGS+=(poppler-utils libnss3-tools); fi
+# scaling tests: nginx in front of the server (a subprocess with its own prefix, never the
+# system service)
+if [ "$TEST" -eq 1 ]; then PKGS+=(nginx-light); fi
 # node + npm: the viewer's packages (and for the tests the validators they run: gltf-validator, …)
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

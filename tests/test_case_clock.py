@@ -200,3 +200,34 @@ def test_withdrawn_case_is_closed(env) -> None:
         row = conn.execute("SELECT stage, closed_at IS NOT NULL FROM reg.case WHERE case_no = %s",
                            (no,)).fetchone()
     assert row == ("withdrawn", True)
+
+
+def test_dashboard_figures_equal_a_direct_computation(demo_url: str) -> None:
+    """The supervision dashboard's completed-case figures (count, on time, average and p90
+    working days from counts per value) equal the same figures computed here from the rows."""
+    import numpy as np
+
+    now = datetime.now(tz=CST)
+    since = now - timedelta(days=365)
+    with psycopg.connect(demo_url) as conn:
+        got = queries.stats(conn, CasesSettings(), [], since, now, now)
+        rows = conn.execute(
+            "SELECT county_code, business_type, working_days_used, registered_at <= due_at "
+            "FROM reg.case WHERE registered_at >= %s AND registered_at < %s",
+            (since, now)).fetchall()
+    groups: dict[tuple[str, int], list] = {}
+    for county, bt, wd, on_time in rows:
+        groups.setdefault((county.strip(), bt), []).append((wd, bool(on_time)))
+    done = {(r["county_code"], r["business_type"]): r for r in got["rows"] if r["completed"]}
+    assert len(rows) > 100 and set(done) == set(groups)
+    for key, cases in groups.items():
+        values = [wd for wd, _ in cases if wd is not None]
+        r = done[key]
+        assert r["completed"] == len(cases)
+        assert r["on_time"] == sum(1 for _, ok in cases if ok)
+        if values:
+            assert r["avg_workdays"] == pytest.approx(round(float(np.mean(values)), 2), abs=0.006)
+            assert r["p90_workdays"] == pytest.approx(
+                round(float(np.percentile(values, 90)), 2), abs=0.006)
+        else:
+            assert r["avg_workdays"] is None and r["p90_workdays"] is None

@@ -43,9 +43,11 @@ def _register_subcommands() -> None:
     import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
     import api.cli.handover  # noqa: F401  (adds `cases batch-handover` to cases_app)
     import api.cli.quality  # noqa: F401  (adds `qa sample-cases/check-case/bulletin`)
+    import api.cli.replicas  # noqa: F401  (adds `db replica …` to db_app)
     from api.cli.audit import audit_app
     from api.cli.cases import calendar_app, cases_app
     from api.cli.certificates import certificates_app
+    from api.cli.deploy import deploy_app
     from api.cli.exchange import exchange_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
@@ -69,6 +71,7 @@ def _register_subcommands() -> None:
     app.add_typer(subscriptions_app, name="subscriptions")
     app.add_typer(certificates_app, name="certificates")
     app.add_typer(exchange_app, name="exchange")
+    app.add_typer(deploy_app, name="deploy")
 
 
 def _settings() -> Settings:
@@ -337,20 +340,30 @@ def serve(
     port: int | None = typer.Option(None, help="default from CADASTRE_PORT (8000)"),
     workers: int | None = typer.Option(None, help="uvicorn worker processes"),
 ) -> None:
-    """Run the HTTP server (database started and migrated first)."""
+    """Run the HTTP server (database started and migrated first). With ``--workers N`` (or
+    CADASTRE_WORKERS) N processes share the port; rate limits and lockouts are then kept in the
+    database and cached tiles invalidated in every process (LISTEN/NOTIFY)."""
     import uvicorn
+
+    from api.serving import log_config
 
     s = _settings()
     _warn_unknown_settings()
     ensure_database(s)
+    if s.embedded:   # its read replicas too (`cadastre db replica add`)
+        from cadastre.store.replicas import start_all
+
+        start_all(embedded_cluster(s))
     host = host or s.api.host
     port = port or s.api.port
+    n = workers or s.api.workers
+    os.environ["CADASTRE_WORKERS"] = str(n)   # the worker processes read their settings anew
     console.print(f"serving on http://{host}:{port}  ·  地图 / viewer: http://{host}:{port}/"
-                  f"  ·  API: http://{host}:{port}/docs")
+                  f"  ·  API: http://{host}:{port}/docs" + (f"  ·  {n} workers" if n > 1 else ""))
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app
     # believes it only from CADASTRE_TRUSTED_PROXIES (api.app)
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port,
-                workers=workers or s.api.workers, log_level="info", proxy_headers=False)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=n,
+                log_level="info", proxy_headers=False, log_config=log_config(n))
 
 
 # ---------------------------------------------------------------------------- worker

@@ -103,8 +103,8 @@ async def search(
     cursor: str | None = Query(None, description="上一页返回的 next / the previous page's next"),
 ) -> dict[str, Any]:
     query = S.parse_query(q, kind, limit, cursor)
-    async with app_state(request).pool.connection() as conn:
-        page = await S.search(conn, query, who.counties)
+    page = await app_state(request).reads.run(lambda conn: S.search(conn, query, who.counties),
+                                              replica=who.role is Role.PUBLIC)
     items = [_item(who, h) for h in page.hits]
     # the query text may hold personal data (an address someone typed): not logged
     await record(request, who, "search", result_count=len(items))
@@ -126,8 +126,8 @@ async def here(
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180
             and -85 <= lat <= 85):
         raise PointInvalid(message="经纬度超出范围 / lon must be -180..180 and lat -85..85")
-    async with app_state(request).pool.connection() as conn:
-        found = await F.here(conn, lon, lat, floor)
+    found = await app_state(request).reads.run(lambda conn: F.here(conn, lon, lat, floor),
+                                               replica=who.role is Role.PUBLIC)
     parcel = found.parcel
     if parcel is not None and not who.in_scope(parcel.record["parcel_code"]):
         parcel = None

@@ -47,7 +47,7 @@ async def health(request: Request,
                  who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
     """``{"status": "ok"}`` when the database answers (503 ``DATABASE_UNREACHABLE`` with
     Retry-After when it does not). Staff tokens also get the PostgreSQL/PostGIS versions, schema
-    version, database size and registry row counts."""
+    version, database size, registry row counts and the read replicas' state (healthy, lag)."""
     state = app_state(request)
     async with state.pool.connection() as conn:   # bounded by the pool timeout
         await _scalar(conn, "SELECT 1")
@@ -59,4 +59,4 @@ async def health(request: Request,
             state.health = cached
     info = state.server_info
     return {"status": "ok", "postgresql": info.server_version, "postgis": info.postgis_version,
-            **cached[1]}
+            **cached[1], "read_replicas": state.reads.describe()}

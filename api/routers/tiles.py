@@ -107,8 +107,8 @@ async def vector_tile(
     tile = cache.get(role.value, key, req.z, req.x, req.y)
     if tile is None:
         epoch = state.tile_epoch
-        async with state.pool.connection() as conn:
-            mvt = await render_async(conn, chosen, role, req)
+        mvt = await state.reads.run(lambda conn: render_async(conn, chosen, role, req),
+                                    replica=role is Role.PUBLIC)
         if epoch == state.tile_epoch:   # no invalidation ran while we rendered
             tile = cache.put(role.value, key, req.z, req.x, req.y, mvt)
         else:   # an invalidation ran meanwhile: serve it, don't cache a possibly stale tile

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -269,7 +269,11 @@ def _developers(conn: psycopg.Connection, parcel_code: str) -> tuple[uuid.UUID, 
 def run_batch(url: str, settings: CasesSettings, keys: wf.Keys, batch_id: uuid.UUID,
               actor: wf.Actor, progress: Progress | None = None,
               now: datetime | None = None) -> Totals:
-    """Hand the project over (resuming after what an earlier attempt finished)."""
+    """Hand the project over (resuming after what an earlier attempt finished). The cases stop
+    at 缮证 with their numbers reserved; the signed documents of a whole project are made by a
+    certificates batch in worker processes (``cadastre certificates issue --all``), not one by
+    one inside these chunks."""
+    keys = replace(keys, documents=None)
     with connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT parcel_codes FROM reg.handover_batch WHERE batch_id = %s",
                            (batch_id,)).fetchone()

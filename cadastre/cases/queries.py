@@ -166,16 +166,31 @@ WITH running AS (
     WHERE c.registered_at IS NULL AND c.closed_at IS NULL AND c.clock_from IS NOT NULL
       AND (%(counties)s::char(6)[] = '{{}}' OR c.county_code = ANY(%(counties)s::char(6)[]))
     GROUP BY 1, 2
-), done AS (
-    SELECT c.county_code, c.business_type, count(*) AS completed,
-           count(*) FILTER (WHERE c.registered_at <= c.due_at) AS on_time,
-           avg(c.working_days_used)::float8 AS avg_workdays,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY c.working_days_used)::float8
-               AS p90_workdays
+), hist AS (       -- entered cases per working days used (a few dozen values): p90 from counts
+    SELECT c.county_code, c.business_type, c.working_days_used AS wd, count(*) AS n,
+           count(*) FILTER (WHERE c.registered_at <= c.due_at) AS on_time
     FROM reg.case c
     WHERE c.registered_at >= %(since)s AND c.registered_at < %(until)s
       AND (%(counties)s::char(6)[] = '{{}}' OR c.county_code = ANY(%(counties)s::char(6)[]))
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
+), cum AS (
+    SELECT h.*, sum(n) FILTER (WHERE wd IS NOT NULL) OVER w AS upto,
+           sum(n) FILTER (WHERE wd IS NOT NULL) OVER (PARTITION BY county_code, business_type)
+               AS valued
+    FROM hist h
+    WINDOW w AS (PARTITION BY county_code, business_type ORDER BY wd
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+), done AS (       -- percentile_cont(0.9): interpolated between the values at floor/ceil of
+    SELECT county_code, business_type, sum(n) AS completed,   -- 0.9 × (count − 1)
+           sum(on_time) AS on_time,
+           (sum(wd * n) / nullif(sum(n) FILTER (WHERE wd IS NOT NULL), 0))::float8
+               AS avg_workdays,
+           (min(wd) FILTER (WHERE upto > floor(0.9 * (valued - 1)))
+            + (min(wd) FILTER (WHERE upto > ceil(0.9 * (valued - 1)))
+               - min(wd) FILTER (WHERE upto > floor(0.9 * (valued - 1))))
+              * (0.9 * (max(valued) - 1) - floor(0.9 * (max(valued) - 1))))::float8
+               AS p90_workdays
+    FROM cum GROUP BY 1, 2
 )
 SELECT coalesce(r.county_code, d.county_code) AS county_code,
        coalesce(r.business_type, d.business_type) AS business_type,
@@ -201,8 +216,11 @@ def stats(conn: psycopg.Connection, settings: CasesSettings, counties: Sequence[
     (登簿/办结) in [since, until): count, on-time rate, average and p90 working days."""
     params = {"counties": list(counties), "since": since, "until": until,
               "now": now or datetime.now().astimezone()}
+    with conn.transaction():
+        conn.execute("SET LOCAL jit = off")     # compiling costs more than this query runs
+        fetched = conn.execute(_STATS, params).fetchall()
     rows = []
-    for r in conn.execute(_STATS, params).fetchall():
+    for r in fetched:
         rec = dict(zip(("county_code", "business_type", "business_type_zh", "business_type_en",
                         "green", "yellow", "red", "statutory_overdue", "paused", "completed",
                         "on_time", "avg_workdays", "p90_workdays"), r, strict=True))

@@ -146,12 +146,14 @@ class EmbeddedCluster:
         return state
 
     # ------------------------------------------------------------ commands
-    def _run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: Sequence[str], check: bool = True,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         cmd = list(args)
         if _is_root():
             cmd = ["runuser", "-u", SERVER_USER, "--", *cmd]
         log.debug("run %s", cmd)
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd="/",
+                              env={**os.environ, **env} if env else None)
         if check and proc.returncode != 0:
             raise ClusterError(
                 "CLUSTER_COMMAND_FAILED",
