@@ -67,6 +67,9 @@ def accept(conn: psycopg.Connection, bid: uuid.UUID, registrar: str, audit_key: 
     """Apply a validated batch; returns the change set id (None: nothing new) and counts."""
     allowed = ("validated",)
     with conn.transaction():
+        # accepts one at a time: a later one then skips what an overlapping earlier one wrote
+        # (instead of failing on a unique index)
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cadastre.exchange.accept'))")
         batch = _require(conn, bid, allowed)
         report = conn.execute("SELECT report FROM xchg.import_batch WHERE batch_id = %s",
                               (bid,)).fetchone()[0]  # type: ignore[index]

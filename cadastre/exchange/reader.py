@@ -48,10 +48,6 @@ class Row:
     line: int
 
 
-def _fail(code: str, zh: str, en: str, **details: object) -> ExchangeFormatError:
-    return ExchangeFormatError(code, f"{zh} / {en}", **details)
-
-
 class _Counting:
     """A file wrapper that counts the bytes read (zip bomb cap)."""
 
@@ -65,7 +61,8 @@ class _Counting:
         if not data:
             self.eof = True
         if self.read_bytes > self.cap:
-            raise _fail("ARCHIVE_TOO_LARGE", "压缩包解压后过大", "the archive expands too much")
+            raise ExchangeFormatError("ARCHIVE_TOO_LARGE", "压缩包解压后过大 / "
+                                      "the archive expands too much")
         return data
 
 
@@ -82,17 +79,19 @@ def _read_zip(path: Path) -> Iterator[Head | Row]:
     with zipfile.ZipFile(path) as zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         if len(infos) > MAX_ZIP_MEMBERS:
-            raise _fail("ARCHIVE_TOO_MANY_FILES", "压缩包文件过多", "too many files in the archive")
+            raise ExchangeFormatError("ARCHIVE_TOO_MANY_FILES", "压缩包文件过多 / "
+                                      "too many files in the archive")
         xml = sorted((i for i in infos if i.filename.lower().endswith(".xml")),
                      key=lambda i: i.filename)
         if not xml:
-            raise _fail("EXCHANGE_EMPTY", "压缩包中没有 XML 报文", "no XML message in the archive")
+            raise ExchangeFormatError("EXCHANGE_EMPTY", "压缩包中没有 XML 报文 / "
+                                      "no XML message in the archive")
         total, msg = 0, 0
         for info in xml:
             if info.file_size > max(info.compress_size, 1) * MAX_RATIO and \
                     info.file_size > 1 << 20:
-                raise _fail("ARCHIVE_BOMB", "压缩比异常（疑似压缩炸弹）",
-                            "suspicious compression ratio (zip bomb)")
+                raise ExchangeFormatError("ARCHIVE_BOMB", "压缩比异常（疑似压缩炸弹） / "
+                                          "suspicious compression ratio (zip bomb)")
             with zf.open(info) as fh:
                 counting = _Counting(fh, MAX_DECOMPRESSED - total)
                 last = msg
@@ -137,15 +136,15 @@ def _read_stream(fh: _Counting, name: str, first_msg: int) -> Iterator[Head | Ro
             depth += 1
             if depth == 1:
                 if elem.getroottree().docinfo.doctype:
-                    raise _fail("XML_DTD_FORBIDDEN", "报文不得包含 DTD 或实体声明",
-                                "a message must not declare a DTD or entities",
-                                file=name)
+                    raise ExchangeFormatError(
+                        "XML_DTD_FORBIDDEN", "报文不得包含 DTD 或实体声明 / "
+                        "a message must not declare a DTD or entities", file=name)
                 root_tag = tag
                 if tag == "Message":
                     msg += 1
                 elif tag not in ("Messages", "Batch"):
-                    raise _fail("EXCHANGE_NOT_MESSAGE", "根元素不是 Message",
-                                "the root element is not a Message", file=name)
+                    raise ExchangeFormatError("EXCHANGE_NOT_MESSAGE", "根元素不是 Message / "
+                                              "the root element is not a Message", file=name)
             elif tag == "Message" and depth == 2 and root_tag != "Message":
                 msg += 1
             elif tag == "Head":
@@ -170,21 +169,24 @@ def _read_stream(fh: _Counting, name: str, first_msg: int) -> Iterator[Head | Ro
             while elem.getprevious() is not None:
                 del parent[0]
     if root_tag is None:
-        raise _fail("EXCHANGE_EMPTY", "文件中没有报文", "the file holds no message", file=name)
+        raise ExchangeFormatError("EXCHANGE_EMPTY", "文件中没有报文 / "
+                                  "the file holds no message", file=name)
 
 
 def _syntax(exc: etree.XMLSyntaxError, name: str, truncated: bool) -> ExchangeFormatError:
     text = str(exc.msg or "").lower()
     line = exc.position[0] if exc.position else 0
     if "entity" in text or "doctype" in text:
-        return _fail("XML_DTD_FORBIDDEN", "报文不得包含 DTD 或实体声明",
-                     "a message must not declare a DTD or entities", file=name, line=line)
+        return ExchangeFormatError("XML_DTD_FORBIDDEN", "报文不得包含 DTD 或实体声明 / "
+                                   "a message must not declare a DTD or entities",
+                                   file=name, line=line)
     if truncated:
-        return _fail("XML_TRUNCATED", "报文不完整（文件被截断）", "the message is truncated",
-                     file=name, line=line)
+        return ExchangeFormatError("XML_TRUNCATED", "报文不完整（文件被截断） / "
+                                   "the message is truncated", file=name, line=line)
     if "encoding" in text or "codec" in text or "utf-8" in text:
-        return _fail("XML_ENCODING", "报文编码无法识别（应为 UTF-8 或 GBK 并在声明中注明）",
-                     "unreadable encoding (UTF-8, or GBK declared in the XML declaration)",
-                     file=name, line=line)
-    return _fail("XML_MALFORMED", "报文不是格式正确的 XML", "the message is not well-formed XML",
-                 file=name, line=line)
+        return ExchangeFormatError(
+            "XML_ENCODING", "报文编码无法识别（应为 UTF-8 或 GBK 并在声明中注明） / "
+            "unreadable encoding (UTF-8, or GBK declared in the XML declaration)",
+            file=name, line=line)
+    return ExchangeFormatError("XML_MALFORMED", "报文不是格式正确的 XML / "
+                               "the message is not well-formed XML", file=name, line=line)
