@@ -27,6 +27,7 @@ from api.routers import (
     certificates,
     docs,
     documents,
+    exchange,
     field_maps,
     handover,
     ogc,
@@ -215,6 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(raster.router)
     app.include_router(field_maps.router)   # before surveys: /surveys/{submission_id}
     app.include_router(surveys.router)
+    app.include_router(exchange.router)
     app.include_router(qa.router)
     app.include_router(threed.router)
     app.include_router(public.router)

@@ -80,8 +80,17 @@ def handlers(settings: Settings, url: str) -> dict[str, Handler]:
                 handover.fail_batch(url, batch_id, getattr(exc, "code", "INTERNAL_ERROR"))
                 raise
 
+    def exchange_import(job: ClaimedJob) -> None:
+        """An exchange import batch read, staged and checked (nothing written to the register)."""
+        from cadastre.access.pii import load_cipher
+        from cadastre.exchange.staging import validate_batch
+
+        validate_batch(url, uuid.UUID(job.payload["batch_id"]), load_cipher(settings),
+                       job.job_id)
+
     return {"survey_validation": survey_validation, "qa_run": qa_run, "3d_build": build_3d,
-            "unit_volumes": unit_volumes, "handover_batch": handover_batch}
+            "unit_volumes": unit_volumes, "handover_batch": handover_batch,
+            "exchange_import": exchange_import}
 
 
 class WorkerThreads:

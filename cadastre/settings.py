@@ -143,6 +143,8 @@ class QaSettings(_Base):
                                  "of 3–5° exist (French cadastre); true spikes are sharper")
     point_match_m: float = Field(default=0.05, gt=0, description="boundary points this close "
                                  "but not identical disagree")
+    report_ack_hours: float = Field(default=72, gt=0, description="上报 messages unanswered "
+                                    "longer than this are findings (REG_NOT_ACKNOWLEDGED)")
     disabled_rules: list[str] = Field(default_factory=list)
     schedule_hours: float = Field(default=0, ge=0, description="run district QA every N hours "
                                   "in the server (0 = off)")

@@ -16,9 +16,16 @@ from cadastre.settings import Settings
 QA = Settings().qa
 
 
+# process rules: the demo's year of cases has a few late ones on purpose, and its 上报 messages
+# stay pending (no sender runs) until they age past the limit; their planted defects are found in
+# tests/test_registration_quality.py
+PROCESS = ("time_limit", "reporting")
+
+
 def test_demo_has_exactly_its_planted_defects(demo_conn: psycopg.Connection) -> None:
     findings = check(demo_conn, Scope("district"), QA)
-    problems = [f for f in findings if f.severity != "info"]
+    problems = [f for f in findings if f.severity != "info" and f.category not in PROCESS]
+    assert any(f.rule_id == "REG_CASE_OVERDUE" for f in findings)   # the late demo cases
     planted = {k: sorted(c) for k, c, in demo_conn.execute(
         "SELECT kind, parcel_codes FROM cad.demo_defect")}
     by_rule = {}

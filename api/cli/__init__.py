@@ -42,11 +42,13 @@ app.add_typer(users_app, name="users")
 def _register_subcommands() -> None:
     import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
     import api.cli.handover  # noqa: F401  (adds `cases batch-handover` to cases_app)
+    import api.cli.quality  # noqa: F401  (adds `qa sample-cases/check-case/bulletin`)
     import api.cli.replicas  # noqa: F401  (adds `db replica …` to db_app)
     from api.cli.audit import audit_app
     from api.cli.cases import calendar_app, cases_app
     from api.cli.certificates import certificates_app
     from api.cli.deploy import deploy_app
+    from api.cli.exchange import exchange_app
     from api.cli.keys import keys_app
     from api.cli.qa import qa_app
     from api.cli.raster import raster_app
@@ -68,6 +70,7 @@ def _register_subcommands() -> None:
     app.add_typer(calendar_app, name="calendar")
     app.add_typer(subscriptions_app, name="subscriptions")
     app.add_typer(certificates_app, name="certificates")
+    app.add_typer(exchange_app, name="exchange")
     app.add_typer(deploy_app, name="deploy")
 
 

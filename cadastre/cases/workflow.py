@@ -26,6 +26,8 @@ from cadastre.cases.model import CLOSED, MOVES, Action, PauseReason, Stage
 from cadastre.cases.numbers import case_number, office
 from cadastre.codes import county_of
 from cadastre.errors import InvalidInput, NotFound
+from cadastre.exchange import queue as reporting
+from cadastre.qa import registration as registration_qa
 from cadastre.register.versions import new_change
 from cadastre.settings import CasesSettings
 from cadastre.sharing import events
@@ -269,6 +271,9 @@ def advance(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor
             raise CaseStateError(message="须先缮证、发证 / prepare and issue the certificate first")
         if action is Action.REGISTER:
             out.update(_register(conn, settings, actor, case, now))
+            # 上报: the exchange message of this 登簿, queued in its transaction
+            out["biz_msg_id"] = reporting.enqueue_registration(
+                conn, keys.cipher, case.county_code, case_no, out, now)
             out["certificates_superseded"] = certify.supersede_closed(
                 conn, out["closed_right_ids"], case_no, now, actor=actor.actor,
                 key=keys.audit_key)
@@ -335,6 +340,8 @@ def _register(conn: psycopg.Connection, settings: CasesSettings, actor: Actor, c
                                                                   settings),
                              registrar=actor.name, after_part=emit)
     _check_documents(conn, settings, facts, parts, now)   # still filed and valid
+    # registration quality rules on what was just written: blocking ones refuse the 登簿
+    out_findings = registration_qa.check_entry(conn, facts.unit_codes, case.case_no, actor.actor)
     certs = [c for done in results for c in done.result.certificate_nos]
     for done in results if parts else ():
         r = done.result
@@ -349,7 +356,8 @@ def _register(conn: psycopg.Connection, settings: CasesSettings, actor: Actor, c
         "change_id": change,
         "version_ids": [v for d in results for v in d.result.version_ids],
         "certificate_nos": certs,
-        "closed_right_ids": [str(x) for d in results for x in d.result.closed_right_ids]}
+        "closed_right_ids": [str(x) for d in results for x in d.result.closed_right_ids],
+        "quality_findings": len(out_findings)}
     if parts:
         out["parts"] = [{"seq": d.part.seq, "key": d.part.key,
                          "business_type": d.part.business.seq,

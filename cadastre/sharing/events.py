@@ -39,6 +39,7 @@ EVENT_TYPES: dict[str, tuple[str, str]] = {
     "case.accepted": ("办件已受理", "a case was accepted"),
     "case.completed": ("办件已办结", "a case was completed (archived or closed)"),
     "survey.accepted": ("测绘成果已入库", "a survey was accepted into the register"),
+    "register.imported": ("存量登记数据已导入", "an import of existing registrations was accepted"),
     "certificate.issued": ("电子证书已签发", "an electronic certificate was issued"),
     "certificate.superseded": ("证书已失效", "a certificate was superseded"),
 }
