@@ -49,3 +49,28 @@ def seal_audit_rows(url: str, key: bytes, count: int) -> None:
                 purpose="litigation" if i % 5 == 0 else None,
                 case_ref="(2024)浙0106民初1234号" if i % 5 == 0 else None))
         conn.commit()
+
+
+def serve_process(url: str, data_dir: Path):  # noqa: ANN201
+    """A real ``cadastre serve`` on a free port for a database and data dir, answering
+    ``/health``; returns ``(process, base URL)``. The caller stops or kills it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "CADASTRE_PORT": str(port),
+           "CADASTRE_DATA_DIR": str(data_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    return proc, base

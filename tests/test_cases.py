@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -30,7 +28,7 @@ from cadastre.settings import CasesSettings, Settings
 from tests.conftest import app_data_dir, client_for
 from tests.linked_support import file_doc
 from tests.register_support import REGISTER_TABLES, fingerprint
-from tests.support import free_port
+from tests.support import serve_process
 
 BUYER = PartyInput("欧阳明月", "11010519491231002X", phone="13800138000")
 OTHER_BUYER = PartyInput("司马清风", "110105195001010039")
@@ -261,19 +259,8 @@ def test_transfer_case_end_to_end_changes_the_owner(env) -> None:
 def test_killing_the_server_during_entry_writes_all_or_nothing(env) -> None:
     url = env["url"]
     (unit,) = _owned_units(url, 1)
-    port = free_port()
-    server_env = {**os.environ, "DATABASE_URL": url, "CADASTRE_PORT": str(port),
-                  "CADASTRE_DATA_DIR": str(env["data_dir"])}
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=server_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve_process(url, env["data_dir"])
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         token = httpx.post(base + "/api/v1/auth/login", json={
             "username": "reg.case", "password": "registrar password"}).json()["access_token"]
         h = {"Authorization": f"Bearer {token}"}

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -43,7 +41,7 @@ from tests.combined_support import (
 from tests.conftest import app_data_dir
 from tests.linked_support import file_doc
 from tests.register_support import REGISTER_TABLES, fingerprint
-from tests.support import free_port
+from tests.support import serve_process
 
 BANK_PART = dataclasses.replace(BUYER_BANK, part="buyer_mortgage")
 THREE_IN_ONE = {"transaction_price": "300", "buyer_mortgage": MORTGAGE}
@@ -108,19 +106,8 @@ def test_killing_the_server_in_the_middle_of_a_combined_entry(env) -> None:
     chain's lock to emit part 1's event): nothing is left, and the case then enters whole."""
     url = env["url"]
     (unit,) = units(url, "mortgaged", 1)
-    port = free_port()
-    server_env = {**os.environ, "DATABASE_URL": url, "CADASTRE_PORT": str(port),
-                  "CADASTRE_DATA_DIR": str(env["data_dir"])}
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=server_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve_process(url, env["data_dir"])
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         token = httpx.post(base + "/api/v1/auth/login", json={
             "username": "reg.rules", "password": "registrar password"}).json()["access_token"]
         h = {"Authorization": f"Bearer {token}"}

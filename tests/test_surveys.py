@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -23,7 +21,7 @@ from cadastre.query.records import parcel_as_of, parcel_lineage
 from cadastre.settings import Settings
 from tests.conftest import app_data_dir, client_for
 from tests.register_support import fingerprint
-from tests.support import free_port
+from tests.support import serve_process
 
 
 @pytest.fixture(scope="module")
@@ -303,19 +301,8 @@ def test_killing_the_server_during_accept_changes_nothing(survey_env, tmp_path: 
     url = env["url"]
     path, _, _ = _survey_geojson(url, tmp_path)
     path.write_text(path.read_text().replace("测试路3号", "测试路5号"))
-    port = free_port()
-    server_env = {**os.environ, "DATABASE_URL": url, "CADASTRE_PORT": str(port),
-                  "CADASTRE_DATA_DIR": str(env["data_dir"])}
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=server_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve_process(url, env["data_dir"])
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         with path.open("rb") as fh:
             r = httpx.post(base + "/api/v1/surveys", headers=env["surveyor"],
                            files={"file": (path.name, fh)}, timeout=30)
