@@ -63,11 +63,11 @@ def certs_db(make_db, test_settings) -> str:
         vid = conn.execute(
             "INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, "
             "registration_type, right_type, registry_office, registered_at, right_start, status,"
-            " valid_from, change_id) VALUES (gen_random_uuid(), 'easement', %s, '202600009999', "
-            "100, 19, '杭州市不动产登记服务中心西湖分中心', now(), current_date, 1, now(), %s) "
-            "RETURNING version_id", (a, change)).fetchone()[0]
+            " valid_from, change_id, county_code) VALUES (gen_random_uuid(), 'easement', %s, "
+            "'202600009999', 100, 19, '杭州市不动产登记服务中心西湖分中心', now(), current_date, "
+            "1, now(), %s, %s) RETURNING version_id", (a, change, a[:6])).fetchone()[0]
         conn.execute("INSERT INTO cad.easement_detail VALUES (%s, %s, %s, %s, current_date, "
-                     "NULL)", (vid, a, b, SERVIENT_EASEMENT))
+                     "NULL, %s)", (vid, a, b, SERVIENT_EASEMENT, a[:6]))
     return url
 
 

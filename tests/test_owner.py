@@ -83,11 +83,14 @@ def _add_holding(url: str, cipher, name: str, id_number: str) -> str:
         version = conn.execute(
             "INSERT INTO cad.right_record (right_id, kind, unit_code, business_no,"
             " registration_type, right_type, certificate_no, registry_office, registered_at,"
-            " status, valid_from, change_id) VALUES (%s, 'ownership', %s, 'T2026000001', 200, 4,"
-            " %s, '测试登记机构', now(), 1, now(), %s) RETURNING version_id",
-            (uuid.uuid4(), unit, "浙(2026)杭州市不动产权第9900001号", change)).fetchone()[0]
+            " status, valid_from, change_id, county_code) VALUES (%s, 'ownership', %s,"
+            " 'T2026000001', 200, 4, %s, '测试登记机构', now(), 1, now(), %s, %s)"
+            " RETURNING version_id",
+            (uuid.uuid4(), unit, "浙(2026)杭州市不动产权第9900001号", change, unit[:6])
+        ).fetchone()[0]
         conn.execute("INSERT INTO cad.right_party (right_version_id, party_id, role, seq, share,"
-                     " co_ownership) VALUES (%s, %s, 1, 1, '100%%', 0)", (version, party))
+                     " co_ownership, county_code) VALUES (%s, %s, 1, 1, '100%%', 0, %s)",
+                     (version, party, unit[:6]))
         conn.commit()
     return unit
 

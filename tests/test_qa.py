@@ -129,10 +129,10 @@ def test_each_planted_defect_is_found(small: str) -> None:
         conn.execute("INSERT INTO cad.change_set (kind, actor) VALUES ('edit', 'qa test')")
         conn.execute("""INSERT INTO cad.right_record (right_id, kind, unit_code, business_no,
                             registration_type, right_type, status, registered_at, valid_from,
-                            change_id)
+                            change_id, county_code)
                         VALUES (%s, 'ownership', %s, 'TEST-1', 200, 4, 1, now(), now(),
-                                (SELECT max(id) FROM cad.change_set))""",
-                     (uuid.uuid4(), lots[41] + "F00099999"))
+                                (SELECT max(id) FROM cad.change_set), %s)""",
+                     (uuid.uuid4(), lots[41] + "F00099999", lots[41][:6]))
         conn.execute("UPDATE cad.building SET floor_area = floor_area * 1.3 WHERE "
                      "building_code = %s", (tower,))
         settings = "SELECT current_setting('jit'), current_setting('work_mem')"

@@ -62,9 +62,10 @@ def _plant(conn: psycopg.Connection, url: str, env: dict) -> set[tuple[str, str]
         conn.execute(
             "INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, "
             "registration_type, right_type, certificate_no, registry_office, registrar_name, "
-            "registered_at, status, valid_from, change_id) VALUES (%s, %s, %s, %s, %s, 4, %s, "
-            "'登记中心', '登簿员', %s, 1, %s, %s)",
-            (uuid.uuid4(), kind, unit, f"T{uuid.uuid4().hex[:8]}", djlx, cert, at, at, change))
+            "registered_at, status, valid_from, change_id, county_code) VALUES (%s, %s, %s, %s, "
+            "%s, 4, %s, '登记中心', '登簿员', %s, 1, %s, %s, %s)",
+            (uuid.uuid4(), kind, unit, f"T{uuid.uuid4().hex[:8]}", djlx, cert, at, at, change,
+             unit[:6]))
 
     # 原则: a second current ownership; a mortgage whose ownership ended; a transfer entered
     # while a seizure was in force

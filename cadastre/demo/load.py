@@ -21,6 +21,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
 from cadastre.access.pii import PiiCipher
+from cadastre.codes import county_of
 from cadastre.demo.layout import (
     ROAD,
     BuildingPlan,
@@ -64,7 +65,7 @@ PARCEL_COLS = ("feature_id", "parcel_code", "seat", "compound_name", "land_use",
                "valid_to", "change_id", "retired_by")
 POINT_COLS = ("feature_id", "parcel_code", "point_no", "seq", "ring_no", "marker_type",
               "point_type", "x_north", "y_east", "srid", "geom", "valid_from", "valid_to",
-              "change_id", "retired_by")
+              "change_id", "retired_by", "county_code")
 LINE_COLS = ("feature_id", "parcel_code", "start_point_no", "end_point_no", "length",
              "line_category", "line_position", "line_nature", "srid", "geom", "valid_from",
              "valid_to", "change_id", "retired_by")
@@ -77,11 +78,11 @@ FLOOR_COLS = ("feature_id", "building_code", "floor_no", "floor_label", "base_el
 UNIT_COLS = ("feature_id", "unit_code", "floor_no", "floor_count", "room_no", "seat", "use",
              "house_type", "house_nature", "layout", "building_area", "inner_area",
              "shared_area", "shared_coefficient", "land_share_area", "base_elevation", "height",
-             "srid", "geom", "valid_from", "change_id")
+             "srid", "geom", "valid_from", "change_id", "county_code")
 RIGHT_COLS = ("version_id", "right_id", "kind", "unit_code", "business_no", "registration_type",
               "right_type", "registration_reason", "certificate_no", "registry_office",
               "registrar_name", "registered_at", "right_start", "right_end", "status", "remark",
-              "valid_from", "valid_to", "change_id", "retired_by")
+              "valid_from", "valid_to", "change_id", "retired_by", "county_code")
 DETAIL_COLS = {
     "ownership_detail": ("right_version_id", "land_use_start", "land_use_end",
                          "transaction_price", "house_use", "house_nature", "structure",
@@ -189,11 +190,16 @@ class _Writer:
         for table in order:
             if buf.get(table):
                 _copy(self.cur, table, cols[table], buf[table])
-        _copy(self.cur, "cad.right_record", RIGHT_COLS, records["rights"])
+        # the partition key: a right's county is its unit's, its holders' and details' its own
+        county = {r[0]: county_of(r[3]) for r in records["rights"]}
+        _copy(self.cur, "cad.right_record", RIGHT_COLS,
+              ((*r, county[r[0]]) for r in records["rights"]))
         _copy(self.cur, "cad.right_party", ("right_version_id", "party_id", "role", "seq",
-                                            "share", "co_ownership"), records["right_parties"])
+                                            "share", "co_ownership", "county_code"),
+              ((*r, county[r[0]]) for r in records["right_parties"]))
         for table, tcols in DETAIL_COLS.items():
-            _copy(self.cur, f"cad.{table}", tcols, records[SINK_DETAIL[table]])
+            _copy(self.cur, f"cad.{table}", (*tcols, "county_code"),
+                  ((*r, county[r[0]]) for r in records[SINK_DETAIL[table]]))
 
 
 class DemoLoader:
@@ -347,7 +353,7 @@ class DemoLoader:
             self.w.add("cad.boundary_point", POINT_COLS, (
                 _fid("jzd", f"{code}:{k}"), code, f"J{k}", k, 1,
                 self.rng.choice((1, 2, 4)), 1, f"{y:.3f}", f"{x:.3f}", SRID,
-                _ewkb(Point(x, y)), vfrom, vto, self.change_id, retired_by))
+                _ewkb(Point(x, y)), vfrom, vto, self.change_id, retired_by, county_of(code)))
             nx, ny = ring[k % len(ring)]
             line = shapely.LineString([(x, y), (nx, ny)])
             self.w.add("cad.boundary_line", LINE_COLS, (
@@ -393,7 +399,7 @@ class DemoLoader:
                 _fid("h", ucode), ucode, u.floor_no, u.floor_count, u.room_no, seat, u.use,
                 1, 0, "三室两厅" if u.use == "11" and u.building_area > 110 else None,
                 u.building_area, u.inner_area, u.shared_area, coef, None, u.base_elevation,
-                u.height, SRID, geom_hex, vfrom, self.change_id))
+                u.height, SRID, geom_hex, vfrom, self.change_id, county_of(ucode)))
             self.stats.units += 1
             factory: Callable[[], Person] | None = None
             if org_owner:
@@ -477,6 +483,7 @@ def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
             raise InvalidInput("DEMO_NOT_EMPTY", "数据库已有宗地数据 / the registry is not empty; "
                                "use `cadastre demo --reset`")
         loader = DemoLoader(cur, cipher, parcels, seed, units)
+        cur.execute("SELECT cad.county_add(%s)", (COUNTY,))   # the district's own partitions
         with deferred_indexes(cur):
             stats = loader.run(progress)
         # its blocks are its cadastral subdistricts, up to the middle of the roads around them

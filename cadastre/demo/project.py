@@ -185,11 +185,12 @@ def _spatial(b: _Builder, buildings: int, floors: int, per_floor: int) -> BuiltP
                 "base_elevation, storey_height, floor_area, srid, geom, valid_from, change_id) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::geometry, %s, %s)", floor_rows)
             cur.executemany(
-                "INSERT INTO cad.unit (feature_id, unit_code, floor_no, floor_count, room_no, "
-                "seat, use, house_type, house_nature, building_area, inner_area, shared_area, "
-                "shared_coefficient, base_elevation, height, srid, geom, valid_from, "
-                "change_id) VALUES (%s, %s, %s, 1, %s, %s, '11', 1, 0, %s, %s, %s, %s, %s, "
-                "%s, %s, %s::geometry, %s, %s)", unit_rows)
+                "INSERT INTO cad.unit (feature_id, unit_code, county_code, floor_no, "
+                "floor_count, room_no, seat, use, house_type, house_nature, building_area, "
+                "inner_area, shared_area, shared_coefficient, base_elevation, height, srid, "
+                "geom, valid_from, change_id) VALUES (%s, %s, left(%s, 6), %s, 1, %s, %s, '11', "
+                "1, 0, %s, %s, %s, %s, %s, %s, %s, %s::geometry, %s, %s)",
+                [(r[0], r[1], r[1], *r[2:]) for r in unit_rows])
     return built
 
 

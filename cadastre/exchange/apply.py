@@ -121,7 +121,8 @@ def _write(conn: psycopg.Connection, bid: uuid.UUID, change: int, srid: int,
         kinds = [k for k, t in DETAIL_TABLE.items() if t == table]
         run(table,
             f"INSERT INTO {table} SELECT (jsonb_populate_record(NULL::{table}, x.attrs || "
-            "jsonb_build_object('right_version_id', r.version_id, 'cancelled_right_id', "
+            "jsonb_build_object('right_version_id', r.version_id, 'county_code', r.county_code, "
+            "'cancelled_right_id', "
             "coalesce(x.attrs->>'cancelled_right_id', x.right_id::text)))).* "
             "FROM xchg.import_row x JOIN cad.right_record r ON r.right_id = x.right_id AND "
             "r.change_id = %(c)s WHERE x.batch_id = %(b)s AND x.entity = 'right' "
@@ -178,9 +179,10 @@ num AS (
     WHERE k <= n)
 """
 BOUNDARY_POINTS = _RING_POINTS + """
-INSERT INTO cad.boundary_point (feature_id, parcel_code, point_no, seq, ring_no, point_type,
-    x_north, y_east, srid, geom, valid_from, change_id)
-SELECT gen_random_uuid(), parcel_code, 'J' || seq, seq, 1, 1, round(ST_Y(g)::numeric, 3),
+INSERT INTO cad.boundary_point (feature_id, parcel_code, county_code, point_no, seq, ring_no,
+    point_type, x_north, y_east, srid, geom, valid_from, change_id)
+SELECT gen_random_uuid(), parcel_code, left(parcel_code, 6), 'J' || seq, seq, 1, 1,
+       round(ST_Y(g)::numeric, 3),
        round(ST_X(g)::numeric, 3), srid, ST_SetSRID(g, srid), %(now)s, %(c)s FROM num
 """
 BOUNDARY_LINES = _RING_POINTS + """
@@ -227,11 +229,12 @@ WHERE x.batch_id = %(b)s AND x.entity = 'floor' AND NOT EXISTS (SELECT 1 FROM ca
 """
 
 UNITS = f"""
-INSERT INTO cad.unit (feature_id, unit_code, floor_no, floor_count, room_no, seat, use,
-    house_type, house_nature, layout, building_area, inner_area, shared_area,
+INSERT INTO cad.unit (feature_id, unit_code, county_code, floor_no, floor_count, room_no, seat,
+    use, house_type, house_nature, layout, building_area, inner_area, shared_area,
     shared_coefficient, land_share_area, base_elevation, height, srid, geom, valid_from,
     change_id)
-SELECT gen_random_uuid(), x.code, v.floor_no, coalesce(v.floor_count, 1), v.room_no, v.seat,
+SELECT gen_random_uuid(), x.code, left(x.code, 6), v.floor_no, coalesce(v.floor_count, 1),
+       v.room_no, v.seat,
        v.use, v.house_type, v.house_nature, v.layout, v.building_area, v.inner_area,
        v.shared_area, v.shared_coefficient, v.land_share_area,
        coalesce(v.base_elevation, f.base_elevation, 0),
@@ -264,11 +267,11 @@ ORDER BY x.name_hash, x.id_number_hash, x.n
 RIGHTS = """
 INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, registration_type,
     right_type, registration_reason, certificate_no, registry_office, registrar_name,
-    registered_at, right_start, right_end, status, remark, valid_from, change_id)
+    registered_at, right_start, right_end, status, remark, valid_from, change_id, county_code)
 SELECT x.right_id, k.kind, x.code, v.business_no, v.registration_type, v.right_type,
        v.registration_reason, v.certificate_no, v.registry_office, v.registrar_name,
        v.registered_at, v.right_start, v.right_end, 1, v.remark,
-       least(v.registered_at, %(now)s), %(c)s
+       least(v.registered_at, %(now)s), %(c)s, left(x.code, 6)
 FROM xchg.import_row x
 JOIN (VALUES ('QLT_FW_FDCQ_YZ', 'ownership'), ('QLF_QL_JSYDSYQ', 'land_use'),
              ('QLF_QL_DYAQ', 'mortgage'), ('QLF_QL_YGDJ', 'pre_notice'),
@@ -281,8 +284,9 @@ WHERE x.batch_id = %(b)s AND x.entity = 'right' AND v.status = 1
 """
 
 RIGHT_PARTIES = f"""
-INSERT INTO cad.right_party (right_version_id, party_id, role, seq, share, co_ownership)
-SELECT rec.version_id, p.party_id, coalesce((x.attrs->>'role')::smallint, 1),
+INSERT INTO cad.right_party (right_version_id, county_code, party_id, role, seq, share,
+    co_ownership)
+SELECT rec.version_id, rec.county_code, p.party_id, coalesce((x.attrs->>'role')::smallint, 1),
        coalesce((x.attrs->>'seq')::smallint, 1), x.attrs->>'share',
        (x.attrs->>'co_ownership')::smallint
 FROM xchg.import_row x

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import psycopg
 
-_RIGHT_DETAIL = """
+_KEYS = "ARRAY['right_version_id', 'county_code']::text[]"    # keys of a detail row, not content
+
+_RIGHT_DETAIL = f"""
 SELECT r.right_id::text, r.kind, r.unit_code, r.business_no, r.registration_type,
        r.right_type, r.registration_reason, r.certificate_no, r.registry_office,
        r.registrar_name, r.registered_at, r.right_start, r.right_end, r.status, r.remark,
-       (to_jsonb(o) - 'right_version_id')::text, (to_jsonb(m) - 'right_version_id')::text,
-       (to_jsonb(n) - 'right_version_id')::text, (to_jsonb(s) - 'right_version_id')::text,
-       (to_jsonb(b) - 'right_version_id')::text, (to_jsonb(e) - 'right_version_id')::text,
-       (to_jsonb(c) - 'right_version_id')::text,
+       (to_jsonb(o) - {_KEYS})::text, (to_jsonb(m) - {_KEYS})::text,
+       (to_jsonb(n) - {_KEYS})::text, (to_jsonb(s) - {_KEYS})::text,
+       (to_jsonb(b) - {_KEYS})::text, (to_jsonb(e) - {_KEYS})::text,
+       (to_jsonb(c) - {_KEYS})::text,
        (SELECT string_agg(md5(p.name_hash::text || p.id_number_hash::text) || ':' || rp.role
                           || ':' || rp.seq || ':' || coalesce(rp.share, '') || ':'
                           || coalesce(rp.co_ownership::text, '') || ':' || p.party_type

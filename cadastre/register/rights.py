@@ -20,6 +20,8 @@ from typing import Any
 
 import psycopg
 
+from cadastre.codes import county_of
+
 DETAIL_TABLE: Mapping[str, str] = {
     "ownership": "cad.ownership_detail", "land_use": "cad.ownership_detail",
     "mortgage": "cad.mortgage_detail", "pre_notice": "cad.pre_notice_detail",
@@ -79,9 +81,9 @@ SELECT r.version_id, r.right_id, r.kind, r.unit_code, r.business_no, r.registrat
        coalesce(array_agg(p.party_id ORDER BY p.seq) FILTER (WHERE p.role = 1), '{}'),
        coalesce(array_agg(p.party_id ORDER BY p.seq) FILTER (WHERE p.role = 2), '{}')
 FROM cad.right_record r
-LEFT JOIN cad.right_party p ON p.right_version_id = r.version_id
+LEFT JOIN cad.right_party p ON p.right_version_id = r.version_id AND p.county_code = r.county_code
 WHERE r.version_id = ANY(%s)
-GROUP BY r.version_id
+GROUP BY r.version_id, r.county_code
 ORDER BY r.valid_from, r.version_id
 """
 
@@ -126,7 +128,7 @@ def detail(conn: psycopg.Connection, kind: str, version_id: int) -> dict[str, An
     return dict(zip(cols, row, strict=True)) if row else {}
 
 
-def _write_detail(conn: psycopg.Connection, kind: str, version_id: int,
+def _write_detail(conn: psycopg.Connection, kind: str, version_id: int, county: str,
                   values: Mapping[str, Any]) -> None:
     table = DETAIL_TABLE[kind]
     allowed = DETAIL_COLUMNS[table]
@@ -135,17 +137,19 @@ def _write_detail(conn: psycopg.Connection, kind: str, version_id: int,
     if unknown:
         raise ValueError(f"not a column of {table}: {sorted(unknown)}")
     conn.execute(
-        f"INSERT INTO {table} (right_version_id{''.join(', ' + c for c in cols)}) "
-        f"VALUES (%s{', %s' * len(cols)})", (version_id, *(values[c] for c in cols)))
+        f"INSERT INTO {table} (right_version_id, county_code{''.join(', ' + c for c in cols)}) "
+        f"VALUES (%s, %s{', %s' * len(cols)})", (version_id, county, *(values[c] for c in cols)))
 
 
-def _link(conn: psycopg.Connection, version_id: int, holders: Iterable[Holder]) -> None:
-    rows = [(version_id, h.party_id, h.role, h.seq, h.share, h.co_ownership) for h in holders]
+def _link(conn: psycopg.Connection, version_id: int, county: str,
+          holders: Iterable[Holder]) -> None:
+    rows = [(version_id, county, h.party_id, h.role, h.seq, h.share, h.co_ownership)
+            for h in holders]
     if rows:
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO cad.right_party (right_version_id, party_id, role, seq, share, "
-                "co_ownership) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+                "INSERT INTO cad.right_party (right_version_id, county_code, party_id, role, "
+                "seq, share, co_ownership) VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
 
 
 def enter(conn: psycopg.Connection, *, change: int, at: datetime, kind: str, unit_code: str,
@@ -160,15 +164,15 @@ def enter(conn: psycopg.Connection, *, change: int, at: datetime, kind: str, uni
         "INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, "
         "registration_type, right_type, registration_reason, certificate_no, registry_office, "
         "registrar_name, registered_at, right_start, right_end, status, remark, valid_from, "
-        "change_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s) "
-        "RETURNING version_id",
+        "change_id, county_code) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, "
+        "%s, %s, %s, %s) RETURNING version_id",
         (right_id or uuid.uuid4(), kind, unit_code, business_no, registration_type, right_type,
          reason, certificate_no, office, registrar, at, right_start, right_end, remark, at,
-         change)).fetchone()
+         change, county_of(unit_code))).fetchone()
     assert row is not None
     vid = int(row[0])
-    _write_detail(conn, kind, vid, detail_values)
-    _link(conn, vid, holders)
+    _write_detail(conn, kind, vid, county_of(unit_code), detail_values)
+    _link(conn, vid, county_of(unit_code), holders)
     return vid
 
 
@@ -177,7 +181,8 @@ def close(conn: psycopg.Connection, right: CurrentRight, change: int, at: dateti
     """The current version becomes history. ``detail_values`` record how it ended on the
     retiring version itself (a seizure's release document, an objection's cancellation)."""
     conn.execute("UPDATE cad.right_record SET status = 2, valid_to = %s, retired_by = %s "
-                 "WHERE version_id = %s AND valid_to IS NULL", (at, change, right.version_id))
+                 "WHERE version_id = %s AND county_code = %s AND valid_to IS NULL",
+                 (at, change, right.version_id, county_of(right.unit_code)))
     if detail_values:
         table = DETAIL_TABLE[right.kind]
         cols = [c for c in DETAIL_COLUMNS[table] if c in detail_values]
@@ -201,20 +206,22 @@ def continue_version(conn: psycopg.Connection, right: CurrentRight, *, change: i
     keep = [c for c in RIGHT_COLUMNS if c not in record_values and c != "registration_type"]
     row = conn.execute(
         f"INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, "
-        f"registration_type, registered_at, status, valid_from, change_id, {', '.join(keep)}"
-        f"{''.join(', ' + c for c in record_values)}) "
-        f"SELECT right_id, kind, unit_code, %s, %s, %s, 1, %s, %s, {', '.join(keep)}"
+        f"registration_type, registered_at, status, valid_from, change_id, county_code, "
+        f"{', '.join(keep)}{''.join(', ' + c for c in record_values)}) "
+        f"SELECT right_id, kind, unit_code, %s, %s, %s, 1, %s, %s, county_code, {', '.join(keep)}"
         f"{', %s' * len(record_values)} FROM cad.right_record WHERE version_id = %s "
         f"RETURNING version_id",
         (business_no, registration_type, at, at, change, *record_values.values(),
          right.version_id)).fetchone()
     assert row is not None
     vid = int(row[0])
-    _write_detail(conn, right.kind, vid, {**right.detail, **(detail_values or {})})
+    county = county_of(right.unit_code)
+    _write_detail(conn, right.kind, vid, county, {**right.detail, **(detail_values or {})})
     if holders is None:
-        conn.execute("INSERT INTO cad.right_party (right_version_id, party_id, role, seq, share, "
-                     "co_ownership) SELECT %s, party_id, role, seq, share, co_ownership "
-                     "FROM cad.right_party WHERE right_version_id = %s", (vid, right.version_id))
+        conn.execute("INSERT INTO cad.right_party (right_version_id, county_code, party_id, role, "
+                     "seq, share, co_ownership) SELECT %s, county_code, party_id, role, seq, "
+                     "share, co_ownership FROM cad.right_party WHERE right_version_id = %s "
+                     "AND county_code = %s", (vid, right.version_id, county))
     else:
-        _link(conn, vid, holders)
+        _link(conn, vid, county, holders)
     return vid

@@ -11,6 +11,7 @@ import psycopg
 from shapely import wkt as shapely_wkt
 from shapely.geometry import MultiPolygon, Polygon
 
+from cadastre.codes import county_of
 from cadastre.errors import InvalidInput, NotFound
 from cadastre.register.boundary import clockwise, ring_points
 
@@ -68,11 +69,12 @@ def replace_boundary(conn: psycopg.Connection, parcel_code: str, geom: Polygon, 
     for k, (x, y) in enumerate(pts, start=1):
         nx, ny = pts[k % len(pts)]
         conn.execute(
-            "INSERT INTO cad.boundary_point (feature_id, parcel_code, point_no, seq, ring_no, "
-            "point_type, x_north, y_east, srid, geom, valid_from, change_id) VALUES "
-            "(%s, %s, %s, %s, 1, 1, round(%s::numeric, 3), round(%s::numeric, 3), %s, "
-            "ST_SetSRID(ST_MakePoint(%s, %s), %s), %s, %s)",
-            (uuid.uuid4(), parcel_code, f"J{k}", k, y, x, srid, x, y, srid, now, change))
+            "INSERT INTO cad.boundary_point (feature_id, parcel_code, county_code, point_no, "
+            "seq, ring_no, point_type, x_north, y_east, srid, geom, valid_from, change_id) "
+            "VALUES (%s, %s, %s, %s, %s, 1, 1, round(%s::numeric, 3), round(%s::numeric, 3), "
+            "%s, ST_SetSRID(ST_MakePoint(%s, %s), %s), %s, %s)",
+            (uuid.uuid4(), parcel_code, county_of(parcel_code), f"J{k}", k, y, x, srid, x, y,
+             srid, now, change))
         conn.execute(
             "INSERT INTO cad.boundary_line (feature_id, parcel_code, start_point_no, "
             "end_point_no, length, line_nature, srid, geom, valid_from, change_id) VALUES "

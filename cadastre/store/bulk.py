@@ -1,5 +1,7 @@
 """Bulk loads into an empty registry: GiST/GIN indexes and exclusion constraints are dropped
-before and rebuilt after (one index build is much faster than millions of inserts into it)."""
+before and rebuilt after (one index build is much faster than millions of inserts into it).
+A partitioned table's index is dropped and rebuilt on the table (its partitions' indexes go and
+come with it); exclusion constraints live on the partitions themselves."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def deferred_indexes(cur: psycopg.Cursor) -> Iterator[None]:
            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
            JOIN pg_am am ON am.oid = c.relam
            WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname = ANY(%s))
-             AND am.amname IN ('gist', 'gin')
+             AND am.amname IN ('gist', 'gin') AND NOT c.relispartition
              AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)""",
         (SCHEMAS,)).fetchall()
     for table, name, _ in constraints:

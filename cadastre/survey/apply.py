@@ -176,10 +176,11 @@ def _apply_buildings_and_units(conn: psycopg.Connection, sid: uuid.UUID, change:
           AND u.unit_code = f.props->>'unit_code'
           AND ST_HausdorffDistance(f.geom, u.geom) > 0.001""", params)
     conn.execute("""
-        INSERT INTO cad.unit (feature_id, unit_code, floor_no, floor_count, room_no, seat, use,
-            building_area, inner_area, shared_area, base_elevation, height, srid, geom,
-            valid_from, change_id)
+        INSERT INTO cad.unit (feature_id, unit_code, county_code, floor_no, floor_count,
+            room_no, seat, use, building_area, inner_area, shared_area, base_elevation, height,
+            srid, geom, valid_from, change_id)
         SELECT coalesce(old.feature_id, gen_random_uuid()), f.props->>'unit_code',
+               left(f.props->>'unit_code', 6),
                coalesce((f.props->>'floor_no')::int, old.floor_no, 1),
                coalesce((f.props->>'floor_count')::int, old.floor_count, 1),
                coalesce(f.props->>'room_no', old.room_no, right(f.props->>'unit_code', 4)),
