@@ -29,6 +29,9 @@ from cadastre.errors import InvalidInput
 
 #: the code column of each entity that has one
 CODE_COLUMN = {"parcel": "parcel_code", "building": "building_code", "unit": "unit_code"}
+# The county of the code in query parameter ``ref``, as the partition key of the tables
+# partitioned by county (migration 0024): a query naming it reads only that county's partition.
+COUNTY_OF_REF = "t.county_code = left(%(ref)s, 6)::bpchar"
 
 COUNTY_CODE_LENGTH = 6
 ZONE_LENGTH = 12          # county + 地籍区 + 地籍子区: the scope of parcel sequence numbers

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from cadastre import labels as L
-from cadastre.codes import CODE_COLUMN
+from cadastre.codes import CODE_COLUMN, COUNTY_OF_REF
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # the shapes of cad.*.CHECK constraints (0001); anything else cannot exist
@@ -38,7 +38,11 @@ def parse_ref(entity: str, ref: str) -> tuple[str, Any] | None:
 
 
 def _where(entity: str, ref: tuple[str, Any]) -> str:
-    return "t.feature_id = %(ref)s" if ref[0] == "id" else f"t.{CODE_COLUMN[entity]} = %(ref)s"
+    if ref[0] == "id":
+        return "t.feature_id = %(ref)s"
+    if entity == "unit":    # the county too: the planner reads one partition of cad.unit
+        return f"t.unit_code = %(ref)s AND {COUNTY_OF_REF}"
+    return f"t.{CODE_COLUMN[entity]} = %(ref)s"
 
 
 @dataclass
@@ -205,13 +209,18 @@ _UNIT_FIELDS = """t.feature_id AS id, t.unit_code::text AS unit_code,
 # fetched only for callers whose policy shows them (the query never reads what it cannot send)
 _CERTIFICATE = """CASE WHEN %(cert_all)s OR t.unit_code = ANY(%(cert_units)s) THEN
            (SELECT r.certificate_no FROM cad.right_current r
-            WHERE r.unit_code = t.unit_code AND r.kind = 'ownership'
-              AND r.status = 1 ORDER BY r.registered_at DESC LIMIT 1) END"""
+            WHERE r.unit_code = t.unit_code AND r.county_code = t.county_code
+              AND r.kind = 'ownership' AND r.status = 1
+            ORDER BY r.registered_at DESC LIMIT 1) END"""
 _OWNER_COUNT = """CASE WHEN %(owner_count)s THEN
            (SELECT count(DISTINCT rp.party_id) FROM cad.right_current r
-            JOIN cad.right_party rp ON rp.right_version_id = r.version_id AND rp.role = 1
-            WHERE r.unit_code = t.unit_code AND r.kind = 'ownership'
-              AND r.status = 1)::int END"""
+            JOIN cad.right_party rp ON rp.right_version_id = r.version_id
+                 AND rp.county_code = r.county_code AND rp.role = 1
+            WHERE r.unit_code = t.unit_code AND r.county_code = t.county_code
+              AND r.kind = 'ownership' AND r.status = 1)::int END"""
+
+_CERTIFICATE_U = (_CERTIFICATE.replace("t.unit_code", "u.unit_code")
+                  .replace("t.county_code", "u.county_code"))
 
 _UNIT = f"""
 SELECT {_UNIT_FIELDS},
@@ -283,10 +292,11 @@ SELECT {_BUILDING_FIELDS},
                    'seized', coalesce(s.seized, false),
                    'pre_noticed', coalesce(s.pre_noticed, false),
                    'objected', coalesce(s.objected, false),
-                   'certificate_no', {_CERTIFICATE.replace("t.unit_code", "u.unit_code")})),
+                   'certificate_no', {_CERTIFICATE_U})),
                '[]'::json)
         FROM cad.unit_current u LEFT JOIN cad.unit_status s ON s.unit_code = u.unit_code
         WHERE u.building_code = t.building_code
+          AND u.county_code = left(t.building_code, 6)::bpchar
        ) AS units
 FROM cad.building_current t
 LEFT JOIN cad.parcel_current p ON p.parcel_code = t.parcel_code

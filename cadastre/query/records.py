@@ -27,11 +27,12 @@ SELECT r.right_id, r.kind, r.unit_code, r.status, r.valid_from, r.valid_to,
        coalesce(array_agg(rp.party_id ORDER BY rp.seq) FILTER (WHERE rp.role = 1), '{}')
 FROM cad.right_record r
 LEFT JOIN cad.right_party rp ON rp.right_version_id = r.version_id
-WHERE r.unit_code = %(unit)s
+    AND rp.county_code = r.county_code
+WHERE r.unit_code = %(unit)s AND r.county_code = left(%(unit)s, 6)::bpchar
   AND r.status IN (1, 2)
   AND r.valid_from <= %(at)s AND (r.valid_to IS NULL OR r.valid_to > %(at)s)
   AND (%(kind)s::text IS NULL OR r.kind = %(kind)s)
-GROUP BY r.version_id
+GROUP BY r.version_id, r.county_code
 ORDER BY r.valid_from
 """
 

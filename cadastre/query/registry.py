@@ -39,7 +39,7 @@ SELECT t.feature_id AS id, t.unit_code::text AS unit_code, t.building_code::text
        t.base_elevation::float8 AS base_elevation, t.height::float8 AS height,
        t.valid_from, t.valid_to
 FROM cad.unit t
-WHERE t.unit_code = %(code)s AND {when}
+WHERE t.unit_code = %(code)s AND t.county_code = left(%(code)s, 6)::bpchar AND {when}
 ORDER BY t.valid_from DESC LIMIT 1
 """
 
@@ -62,9 +62,11 @@ _LATEST = "true"
 
 _RECORDS = """
 WITH v AS (   -- two index look-ups (an OR of them would scan the whole table)
-    SELECT version_id FROM cad.right_record WHERE unit_code = %(code)s
+    SELECT version_id, county_code FROM cad.right_record WHERE unit_code = %(code)s
+        AND county_code = left(%(code)s, 6)::bpchar
     UNION
-    SELECT right_version_id FROM cad.easement_detail WHERE dominant_unit_code = %(code)s
+    SELECT right_version_id, county_code FROM cad.easement_detail
+    WHERE dominant_unit_code = %(code)s
 )
 SELECT r.version_id, r.right_id AS id, r.kind, r.unit_code::text AS unit_code, r.business_no,
        r.registration_type::int AS registration_type, r.right_type::int AS right_type,
@@ -72,16 +74,23 @@ SELECT r.version_id, r.right_id AS id, r.kind, r.unit_code::text AS unit_code, r
        r.registered_at, r.right_start, r.right_end, r.status::int AS status, r.remark,
        r.valid_from, r.valid_to,
        coalesce(to_jsonb(o), to_jsonb(m), to_jsonb(pn), to_jsonb(sz), to_jsonb(ob),
-                to_jsonb(e), to_jsonb(c)) - 'right_version_id' AS detail
+                to_jsonb(e), to_jsonb(c)) - 'right_version_id' - 'county_code' AS detail
 FROM v
-JOIN cad.right_record r ON r.version_id = v.version_id
+JOIN cad.right_record r ON r.version_id = v.version_id AND r.county_code = v.county_code
 LEFT JOIN cad.ownership_detail o ON o.right_version_id = r.version_id
+    AND o.county_code = r.county_code
 LEFT JOIN cad.mortgage_detail m ON m.right_version_id = r.version_id
+    AND m.county_code = r.county_code
 LEFT JOIN cad.pre_notice_detail pn ON pn.right_version_id = r.version_id
+    AND pn.county_code = r.county_code
 LEFT JOIN cad.seizure_detail sz ON sz.right_version_id = r.version_id
+    AND sz.county_code = r.county_code
 LEFT JOIN cad.objection_detail ob ON ob.right_version_id = r.version_id
+    AND ob.county_code = r.county_code
 LEFT JOIN cad.easement_detail e ON e.right_version_id = r.version_id
+    AND e.county_code = r.county_code
 LEFT JOIN cad.cancellation_detail c ON c.right_version_id = r.version_id
+    AND c.county_code = r.county_code
 WHERE %(at)s::timestamptz IS NULL OR r.valid_from <= %(at)s::timestamptz
 ORDER BY r.valid_from, r.version_id
 """
