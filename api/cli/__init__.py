@@ -41,6 +41,7 @@ app.add_typer(users_app, name="users")
 
 def _register_subcommands() -> None:
     import api.cli.backup  # noqa: F401  (adds `db backup` and `db restore` to db_app)
+    import api.cli.counties  # noqa: F401  (adds `db county …` to db_app)
     import api.cli.handover  # noqa: F401  (adds `cases batch-handover` to cases_app)
     import api.cli.quality  # noqa: F401  (adds `qa sample-cases/check-case/bulletin`)
     import api.cli.replicas  # noqa: F401  (adds `db replica …` to db_app)
