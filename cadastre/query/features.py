@@ -230,12 +230,13 @@ SELECT {_UNIT_FIELDS},
        f.storey_height::float8 AS f_storey_height, f.floor_area::float8 AS f_floor_area,
        b.feature_id AS b_id, b.name AS b_name, b.project_name AS b_project_name,
        {_GEO}
-FROM cad.unit_current t
+FROM (SELECT * FROM cad.unit_current t WHERE {{where}} LIMIT 1) t   -- one row by its key;
+-- LIMIT 1 tells the planner so: with units partitioned by county, a prepared (generic) plan
+-- would otherwise count a row per partition and the plan cache would re-plan every call
 LEFT JOIN cad.unit_status s ON s.unit_code = t.unit_code
 LEFT JOIN cad.floor_current f ON f.building_code = t.building_code AND f.floor_no = t.floor_no
 LEFT JOIN cad.building_current b ON b.building_code = t.building_code
 {_G}
-WHERE {{where}}
 """
 
 

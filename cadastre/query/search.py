@@ -210,12 +210,14 @@ _CODE_TABLES = {"parcel": ("cad.parcel_current", "parcel_code", 1, 19),
 
 def _code_branch(kind: str) -> str:
     table, col, rank, _ = _CODE_TABLES[kind]
+    # units are partitioned by county (0024): a prefix names its county (MIN_CODE characters)
+    county = "AND t.county_code = left(%(q)s, 6)::bpchar" if kind == "unit" else ""
     # (col COLLATE "C") matches the prefix indexes of migration 0005: range scan in code order
     return f"""
         SELECT '{kind}'::text AS kind, {rank} AS kind_rank, t.version_id AS vid,
                t.{col}::text AS code, CASE WHEN t.{col} = %(q)s THEN 3 ELSE 1 END AS score
         FROM {table} t
-        WHERE (t.{col} COLLATE "C") LIKE %(prefix)s
+        WHERE (t.{col} COLLATE "C") LIKE %(prefix)s {county}
               {_SCOPE.format(code="t." + col)}
         ORDER BY (t.{col} COLLATE "C")"""
 
@@ -237,6 +239,7 @@ LEFT JOIN cad.parcel p ON h.kind IN ('compound', 'parcel') AND p.version_id = h.
 LEFT JOIN cad.building b ON h.kind = 'building' AND b.version_id = h.vid
 LEFT JOIN cad.parcel_current bp ON bp.parcel_code = b.parcel_code
 LEFT JOIN cad.unit u ON h.kind = 'unit' AND u.version_id = h.vid
+    AND u.county_code = left(h.code, 6)::bpchar
 CROSS JOIN LATERAL (SELECT ST_Transform(coalesce(p.geom, b.geom, u.geom), 4326) AS g) g
 CROSS JOIN LATERAL (SELECT ST_PointOnSurface(g.g) AS c) c
 ORDER BY h.score DESC, h.kind_rank, h.code COLLATE "C"
