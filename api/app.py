@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -135,11 +136,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             clock.ensure_current(conn, settings.cases)
             conn.commit()
         db = settings.database
-        conn_kwargs = {"options": f"-c statement_timeout={db.statement_timeout_ms}",
-                       "autocommit": True, "application_name": "cadastre-api",
-                       "connect_timeout": db.connect_timeout_s}
+        conn_kwargs: dict[str, Any] = {
+            "options": f"-c statement_timeout={db.statement_timeout_ms}", "autocommit": True,
+            "application_name": "cadastre-api", "connect_timeout": db.connect_timeout_s}
+        pool_url, direct_kwargs = url, conn_kwargs     # (replicas are always direct)
+        if db.pooler_url is not None:   # pgbouncer, transaction pooling: no session state
+            pool_url = db.pooler_url.get_secret_value()
+            conn_kwargs = {**{k: v for k, v in conn_kwargs.items() if k != "options"},
+                           "prepare_threshold": None}
         pool = AsyncConnectionPool(
-            url,
+            pool_url,
             min_size=db.pool_min,
             max_size=db.pool_max,
             kwargs=conn_kwargs,
@@ -150,14 +156,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await pool.open(wait=True, timeout=30)
         reads = ReadRouter.create(pool, read_urls(settings), db.read_max_lag_s,
-                                  db.read_check_interval_s, conn_kwargs, _configure)
+                                  db.read_check_interval_s, direct_kwargs, _configure)
         await reads.open()
         # for plain `def` routes (blocking work runs in FastAPI's thread pool)
-        sync_pool = ConnectionPool(url, min_size=0, max_size=4, open=True,
+        sync_pool = ConnectionPool(pool_url, min_size=0, max_size=4, open=True,
                                    timeout=db.pool_timeout_s,
                                    check=ConnectionPool.check_connection,
-                                   kwargs={"autocommit": True, "application_name": "cadastre-api",
-                                           "connect_timeout": db.connect_timeout_s})
+                                   kwargs={k: v for k, v in conn_kwargs.items()
+                                           if k != "options"})
         state = AppState(
             settings=settings, database_url=url, server_info=info, pool=pool,
             sync_pool=sync_pool,

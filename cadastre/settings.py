@@ -47,6 +47,9 @@ class DatabaseSettings(_Base):
         validation_alias=AliasChoices("DATABASE_URL", "CADASTRE_DATABASE_URL"),
         description="external PostgreSQL; empty = embedded cluster",
     )
+    # the request pools' way to the database through a transaction pooler (pgbouncer); set by
+    # `cadastre serve --pgbouncer` for its workers. LISTEN and background jobs stay direct.
+    pooler_url: SecretStr | None = None
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=10, ge=1)
     statement_timeout_ms: int = Field(default=30_000, ge=0)

@@ -78,8 +78,9 @@ class Server:
 
 
 def start_server(url: str | None, data_dir: Path, log: Path, workers: int = 1,
-                 **env: str) -> Server:
-    """``cadastre serve`` on ``url`` (None: the embedded cluster of ``data_dir``)."""
+                 args: tuple[str, ...] = (), **env: str) -> Server:
+    """``cadastre serve`` on ``url`` (None: the embedded cluster of ``data_dir``), with the
+    further command-line ``args``."""
     port = free_port()
     base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     if url is not None:
@@ -87,7 +88,7 @@ def start_server(url: str | None, data_dir: Path, log: Path, workers: int = 1,
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--port", str(port),
-             "--workers", str(workers)],
+             "--workers", str(workers), *args],
             env={**base, "CADASTRE_DATA_DIR": str(data_dir), **env},
             stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc, port, log)

@@ -340,17 +340,21 @@ def serve(
     host: str | None = typer.Option(None, help="default from CADASTRE_HOST (127.0.0.1)"),
     port: int | None = typer.Option(None, help="default from CADASTRE_PORT (8000)"),
     workers: int | None = typer.Option(None, help="uvicorn worker processes"),
+    pgbouncer: bool = typer.Option(False, "--pgbouncer",
+                                   help="pool the workers' connections in a pgbouncer "
+                                        "(transaction pooling) started under the data dir"),
 ) -> None:
     """Run the HTTP server (database started and migrated first). With ``--workers N`` (or
     CADASTRE_WORKERS) N processes share the port; rate limits and lockouts are then kept in the
-    database and cached tiles invalidated in every process (LISTEN/NOTIFY)."""
+    database and cached tiles invalidated in every process (LISTEN/NOTIFY). ``--pgbouncer``
+    puts a pgbouncer between the workers' request pools and the database."""
     import uvicorn
 
     from api.serving import log_config
 
     s = _settings()
     _warn_unknown_settings()
-    ensure_database(s)
+    url = ensure_database(s).url
     if s.embedded:   # its read replicas too (`cadastre db replica add`)
         from cadastre.store.replicas import start_all
 
@@ -363,8 +367,27 @@ def serve(
                   f"  ·  API: http://{host}:{port}/docs" + (f"  ·  {n} workers" if n > 1 else ""))
     # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app
     # believes it only from CADASTRE_TRUSTED_PROXIES (api.app)
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=n,
-                log_level="info", proxy_headers=False, log_config=log_config(n))
+    bouncer = None
+    if pgbouncer:
+        import signal
+
+        from cadastre.store import pgbouncer as pgb
+
+        # uvicorn raises the SIGTERM it caught again after its shutdown: exit through the
+        # `finally` below (which stops pgbouncer) instead of dying of it
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+        bouncer = pgb.start(url, s.data_dir, pool_size=s.database.pool_max,
+                            statement_timeout_ms=s.database.statement_timeout_ms)
+        os.environ["CADASTRE_POOLER_URL"] = bouncer.url   # read by every worker's settings
+        console.print(f"pgbouncer (transaction pooling) on 127.0.0.1:{bouncer.port}",
+                      markup=False)
+    try:
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=n,
+                    log_level="info", proxy_headers=False, log_config=log_config(n))
+    finally:
+        if bouncer is not None:
+            bouncer.stop()
 
 
 # ---------------------------------------------------------------------------- worker

@@ -78,6 +78,35 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def server_can_use(path: Path) -> bool:
+    """Can the server's OS user create files under ``path`` (its nearest existing parent)?"""
+    if not _is_root():
+        return True
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    # the postgres user must be able to traverse every ancestor
+    proc = subprocess.run(
+        ["runuser", "-u", SERVER_USER, "--", "test", "-x", str(probe)], capture_output=True
+    )
+    return proc.returncode == 0
+
+
+def server_home(data_dir: Path, name: str) -> Path:
+    """``data_dir / name`` for files of a server run as the server's OS user, or a folder under
+    /var/lib/cadastre when that user cannot reach the data dir."""
+    if server_can_use(data_dir):
+        return data_dir / name
+    # e.g. a checkout under /root (mode 0700): the postgres user cannot reach it.
+    import hashlib
+
+    digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]
+    alt = Path("/var/lib/cadastre") / (digest if name == "pg" else f"{digest}-{name}")
+    log.warning("data dir %s is not reachable by the %s user; keeping %s in %s",
+                data_dir, SERVER_USER, name, alt)
+    return alt
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -163,34 +192,10 @@ class EmbeddedCluster:
         return proc
 
     def _server_can_use(self, path: Path) -> bool:
-        """Can the server's OS user create files under ``path`` (its nearest existing parent)?"""
-        if not _is_root():
-            return True
-        probe = path
-        while not probe.exists():
-            probe = probe.parent
-        # the postgres user must be able to traverse every ancestor
-        proc = subprocess.run(
-            ["runuser", "-u", SERVER_USER, "--", "test", "-x", str(probe)], capture_output=True
-        )
-        return proc.returncode == 0
+        return server_can_use(path)
 
     def _cluster_home(self) -> Path:
-        home = self.data_dir / "pg"
-        if self._server_can_use(self.data_dir):
-            return home
-        # e.g. a checkout under /root (mode 0700): the postgres user cannot reach it.
-        import hashlib
-
-        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:12]
-        alt = Path("/var/lib/cadastre") / digest
-        log.warning(
-            "data dir %s is not reachable by the %s user; keeping the cluster in %s",
-            self.data_dir,
-            SERVER_USER,
-            alt,
-        )
-        return alt
+        return server_home(self.data_dir, "pg")
 
     def _make_server_dir(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
