@@ -21,6 +21,7 @@ from cadastre.errors import InvalidInput, NotFound
 from cadastre.exchange.fingerprint import register_fingerprint
 from cadastre.query import features as F
 from cadastre.query import records, registry
+from cadastre.query import search as S
 from cadastre.store import counties
 from tests.partition_support import copy_register, migrate_before
 
@@ -211,6 +212,13 @@ def test_county_add_moves_rows_and_reads_by_code_prune(two_counties, test_settin
         county = _reads(conn, "SELECT count(*) FROM cad.unit_current WHERE county_code = "
                         "%(c)s", {"c": OTHER})
         assert county == {f"unit_{OTHER}"}
+        # a county-scoped caller's search reads its county's units only
+        seat = conn.execute("SELECT left(seat, 4) FROM cad.unit_current WHERE building_code = %s "
+                            "AND seat IS NOT NULL LIMIT 1", (theirs,)).fetchone()[0]
+        for text in (seat, theirs[:14]):
+            sql, params = S.build_sql(S.parse_query(text))
+            touched = _reads(conn, sql, {**params, "counties": [OTHER]})
+            assert {r for r in touched if r.startswith("unit_")} == {f"unit_{OTHER}"}, text
 
 
 def test_county_detach_takes_rows_out_of_the_live_register(two_counties,

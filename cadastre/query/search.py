@@ -171,6 +171,15 @@ def _match(col: str, full: bool) -> str:
 
 _SCOPE = ("AND (cardinality(%(counties)s::text[]) = 0 OR "
           + county_sql("{code}") + " = ANY(%(counties)s))")
+# units are partitioned by county (0024): their scope names the partition key, so a
+# county-scoped caller's search reads only its counties' partitions
+_UNIT_SCOPE = ("AND (cardinality(%(counties)s::text[]) = 0 OR "
+               "t.county_code = ANY(%(counties)s::bpchar[]))")
+
+
+def _scope(kind: str, code: str) -> str:
+    return _UNIT_SCOPE if kind == "unit" else _SCOPE.format(code=code)
+
 
 # kind: (table, code column, searched columns)
 _TEXT = {
@@ -198,7 +207,7 @@ def _text_branch(kind: str, full: bool, with_compound: bool) -> str:
         FROM (SELECT t.version_id, t.{code}::text AS code, {", ".join(f"t.{c}" for c in cols)}
               FROM {table} t
               WHERE ({match}) {skip}
-                    {_SCOPE.format(code="t." + code)}
+                    {_scope(kind, "t." + code)}
               LIMIT %(pool)s) c
         ORDER BY score DESC, code"""
 
@@ -218,7 +227,7 @@ def _code_branch(kind: str) -> str:
                t.{col}::text AS code, CASE WHEN t.{col} = %(q)s THEN 3 ELSE 1 END AS score
         FROM {table} t
         WHERE (t.{col} COLLATE "C") LIKE %(prefix)s {county}
-              {_SCOPE.format(code="t." + col)}
+              {_scope(kind, "t." + col)}
         ORDER BY (t.{col} COLLATE "C")"""
 
 

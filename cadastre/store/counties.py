@@ -55,7 +55,8 @@ def add(conn: psycopg.Connection, code: str, audit_key: bytes, actor: str = "cli
 def detach(conn: psycopg.Connection, code: str, audit_key: bytes, actor: str = "cli") -> int:
     """Take ``code`` out of the live register; returns the partitions detached."""
     _check(code)
-    if code not in {c.code for c in counties(conn) if c.attached}:
+    if not conn.execute("SELECT 1 FROM pg_inherits WHERE inhparent = 'cad.unit'::regclass "
+                        "AND inhrelid = to_regclass(%s)", (f"cad.unit_{code}",)).fetchone():
         raise NotFound("COUNTY_NOT_FOUND", "该区县没有分区 / no partitions for this county")
     with conn.transaction():
         if conn.execute("SELECT 1 FROM cad.certificate WHERE county_code = %s "
