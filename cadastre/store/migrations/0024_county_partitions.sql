@@ -23,8 +23,9 @@
 --     (PostgreSQL 15 has no exclusion constraints on partitioned tables; all versions of one
 --     code, and of one right, which never changes unit, live in one county's partition);
 --   * details, holders and certificates reference (version_id, county_code) of their right.
--- The audit log is not partitioned here: its hash chain is verified in seq order over the
--- whole log and its rows are few next to the register's (see docs/scaling.md).
+-- The audit log is not partitioned here: monthly partitions are for detaching old months, and
+-- its hash chain is verified from the first row on (a detached month would read as missing
+-- rows) until verification can start from an archived month's last hash (docs/scaling.md).
 
 CREATE FUNCTION cad.county_tables() RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
     -- parents before children (the order partitions are created and attached in)

@@ -1,0 +1,86 @@
+"""``cadastre serve --workers N`` with and without ``--pgbouncer``, same load, same run.
+
+    python -m bench.pgbouncer --seconds 20 --connections 32 --workers 2
+
+The load of ``bench.http_load`` (tiles, search, parcel details on the 2,000-parcel district,
+rate limits on) against a server whose workers connect directly (the peer), then against one
+whose request pools go through pgbouncer in transaction pooling. Prints requests per second,
+p50/p99 per kind and the ratio; errors fail the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import typer
+
+from bench.common import console, percentile, scaled_demo
+from bench.http_load import OK, _run, _targets
+from cadastre.settings import PROJECT_ROOT, get_settings
+from cadastre.store.cluster import free_port
+
+
+def _serve(url: str, workers: int, pgbouncer: bool) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    data_dir = get_settings().data_dir / "bench-http"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers",
+         str(workers), *(["--pgbouncer"] if pgbouncer else [])],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "DATABASE_URL": url, "CADASTRE_DATA_DIR": str(data_dir)})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def _side(url: str, urls: dict[str, list[str]], workers: int, pgbouncer: bool,
+          seconds: float, connections: int) -> float:
+    proc, base = _serve(url, workers, pgbouncer)
+    try:
+        with httpx.Client(base_url=base, timeout=60) as c:   # warm the tile cache
+            for u in urls["tiles"]:
+                c.get(u)
+        lat, st, failures, wall = asyncio.run(_run(base, urls, seconds, connections))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    errors = failures + sum(n for (_, s), n in st.items() if s not in OK and s != 429)
+    name = "pgbouncer" if pgbouncer else "direct"
+    for kind, values in sorted(lat.items()):
+        console.print(f"  {name:9} {kind:8} {len(values) / wall:7.0f} req/s  p50 "
+                      f"{percentile(values, 50) * 1000:6.1f} ms  p99 "
+                      f"{percentile(values, 99) * 1000:6.1f} ms  429 {st[(kind, 429)]}")
+    rps = sum(st.values()) / wall
+    console.print(f"  {name:9} total    {rps:7.0f} req/s, {errors} errors")
+    if errors:
+        raise SystemExit(1)
+    return rps
+
+
+def main(seconds: float = typer.Option(20.0, max=600), connections: int = 32,
+         workers: int = 2, parcels: int = 2000) -> None:
+    url = scaled_demo(parcels)
+    urls = _targets(url)
+    console.print(f"{seconds:.0f} s at {connections} connections, {workers} workers, "
+                  f"load average {os.getloadavg()}")
+    direct = _side(url, urls, workers, False, seconds, connections)
+    pooled = _side(url, urls, workers, True, seconds, connections)
+    console.print(f"pgbouncer / direct: {pooled / direct:.2f}  (load average "
+                  f"{os.getloadavg()})")
+
+
+if __name__ == "__main__":
+    typer.run(main)
