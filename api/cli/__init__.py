@@ -350,7 +350,7 @@ def serve(
     puts a pgbouncer between the workers' request pools and the database."""
     import uvicorn
 
-    from api.serving import log_config
+    from api.serving import log_config, start_pgbouncer
 
     s = _settings()
     _warn_unknown_settings()
@@ -365,24 +365,13 @@ def serve(
     os.environ["CADASTRE_WORKERS"] = str(n)   # the worker processes read their settings anew
     console.print(f"serving on http://{host}:{port}  ·  地图 / viewer: http://{host}:{port}/"
                   f"  ·  API: http://{host}:{port}/docs" + (f"  ·  {n} workers" if n > 1 else ""))
-    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app
-    # believes it only from CADASTRE_TRUSTED_PROXIES (api.app)
-    bouncer = None
-    if pgbouncer:
-        import signal
-
-        from cadastre.store import pgbouncer as pgb
-
-        # uvicorn raises the SIGTERM it caught again after its shutdown: exit through the
-        # `finally` below (which stops pgbouncer) instead of dying of it
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-
-        bouncer = pgb.start(url, s.data_dir, pool_size=s.database.pool_max,
-                            statement_timeout_ms=s.database.statement_timeout_ms)
-        os.environ["CADASTRE_POOLER_URL"] = bouncer.url   # read by every worker's settings
+    bouncer = start_pgbouncer(s, url) if pgbouncer else None
+    if bouncer is not None:
         console.print(f"pgbouncer (transaction pooling) on 127.0.0.1:{bouncer.port}",
                       markup=False)
     try:
+        # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1;
+        # the app believes it only from CADASTRE_TRUSTED_PROXIES (api.app)
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=n,
                     log_level="info", proxy_headers=False, log_config=log_config(n))
     finally:
