@@ -1,17 +1,19 @@
 """``cadastre serve --workers N`` with and without ``--pgbouncer``, same load, same run.
 
-    python -m bench.pgbouncer --seconds 20 --connections 32 --workers 2
+    python -m bench.pgbouncer --seconds 20 --connections 32 --workers 2 --rounds 2
 
 The load of ``bench.http_load`` (tiles, search, parcel details on the 2,000-parcel district,
-rate limits on) against a server whose workers connect directly (the peer), then against one
-whose request pools go through pgbouncer in transaction pooling. Prints requests per second,
-p50/p99 per kind and the ratio; errors fail the run.
+rate limits on) against a server whose workers connect directly (the peer) and against one
+whose request pools go through pgbouncer in transaction pooling, in alternating order for
+``--rounds`` rounds (the first side of a run meets colder caches). Prints requests per second,
+p50/p99 per kind, and the ratio of the median totals; errors fail the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -71,14 +73,18 @@ def _side(url: str, urls: dict[str, list[str]], workers: int, pgbouncer: bool,
 
 
 def main(seconds: float = typer.Option(20.0, max=600), connections: int = 32,
-         workers: int = 2, parcels: int = 2000) -> None:
+         workers: int = 2, parcels: int = 2000, rounds: int = 2) -> None:
     url = scaled_demo(parcels)
     urls = _targets(url)
     console.print(f"{seconds:.0f} s at {connections} connections, {workers} workers, "
-                  f"load average {os.getloadavg()}")
-    direct = _side(url, urls, workers, False, seconds, connections)
-    pooled = _side(url, urls, workers, True, seconds, connections)
-    console.print(f"pgbouncer / direct: {pooled / direct:.2f}  (load average "
+                  f"{rounds} rounds, load average {os.getloadavg()}")
+    totals: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(rounds):
+        for pooled in ((False, True) if r % 2 == 0 else (True, False)):
+            totals[pooled].append(_side(url, urls, workers, pooled, seconds, connections))
+    direct, pooled_rps = statistics.median(totals[False]), statistics.median(totals[True])
+    console.print(f"median req/s: direct {direct:.0f}, pgbouncer {pooled_rps:.0f}; "
+                  f"pgbouncer / direct: {pooled_rps / direct:.2f}  (load average "
                   f"{os.getloadavg()})")
 
 
