@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +54,35 @@ def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
             f"无法连接数据库 {redact(url)} / cannot connect to the database at {redact(url)}: "
             f"{reason}",
         ) from exc
+
+
+# connections inside a ``batch_item`` block (how deep)
+_ITEMS: weakref.WeakKeyDictionary[psycopg.Connection, int] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def batch_item(conn: psycopg.Connection) -> Iterator[None]:
+    """One all-or-nothing item of a batch: a savepoint around the block, and the steps inside
+    make none of their own (``atomic``). Whatever fails inside fails the whole item, which rolls
+    back here; a step's savepoint would only cost two more round trips."""
+    with conn.transaction():
+        _ITEMS[conn] = _ITEMS.get(conn, 0) + 1
+        try:
+            yield
+        finally:
+            _ITEMS[conn] -= 1
+
+
+@contextmanager
+def atomic(conn: psycopg.Connection) -> Iterator[None]:
+    """The block all or nothing: ``conn.transaction()`` (a transaction, or a savepoint inside
+    one), except inside a ``batch_item``, whose savepoint already covers it. Only for blocks
+    whose failure nobody catches and carries on from within the same item."""
+    if _ITEMS.get(conn):
+        yield
+    else:
+        with conn.transaction():
+            yield
 
 
 def one(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[Any, ...]:
