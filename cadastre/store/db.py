@@ -43,10 +43,13 @@ def redact(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+def connect(url: str, autocommit: bool = False, **options: str) -> psycopg.Connection:
+    """A connection; ``options`` are server settings for its session (``-c name=value``)."""
+    extra: dict[str, Any] = (
+        {"options": " ".join(f"-c {k}={v}" for k, v in options.items())} if options else {})
     try:
         return psycopg.connect(url, autocommit=autocommit, application_name="cadastre",
-                               connect_timeout=10)
+                               connect_timeout=10, **extra)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
