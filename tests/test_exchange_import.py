@@ -222,3 +222,33 @@ def test_table_files_give_the_same_register(make_db, test_settings, tmp_path,
         with psycopg.connect(url) as conn:
             prints.append(register_fingerprint(conn))
     assert prints[0] == prints[1] == prints[2] == prints[3]
+
+
+def test_a_feature_that_differs_from_the_register_is_a_finding(make_db, test_settings,
+                                                               tmp_path, message_set):
+    from lxml import etree
+
+    url = make_db("xdiffers")
+    bid, _ = run_import(url, test_settings, message_set.zip_bytes(), "set.zip", tmp_path / "a")
+    accept(url, test_settings, bid)
+    with psycopg.connect(url) as conn:
+        before = register_fingerprint(conn)
+    changed, unit = [], message_set.units[0]
+    for name, body in message_set.messages:
+        root = etree.fromstring(body)
+        for row in root.iter("KTT_FW_H"):
+            if row.get("BDCDYH") == unit:
+                row.set("SCJZMJ", "999.99")
+        changed.append((name, etree.tostring(root, xml_declaration=True, encoding="UTF-8")))
+    again = type(message_set)(messages=changed)
+    bid2, report = run_import(url, test_settings, again.zip_bytes(), "again.zip", tmp_path / "b")
+    assert report["status"] == "validated"
+    assert report["warning_counts"].get("FEATURE_DIFFERS") == 1
+    assert [w["feature"] for w in report["warnings"] if w["code"] == "FEATURE_DIFFERS"] == [unit]
+    assert accept(url, test_settings, bid2)["change_id"] is None
+    with psycopg.connect(url) as conn:
+        assert register_fingerprint(conn) == before
+    # the unchanged data again: no finding (values read as the register's types compare equal)
+    bid3, report3 = run_import(url, test_settings, message_set.zip_bytes(), "same.zip",
+                               tmp_path / "c")
+    assert "FEATURE_DIFFERS" not in report3["warning_counts"], report3["warnings"][:3]
