@@ -252,3 +252,31 @@ def test_a_feature_that_differs_from_the_register_is_a_finding(make_db, test_set
     bid3, report3 = run_import(url, test_settings, message_set.zip_bytes(), "same.zip",
                                tmp_path / "c")
     assert "FEATURE_DIFFERS" not in report3["warning_counts"], report3["warnings"][:3]
+
+
+def test_closed_rights_are_imported_as_history_the_as_of_queries_see(fresh_db, test_settings,
+                                                                     tmp_path):
+    from datetime import datetime
+
+    from cadastre.exchange.values import CHINA
+    from cadastre.query.records import rights_as_of
+
+    old = (RIGHT.replace('YWH="Y1"', 'YWH="Y0"').replace("2015-01-01", "2008-05-01")
+           .replace('QSZT="1"', 'QSZT="2"').replace('"C1"', '"C0"'))
+    seller = (PARTY.replace('"C1"', '"C0"').replace("张三", "李四")
+              .replace("330106199001011234", "330106198002023456"))
+    bid, report = run_import(fresh_db, test_settings, GOOD.format(
+        rows=PARCEL + BUILDING + UNIT + old + seller + RIGHT + PARTY).encode(), "h.xml", tmp_path)
+    assert report["status"] == "validated", report["errors"]
+    assert not report["warning_counts"], report["warnings"]
+    assert accept(fresh_db, test_settings, bid)["written"]["right"] == 2
+    unit = f"{ZD}F00010101"
+    with psycopg.connect(fresh_db) as conn:
+        then = rights_as_of(conn, unit, datetime(2010, 1, 1, tzinfo=CHINA), "ownership")
+        now = rights_as_of(conn, unit, datetime(2020, 1, 1, tzinfo=CHINA), "ownership")
+        status = conn.execute("SELECT registration_status FROM cad.unit_status "
+                              "WHERE unit_code = %s", (unit,)).fetchone()[0]
+    assert [r.status for r in then] == [2] and len(then[0].holder_party_ids) == 1
+    assert then[0].valid_to == datetime(2015, 1, 1, 9, tzinfo=CHINA)   # the next owner's 登簿
+    assert [r.status for r in now] == [1] and now[0].holder_party_ids != then[0].holder_party_ids
+    assert status == "registered"

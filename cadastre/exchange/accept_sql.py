@@ -160,22 +160,46 @@ FROM xchg.import_row x
 ORDER BY x.name_hash, x.id_number_hash, x.n
 """
 
-RIGHTS = f"""
+# Current rights (QSZT 1) and closed ones (QSZT 2, history: a closed version, so the as-of
+# queries see them). A closed right ends when a cancellation of the batch names it, else when
+# the next right of its kind on its unit was registered, else at its end date, else (at the
+# latest) now; always after it began.
+RIGHTS = """
+WITH staged AS (
+    SELECT x.n, x.right_id, k.kind, x.code, v.business_no, v.registration_type, v.right_type,
+           v.registration_reason, v.certificate_no, v.registry_office, v.registrar_name,
+           v.registered_at, v.right_start, v.right_end, v.status, v.remark,
+           least(v.registered_at, %(now)s) AS valid_from,
+           lead(v.registered_at) OVER (PARTITION BY x.code, k.kind
+                                       ORDER BY v.registered_at, x.n) AS next_at
+    FROM xchg.import_row x
+    JOIN (VALUES ('QLT_FW_FDCQ_YZ', 'ownership'), ('QLF_QL_JSYDSYQ', 'land_use'),
+                 ('QLF_QL_DYAQ', 'mortgage'), ('QLF_QL_YGDJ', 'pre_notice'),
+                 ('QLF_QL_CFDJ', 'seizure'), ('QLF_QL_YYDJ', 'objection'),
+                 ('QLF_QL_DYIQ', 'easement'), ('QLF_QL_ZXDJ', 'cancellation')) k(tbl, kind)
+        ON k.tbl = x.tbl
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::cad.right_record, x.attrs - 'right_id') v
+    WHERE x.batch_id = %(b)s AND x.entity = 'right' AND v.status IN (1, 2)),
+ended AS (
+    SELECT (attrs->>'cancelled_right_id')::uuid AS right_id,
+           min((attrs->>'cancelled_at')::timestamptz) AS at
+    FROM xchg.import_row
+    WHERE batch_id = %(b)s AND entity = 'right' AND tbl = 'QLF_QL_ZXDJ'
+      AND attrs ? 'cancelled_right_id'
+    GROUP BY 1)
 INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, registration_type,
     right_type, registration_reason, certificate_no, registry_office, registrar_name,
-    registered_at, right_start, right_end, status, remark, valid_from, change_id)
-SELECT x.right_id, k.kind, x.code, v.business_no, v.registration_type, v.right_type,
-       v.registration_reason, v.certificate_no, v.registry_office, v.registrar_name,
-       v.registered_at, v.right_start, v.right_end, 1, v.remark,
-       least(v.registered_at, %(now)s), %(c)s
-FROM xchg.import_row x
-JOIN (VALUES ('QLT_FW_FDCQ_YZ', 'ownership'), ('QLF_QL_JSYDSYQ', 'land_use'),
-             ('QLF_QL_DYAQ', 'mortgage'), ('QLF_QL_YGDJ', 'pre_notice'),
-             ('QLF_QL_CFDJ', 'seizure'), ('QLF_QL_YYDJ', 'objection'),
-             ('QLF_QL_DYIQ', 'easement'), ('QLF_QL_ZXDJ', 'cancellation')) k(tbl, kind)
-    ON k.tbl = x.tbl
-CROSS JOIN LATERAL jsonb_populate_record(NULL::cad.right_record, x.attrs - 'right_id') v
-{_NEW.format(e='right')} AND v.status = 1
+    registered_at, right_start, right_end, status, remark, valid_from, valid_to, change_id)
+SELECT s.right_id, s.kind, s.code, s.business_no, s.registration_type, s.right_type,
+       s.registration_reason, s.certificate_no, s.registry_office, s.registrar_name,
+       s.registered_at, s.right_start, s.right_end, s.status, s.remark, s.valid_from,
+       CASE WHEN s.status = 2 THEN greatest(
+           least(coalesce(e.at, s.next_at, s.right_end::timestamptz, %(now)s), %(now)s),
+           s.valid_from + interval '1 second') END,
+       %(c)s
+FROM staged s
+JOIN import_new nw ON nw.n = s.n
+LEFT JOIN ended e ON e.right_id = s.right_id
 """
 
 # who holds which new right: a temporary table with statistics (estimated from the join of

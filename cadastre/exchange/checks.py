@@ -80,8 +80,8 @@ CHECKS: tuple[tuple[str, bool, str, str], ...] = (
      f"'QLF_QL_JSYDSYQ') AND NOT EXISTS (SELECT 1 FROM {R} x WHERE x.batch_id = %(b)s AND "
      "x.entity = 'party' AND " + PARTY_OF_RIGHT + " AND coalesce((x.attrs->>'role')::int, 1) "
      "= 1)"),
-    ("HISTORY_NOT_IMPORTED", True, "right", f"SELECT count(*) FROM {R} WHERE batch_id = %(b)s "
-     "AND entity = 'right' AND attrs->>'status' <> '1'"),
+    ("TEMPORARY_NOT_IMPORTED", True, "right", f"SELECT count(*) FROM {R} WHERE "
+     "batch_id = %(b)s AND entity = 'right' AND attrs->>'status' = '0'"),
 )
 
 # (entity, SQL counting the staged rows the register already holds)
