@@ -14,6 +14,7 @@ of any XML import. Target (issue #17): 1,000,000 rights with parties and 100,000
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 import uuid
@@ -121,7 +122,7 @@ def main() -> None:
     try:
         migrate(url)
         cipher = load_cipher(settings)
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         with path.open("rb") as fh:
             upload = store_upload(fh, settings.data_dir / "uploads", max_bytes=1 << 40)
         with psycopg.connect(url) as conn:
@@ -137,6 +138,8 @@ def main() -> None:
         total = time.monotonic() - t0
         t_accept = total - t_store - t_validate
         peak = peak_rss_mb()              # the import's peak, before the peer runs
+        cpu = time.process_time() - cpu0  # this process's CPU (reading, converting, encrypting)
+        load = os.getloadavg()[0]
         peer = parse_only(path)
         console.print(f"rights {out['written'].get('right')}, parties "
                       f"{out['written'].get('party')}, parcels {out['written'].get('parcel')}, "
@@ -147,7 +150,9 @@ def main() -> None:
         console.print("accept steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
         console.print(f"peer (lxml parse only) {peer:.0f} s → import / peer = "
                       f"{total / peer:.1f}×")
-        console.print(f"peak RSS of the importing process {peak:.0f} MB (target < 2048 MB)")
+        console.print(f"peak RSS of the importing process {peak:.0f} MB (target < 2048 MB); "
+                      f"its CPU {cpu:.0f} s = {cpu / max(args.rights, 1) * 1e6:.0f} µs per "
+                      f"right; load average {load:.1f} at the end of the import")
     finally:
         with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -37,8 +37,9 @@ def test_import_over_http(make_db, test_settings, tmp_path):
         deadline = time.monotonic() + 60
         while True:
             status = client.get(f"/api/v1/exchange/imports/{bid}", headers=auth["reg.x"]).json()
-            if status["status"] in ("validated", "invalid", "failed") or \
-                    time.monotonic() > deadline:
+            # the batch's status is committed just before its job is marked done
+            if status["status"] in ("validated", "invalid", "failed") and \
+                    status["job"]["status"] != "running" or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert status["status"] == "validated", status

@@ -222,3 +222,61 @@ def test_table_files_give_the_same_register(make_db, test_settings, tmp_path,
         with psycopg.connect(url) as conn:
             prints.append(register_fingerprint(conn))
     assert prints[0] == prints[1] == prints[2] == prints[3]
+
+
+def test_a_feature_that_differs_from_the_register_is_a_finding(make_db, test_settings,
+                                                               tmp_path, message_set):
+    from lxml import etree
+
+    url = make_db("xdiffers")
+    bid, _ = run_import(url, test_settings, message_set.zip_bytes(), "set.zip", tmp_path / "a")
+    accept(url, test_settings, bid)
+    with psycopg.connect(url) as conn:
+        before = register_fingerprint(conn)
+    changed, unit = [], message_set.units[0]
+    for name, body in message_set.messages:
+        root = etree.fromstring(body)
+        for row in root.iter("KTT_FW_H"):
+            if row.get("BDCDYH") == unit:
+                row.set("SCJZMJ", "999.99")
+        changed.append((name, etree.tostring(root, xml_declaration=True, encoding="UTF-8")))
+    again = type(message_set)(messages=changed)
+    bid2, report = run_import(url, test_settings, again.zip_bytes(), "again.zip", tmp_path / "b")
+    assert report["status"] == "validated"
+    assert report["warning_counts"].get("FEATURE_DIFFERS") == 1
+    assert [w["feature"] for w in report["warnings"] if w["code"] == "FEATURE_DIFFERS"] == [unit]
+    assert accept(url, test_settings, bid2)["change_id"] is None
+    with psycopg.connect(url) as conn:
+        assert register_fingerprint(conn) == before
+    # the unchanged data again: no finding (values read as the register's types compare equal)
+    bid3, report3 = run_import(url, test_settings, message_set.zip_bytes(), "same.zip",
+                               tmp_path / "c")
+    assert "FEATURE_DIFFERS" not in report3["warning_counts"], report3["warnings"][:3]
+
+
+def test_closed_rights_are_imported_as_history_the_as_of_queries_see(fresh_db, test_settings,
+                                                                     tmp_path):
+    from datetime import datetime
+
+    from cadastre.exchange.values import CHINA
+    from cadastre.query.records import rights_as_of
+
+    old = (RIGHT.replace('YWH="Y1"', 'YWH="Y0"').replace("2015-01-01", "2008-05-01")
+           .replace('QSZT="1"', 'QSZT="2"').replace('"C1"', '"C0"'))
+    seller = (PARTY.replace('"C1"', '"C0"').replace("张三", "李四")
+              .replace("330106199001011234", "330106198002023456"))
+    bid, report = run_import(fresh_db, test_settings, GOOD.format(
+        rows=PARCEL + BUILDING + UNIT + old + seller + RIGHT + PARTY).encode(), "h.xml", tmp_path)
+    assert report["status"] == "validated", report["errors"]
+    assert not report["warning_counts"], report["warnings"]
+    assert accept(fresh_db, test_settings, bid)["written"]["right"] == 2
+    unit = f"{ZD}F00010101"
+    with psycopg.connect(fresh_db) as conn:
+        then = rights_as_of(conn, unit, datetime(2010, 1, 1, tzinfo=CHINA), "ownership")
+        now = rights_as_of(conn, unit, datetime(2020, 1, 1, tzinfo=CHINA), "ownership")
+        status = conn.execute("SELECT registration_status FROM cad.unit_status "
+                              "WHERE unit_code = %s", (unit,)).fetchone()[0]
+    assert [r.status for r in then] == [2] and len(then[0].holder_party_ids) == 1
+    assert then[0].valid_to == datetime(2015, 1, 1, 9, tzinfo=CHINA)   # the next owner's 登簿
+    assert [r.status for r in now] == [1] and now[0].holder_party_ids != then[0].holder_party_ids
+    assert status == "registered"

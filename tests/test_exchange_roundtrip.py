@@ -88,3 +88,33 @@ def test_spatial_extract_follows_the_privacy_policy(small_district, tmp_path):
     assert "unit_code" in pub.columns and pub.geometry.notna().all()
     parcels = pyogrio.read_dataframe(tmp_path / "public.gpkg", layer="parcel", max_features=5)
     assert "srid" not in parcels.columns and "right_nature" not in parcels.columns
+
+
+def test_geoparquet_extract_follows_the_privacy_policy(small_district, tmp_path):
+    import zipfile
+
+    import geopandas as gpd
+
+    from cadastre.access.privacy import Role
+    from cadastre.exchange.extract import write_parquet
+
+    url = small_district("xparquet_out")
+    with psycopg.connect(url) as conn:
+        public = write_parquet(conn, tmp_path / "public.zip", Role.PUBLIC)
+        staff = write_parquet(conn, tmp_path / "registrar.zip", Role.REGISTRAR)
+        units = conn.execute("SELECT count(*) FROM cad.unit WHERE valid_to IS NULL").fetchone()[0]
+    assert public == staff and public["unit"] == units and public["parcel"] > 0
+    frames = {}
+    for name in ("public", "registrar"):
+        with zipfile.ZipFile(tmp_path / f"{name}.zip") as zf:
+            zf.extractall(tmp_path / name)
+            assert {n.split("/")[0] for n in zf.namelist()} == {"parcel", "building", "floor",
+                                                                "unit"}
+        frames[name] = {layer: gpd.read_parquet(tmp_path / name / layer / "part-00000.parquet")
+                        for layer in ("parcel", "unit")}
+    pub, reg = frames["public"]["unit"], frames["registrar"]["unit"]
+    assert len(pub) == units and pub.crs is not None and pub.geometry.notna().all()
+    assert "mortgaged" not in pub.columns and "mortgaged" in reg.columns
+    assert "unit_code" in pub.columns
+    parcels = frames["public"]["parcel"]
+    assert "srid" not in parcels.columns and "right_nature" not in parcels.columns

@@ -100,16 +100,19 @@ def reject(batch_id: str, registrar: str = typer.Option(...),
 
 @exchange_app.command("extract")
 def extract(target: Path = typer.Argument(..., dir_okay=False),
-            role: str = typer.Option("public", help="the role whose fields the file carries")
+            role: str = typer.Option("public", help="the role whose fields the file carries"),
+            parquet: bool = typer.Option(False, "--parquet",
+                                         help="GeoParquet (a zip of <layer>/part-N.parquet)")
             ) -> None:
-    """The spatial layers (parcel, building, floor, unit) as a GeoPackage, with the fields the
-    role may see (the privacy policy)."""
+    """The spatial layers (parcel, building, floor, unit) as a GeoPackage or GeoParquet, with
+    the fields the role may see (the privacy policy)."""
     from cadastre.access.privacy import Role
-    from cadastre.exchange.extract import write_gpkg
+    from cadastre.exchange.extract import write_gpkg, write_parquet
 
     s = get_settings()
+    write = write_parquet if parquet else write_gpkg
     with connect(ensure_database(s).url) as conn:
-        counts = write_gpkg(conn, target, Role(role),
+        counts = write(conn, target, Role(role),
                             progress=lambda layer, n: console.print(f"{layer}: {n}", end="\r"))
     console.print(counts)
 

@@ -80,8 +80,8 @@ CHECKS: tuple[tuple[str, bool, str, str], ...] = (
      f"'QLF_QL_JSYDSYQ') AND NOT EXISTS (SELECT 1 FROM {R} x WHERE x.batch_id = %(b)s AND "
      "x.entity = 'party' AND " + PARTY_OF_RIGHT + " AND coalesce((x.attrs->>'role')::int, 1) "
      "= 1)"),
-    ("HISTORY_NOT_IMPORTED", True, "right", f"SELECT count(*) FROM {R} WHERE batch_id = %(b)s "
-     "AND entity = 'right' AND attrs->>'status' <> '1'"),
+    ("TEMPORARY_NOT_IMPORTED", True, "right", f"SELECT count(*) FROM {R} WHERE "
+     "batch_id = %(b)s AND entity = 'right' AND attrs->>'status' = '0'"),
 )
 
 # (entity, SQL counting the staged rows the register already holds)
@@ -105,10 +105,36 @@ EXISTING: dict[str, str] = {
 }
 
 
+# (entity, register table, its code column): a staged feature the register already holds is
+# not written; when what it says differs from the registered version (an attribute the row
+# carries, read as the register column's type, or its geometry) that is a finding, by code
+_DIFFERS = """
+SELECT x.code FROM xchg.import_row x
+JOIN cad.{t} c ON c.valid_to IS NULL AND c.{col} = x.code::bpchar
+CROSS JOIN LATERAL jsonb_populate_record(NULL::cad.{t}, x.attrs - 'geom' - 'srid') v
+WHERE x.batch_id = %(b)s AND x.entity = '{e}' AND (EXISTS (
+        SELECT 1 FROM jsonb_object_keys(x.attrs - 'geom' - 'srid') k
+        WHERE to_jsonb(v) -> k IS DISTINCT FROM to_jsonb(c) -> k)
+    OR (x.attrs ? 'geom' AND NOT ST_Equals(
+        ST_Multi(ST_GeomFromText(x.attrs->>'geom', c.srid)), c.geom)))
+ORDER BY x.code
+"""
+DIFFERS = tuple((e, _DIFFERS.format(e=e, t=t, col=col)) for e, t, col in (
+    ("parcel", "parcel", "parcel_code"), ("building", "building", "building_code"),
+    ("unit", "unit", "unit_code")))
+
+
+def _differing(conn: psycopg.Connection, p: dict[str, Any], issues: Issues) -> None:
+    for entity, sql in DIFFERS:
+        for (code,) in conn.execute(sql, p):
+            issues.add("FEATURE_DIFFERS", warning=True, entity=entity, feature=code)
+
+
 def run(conn: psycopg.Connection, bid: uuid.UUID, srid: int, issues: Issues
         ) -> dict[str, dict[str, int]]:
     """Add the cross-row findings to ``issues``; the counts per entity (rows, new, existing)."""
     p = {"b": bid}
+    _differing(conn, p, issues)
     for code, warning, entity, sql in CHECKS:
         n = int(conn.execute(sql, p).fetchone()[0])  # type: ignore[index]
         if n:

@@ -1,13 +1,15 @@
-"""Full extracts of the spatial layers as a GeoPackage, with the fields the caller's role may
-see: every value passes the one privacy policy (``cadastre.access.privacy.apply``), so a public
-extract carries no encumbrance status and a department's masked certificate numbers.
+"""Full extracts of the spatial layers as a GeoPackage or GeoParquet, with the fields the caller's
+role may see: every value passes the one privacy policy (``cadastre.access.privacy.apply``), so a
+public extract carries no encumbrance status and a department's masked certificate numbers.
 
 Layers: parcel, building, floor, unit (current versions), written in batches (bounded memory).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,30 +52,68 @@ def _plain(value: Any) -> Any:
     return str(value).rstrip() if isinstance(value, str) else value
 
 
+def _frames(conn: psycopg.Connection, role: Role
+            ) -> Iterator[tuple[str, gpd.GeoDataFrame | None]]:
+    """Per layer, its rows as ``role`` may see them in frames of at most ``BATCH`` rows; a
+    layer without rows yields ``(layer, None)`` once."""
+    srid = conn.execute("SELECT min(srid) FROM cad.parcel WHERE valid_to IS NULL").fetchone()
+    crs = f"EPSG:{srid[0]}" if srid and srid[0] else None
+    for layer, entity, sql in LAYERS:
+        with conn.cursor(name=f"extract_{layer}") as cur:
+            cur.itersize = BATCH
+            cur.execute(sql)
+            names = [d.name for d in cur.description or ()]
+            empty = True
+            while rows := cur.fetchmany(BATCH):
+                records = [dict(zip(names, r, strict=True)) for r in rows]
+                visible = [privacy.apply(entity, role, {k: _plain(v) for k, v in rec.items()
+                                                        if k != "wkb"}) for rec in records]
+                geoms = shapely.from_wkb([bytes(rec["wkb"]) for rec in records])
+                empty = False
+                yield layer, gpd.GeoDataFrame(pd.DataFrame(visible), geometry=geoms, crs=crs)
+            if empty:
+                yield layer, None
+
+
 def write_gpkg(conn: psycopg.Connection, target: Path, role: Role,
                progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
     """The layers as ``role`` may see them; rows per layer."""
     tmp = target.with_name(f".part-{target.stem}.gpkg")     # renamed when complete
     tmp.unlink(missing_ok=True)
     counts: dict[str, int] = {}
-    srid = conn.execute("SELECT min(srid) FROM cad.parcel WHERE valid_to IS NULL").fetchone()
-    crs = f"EPSG:{srid[0]}" if srid and srid[0] else None
-    for layer, entity, sql in LAYERS:
-        counts[layer] = 0
-        with conn.cursor(name=f"extract_{layer}") as cur:
-            cur.itersize = BATCH
-            cur.execute(sql)
-            names = [d.name for d in cur.description or ()]
-            while rows := cur.fetchmany(BATCH):
-                records = [dict(zip(names, r, strict=True)) for r in rows]
-                visible = [privacy.apply(entity, role, {k: _plain(v) for k, v in rec.items()
-                                                        if k != "wkb"}) for rec in records]
-                geoms = shapely.from_wkb([bytes(rec["wkb"]) for rec in records])
-                df = gpd.GeoDataFrame(pd.DataFrame(visible), geometry=geoms, crs=crs)
-                pyogrio.write_dataframe(df, tmp, layer=layer, driver="GPKG",
-                                        append=counts[layer] > 0)
-                counts[layer] += len(rows)
-                if progress:
-                    progress(layer, counts[layer])
+    for layer, df in _frames(conn, role):
+        counts.setdefault(layer, 0)
+        if df is None:
+            continue
+        pyogrio.write_dataframe(df, tmp, layer=layer, driver="GPKG", append=counts[layer] > 0)
+        counts[layer] += len(df)
+        if progress:
+            progress(layer, counts[layer])
+    tmp.replace(target)
+    return counts
+
+
+def write_parquet(conn: psycopg.Connection, target: Path, role: Role,
+                  progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """The layers as ``role`` may see them as GeoParquet (geopandas ``to_parquet``), in a zip:
+    ``<layer>/part-NNNNN.parquet``, one file per batch of rows (bounded memory; a reader takes
+    a layer's folder as one dataset); rows per layer."""
+    tmp = target.with_name(f".part-{target.stem}.zip")
+    tmp.unlink(missing_ok=True)
+    counts: dict[str, int] = {}
+    parts: dict[str, int] = {}
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        for layer, df in _frames(conn, role):
+            counts.setdefault(layer, 0)
+            if df is None:
+                continue
+            buf = io.BytesIO()
+            df.to_parquet(buf, index=False, compression="zstd")
+            part = parts.get(layer, 0)
+            zf.writestr(f"{layer}/part-{part:05d}.parquet", buf.getvalue())
+            parts[layer] = part + 1
+            counts[layer] += len(df)
+            if progress:
+                progress(layer, counts[layer])
     tmp.replace(target)
     return counts

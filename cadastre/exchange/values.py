@@ -31,6 +31,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "UNKNOWN_DICTIONARY_VALUE": ("字典值不在代码表中", "a value is not in its code table"),
     "UNKNOWN_TABLE": ("未知的交换表", "unknown exchange table"),
     "GEOMETRY_INVALID": ("图形无效", "the geometry is invalid"),
+    "FEATURE_DIFFERS": ("与已登记要素不一致，未导入（保留登记簿现有版本）",
+                        "differs from the registered feature; not imported (the register's "
+                        "version is kept)"),
 }
 
 
