@@ -65,6 +65,7 @@ CSS = """
 .record h1 { font-size: 20pt; letter-spacing: 2pt; margin-top: 2mm; }
 .record .en { text-align: center; font-size: 8pt; color: #555; }
 .record .number { text-align: center; font-size: 12pt; font-weight: 700; margin: 3mm 0 4mm 0; }
+.record table.form { table-layout: fixed; }
 .record table.form th { width: 30mm; text-align: center; }
 .record table.form td { font-size: 9.5pt; line-height: 1.45; }
 .record table.form th small, .record h2 small { display: block; font-weight: 400;
@@ -75,11 +76,14 @@ CSS = """
 .record .remark b { display: block; margin-bottom: 1mm; }
 .record .tables h2 { margin-top: 4mm; }
 .record .tables td, .record .tables th { font-size: 8pt; }
-.record .sealed { display: flex; margin-top: 5mm; }
-.record .statement { flex: 1; font-size: 9pt; line-height: 1.6; padding-right: 4mm; }
+.record .sealed { display: table; table-layout: fixed; width: 100%; margin-top: 5mm; }
+.record .statement { display: table-cell; vertical-align: top; font-size: 9pt; line-height: 1.6;
+    padding-right: 4mm; }
 .record .office { margin-top: 3mm; text-align: right; }
-.record .seal { width: 42mm; height: 42mm; margin-left: auto; }
-.record .qr { width: 34mm; text-align: center; font-size: 6.5pt; color: #333; }
+.record .stamp { display: table-cell; vertical-align: top; width: 42mm; }
+.record .seal { width: 42mm; height: 42mm; }
+.record .qr { display: table-cell; vertical-align: top; width: 34mm; text-align: center;
+    font-size: 6.5pt; color: #333; }
 .record .qr img { width: 32mm; height: 32mm; }
 .record .url { font-size: 6.5pt; color: #333; word-break: break-all; }
 .record .note { margin-top: 3mm; }
@@ -146,7 +150,8 @@ def record_html(content: CertificateContent, number: str, issued: date, verify_u
         f"<table class=\"form\">{rows}</table>{remark_html}{tables}"
         f"<div class=\"sealed\"><div class=\"statement\">{esc(STATEMENT[kind])}"
         f"<div class=\"office\">登记机构（章）：{esc(rec.get('registry_office', ''))}<br>"
-        f"{esc(day(issued))}</div></div>{seal_svg(content.registry_office)}"
+        f"{esc(day(issued))}</div></div>"
+        f"<div class=\"stamp\">{seal_svg(content.registry_office)}</div>"
         f"<div class=\"qr\"><img src=\"data:image/png;base64,{qr}\" alt=\"QR\">"
         f"<br>扫码核验 / Scan to verify</div></div>"
         f"<div class=\"url\">核验地址 / Verify at: {esc(verify_url)}</div>"
