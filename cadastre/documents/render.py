@@ -121,6 +121,51 @@ def write_pages(document: Any, pages: list[Any] | None = None,
         return doc.write_pdf(pdf_variant=variant)  # type: ignore[no-any-return]
 
 
+def insert_pages(pdf: bytes, other: bytes, at: int) -> tuple[bytes, int]:
+    """``other``'s pages (a document written before, e.g. a map shared by many documents)
+    inserted into ``pdf`` before its page ``at`` (0-based), with their bookmarks; ``pdf``'s
+    catalogue (PDF/A metadata, output intent) and its pages stay as they are. Returns the
+    document and the number of pages inserted. The pages are copied as they were written
+    (pikepdf/qpdf: no stream is decoded), so a page shared by many documents is painted once."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as base, pikepdf.open(io.BytesIO(other)) as extra:
+        with base.open_outline() as outline, extra.open_outline() as theirs:
+            ours = [(_outline_page(base, item), item) for item in outline.root]
+            for i, page in enumerate(extra.pages):
+                base.pages.insert(at + i, page)
+            moved = {extra.pages[i].obj.objgen: base.pages[at + i].obj
+                     for i in range(len(extra.pages))}
+            before = [item for page, item in ours if page is not None and page < at]
+            after = [item for page, item in ours if page is None or page >= at]
+            outline.root[:] = before + [_copy_item(item, moved) for item in theirs.root] + after
+        out = io.BytesIO()
+        base.save(out)
+        return out.getvalue(), len(extra.pages)
+
+
+def _outline_page(pdf: Any, item: Any) -> int | None:
+    """The 0-based page a bookmark points to (an explicit destination), else None."""
+    import pikepdf
+
+    dest = item.destination
+    if isinstance(dest, pikepdf.Array) and len(dest) and isinstance(dest[0], pikepdf.Dictionary):
+        return int(pdf.pages.index(pikepdf.Page(dest[0])))
+    return None
+
+
+def _copy_item(item: Any, moved: dict[tuple[int, int], Any]) -> Any:
+    """A bookmark of an inserted document, pointing to the page its page became."""
+    import pikepdf
+
+    dest = item.destination
+    if isinstance(dest, pikepdf.Array) and len(dest) and dest[0].objgen in moved:
+        dest = pikepdf.Array([moved[dest[0].objgen], *list(dest)[1:]])
+    copy = pikepdf.OutlineItem(item.title, destination=dest)
+    copy.children.extend(_copy_item(child, moved) for child in item.children)
+    return copy
+
+
 def pdf_to_png(pdf: bytes, dpi: int = PNG_DPI, only: list[int] | None = None) -> bytes:
     """All pages (or the 0-based pages ``only``), stacked vertically, as one PNG."""
     import pypdfium2 as pdfium
