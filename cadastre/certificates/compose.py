@@ -54,6 +54,8 @@ class DocumentParts:
     floor_body: str | None           # 分层分户图, one ``div.page`` per floor: rendered with the
                                      # record page (one rendering less)
     location: str                    # the signature's /Location
+    parcel_pdf: bytes | None = None  # the parcel map already written (``Composer.parcel_pdf``):
+                                     # a batch writes each parcel's once for all its workers
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Composer:
         self._parcels: OrderedDict[bytes, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _parcel_pdf(self, html: str) -> bytes:
+    def parcel_pdf(self, html: str) -> bytes:
         """The parcel map of ``html`` as a PDF/A-3b document, written once per parcel: its
         pages are copied into each document of the parcel as they are (painting and font
         subsetting a map page cost about as much as laying it out)."""
@@ -104,8 +106,11 @@ class Composer:
         split = next((i for i, page in enumerate(ours) if _PLAN_ANCHOR in page.anchors),
                      len(ours))
         pdf, inserted = write_pages(record), 0
-        if parts.parcel_html:
-            pdf, inserted = insert_pages(pdf, self._parcel_pdf(parts.parcel_html), split)
+        parcel = parts.parcel_pdf
+        if parcel is None and parts.parcel_html:
+            parcel = self.parcel_pdf(parts.parcel_html)
+        if parcel is not None:
+            pdf, inserted = insert_pages(pdf, parcel, split)
         pdf = self.signer.sign(pdf, SIGNATURE_REASON[content.kind], parts.location)
         first, second = split, split + inserted
         return SignedDocument(pdf, hashlib.sha256(pdf).digest(), len(ours) + inserted,
