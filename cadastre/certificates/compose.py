@@ -3,7 +3,8 @@ parcel map and the floor plans (附图页), one PDF/A-3b document, sealed with t
 
 Needs no database: batches run it in worker processes (``cadastre.certificates.batch``). The
 record page and the floor plans are one WeasyPrint rendering; the parcel map is rendered and
-written once per parcel, and its pages are copied into the document of every unit on it.
+written once per parcel and the office's seal once per office, and copied into each document
+(pages inserted, the seal stamped where the layout left room for it).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from datetime import date
 
 from cadastre.certificates.layout import CSS, TITLES, document_html, record_html
 from cadastre.certificates.record import CertificateContent
+from cadastre.certificates.seal import seal_pdf, seal_place
 from cadastre.certificates.signing import OfficeSigner
 from cadastre.documents import certificate as qr
-from cadastre.documents.render import insert_pages, render_pages, write_pages
+from cadastre.documents.render import combine, render_pages, write_pages
 
 _PARCEL_CACHE_SIZE = 4      # a batch runs through units in code order: parcel by parcel
 _PLAN_ANCHOR = "floor-plans"      # the first floor-plan page carries this anchor
@@ -105,12 +107,13 @@ class Composer:
         ours = list(record.pages)
         split = next((i for i, page in enumerate(ours) if _PLAN_ANCHOR in page.anchors),
                      len(ours))
-        pdf, inserted = write_pages(record), 0
         parcel = parts.parcel_pdf
         if parcel is None and parts.parcel_html:
             parcel = self.parcel_pdf(parts.parcel_html)
-        if parcel is not None:
-            pdf, inserted = insert_pages(pdf, parcel, split)
+        seal = seal_pdf(content.registry_office)
+        stamps = [(seal, i, place) for i, page in enumerate(ours)
+                  if (place := seal_place(page)) is not None]
+        pdf, inserted = combine(write_pages(record), (parcel, split) if parcel else None, stamps)
         pdf = self.signer.sign(pdf, SIGNATURE_REASON[content.kind], parts.location)
         first, second = split, split + inserted
         return SignedDocument(pdf, hashlib.sha256(pdf).digest(), len(ours) + inserted,

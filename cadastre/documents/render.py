@@ -8,6 +8,7 @@ import html
 import io
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
@@ -121,27 +122,43 @@ def write_pages(document: Any, pages: list[Any] | None = None,
         return doc.write_pdf(pdf_variant=variant)  # type: ignore[no-any-return]
 
 
-def insert_pages(pdf: bytes, other: bytes, at: int) -> tuple[bytes, int]:
-    """``other``'s pages (a document written before, e.g. a map shared by many documents)
-    inserted into ``pdf`` before its page ``at`` (0-based), with their bookmarks; ``pdf``'s
-    catalogue (PDF/A metadata, output intent) and its pages stay as they are. Returns the
-    document and the number of pages inserted. The pages are copied as they were written
-    (pikepdf/qpdf: no stream is decoded), so a page shared by many documents is painted once."""
+def combine(pdf: bytes, insert: tuple[bytes, int] | None = None,
+            stamps: Sequence[tuple[bytes, int, tuple[float, float, float, float]]] = ()
+            ) -> tuple[bytes, int]:
+    """``pdf`` with pages of documents written before (a map shared by many documents, a seal)
+    copied in as they were written (pikepdf/qpdf: nothing decoded or painted again), so such a
+    page is painted once for all the documents that show it. ``stamps``: (document, page of
+    ``pdf``, (left, bottom, right, top) in points): the document's first page drawn over that
+    page, fitted into the rectangle. ``insert``: (document, at): its pages inserted before page
+    ``at`` (0-based), with their bookmarks. ``pdf``'s catalogue (PDF/A metadata, output
+    intent) stays as it is. Returns the document and the number of pages inserted."""
     import pikepdf
 
-    with pikepdf.open(io.BytesIO(pdf)) as base, pikepdf.open(io.BytesIO(other)) as extra:
-        with base.open_outline() as outline, extra.open_outline() as theirs:
-            ours = [(_outline_page(base, item), item) for item in outline.root]
-            for i, page in enumerate(extra.pages):
-                base.pages.insert(at + i, page)
-            moved = {extra.pages[i].obj.objgen: base.pages[at + i].obj
-                     for i in range(len(extra.pages))}
-            before = [item for page, item in ours if page is not None and page < at]
-            after = [item for page, item in ours if page is None or page >= at]
-            outline.root[:] = before + [_copy_item(item, moved) for item in theirs.root] + after
+    with pikepdf.open(io.BytesIO(pdf)) as base:
+        for stamp, number, rect in stamps:
+            with pikepdf.open(io.BytesIO(stamp)) as other:
+                base.pages[number].add_overlay(other.pages[0], pikepdf.Rectangle(*rect))
+        inserted = 0
+        if insert is not None:
+            with pikepdf.open(io.BytesIO(insert[0])) as extra:
+                inserted = _insert(base, extra, insert[1])
         out = io.BytesIO()
         base.save(out)
-        return out.getvalue(), len(extra.pages)
+        return out.getvalue(), inserted
+
+
+def _insert(base: Any, extra: Any, at: int) -> int:
+    """``extra``'s pages and bookmarks into ``base`` before its page ``at``."""
+    with base.open_outline() as outline, extra.open_outline() as theirs:
+        ours = [(_outline_page(base, item), item) for item in outline.root]
+        for i, page in enumerate(extra.pages):
+            base.pages.insert(at + i, page)
+        moved = {extra.pages[i].obj.objgen: base.pages[at + i].obj
+                 for i in range(len(extra.pages))}
+        before = [item for page, item in ours if page is not None and page < at]
+        after = [item for page, item in ours if page is None or page >= at]
+        outline.root[:] = before + [_copy_item(item, moved) for item in theirs.root] + after
+    return len(extra.pages)
 
 
 def _outline_page(pdf: Any, item: Any) -> int | None:
