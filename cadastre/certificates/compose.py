@@ -113,7 +113,8 @@ class Composer:
         seal = seal_pdf(content.registry_office)
         stamps = [(seal, i, place) for i, page in enumerate(ours)
                   if (place := seal_place(page)) is not None]
-        pdf, inserted = combine(write_pages(record), (parcel, split) if parcel else None, stamps)
+        pdf, inserted = combine(write_pages(record, compress=False),
+                                (parcel, split) if parcel else None, stamps)
         pdf = self.signer.sign(pdf, SIGNATURE_REASON[content.kind], parts.location)
         first, second = split, split + inserted
         return SignedDocument(pdf, hashlib.sha256(pdf).digest(), len(ours) + inserted,
