@@ -80,3 +80,13 @@ def test_users_add_and_login_flow(demo_url: str, tmp_path) -> None:
                             "surveyor", "--password-stdin"], input="a long enough secret\n",
                            capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
     assert again.returncode == 1 and "ACCOUNT_EXISTS" in again.stderr
+
+
+def test_reading_cases_does_not_create_the_office_signer(demo_url: str, tmp_path) -> None:
+    """Only the moves that make certificates (缮证/发证) need the office's signing key; listing
+    cases or the catalogue leaves the data dir without a local CA."""
+    env = {"DATABASE_URL": demo_url, "CADASTRE_DATA_DIR": str(tmp_path)}
+    for args in (("cases", "list", "--format", "json"), ("cases", "catalogue")):
+        p = _run(*args, env=env)
+        assert p.returncode == 0, p.stderr
+    assert not (tmp_path / "signing").exists()

@@ -82,3 +82,17 @@ def test_sample_outcomes_and_bulletin(month_of_cases):
                   county):
         assert words in text, words
     assert BUYER.name not in text
+
+
+def test_bulletin_keeps_to_the_registrars_counties(demo_client, test_settings):
+    """A registrar of other counties gets no bulletin of this one (as if it did not exist)."""
+    from cadastre.access.privacy import Role
+    from tests.test_public_api import bearer
+
+    path = "/api/v1/exchange/bulletins/330106/2026-06"
+    own = demo_client.get(path, headers=bearer(test_settings, Role.REGISTRAR,
+                                               counties=("330106",)))
+    assert own.status_code == 200, own.text
+    other = demo_client.get(path, headers=bearer(test_settings, Role.REGISTRAR,
+                                                 counties=("110105",)))
+    assert other.status_code == 404 and other.json()["error"]["code"] == "COUNTY_NOT_FOUND"

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli.audit import record_cli
+from cadastre.access.pii import audit_key, load_cipher
 from cadastre.cases import calendar as cal
 from cadastre.cases import catalogue, clock, queries
 from cadastre.cases import workflow as wf
@@ -33,12 +34,17 @@ console = Console()
 LIGHT_STYLE = {"green": "green", "yellow": "yellow", "red": "bold red"}
 
 
-def _env() -> tuple[Any, str, wf.Keys]:
+def _env(signs: bool = False) -> tuple[Any, str, wf.Keys]:
+    """Settings, database URL and keys; with ``signs`` also the office's signer, which moves
+    that make certificates (缮证/发证) need (creating the local CA on first use): other
+    commands never touch it."""
     s = get_settings()
     url = ensure_database(s).url
+    if not signs:
+        return s, url, wf.Keys(load_cipher(s), audit_key(s))
     from cadastre.certificates.issue import IssuingContext
 
-    docs = IssuingContext.from_settings(s)       # 缮证/发证 sign electronic certificates
+    docs = IssuingContext.from_settings(s)
     return s, url, wf.Keys(docs.cipher, docs.audit_key, docs)
 
 
@@ -128,7 +134,7 @@ def advance(case_no: str, action: Action,
             failed: bool = typer.Option(False, "--failed", help="the review did not pass"),
             registrar: str = REGISTRAR) -> None:
     """Move a case: review, register (登簿), conclude, prepare, issue, archive, reject …"""
-    s, url, keys = _env()
+    s, url, keys = _env(signs=action in (Action.PREPARE, Action.ISSUE))
     review = wf.Review(step, opinion, not failed) if step or opinion else None
     with connect(url) as conn:
         out = wf.advance(conn, s.cases, keys, _actor(registrar), case_no, action, note=note,

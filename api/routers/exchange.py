@@ -112,7 +112,7 @@ def reject(request: Request, batch_id: str, body: Decision,
 def bulletin(request: Request, county: str, month: str,
              format: str = Query("json", pattern="^(json|csv|pdf)$"),
              who: Principal = Depends(REGISTRAR)) -> Any:
-    if len(county) != 6 or not county.isdigit():
+    if len(county) != 6 or not county.isdigit() or (who.counties and county not in who.counties):
         raise NotFound("COUNTY_NOT_FOUND", "无此县（区）/ no such county")
     state = app_state(request)
     with state.sync_pool.connection() as conn:

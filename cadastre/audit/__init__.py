@@ -79,14 +79,18 @@ def append(conn: psycopg.Connection, key: bytes, entry: Entry) -> int:
         return _append(conn, key, entry)
 
 
-# the lock, then the head read in a statement of its own (a snapshot taken after the lock is
-# held), sent together in one round trip (simple query protocol: no parameters)
-_LOCK_AND_HEAD = f"SELECT pg_advisory_xact_lock({LOCK}); {_HEAD}"
+def append_in_transaction(conn: psycopg.Connection, key: bytes, entry: Entry) -> int:
+    """``append`` for a caller that holds a transaction open (also mid-pipeline, where the
+    connection's status says a command is in flight rather than "in a transaction")."""
+    return _append(conn, key, entry)
 
 
 def _append(conn: psycopg.Connection, key: bytes, entry: Entry) -> int:
-    cur = conn.execute(_LOCK_AND_HEAD)
-    cur.nextset()
+    # the lock, then the head read in a statement of its own (a snapshot taken after the lock
+    # is held), sent together in one round trip (pipelined; also inside a caller's pipeline)
+    with conn.pipeline():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
+        cur = conn.execute(_HEAD)
     head = cur.fetchone()
     seq, prev = (head[0] + 1, bytes(head[1])) if head else (1, GENESIS)
     at = datetime.now(UTC)

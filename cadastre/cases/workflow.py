@@ -31,6 +31,7 @@ from cadastre.qa import registration as registration_qa
 from cadastre.register.versions import new_change
 from cadastre.settings import CasesSettings
 from cadastre.sharing import events
+from cadastre.store.db import atomic
 
 if TYPE_CHECKING:
     from cadastre.certificates.issue import IssuingContext
@@ -91,11 +92,14 @@ def _now(conn: psycopg.Connection, at: datetime | None) -> datetime:
 def _record(conn: psycopg.Connection, keys: Keys, actor: Actor, case_id: uuid.UUID,
             case_no: str, from_stage: str | None, to_stage: str, action: str, at: datetime,
             note: str | None = None) -> None:
+    """The transition and its audit row. Called inside a pipeline by the moves: the writes
+    before it (stage, clock) go out with the audit head read, in one round trip; an error in
+    any of them surfaces there, inside the move's transaction."""
     conn.execute("INSERT INTO reg.case_transition (case_id, from_stage, to_stage, action, actor, "
                  "at, note) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                  (case_id, from_stage, to_stage, action, actor.actor, at, note))
-    audit.append(conn, keys.audit_key, audit.Entry(actor.actor, actor.role, f"case.{action}",
-                                                   case_no))
+    audit.append_in_transaction(conn, keys.audit_key, audit.Entry(
+        actor.actor, actor.role, f"case.{action}", case_no))
 
 
 # ------------------------------------------------------------------ opening a case
@@ -111,7 +115,7 @@ def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, act
         raise InvalidInput("CHANNEL_INVALID", "渠道须为 window 或 online / channel must be "
                            "window or online")
     units = appl.check_units(app.unit_codes, max_units)
-    with conn.transaction():
+    with atomic(conn):
         bt = catalogue.get(conn, app.business_type)
         parts = catalogue.parts(conn, bt.seq)
         appl.check_parties(app.parties, [p.key for p in parts])
@@ -152,12 +156,14 @@ def open_case(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, act
             else:
                 entry.plan(conn, facts, lock=False)
             _check_documents(conn, settings, facts, parts, now)
-        clock.recompute(conn, settings, case_id)
-        _record(conn, keys, actor, case_id, case_no, None, stage,
-                "accept" if stage is Stage.ACCEPTED else "apply", now)
-        if stage is Stage.ACCEPTED:
-            events.emit(conn, "case.accepted", county=county, unit_codes=units, case_no=case_no,
-                        refs={"business_type": bt.seq, "stage": stage.value})
+        with conn.pipeline():       # the writes that end the move go out together (_record)
+            clock.recompute(conn, settings, case_id)
+            _record(conn, keys, actor, case_id, case_no, None, stage,
+                    "accept" if stage is Stage.ACCEPTED else "apply", now)
+            if stage is Stage.ACCEPTED:
+                events.emit(conn, "case.accepted", county=county, unit_codes=units,
+                            case_no=case_no, refs={"business_type": bt.seq,
+                                                   "stage": stage.value})
     return Opened(case_id, case_no, code, stage)
 
 
@@ -243,7 +249,7 @@ def advance(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor
     """Move the case by ``action``; returns what changed (stage, and for 登簿 the versions and
     certificate numbers written)."""
     move = MOVES[action]
-    with conn.transaction():
+    with atomic(conn):
         case = _lock(conn, case_no, actor)
         if case.stage not in move.sources:
             raise CaseStateError(message=f"案件处于{case.stage.value}阶段，不能执行 {action.value} "
@@ -283,18 +289,21 @@ def advance(conn: psycopg.Connection, settings: CasesSettings, keys: Keys, actor
         elif action is Action.ISSUE and keys.documents is not None:
             out["certificates"] = certify.issue(conn, keys.documents, case_no,
                                                 actor=actor.actor, at=now)
-        _set_stage(conn, settings, case, move.target, now,
-                   reason if move.needs_reason else None,
-                   stops_clock=action in (Action.REGISTER, Action.CONCLUDE))
-        if action is Action.ACCEPT:
-            conn.execute("UPDATE reg.case SET accepted_at = %s, assignee = coalesce(assignee, "
-                         "%s) WHERE case_id = %s", (now, actor.account_id, case.case_id))
-        _record(conn, keys, actor, case.case_id, case_no, case.stage, move.target,
-                action.value, now, (note or reason or (review.opinion if review else None)))
-        if action is Action.ACCEPT or move.target in CLOSED:
-            events.emit(conn, "case.accepted" if action is Action.ACCEPT else "case.completed",
-                        county=case.county_code, case_no=case_no,
-                        refs={"business_type": case.business_type, "stage": move.target.value})
+        with conn.pipeline():       # the writes that end the move go out together (_record)
+            _set_stage(conn, settings, case, move.target, now,
+                       reason if move.needs_reason else None,
+                       stops_clock=action in (Action.REGISTER, Action.CONCLUDE))
+            if action is Action.ACCEPT:
+                conn.execute("UPDATE reg.case SET accepted_at = %s, assignee = coalesce("
+                             "assignee, %s) WHERE case_id = %s",
+                             (now, actor.account_id, case.case_id))
+            _record(conn, keys, actor, case.case_id, case_no, case.stage, move.target,
+                    action.value, now, (note or reason or (review.opinion if review else None)))
+            if action is Action.ACCEPT or move.target in CLOSED:
+                events.emit(conn, "case.accepted" if action is Action.ACCEPT else
+                            "case.completed", county=case.county_code, case_no=case_no,
+                            refs={"business_type": case.business_type,
+                                  "stage": move.target.value})
     return out
 
 

@@ -31,6 +31,7 @@ from cadastre.certificates.store import CertificateRecord, NewCertificate
 from cadastre.errors import Conflict, InvalidInput
 from cadastre.settings import Settings
 from cadastre.sharing.events import emit
+from cadastre.store.db import atomic
 
 
 @dataclass
@@ -236,7 +237,7 @@ def supersede_for_right(conn: psycopg.Connection, right_id: str | uuid.UUID, bus
     documents become superseded (by that business, at ``at``); prepared ones that were never
     issued are revoked. Call in the transaction that closes the right; audited with ``key``."""
     changed = []
-    with conn.transaction():
+    with atomic(conn):
         for rec in store.live_for_right(conn, str(right_id), lock=True):
             if rec.status == "current":
                 store.mark_superseded(conn, rec.certificate_id, business_no, at)

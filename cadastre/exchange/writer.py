@@ -86,10 +86,14 @@ class _Message:
         return etree.tostring(self.root, xml_declaration=True, encoding=encoding)
 
 
-def _rows(conn: psycopg.Connection, sql: str, params: Any) -> list[dict[str, Any]]:
-    cur = conn.execute(sql, params)
+def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    rows = cur.fetchall()          # first: in pipeline mode it is what brings the description
     names = [d.name for d in cur.description or ()]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def _rows(conn: psycopg.Connection, sql: str, params: Any) -> list[dict[str, Any]]:
+    return _dicts(conn.execute(sql, params))
 
 
 _PARCEL = ("SELECT p.*, ST_SRID(p.geom) AS srid FROM cad.parcel p WHERE p.valid_to IS NULL "
@@ -104,27 +108,6 @@ _FLOOR = ("SELECT f.*, ST_AsText(f.geom) AS wkt FROM cad.floor f WHERE f.valid_t
           "f.building_code = ANY(%s) ORDER BY f.building_code, f.floor_no")
 _UNIT = ("SELECT u.*, ST_AsText(u.geom) AS wkt FROM cad.unit u WHERE u.valid_to IS NULL AND "
          "u.unit_code = ANY(%s) ORDER BY u.unit_code")
-
-
-def _spatial(conn: psycopg.Connection, msg: _Message, parcels: Sequence[str],
-             buildings: Sequence[str], units: Sequence[str], all_floors: bool) -> None:
-    for p in _rows(conn, _PARCEL, (list(parcels),)):
-        msg.row("KTT_ZDJBXX", p)
-    for pt in _rows(conn, _POINTS, (list(parcels),)):
-        msg.row("ZD_K_103", {"unit_code": pt["parcel_code"].strip() + "W00000000",
-                             "seq": pt["seq"], "ring_no": pt["ring_no"],
-                             "x_north": pt["y"], "y_east": pt["x"]})
-    for b in _rows(conn, _BUILDING, (list(buildings),)):
-        msg.row("KTT_FW_ZRZ", {**b, "geom": b["wkt"]})
-    unit_rows = _rows(conn, _UNIT, (list(units),))
-    floors_of = {(u["building_code"].strip(), u["floor_no"]) for u in unit_rows}
-    for f in _rows(conn, _FLOOR, (list(buildings),)):
-        if all_floors or (f["building_code"].strip(), f["floor_no"]) in floors_of:
-            msg.row("KTT_FW_C", {**f, "geom": f["wkt"]})
-    for u in unit_rows:
-        msg.row("KTT_FW_H", {**u, "geom": u["wkt"]})
-
-
 _RIGHTS = ("SELECT r.*, r.version_id AS vid FROM cad.right_record r WHERE r.version_id = ANY(%s) "
            "ORDER BY r.unit_code, r.version_id")
 _PARTIES = ("SELECT rp.right_version_id, rp.role, rp.seq, rp.share, rp.co_ownership, "
@@ -134,18 +117,50 @@ _PARTIES = ("SELECT rp.right_version_id, rp.role, rp.seq, rp.share, rp.co_owners
             "p.party_id")
 
 
-def _rights(conn: psycopg.Connection, cipher: PiiCipher, msg: _Message,
-            version_ids: Sequence[int]) -> None:
+def _detail_tables(kinds: Iterable[str] | None) -> list[str]:
     from cadastre.register.rights import DETAIL_TABLE
 
-    rights = _rows(conn, _RIGHTS, (list(version_ids),))
-    details: dict[int, dict[str, Any]] = {}
-    for table in sorted(set(DETAIL_TABLE.values())):
-        for d in _rows(conn, f"SELECT * FROM {table} WHERE right_version_id = ANY(%s)",
-                       (list(version_ids),)):
-            details[d["right_version_id"]] = d
+    return sorted({t for k, t in DETAIL_TABLE.items() if kinds is None or k in kinds})
+
+
+def _write(conn: psycopg.Connection, cipher: PiiCipher, msg: _Message, parcels: Sequence[str],
+           buildings: Sequence[str], units: Sequence[str], version_ids: Sequence[int],
+           kinds: Iterable[str] | None, all_floors: bool) -> None:
+    """Read everything the message holds in one round trip (the queries pipelined), then write
+    its rows: parcels, boundary points, buildings, floors, units, rights and their parties."""
+    tables = _detail_tables(kinds)
+    queries: list[tuple[str, Any]] = [
+        (_PARCEL, (list(parcels),)), (_POINTS, (list(parcels),)),
+        (_BUILDING, (list(buildings),)), (_UNIT, (list(units),)), (_FLOOR, (list(buildings),)),
+        (_RIGHTS, (list(version_ids),)), (_PARTIES, (list(version_ids),)),
+        *((f"SELECT * FROM {t} WHERE right_version_id = ANY(%s)", (list(version_ids),))
+          for t in tables)]
+    with conn.pipeline():
+        cursors = [conn.execute(sql, params) for sql, params in queries]
+    parcel_rows, points, building_rows, unit_rows, floor_rows, rights, party_rows, *details = (
+        _dicts(c) for c in cursors)
+    for p in parcel_rows:
+        msg.row("KTT_ZDJBXX", p)
+    for pt in points:
+        msg.row("ZD_K_103", {"unit_code": pt["parcel_code"].strip() + "W00000000",
+                             "seq": pt["seq"], "ring_no": pt["ring_no"],
+                             "x_north": pt["y"], "y_east": pt["x"]})
+    for b in building_rows:
+        msg.row("KTT_FW_ZRZ", {**b, "geom": b["wkt"]})
+    floors_of = {(u["building_code"].strip(), u["floor_no"]) for u in unit_rows}
+    for f in floor_rows:
+        if all_floors or (f["building_code"].strip(), f["floor_no"]) in floors_of:
+            msg.row("KTT_FW_C", {**f, "geom": f["wkt"]})
+    for u in unit_rows:
+        msg.row("KTT_FW_H", {**u, "geom": u["wkt"]})
+    _write_rights(cipher, msg, rights, party_rows,
+                  {d["right_version_id"]: d for rows in details for d in rows})
+
+
+def _write_rights(cipher: PiiCipher, msg: _Message, rights: list[dict[str, Any]],
+                  party_rows: list[dict[str, Any]], details: dict[int, dict[str, Any]]) -> None:
     parties: dict[int, list[dict[str, Any]]] = {}
-    for p in _rows(conn, _PARTIES, (list(version_ids),)):
+    for p in party_rows:
         parties.setdefault(p["right_version_id"], []).append(p)
     for r in rights:
         table = schema.RIGHT_TABLE_OF_KIND[r["kind"]]
@@ -189,9 +204,9 @@ def version_message(conn: psycopg.Connection, cipher: PiiCipher, version_ids: Se
     msg = _Message(head)
     units = sorted({r["unit_code"].strip() for r in rights})
     houses = [u for u in units if u[19] == "F"]
-    _spatial(conn, msg, sorted({u[:19] for u in units}), sorted({u[:24] for u in houses}),
-             houses, all_floors=False)
-    _rights(conn, cipher, msg, [r["version_id"] for r in rights])
+    _write(conn, cipher, msg, sorted({u[:19] for u in units}), sorted({u[:24] for u in houses}),
+           houses, [r["version_id"] for r in rights], {r["kind"] for r in rights},
+           all_floors=False)
     etree.SubElement(msg.data, "DJT_DJ_SLSQ", {"YWH": business_no, "DJDL": rec[:1] + "00",
                                                 "QXDM": unit[:6]})
     return rec, msg.bytes(encoding)
@@ -210,21 +225,19 @@ def business_message(conn: psycopg.Connection, cipher: PiiCipher, business_no: s
 def parcel_message(conn: psycopg.Connection, cipher: PiiCipher, parcel_code: str, n: int,
                    created: datetime) -> bytes:
     """One parcel with everything on it: its features and every current right on its units."""
-    buildings = [r[0] for r in conn.execute(
-        "SELECT building_code FROM cad.building WHERE valid_to IS NULL AND parcel_code = %s "
-        "ORDER BY 1", (parcel_code,))]
-    units = [r[0] for r in conn.execute(
-        "SELECT unit_code FROM cad.unit WHERE valid_to IS NULL AND parcel_code = %s ORDER BY 1",
-        (parcel_code,))]
-    rights = [r[0] for r in conn.execute(
-        "SELECT version_id FROM cad.right_record WHERE valid_to IS NULL AND status = 1 AND "
-        "substr(unit_code, 1, 19) = %s ORDER BY version_id", (parcel_code,))]
+    with conn.pipeline():
+        cursors = [conn.execute(sql, (parcel_code,)) for sql in (
+            "SELECT building_code FROM cad.building WHERE valid_to IS NULL AND parcel_code = %s "
+            "ORDER BY 1",
+            "SELECT unit_code FROM cad.unit WHERE valid_to IS NULL AND parcel_code = %s ORDER BY 1",
+            "SELECT version_id FROM cad.right_record WHERE valid_to IS NULL AND status = 1 AND "
+            "substr(unit_code, 1, 19) = %s ORDER BY version_id")]
+    buildings, units, rights = ([r[0] for r in c.fetchall()] for c in cursors)
     area = parcel_code[:6]
     msg = _Message(_head(f"{area}{created.astimezone(CHINA):%y%m%d}{n % 1_000_000:06d}", area,
                          "1000402" if units else "1000301", f"EXTRACT-{parcel_code}",
                          parcel_code + "W00000000", created, None))
-    _spatial(conn, msg, [parcel_code], buildings, units, all_floors=True)
-    _rights(conn, cipher, msg, rights)
+    _write(conn, cipher, msg, [parcel_code], buildings, units, rights, None, all_floors=True)
     return msg.bytes()
 
 

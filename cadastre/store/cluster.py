@@ -97,9 +97,11 @@ class ClusterState:
     major: int
 
     def url(self, dbname: str = DB_NAME) -> str:
+        """Through the cluster's own socket directory: a round trip over a Unix socket costs
+        about half of one over TCP on 127.0.0.1 (which the cluster also listens on)."""
         return (
             f"postgresql://{DB_SUPERUSER}:{quote(self.password, safe='')}"
-            f"@127.0.0.1:{self.port}/{dbname}"
+            f"@/{dbname}?host={quote(self.sockdir, safe='/')}&port={self.port}"
         )
 
 

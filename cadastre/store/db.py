@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +43,13 @@ def redact(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+def connect(url: str, autocommit: bool = False, **options: str) -> psycopg.Connection:
+    """A connection; ``options`` are server settings for its session (``-c name=value``)."""
+    extra: dict[str, Any] = (
+        {"options": " ".join(f"-c {k}={v}" for k, v in options.items())} if options else {})
     try:
         return psycopg.connect(url, autocommit=autocommit, application_name="cadastre",
-                               connect_timeout=10)
+                               connect_timeout=10, **extra)
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
@@ -51,6 +57,35 @@ def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
             f"无法连接数据库 {redact(url)} / cannot connect to the database at {redact(url)}: "
             f"{reason}",
         ) from exc
+
+
+# connections inside a ``batch_item`` block (how deep)
+_ITEMS: weakref.WeakKeyDictionary[psycopg.Connection, int] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def batch_item(conn: psycopg.Connection) -> Iterator[None]:
+    """One all-or-nothing item of a batch: a savepoint around the block, and the steps inside
+    make none of their own (``atomic``). Whatever fails inside fails the whole item, which rolls
+    back here; a step's savepoint would only cost two more round trips."""
+    with conn.transaction():
+        _ITEMS[conn] = _ITEMS.get(conn, 0) + 1
+        try:
+            yield
+        finally:
+            _ITEMS[conn] -= 1
+
+
+@contextmanager
+def atomic(conn: psycopg.Connection) -> Iterator[None]:
+    """The block all or nothing: ``conn.transaction()`` (a transaction, or a savepoint inside
+    one), except inside a ``batch_item``, whose savepoint already covers it. Only for blocks
+    whose failure nobody catches and carries on from within the same item."""
+    if _ITEMS.get(conn):
+        yield
+    else:
+        with conn.transaction():
+            yield
 
 
 def one(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[Any, ...]:
