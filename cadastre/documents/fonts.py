@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,9 @@ def document_faces(cache_dir: Path | None = None) -> list[tuple[Path, int]]:
     return faces
 
 
+_outline_lock = threading.Lock()
+
+
 @lru_cache(maxsize=4)
 def _outlines(path: Path, number: int) -> Any:
     from fontTools.ttLib import TTFont
@@ -112,14 +116,15 @@ def glyph_outline(char: str, weight: int = 400) -> tuple[str, float]:
     faces = [(path, 0) for path, w in document_faces() if w == weight]
     if weight in SOURCES and SOURCES[weight].is_file():
         faces.append((SOURCES[weight], SC_FACE))
-    for path, number in faces:
-        font = _outlines(path, number)
-        name = font.getBestCmap().get(ord(char))
-        if name is None:
-            continue
-        glyphs = font.getGlyphSet()
-        em = font["head"].unitsPerEm
-        pen = SVGPathPen(glyphs, ntos=lambda v: f"{v:.4g}")
-        glyphs[name].draw(TransformPen(pen, (1 / em, 0, 0, 1 / em, 0, 0)))
-        return pen.getCommands(), glyphs[name].width / em
+    with _outline_lock:         # a lazily loaded font is not for threads at once
+        for path, number in faces:
+            font = _outlines(path, number)
+            name = font.getBestCmap().get(ord(char))
+            if name is None:
+                continue
+            glyphs = font.getGlyphSet()
+            em = font["head"].unitsPerEm
+            pen = SVGPathPen(glyphs, ntos=lambda v: f"{v:.4g}")
+            glyphs[name].draw(TransformPen(pen, (1 / em, 0, 0, 1 / em, 0, 0)))
+            return pen.getCommands(), glyphs[name].width / em
     return "", 1.0
