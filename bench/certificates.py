@@ -32,6 +32,7 @@ import resource
 import time
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from bench.common import console, scaled_demo
 from bench.osgb import BENCH_DIR, TreeMemory
@@ -46,7 +47,7 @@ RUN_DB = "bench_certificates_run"
 
 
 def _copy(parcels: int) -> str:
-    source = scaled_demo(parcels).rsplit("/", 1)[1]
+    source = conninfo_to_dict(scaled_demo(parcels))["dbname"]     # (the URL names a socket)
     cluster = embedded_cluster(get_settings())
     with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{RUN_DB}" WITH (FORCE)')
