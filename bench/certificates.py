@@ -9,8 +9,11 @@ each rendered (record page, parcel map, floor plans; PDF/A-3b), sealed with the 
 signature and stored, numbers and audit rows in the same transactions. On a copy of the
 2,000-parcel demo district (``bench_2000``, built once) made for the run and dropped after.
 
-Measured: wall time, the CPU seconds of this process (the database side: reading the records,
-the maps' HTML, numbers, storing; the workers render and sign), peak memory of the process
+Measured: wall time; CPU per certificate of all the batch's processes (this one and the
+workers, sampled from /proc: load from other work on the machine does not count, so this is
+the figure to compare between runs on a busy machine) and of this process alone (the database
+side: reading the records, the maps' HTML, numbers, storing; the workers render and sign); the
+load average before and after; peak memory of the process
 tree sampled every 50 ms (``bench.osgb.TreeMemory``) as the largest sum of RSS (a shared library
 counted once per process: an upper bound) and of PSS (shared pages shared out: what the tree
 holds). Peer in the
@@ -24,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from bench.common import console, scaled_demo
 from bench.osgb import BENCH_DIR, TreeMemory
@@ -42,7 +47,7 @@ RUN_DB = "bench_certificates_run"
 
 
 def _copy(parcels: int) -> str:
-    source = scaled_demo(parcels).rsplit("/", 1)[1]
+    source = conninfo_to_dict(scaled_demo(parcels))["dbname"]     # (the URL names a socket)
     cluster = embedded_cluster(get_settings())
     with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{RUN_DB}" WITH (FORCE)')
@@ -64,15 +69,17 @@ def _versions(url: str, count: int) -> list[tuple[int, str]]:
             "ORDER BY unit_code LIMIT %s", (count,))]
 
 
-def _peer(url: str, units: list[str]) -> float:
-    """Seconds per unit: its parcel map and floor plan PDFs, one process (after a warm-up)."""
+def _peer(url: str, units: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds per unit: its parcel map and floor plan PDFs, one process (after a
+    warm-up)."""
     with psycopg.connect(url) as conn:
         parcel_map.parcel_map_pdf(conn, units[0])
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for code in units:
             parcel_map.parcel_map_pdf(conn, code)
             floor_plan.floor_plan_pdf(conn, code)
-        return (time.perf_counter() - started) / len(units)
+        return ((time.perf_counter() - started) / len(units),
+                (time.process_time() - cpu) / len(units))
 
 
 def _signing_alone(ctx: IssuingContext, url: str, unit: str, n: int = 50) -> float:
@@ -102,11 +109,13 @@ def main() -> None:
         versions = _versions(url, args.count)
         ctx = IssuingContext.from_settings(settings)
         workers = args.workers or settings.certificates.workers
+        load_before = os.getloadavg()[0]
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         with TreeMemory() as memory:
             result = issue_batch(url, ctx, [v for v, _ in versions], actor="bench",
                                  workers=workers)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        load_after = os.getloadavg()[0]
         cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
         with psycopg.connect(url) as conn:
             sample = [store.document(conn, r.certificate_id) for r in result.issued[::50]]
@@ -115,7 +124,7 @@ def main() -> None:
         trust = ctx.composer.signer.trust_roots
         checked = [check_signature(pdf, trust).ok for pdf in sample]
         step = max(1, len(versions) // args.peer)
-        peer = _peer(url, [u for _, u in versions[::step]][:args.peer])
+        peer, peer_cpu = _peer(url, [u for _, u in versions[::step]][:args.peer])
         sign = _signing_alone(ctx, url, versions[0][1])
     finally:
         if not args.keep:
@@ -123,16 +132,23 @@ def main() -> None:
 
     n = len(result.issued)
     per_cert = result.seconds / max(n, 1)
+    cpu_per_cert = memory.cpu_seconds / max(n, 1)
     report = {
         "certificates": n, "skipped": len(result.skipped), "workers": workers,
+        "cores": os.cpu_count(), "load_average_before_after": [round(load_before, 2),
+                                                                round(load_after, 2)],
         "seconds": round(result.seconds, 1), "ms_per_certificate": round(per_cert * 1000),
+        "cpu_seconds": round(memory.cpu_seconds, 1),
+        "cpu_ms_per_certificate": round(cpu_per_cert * 1000),
         "main_process_cpu_seconds": round(cpu, 1), "peak_memory_mib": round(memory.peak / 2**20),
         "peak_memory_pss_mib": round(memory.peak_pss / 2**20),
         "signatures_checked": f"{sum(checked)}/{len(checked)} valid",
         "pdf_kib_avg": round(float(sizes[0] or 0) / 1024), "pdf_mib_total":
             round(float(sizes[1] or 0) / 2**20, 1),
         "peer_owner_pdfs_ms_per_unit": round(peer * 1000),
+        "peer_owner_pdfs_cpu_ms_per_unit": round(peer_cpu * 1000),
         "ratio_certificate_vs_owner_pdfs": round(per_cert / peer, 2),
+        "ratio_cpu_certificate_vs_owner_pdfs": round(cpu_per_cert / peer_cpu, 2),
         "signing_alone_ms": round(sign * 1000, 1),
         "target": "1,000 in < 120 s, < 500 MB",
     }
@@ -140,10 +156,13 @@ def main() -> None:
     (BENCH_DIR / "certificates.json").write_text(json.dumps(report, indent=2))
     console.print_json(json.dumps(report))
     console.print(f"{n} certificates in {result.seconds:.1f} s ({per_cert * 1000:.0f} ms each, "
-                  f"{workers} workers), peak {memory.peak / 2**20:.0f} MiB RSS, "
-                  f"{memory.peak_pss / 2**20:.0f} MiB PSS; peer: the owner's "
-                  f"two PDFs {peer * 1000:.0f} ms per unit in one process "
-                  f"(ratio {per_cert / peer:.2f}); signing alone {sign * 1000:.1f} ms")
+                  f"{workers} workers on {os.cpu_count()} cores, load average "
+                  f"{load_before:.2f} → {load_after:.2f}), CPU {cpu_per_cert * 1000:.0f} ms "
+                  f"per certificate (all processes of the batch), peak "
+                  f"{memory.peak / 2**20:.0f} MiB RSS, {memory.peak_pss / 2**20:.0f} MiB PSS; "
+                  f"peer: the owner's two PDFs {peer * 1000:.0f} ms ({peer_cpu * 1000:.0f} ms "
+                  f"CPU) per unit in one process (ratio {per_cert / peer:.2f} wall, "
+                  f"{cpu_per_cert / peer_cpu:.2f} CPU); signing alone {sign * 1000:.1f} ms")
     if n < len(versions) or not all(checked):
         raise SystemExit(1)
 

@@ -140,7 +140,17 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def _tree_rss(root: int, skip: int, pss: bool = False) -> int:
+def _cpu_ticks(pid: int) -> int:
+    """User + system clock ticks a process has used so far (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _tree_rss(root: int, skip: int, pss: bool = False, cpu: dict[int, int] | None = None
+              ) -> int:
+    """Summed RSS (or PSS) of ``root`` and its descendants; with ``cpu``, also notes each
+    descendant's CPU ticks so far."""
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
@@ -152,6 +162,8 @@ def _tree_rss(root: int, skip: int, pss: bool = False) -> int:
             else:
                 with open(f"/proc/{pid}/statm") as f:
                     total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            if cpu is not None and pid != root:
+                cpu[pid] = _cpu_ticks(pid)
             for task in os.listdir(f"/proc/{pid}/task"):
                 with open(f"/proc/{pid}/task/{task}/children") as f:
                     todo += [int(p) for p in f.read().split()]
@@ -160,11 +172,14 @@ def _tree_rss(root: int, skip: int, pss: bool = False) -> int:
     return total
 
 
-def _sampler(root: int, peak: Any, peak_pss: Any, stop: Any, interval: float) -> None:
+def _sampler(root: int, peak: Any, peak_pss: Any, cpu_ticks: Any, stop: Any,
+             interval: float) -> None:
     me = os.getpid()
     tick = 0
+    seen: dict[int, int] = {}
     while not stop.is_set():
-        peak.value = max(peak.value, _tree_rss(root, me))
+        peak.value = max(peak.value, _tree_rss(root, me, cpu=seen))
+        cpu_ticks.value = sum(seen.values())
         if tick % 20 == 0:    # PSS costs the kernel a walk of every mapping: once a second
             peak_pss.value = max(peak_pss.value, _tree_rss(root, me, pss=True))
         tick += 1
@@ -177,19 +192,24 @@ class TreeMemory:
     start method, as it does inside a threaded server, instead of the CLI's ``fork``). RSS
     counts a library or file page once per process that maps it; ``peak_pss`` (proportional
     set size, sampled once a second) shares such pages out, so it sums to the memory the tree
-    really holds."""
+    really holds. ``cpu_seconds``: user + system CPU of the tree while inside (descendants
+    started inside, as last sampled: at most one interval short each)."""
 
     def __init__(self, interval: float = 0.05) -> None:
         ctx = mp.get_context("fork")
         self._peak, self._stop = ctx.Value("q", 0), ctx.Event()
-        self._peak_pss = ctx.Value("q", 0)
+        self._peak_pss, self._ticks = ctx.Value("q", 0), ctx.Value("q", 0)
         self._proc = ctx.Process(
-            target=_sampler, args=(os.getpid(), self._peak, self._peak_pss, self._stop, interval),
+            target=_sampler, args=(os.getpid(), self._peak, self._peak_pss, self._ticks,
+                                   self._stop, interval),
             daemon=True
         )
         self.peak = self.peak_pss = 0
+        self.cpu_seconds = 0.0
+        self._cpu0 = 0.0
 
     def __enter__(self) -> TreeMemory:
+        self._cpu0 = _cpu_ticks(os.getpid()) / os.sysconf("SC_CLK_TCK")
         self._proc.start()
         return self
 
@@ -198,6 +218,9 @@ class TreeMemory:
         self._proc.join()
         self.peak = int(self._peak.value)
         self.peak_pss = int(self._peak_pss.value)
+        # CPU: this process's since entering, its descendants' (workers) as last sampled
+        me = _cpu_ticks(os.getpid()) / os.sysconf("SC_CLK_TCK")
+        self.cpu_seconds = me - self._cpu0 + self._ticks.value / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> float:

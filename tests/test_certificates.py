@@ -12,7 +12,9 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import psycopg
+import pypdfium2 as pdfium
 import pytest
 from pypdf import PdfReader
 
@@ -215,6 +217,28 @@ def test_pdfa_metadata_text_and_qr(conn, ctx):
     assert check_token(conn, cipher, token).status == "valid"
 
 
+def test_pages_bookmarks_and_the_stamped_seal(conn, ctx):
+    """The parcel map's pages (written once per parcel) and the office's seal (drawn once per
+    office) are copied into the document: the bookmarks lead to each part in order, and the
+    seal is drawn in red inside the square the record page leaves for it."""
+    rec, pdf = _issue(conn, ctx, _version(conn, "ownership", offset=3))
+    reader = PdfReader(io.BytesIO(pdf))
+    marks = [(m.title, reader.get_destination_page_number(m)) for m in reader.outline
+             if not isinstance(m, list)]
+    assert marks == [("中华人民共和国不动产权证书", 0), ("宗地图", rec.parcel_pages[0]),
+                     ("分层分户图", rec.plan_pages[0])]
+    assert len(reader.pages) == 1 + len(rec.parcel_pages) + len(rec.plan_pages)
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        page = doc[0].render(scale=100 / 72).to_pil().convert("RGB")
+    finally:
+        doc.close()
+    rgb = np.asarray(page).astype(int)
+    red = int(((rgb[..., 0] > 180) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).sum())
+    seal_px = (42 / 25.4 * 100) ** 2
+    assert 0.05 * seal_px < red < 0.5 * seal_px, red      # rings, star and characters
+
+
 @pytest.mark.parametrize("kind", ["mortgage", "pre_notice", "objection", "easement", "seizure"])
 def test_each_proof_kind(conn, ctx, kind):
     house = kind not in ("easement",)
@@ -399,3 +423,11 @@ def test_batch_issues_in_worker_processes_and_skips_what_it_cannot(conn, ctx, ce
         assert hashlib.sha256(pdf).digest() == rec.pdf_sha256
     numbers = [r.number for r in result.issued]
     assert len(set(numbers)) == len(numbers)
+    # the units of a parcel carry the same parcel map page (written once for the batch)
+    maps: dict[str, set[bytes]] = {}
+    for rec in result.issued:
+        page = PdfReader(io.BytesIO(store.document(conn, rec.certificate_id))).pages[
+            rec.parcel_pages[0]]
+        maps.setdefault(rec.unit_code[:19], set()).add(page.get_contents().get_data())
+    assert all(len(pages) == 1 for pages in maps.values())
+    assert len(maps) < len(result.issued)           # some parcel has several of the units

@@ -4,9 +4,10 @@ benchmark): rendering and signing run in worker processes, the database work in 
 Workers come from a fork server that has imported nothing (``_worker_context``). Chunk by
 chunk, the workers always have the next chunk queued: this process claims chunk k+1 (numbers and
 serials, one short transaction) and hands it over, reads chunk k+2 (the records and the annex
-HTML, on a second connection), then stores and issues chunk k (one transaction, audit rows
-included). A chunk in which a document fails is stored item by item, so a bad item costs
-nothing but itself (reported as skipped with its error code).
+HTML, on a second connection; the parcel map of a parcel met for the first time is written here,
+once for all workers, whose documents copy its pages), then stores and issues chunk k (one
+transaction, audit rows included). A chunk in which a document fails is stored item by item,
+so a bad item costs nothing but itself (reported as skipped with its error code).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class _Read:
     parcel_html: str | None = None
     floor_body: str | None = None
     error: str | None = None
+    parcel_pdf: bytes | None = None
 
 
 _Started = tuple[_Read, Claim, "Future[SignedDocument]"]
@@ -87,7 +89,8 @@ def _read(conn: psycopg.Connection, ctx: IssuingContext, versions: Sequence[int]
         try:
             content = records.load(conn, ctx.cipher, version, ctx.settings)
             parcel, floor = ctx.annexes.annexes(conn, content, today)
-            out.append(_Read(version, content, parcel, floor))
+            out.append(_Read(version, content, parcel, floor,
+                             parcel_pdf=ctx.composer.parcel_pdf(parcel) if parcel else None))
         except CadastreError as exc:
             out.append(_Read(version, None, error=exc.code))
     conn.rollback()
@@ -151,7 +154,8 @@ def _claim_chunk(conn: psycopg.Connection, ctx: IssuingContext, pool: Executor,
                 result.skipped.append((item.version, exc.code))
                 continue
             parts = DocumentParts(item.content, taken.identity, taken.issued, taken.remark,
-                                  item.parcel_html, item.floor_body, taken.location)
+                                  item.parcel_html, item.floor_body, taken.location,
+                                  item.parcel_pdf)
             started.append((item, taken, pool.submit(compose, parts)))
     return started
 

@@ -2,23 +2,25 @@
 parcel map and the floor plans (附图页), one PDF/A-3b document, sealed with the office's signature.
 
 Needs no database: batches run it in worker processes (``cadastre.certificates.batch``). The
-parcel map is laid out once per parcel and reused for every unit on it (layout is most of a
-page's cost); the pages of the three renderings are written as one document by WeasyPrint.
+record page and the floor plans are one WeasyPrint rendering; the parcel map is rendered and
+written once per parcel and the office's seal once per office, and copied into each document
+(pages inserted, the seal stamped where the layout left room for it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from cadastre.certificates.layout import CSS, TITLES, document_html, record_html
 from cadastre.certificates.record import CertificateContent
+from cadastre.certificates.seal import seal_pdf, seal_place
 from cadastre.certificates.signing import OfficeSigner
 from cadastre.documents import certificate as qr
-from cadastre.documents.render import render_pages, write_pages
+from cadastre.documents.render import combine, render_pages, write_pages
 
 _PARCEL_CACHE_SIZE = 4      # a batch runs through units in code order: parcel by parcel
 _PLAN_ANCHOR = "floor-plans"      # the first floor-plan page carries this anchor
@@ -54,6 +56,8 @@ class DocumentParts:
     floor_body: str | None           # 分层分户图, one ``div.page`` per floor: rendered with the
                                      # record page (one rendering less)
     location: str                    # the signature's /Location
+    parcel_pdf: bytes | None = None  # the parcel map already written (``Composer.parcel_pdf``):
+                                     # a batch writes each parcel's once for all its workers
 
 
 @dataclass(frozen=True)
@@ -66,23 +70,29 @@ class SignedDocument:
 
 
 class Composer:
-    """Renders and signs documents; keeps the laid-out parcel maps of recent parcels."""
+    """Renders and signs documents; keeps the written parcel maps of recent parcels."""
 
     def __init__(self, signer: OfficeSigner) -> None:
         self.signer = signer
-        self._parcels: OrderedDict[bytes, Any] = OrderedDict()
+        self._parcels: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def _parcel_pages(self, html: str) -> list[Any]:
+    def parcel_pdf(self, html: str) -> bytes:
+        """The parcel map of ``html`` as a PDF/A-3b document, written once per parcel: its
+        pages are copied into each document of the parcel as they are (painting and font
+        subsetting a map page cost about as much as laying it out)."""
         key = hashlib.sha256(html.encode("utf-8")).digest()
-        doc = self._parcels.get(key)
-        if doc is None:
-            doc = render_pages(html, CSS)
-            self._parcels[key] = doc
+        with self._lock:
+            pdf = self._parcels.get(key)
+            if pdf is not None:
+                self._parcels.move_to_end(key)
+                return pdf
+        pdf = write_pages(render_pages(html, CSS))
+        with self._lock:
+            self._parcels[key] = pdf
             if len(self._parcels) > _PARCEL_CACHE_SIZE:
                 self._parcels.popitem(last=False)
-        else:
-            self._parcels.move_to_end(key)
-        return list(doc.pages)
+        return pdf
 
     def compose(self, parts: DocumentParts) -> SignedDocument:
         content, who = parts.content, parts.identity
@@ -97,10 +107,16 @@ class Composer:
         ours = list(record.pages)
         split = next((i for i, page in enumerate(ours) if _PLAN_ANCHOR in page.anchors),
                      len(ours))
-        parcel = self._parcel_pages(parts.parcel_html) if parts.parcel_html else []
-        pages = ours[:split] + parcel + ours[split:]
-        first, second = split, split + len(parcel)
-        pdf = self.signer.sign(write_pages(record, pages), SIGNATURE_REASON[content.kind],
-                               parts.location)
-        return SignedDocument(pdf, hashlib.sha256(pdf).digest(), len(pages),
-                              tuple(range(first, second)), tuple(range(second, len(pages))))
+        parcel = parts.parcel_pdf
+        if parcel is None and parts.parcel_html:
+            parcel = self.parcel_pdf(parts.parcel_html)
+        seal = seal_pdf(content.registry_office)
+        stamps = [(seal, i, place) for i, page in enumerate(ours)
+                  if (place := seal_place(page)) is not None]
+        pdf, inserted = combine(write_pages(record, compress=False),
+                                (parcel, split) if parcel else None, stamps)
+        pdf = self.signer.sign(pdf, SIGNATURE_REASON[content.kind], parts.location)
+        first, second = split, split + inserted
+        return SignedDocument(pdf, hashlib.sha256(pdf).digest(), len(ours) + inserted,
+                              tuple(range(first, second)),
+                              tuple(range(second, len(ours) + inserted)))

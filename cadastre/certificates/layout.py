@@ -1,7 +1,8 @@
 """The printed page of a certificate, proof or query result, after the national forms: title and
-number, the record table, 附记, the registration statement, the office's seal with the date, and
-the 一证一码 QR code with the verification address. The parcel map (宗地图) and floor plans
-(分层分户图) follow as 附图页, rendered by ``cadastre.documents``.
+number, the record table, 附记, the registration statement, the office's seal with the date (a
+square left for it: ``cadastre.certificates.seal`` stamps it), and the 一证一码 QR code with the
+verification address. The parcel map (宗地图) and floor plans (分层分户图) follow as 附图页,
+rendered by ``cadastre.documents``.
 
 Only fields the privacy policy lets the holder see (``Role.OWNER``, the ``certificate`` entity)
 are printed.
@@ -10,13 +11,13 @@ are printed.
 from __future__ import annotations
 
 import base64
-import math
 from datetime import date
 from typing import Any
 
 from cadastre.access import privacy
 from cadastre.access.privacy import Role
 from cadastre.certificates.record import CertificateContent, day
+from cadastre.certificates.seal import SEAL_ANCHOR
 from cadastre.documents.render import esc
 
 TITLES = {"certificate": ("中华人民共和国不动产权证书", "Real Estate Title Certificate"),
@@ -65,6 +66,7 @@ CSS = """
 .record h1 { font-size: 20pt; letter-spacing: 2pt; margin-top: 2mm; }
 .record .en { text-align: center; font-size: 8pt; color: #555; }
 .record .number { text-align: center; font-size: 12pt; font-weight: 700; margin: 3mm 0 4mm 0; }
+.record table.form { table-layout: fixed; }
 .record table.form th { width: 30mm; text-align: center; }
 .record table.form td { font-size: 9.5pt; line-height: 1.45; }
 .record table.form th small, .record h2 small { display: block; font-weight: 400;
@@ -75,45 +77,19 @@ CSS = """
 .record .remark b { display: block; margin-bottom: 1mm; }
 .record .tables h2 { margin-top: 4mm; }
 .record .tables td, .record .tables th { font-size: 8pt; }
-.record .sealed { display: flex; margin-top: 5mm; }
-.record .statement { flex: 1; font-size: 9pt; line-height: 1.6; padding-right: 4mm; }
+.record .sealed { display: table; table-layout: fixed; width: 100%; margin-top: 5mm; }
+.record .statement { display: table-cell; vertical-align: top; font-size: 9pt; line-height: 1.6;
+    padding-right: 4mm; }
 .record .office { margin-top: 3mm; text-align: right; }
-.record .seal { width: 42mm; height: 42mm; margin-left: auto; }
-.record .qr { width: 34mm; text-align: center; font-size: 6.5pt; color: #333; }
+.record .stamp { display: table-cell; vertical-align: top; width: 42mm; }
+.record .seal { width: 42mm; height: 42mm; }
+.record .qr { display: table-cell; vertical-align: top; width: 34mm; text-align: center;
+    font-size: 6.5pt; color: #333; }
 .record .qr img { width: 32mm; height: 32mm; }
 .record .url { font-size: 6.5pt; color: #333; word-break: break-all; }
 .record .note { margin-top: 3mm; }
 .annex { page-break-before: always; }
 """
-
-
-def seal_svg(office: str, text: str = "不动产登记专用章") -> str:
-    """The office's seal as drawn on the page (the digital signature is the seal in law): a red
-    double ring, a star, the office name around the top and the seal's purpose below."""
-    r, cx, cy = 20.0, 21.0, 21.0
-    chars = list(office)[:20]
-    spread = min(250.0, 14.0 * len(chars))
-    parts = [f'<circle cx="{cx}" cy="{cy}" r="{r}" fill="none" stroke="#d40000" '
-             'stroke-width="1.2"/>',
-             f'<circle cx="{cx}" cy="{cy}" r="{r - 1.6}" fill="none" stroke="#d40000" '
-             'stroke-width="0.3"/>']
-    star = []
-    for k in range(10):
-        rad = 5.2 if k % 2 == 0 else 2.1
-        a = math.radians(-90 + 36 * k)
-        star.append(f"{cx + rad * math.cos(a):.2f},{cy + rad * math.sin(a):.2f}")
-    parts.append(f'<polygon points="{" ".join(star)}" fill="#d40000"/>')
-    for i, ch in enumerate(chars):
-        angle = -90 - spread / 2 + spread * (i + 0.5) / len(chars)
-        a = math.radians(angle)
-        x, y = cx + (r - 5.2) * math.cos(a), cy + (r - 5.2) * math.sin(a)
-        parts.append(f'<text x="{x:.2f}" y="{y:.2f}" font-size="3.4" fill="#d40000" '
-                     f'text-anchor="middle" dominant-baseline="central" '
-                     f'transform="rotate({angle + 90:.1f} {x:.2f} {y:.2f})">{esc(ch)}</text>')
-    parts.append(f'<text x="{cx}" y="{cy + 11}" font-size="2.8" fill="#d40000" '
-                 f'text-anchor="middle">{esc(text)}</text>')
-    return (f'<svg class="seal" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 42 42" '
-            f'font-family="DocCJK, Noto Sans CJK SC, sans-serif">{"".join(parts)}</svg>')
 
 
 def _value(value: Any) -> str:
@@ -146,7 +122,8 @@ def record_html(content: CertificateContent, number: str, issued: date, verify_u
         f"<table class=\"form\">{rows}</table>{remark_html}{tables}"
         f"<div class=\"sealed\"><div class=\"statement\">{esc(STATEMENT[kind])}"
         f"<div class=\"office\">登记机构（章）：{esc(rec.get('registry_office', ''))}<br>"
-        f"{esc(day(issued))}</div></div>{seal_svg(content.registry_office)}"
+        f"{esc(day(issued))}</div></div>"
+        f"<div class=\"stamp\"><div id=\"{SEAL_ANCHOR}\" class=\"seal\"></div></div>"
         f"<div class=\"qr\"><img src=\"data:image/png;base64,{qr}\" alt=\"QR\">"
         f"<br>扫码核验 / Scan to verify</div></div>"
         f"<div class=\"url\">核验地址 / Verify at: {esc(verify_url)}</div>"

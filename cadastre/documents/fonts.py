@@ -19,7 +19,10 @@ import fcntl
 import hashlib
 import logging
 import os
+import threading
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +94,37 @@ def document_faces(cache_dir: Path | None = None) -> list[tuple[Path, int]]:
                     _build(source, target)
         faces.append((target, weight))
     return faces
+
+
+_outline_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _outlines(path: Path, number: int) -> Any:
+    from fontTools.ttLib import TTFont
+
+    return TTFont(path, fontNumber=number, lazy=True)
+
+
+def glyph_outline(char: str, weight: int = 400) -> tuple[str, float]:
+    """SVG path data of ``char`` in the document face, in ems (y up, the baseline at 0), and its
+    advance in ems: to draw text as shapes, with no font to embed. From the full system face
+    when the reduced one lacks the character; ("", 1.0) when neither has it."""
+    from fontTools.pens.svgPathPen import SVGPathPen
+    from fontTools.pens.transformPen import TransformPen
+
+    faces = [(path, 0) for path, w in document_faces() if w == weight]
+    if weight in SOURCES and SOURCES[weight].is_file():
+        faces.append((SOURCES[weight], SC_FACE))
+    with _outline_lock:         # a lazily loaded font is not for threads at once
+        for path, number in faces:
+            font = _outlines(path, number)
+            name = font.getBestCmap().get(ord(char))
+            if name is None:
+                continue
+            glyphs = font.getGlyphSet()
+            em = font["head"].unitsPerEm
+            pen = SVGPathPen(glyphs, ntos=lambda v: f"{v:.4g}")
+            glyphs[name].draw(TransformPen(pen, (1 / em, 0, 0, 1 / em, 0, 0)))
+            return pen.getCommands(), glyphs[name].width / em
+    return "", 1.0

@@ -1,9 +1,9 @@
-"""Drawing plane coordinates (Gauss-Krüger easting/northing, metres) on paper as inline SVG in
+"""Drawing plane coordinates (Gauss-Krüger easting/northing, metres) on paper as SVG in
 millimetres: scale choice, frame transform, grid, north arrow and scale bar."""
 
 from __future__ import annotations
 
-import itertools
+import base64
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -135,18 +135,17 @@ def grid(frame: Frame) -> str:
     return "<g>" + "".join(parts) + "</g>"
 
 
-_clip_ids = itertools.count(1)
-
-
 def svg(frame: Frame, body: str) -> str:
-    """The SVG element of a frame (user units = millimetres), clipped to the frame (a clip id of
-    its own: several maps share a document in certificates)."""
-    clip = f"frame-{next(_clip_ids)}"
-    return (f'<svg class="map" xmlns="http://www.w3.org/2000/svg" width="{frame.width}mm" '
-            f'height="{frame.height}mm" viewBox="0 0 {frame.width} {frame.height}" '
-            f'font-family="DocCJK, Noto Sans CJK SC, sans-serif">'
-            f'<defs><clipPath id="{clip}"><rect x="0" y="0" width="{frame.width}" '
-            f'height="{frame.height}"/></clipPath></defs>'
-            f'<g clip-path="url(#{clip})">{body}</g>'
-            f'<rect x="0" y="0" width="{frame.width}" height="{frame.height}" fill="none" '
-            f'stroke="#111" stroke-width="0.4"/></svg>')
+    """The map of a frame (user units = millimetres, clipped to the frame) for a page: an SVG
+    document of its own in an ``img``. Drawn the same as inline SVG, but its elements stay out
+    of the page's style cascade, which costs WeasyPrint about 5 ms a map."""
+    drawing = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{frame.width}mm" '
+               f'height="{frame.height}mm" viewBox="0 0 {frame.width} {frame.height}" '
+               f'font-family="DocCJK, Noto Sans CJK SC, sans-serif">'
+               f'<defs><clipPath id="frame"><rect x="0" y="0" width="{frame.width}" '
+               f'height="{frame.height}"/></clipPath></defs>'
+               f'<g clip-path="url(#frame)">{body}</g>'
+               f'<rect x="0" y="0" width="{frame.width}" height="{frame.height}" fill="none" '
+               f'stroke="#111" stroke-width="0.4"/></svg>')
+    data = base64.b64encode(drawing.encode("utf-8")).decode("ascii")
+    return f'<img class="map" alt="" src="data:image/svg+xml;base64,{data}">'
