@@ -56,6 +56,7 @@ PKGS=(
   "postgresql-$PG" "postgresql-$PG-postgis-3" "postgresql-client-$PG" postgresql-contrib
   gdal-bin fonts-noto-cjk ca-certificates openscenegraph proj-data   # proj-data: EGM96 geoid (3D heights)
   libpango-1.0-0 libpangoft2-1.0-0   # WeasyPrint: 宗地图 / 分层分户图 PDFs
+  pgbouncer                          # cadastre serve --pgbouncer (its own files, never the service)
 )
 if [ "$TEST" -eq 1 ]; then PKGS+=(chromium); fi   # viewer tests: Playwright drives Debian's chromium
 # certificate tests: poppler's pdfsig, and certutil for the trust store it reads
