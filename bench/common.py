@@ -4,6 +4,7 @@ cluster (built once, reused), and small timing helpers."""
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 
 import psycopg
@@ -59,3 +60,19 @@ def summary(latencies: list[float], wall: float) -> dict[str, float]:
     return {"n": len(latencies), "rps": len(latencies) / wall if wall else float("nan"),
             "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
             "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan")}
+
+
+def wait_healthy(proc: subprocess.Popen, base: str,
+                 timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """``proc`` (a server started on ``base``) once its /health answers; killed if it never does."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("server did not start")

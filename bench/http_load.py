@@ -24,7 +24,7 @@ import mercantile
 import psycopg
 import typer
 
-from bench.common import console, percentile, scaled_demo
+from bench.common import console, percentile, scaled_demo, wait_healthy
 from cadastre.settings import PROJECT_ROOT, get_settings
 from cadastre.store.cluster import free_port
 
@@ -84,15 +84,7 @@ def _server(url: str, data_dir: Path) -> tuple[subprocess.Popen, str]:
          "warning"], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "DATABASE_URL": url, "CADASTRE_DATA_DIR": str(data_dir)})
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("server did not start")
+    return wait_healthy(proc, base, 60)
 
 
 def main(seconds: float = typer.Option(60.0, max=600), connections: int = 64,

@@ -16,12 +16,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import httpx
 import typer
 
-from bench.common import console, percentile, scaled_demo
+from bench.common import console, percentile, scaled_demo, wait_healthy
 from bench.http_load import OK, _run, _targets
 from cadastre.settings import PROJECT_ROOT, get_settings
 from cadastre.store.cluster import free_port
@@ -37,15 +36,7 @@ def _serve(url: str, workers: int, pgbouncer: bool) -> tuple[subprocess.Popen[by
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "DATABASE_URL": url, "CADASTRE_DATA_DIR": str(data_dir)})
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("server did not start")
+    return wait_healthy(proc, base, 90)
 
 
 def _side(url: str, urls: dict[str, list[str]], workers: int, pgbouncer: bool,
