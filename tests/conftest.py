@@ -39,7 +39,7 @@ def _source_hash(*globs: str) -> str:
 # safely: a template per migration set, a demo per migration set + generator source.
 TEMPLATE_DB = "tpl_" + _source_hash("cadastre/store/migrations/*.sql")
 DEMO_DB = "demo_" + _source_hash("cadastre/store/migrations/*.sql", "cadastre/demo/*.py",
-                                 "cadastre/cases/*.py",
+                                 "cadastre/cases/*.py", "cadastre/store/bulk.py",
                                  "cadastre/access/idnumber.py")
 SMALL_DB = "small" + DEMO_DB[4:]
 

@@ -38,6 +38,22 @@ def test_counts_meet_the_brief(demo_conn: psycopg.Connection) -> None:
     assert _one(c, "SELECT count(*) FROM cad.lineage WHERE event = 'split'") > 10
 
 
+def test_bulk_load_leaves_every_index_valid(demo_conn: psycopg.Connection) -> None:
+    """The load drops GiST/GIN indexes and rebuilds them: on a partitioned table the rebuilt
+    index must reach every partition (an ``ON ONLY`` rebuild left it invalid on the parent)."""
+    c = demo_conn
+    invalid = c.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid"
+                        ).fetchall()
+    assert invalid == []
+    # every partition of cad.unit has the spatial index what-is-here and 3D picking read
+    parts = c.execute(
+        "SELECT p.inhrelid::regclass::text, EXISTS (SELECT 1 FROM pg_index i JOIN pg_class x "
+        "ON x.oid = i.indexrelid JOIN pg_am a ON a.oid = x.relam WHERE i.indrelid = p.inhrelid "
+        "AND a.amname = 'gist' AND pg_get_indexdef(i.indexrelid) LIKE '%(geom_3857)%') "
+        "FROM pg_inherits p WHERE p.inhparent = 'cad.unit'::regclass").fetchall()
+    assert parts and all(has for _, has in parts), parts
+
+
 def test_every_code_is_valid(demo_conn: psycopg.Connection) -> None:
     units = [r[0] for r in demo_conn.execute("SELECT unit_code FROM cad.unit")]
     assert all(not validate_unit_code(u) for u in units)

@@ -70,6 +70,10 @@ def test_migration_converts_in_place_keeping_the_fingerprint(converted) -> None:
                 "ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass", (f"cad.{t}",)))
             assert kinds == {f"{t}_{COUNTY}": "r", f"{t}_default": "r"}, t
             assert conn.execute(f"SELECT count(*) FROM cad.{t}_default").fetchone()[0] == 0
+        # the parents have statistics (autovacuum never analyses a partitioned table)
+        for t in (t for t in PARTITIONED if n_after[t]):    # (an empty table has none)
+            assert conn.execute("SELECT count(*) FROM pg_stats WHERE schemaname = 'cad' AND "
+                                "tablename = %s AND inherited", (t,)).fetchone()[0] > 0, t
         # the sequences go on where they were
         last = conn.execute("SELECT max(version_id) FROM cad.unit").fetchone()[0]
         assert conn.execute("SELECT nextval(pg_get_serial_sequence('cad.unit', 'version_id'))"
@@ -189,6 +193,10 @@ def test_county_add_moves_rows_and_reads_by_code_prune(two_counties, test_settin
         for t in PARTITIONED:
             assert conn.execute(f"SELECT count(*) FROM cad.{t}_default").fetchone()[0] == 0
         assert conn.execute(f"SELECT count(*) FROM cad.unit_{OTHER}").fetchone()[0] == units
+        # the parent's statistics were taken with the new county's rows in it
+        assert conn.execute("SELECT n_distinct FROM pg_stats WHERE schemaname = 'cad' AND "
+                            "tablename = 'unit' AND attname = 'county_code' AND inherited"
+                            ).fetchone()[0] == 2
         assert counties.add(conn, OTHER, key) == 0         # again: nothing to do
         # reads by a unit or building code touch only that county's partitions
         unit = conn.execute("SELECT unit_code FROM cad.unit_current WHERE building_code = %s "

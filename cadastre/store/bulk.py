@@ -1,7 +1,9 @@
 """Bulk loads into an empty registry: GiST/GIN indexes and exclusion constraints are dropped
 before and rebuilt after (one index build is much faster than millions of inserts into it).
 A partitioned table's index is dropped and rebuilt on the table (its partitions' indexes go and
-come with it); exclusion constraints live on the partitions themselves."""
+come with it: ``pg_get_indexdef`` writes such an index ``ON ONLY`` the parent, which would rebuild
+an invalid index on the parent alone, so ``ONLY`` is taken out); exclusion constraints live on the
+partitions themselves."""
 
 from __future__ import annotations
 
@@ -34,6 +36,6 @@ def deferred_indexes(cur: psycopg.Cursor) -> Iterator[None]:
         cur.execute(f"DROP INDEX {name}")
     yield
     for _, definition in indexes:
-        cur.execute(definition)
+        cur.execute(definition.replace(" ON ONLY ", " ON ", 1))
     for table, name, definition in constraints:
         cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')

@@ -41,6 +41,16 @@ def _actor_entry(action: str, code: str, count: int, actor: str) -> audit.Entry:
                        result_count=count)
 
 
+def _analyze_parents(conn: psycopg.Connection) -> None:
+    """Statistics of the partitioned tables after their partitions changed (autovacuum analyses
+    partitions, never a partitioned parent; the planner's join estimates read the parent's)."""
+    for (table,) in conn.execute(
+            "SELECT p.partrelid::regclass::text FROM pg_partitioned_table p JOIN pg_class c "
+            "ON c.oid = p.partrelid WHERE NOT c.relispartition AND c.relnamespace = "
+            "'cad'::regnamespace ORDER BY 1").fetchall():
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(table)))
+
+
 def add(conn: psycopg.Connection, code: str, audit_key: bytes, actor: str = "cli") -> int:
     """Create ``code``'s partitions (those that exist are kept); returns the rows moved in
     from the default partitions."""
@@ -48,6 +58,7 @@ def add(conn: psycopg.Connection, code: str, audit_key: bytes, actor: str = "cli
     with conn.transaction():
         row = conn.execute("SELECT cad.county_add(%s)", (code,)).fetchone()
         moved = int(row[0]) if row else 0
+        _analyze_parents(conn)
         audit.append(conn, audit_key, _actor_entry("county.add", code, moved, actor))
     return moved
 
@@ -73,6 +84,7 @@ def detach(conn: psycopg.Connection, code: str, audit_key: bytes, actor: str = "
         conn.execute("DELETE FROM cad.unit_status WHERE left(unit_code, 6) = %s", (code,))
         row = conn.execute("SELECT cad.county_detach(%s)", (code,)).fetchone()
         n = int(row[0]) if row else 0
+        _analyze_parents(conn)
         audit.append(conn, audit_key, _actor_entry("county.detach", code, n, actor))
         conn.execute("SELECT pg_notify('tile_invalidation', 'unit')")
     return n
