@@ -274,3 +274,43 @@ def test_cli_county_list_and_add(small_district, test_settings) -> None:
     assert listed["330110"]["rows"] == {"unit": 0, "boundary_point": 0, "right_record": 0}
     p = run("add", "12345x")
     assert p.returncode == 1 and "COUNTY_CODE" in p.stderr + p.stdout
+
+
+def test_migration_repairs_indexes_built_on_the_parent_only(cluster, tmp_path) -> None:
+    """A register loaded before the bulk loader's fix had its unit and boundary-point GiST/GIN
+    indexes rebuilt ``ON ONLY`` the parent: invalid, on no partition. Migration 0026 rebuilds
+    them on every partition."""
+    name = f"part_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = cluster.url(name)
+    try:
+        migrate_before(url, 26, tmp_path / "migrations")
+        with psycopg.connect(url) as conn:   # what the old loader left behind
+            conn.execute("SELECT cad.county_add(%s)", (COUNTY,))
+            for idx, definition in conn.execute(
+                    "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                    "WHERE indrelid IN ('cad.unit'::regclass, 'cad.boundary_point'::regclass) "
+                    "AND indexrelid::regclass::text IN ('cad.unit_geom_3857_current', "
+                    "'cad.unit_seat_trgm_current', 'cad.boundary_point_geom_3857')").fetchall():
+                conn.execute(f"DROP INDEX {idx}")
+                conn.execute(definition if " ON ONLY " in definition
+                             else definition.replace(" ON ", " ON ONLY ", 1))
+            broken = "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+            assert conn.execute(broken).fetchone()[0] == 3
+            conn.commit()
+        from cadastre.store.migrate import migrate
+
+        migrate(url)
+        with psycopg.connect(url) as conn:
+            assert conn.execute(broken).fetchone()[0] == 0
+            on_partitions = conn.execute(
+                "SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indrelid "
+                "WHERE h.inhparent = 'cad.unit'::regclass AND pg_get_indexdef(i.indexrelid) "
+                "LIKE '%USING gist (geom_3857)%'").fetchone()[0]
+            assert on_partitions == conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'cad.unit'::regclass"
+            ).fetchone()[0] >= 2
+    finally:
+        with psycopg.connect(cluster.url("postgres"), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
