@@ -53,7 +53,8 @@ def test_verify_passes_then_names_the_altered_row(chain: dict) -> None:
                      "WHERE seq = 137")
         conn.commit()
     assert js == {"ok": True, "rows": ROWS, "head_seq": ROWS, "head_hash": head,
-                  "first_bad_seq": None, "reason": None}
+                  "first_bad_seq": None, "reason": None, "archived_rows": 0,
+                  "archived_months": []}
     bad = cli(chain, "verify")
     assert bad.returncode == 1
     assert "TAMPERED" in bad.stdout and "at seq 137: row content altered" in bad.stdout

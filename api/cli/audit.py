@@ -40,6 +40,9 @@ class _Counting:
     def autocommit(self) -> bool:
         return self._conn.autocommit
 
+    def execute(self, *args: Any, **kwargs: Any) -> Any:    # the archive records' read
+        return self._conn.execute(*args, **kwargs)
+
     def cursor(self, *args: Any, **kwargs: Any) -> _CountingCursor:
         return _CountingCursor(self._conn.cursor(*args, **kwargs), self._on_rows)
 
@@ -95,12 +98,17 @@ def verify(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         conn.rollback()
     out = {"ok": result.ok, "rows": result.rows, "head_seq": result.head_seq,
            "head_hash": result.head_hash, "first_bad_seq": result.first_bad_seq,
-           "reason": result.reason}
+           "reason": result.reason, "archived_rows": result.archived_rows,
+           "archived_months": list(result.archived_months)}
     if as_json:
         console.print_json(json.dumps(out))
     elif result.ok:
         console.print(f"[green]审计链完整 / audit chain OK[/]: {result.rows} rows, head seq "
                       f"{result.head_seq}, head hash {result.head_hash}")
+        if result.archived_months:
+            console.print(f"  已归档 / archived: {result.archived_rows} rows in "
+                          f"{len(result.archived_months)} months ({result.archived_months[0]}"
+                          f"..{result.archived_months[-1]}), sealed records checked")
     else:
         console.print(f"[red]审计链被篡改 / audit chain TAMPERED[/] at seq "
                       f"{result.first_bad_seq}: {result.reason} ({result.rows} rows verified "
@@ -148,3 +156,61 @@ def export(
             fh.close()
     if output:
         err.print(f"{n} rows → {output}")
+
+
+@audit_app.command("archive")
+def archive(
+    before: str = typer.Option(..., "--before", help="YYYY-MM: archive every month before it"),
+    out: Path = typer.Option(None, "--out", help="folder for audit-YYYY-MM.jsonl.gz (the "
+                             "months' partitions are then dropped); without it they are kept "
+                             "as tables audit.archived_YYYYMM for pg_dump"),
+) -> None:
+    """Take old months out of the live audit log, each verified and sealed as an archive
+    record, so `cadastre audit verify` still checks the whole chain."""
+    from cadastre.audit.archive import archive_before
+    from cadastre.errors import CadastreError
+
+    s = get_settings()
+    url = ensure_database(s).url
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    with connect(url) as conn, Progress(TextColumn("[bold]归档 archive[/] {task.description}"),
+                                        TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("", total=None)
+        try:
+            months = archive_before(conn, audit_key(s), before, f"cli:{user}", out,
+                                    progress=lambda m, n: bar.update(task,
+                                                                     description=f"{m}: {n}"))
+        except CadastreError as exc:
+            err.print(f"[red]{exc.code}[/]: {exc.message}")
+            raise typer.Exit(1) from None
+    for m in months:
+        where = m.file or m.table or "（空月 / empty month, dropped）"
+        console.print(f"{m.month}: {m.rows} rows"
+                      + (f", seq {m.first_seq}..{m.last_seq}" if m.rows else "") + f" → {where}")
+
+
+@audit_app.command("verify-archive")
+def verify_archive(file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                               help="audit-YYYY-MM.jsonl.gz")) -> None:
+    """Check an archived month's file against its sealed record (exit 1 if it differs)."""
+    from cadastre.audit.archive import verify_file
+    from cadastre.errors import CadastreError
+
+    s = get_settings()
+    url = ensure_database(s).url
+    with connect(url) as conn:
+        try:
+            result = verify_file(conn, audit_key(s), file)
+        except CadastreError as exc:
+            err.print(f"[red]{exc.code}[/]: {exc.message}")
+            raise typer.Exit(1) from None
+    if result.ok:
+        console.print(f"[green]归档完整 / archive OK[/]: {result.rows} rows, last seq "
+                      f"{result.head_seq}, last hash {result.head_hash}")
+    else:
+        console.print(f"[red]归档与记录不符 / archive does NOT match its record[/] at seq "
+                      f"{result.first_bad_seq}: {result.reason}")
+        raise typer.Exit(1)

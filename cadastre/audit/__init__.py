@@ -16,8 +16,8 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -25,6 +25,7 @@ from psycopg import pq
 
 LOCK = 0x6361_6461  # pg_advisory_xact_lock key: one writer at a time extends the chain
 GENESIS = b"\x00" * 32
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")   # the log's months are Beijing months
 FIELDS = ("actor", "role", "action", "target", "purpose", "case_ref", "result_count", "outcome",
           "client")
 
@@ -58,7 +59,9 @@ def seal(key: bytes, prev_hash: bytes, seq: int, at: datetime, entry: Entry) -> 
     return hmac.new(key, prev_hash + _canonical(seq, at, entry), hashlib.sha256).digest()
 
 
-_HEAD = "SELECT seq, row_hash FROM audit.log ORDER BY seq DESC LIMIT 1"
+# the chain's head, kept by a trigger on audit.log (migration 0027): one row, whatever the number
+# of monthly partitions
+_HEAD = "SELECT seq, row_hash FROM audit.head"
 _INSERT = (
     "INSERT INTO audit.log (seq, at, actor, role, action, target, purpose, case_ref, "
     "result_count, outcome, client, prev_hash, row_hash) "
@@ -120,30 +123,127 @@ class Verification:
     head_hash: str | None
     first_bad_seq: int | None = None
     reason: str | None = None
+    archived_rows: int = 0          # rows of archived months, vouched for by their sealed records
+    archived_months: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Archived:
+    """A month taken out of the live log (``audit.archive``)."""
+
+    month: datetime
+    first_seq: int
+    last_seq: int
+    rows: int
+    first_prev_hash: bytes
+    last_hash: bytes
+    detached_as: str
+    seal: bytes
+
+    @property
+    def label(self) -> str:
+        return self.month.astimezone(BEIJING).strftime("%Y-%m")
+
+
+def archive_seal(key: bytes, month: datetime, first_seq: int, last_seq: int, rows: int,
+                 first_prev_hash: bytes, last_hash: bytes) -> bytes:
+    body = json.dumps(["audit-archive", month.astimezone(UTC).isoformat(), first_seq, last_seq,
+                       rows, first_prev_hash.hex(), last_hash.hex()], separators=(",", ":"))
+    return hmac.new(key, body.encode(), hashlib.sha256).digest()
+
+
+def archived(conn: psycopg.Connection) -> list[Archived]:
+    return [Archived(r[0], r[1], r[2], r[3], bytes(r[4]), bytes(r[5]), r[6], bytes(r[7]))
+            for r in conn.execute(
+                "SELECT month, first_seq, last_seq, rows, first_prev_hash, last_hash, "
+                "detached_as, seal FROM audit.archive ORDER BY first_seq")]
+
+
+def archive_start(conn: psycopg.Connection, key: bytes
+                   ) -> tuple[bytes, int, int, tuple[str, ...], Verification | None]:
+    """Where live verification starts: after the newest archived month. The archived months
+    must be sealed by this key and form an unbroken chain prefix from seq 1."""
+    prev, expected, rows = GENESIS, 1, 0
+    months: list[str] = []
+    for a in archived(conn):
+        if not hmac.compare_digest(archive_seal(key, a.month, a.first_seq, a.last_seq, a.rows,
+                                                a.first_prev_hash, a.last_hash), a.seal):
+            return prev, expected, rows, tuple(months), Verification(
+                False, 0, None, None, a.first_seq, f"archive record of {a.label} altered")
+        if a.first_seq != expected or a.first_prev_hash != prev:
+            return prev, expected, rows, tuple(months), Verification(
+                False, 0, None, None, expected,
+                f"archived months do not continue the chain at {a.label}")
+        prev, expected, rows = a.last_hash, a.last_seq + 1, rows + a.rows
+        months.append(a.label)
+    return prev, expected, rows, tuple(months), None
+
+
+@dataclass
+class ChainWalk:
+    """A walk along the chain: the next expected seq and link, rows seen."""
+
+    prev: bytes
+    expected: int
+    rows: int = 0
+    last_hash: bytes | None = None
+    bad: Verification | None = None
+
+    def step(self, key: bytes, rec: tuple[Any, ...]) -> bool:
+        """Check one row (seq, at, *FIELDS, prev_hash, row_hash); False once the chain broke."""
+        seq, at = rec[0], rec[1]
+        entry = Entry(**dict(zip(FIELDS, rec[2:2 + len(FIELDS)], strict=True)))
+        stored_prev, stored = bytes(rec[-2]), bytes(rec[-1])
+        if seq != self.expected:
+            self.bad = Verification(False, self.rows, seq, None, self.expected,
+                                    f"missing row(s) {self.expected}..{seq - 1}"
+                                    if seq > self.expected else f"row {seq} repeated")
+        elif stored_prev != self.prev:
+            self.bad = Verification(False, self.rows, seq, None, seq,
+                                    "link to previous row broken")
+        elif not hmac.compare_digest(seal(key, self.prev, seq, at, entry), stored):
+            self.bad = Verification(False, self.rows, seq, None, seq, "row content altered")
+        if self.bad is not None:
+            return False
+        self.prev, self.expected, self.rows, self.last_hash = stored, seq + 1, self.rows + 1, stored
+        return True
+
+
+ROWS_SQL = "SELECT seq, at, " + ", ".join(FIELDS) + ", prev_hash, row_hash FROM audit.log"
 
 
 def verify(conn: psycopg.Connection, key: bytes, batch: int = 5000) -> Verification:
-    """Recompute the whole chain; the first row whose seal, link or sequence is wrong."""
-    prev, expected_seq, rows = GENESIS, 1, 0
-    last_hash: bytes | None = None
+    """Recompute the chain: the archived months' sealed records, then every live row; the first
+    row (or record) whose seal, link or sequence is wrong."""
+    prev, expected, archived_rows, months, bad = archive_start(conn, key)
+    if bad is not None:
+        return bad
+    walk = ChainWalk(prev, expected)
     with conn.cursor(name="audit_verify") if not conn.autocommit else conn.cursor() as cur:
-        cur.execute("SELECT seq, at, " + ", ".join(FIELDS) + ", prev_hash, row_hash "
-                    "FROM audit.log ORDER BY seq")
+        cur.execute(ROWS_SQL + " ORDER BY seq")
         while chunk := cur.fetchmany(batch):
             for rec in chunk:
-                seq, at = rec[0], rec[1]
-                entry = Entry(**dict(zip(FIELDS, rec[2:2 + len(FIELDS)], strict=True)))
-                stored_prev, stored = bytes(rec[-2]), bytes(rec[-1])
-                if seq != expected_seq:
-                    return Verification(False, rows, seq, None, expected_seq,
-                                        f"missing row(s) {expected_seq}..{seq - 1}")
-                if stored_prev != prev:
-                    return Verification(False, rows, seq, None, seq, "link to previous row broken")
-                if not hmac.compare_digest(seal(key, prev, seq, at, entry), stored):
-                    return Verification(False, rows, seq, None, seq, "row content altered")
-                prev, expected_seq, rows, last_hash = stored, seq + 1, rows + 1, stored
-    return Verification(True, rows, expected_seq - 1 if rows else None,
-                        last_hash.hex() if last_hash else None)
+                if not walk.step(key, rec):
+                    assert walk.bad is not None
+                    return replace(walk.bad, archived_rows=archived_rows, archived_months=months)
+    head = walk.last_hash if walk.rows else (prev if archived_rows else None)
+    return Verification(True, walk.rows, walk.expected - 1 if (walk.rows or archived_rows)
+                        else None, head.hex() if head else None,
+                        archived_rows=archived_rows, archived_months=months)
+
+
+def verify_rows(key: bytes, record: Archived, rows: Iterator[tuple[Any, ...]]) -> Verification:
+    """An archived month's rows (from its export file) against its sealed record."""
+    walk = ChainWalk(record.first_prev_hash, record.first_seq)
+    for rec in rows:
+        if not walk.step(key, rec):
+            assert walk.bad is not None
+            return walk.bad
+    if walk.rows != record.rows or walk.last_hash != record.last_hash:
+        return Verification(False, walk.rows, walk.expected - 1, None, walk.expected,
+                            f"the file ends at seq {walk.expected - 1}, the record at "
+                            f"{record.last_seq}")
+    return Verification(True, walk.rows, record.last_seq, record.last_hash.hex())
 
 
 def export(conn: psycopg.Connection, since: datetime | None = None,

@@ -41,6 +41,10 @@ def ensure_database(settings: Settings, migrate: bool = True) -> DatabaseReady:
     check_versions(info, settings.database.min_server_version,
                    settings.database.min_postgis_version)
     applied = [m.path.name for m in migrations.migrate(url)] if migrate else []
+    if migrate:   # the audit log's monthly partitions, two years ahead (migration 0027)
+        with connect(url) as conn:
+            conn.execute("SELECT audit.ensure_months(24)")
+            conn.commit()
     return DatabaseReady(url, info, applied)
 
 
