@@ -8,4 +8,7 @@ echo "ruff check (lint + import order)"
 .venv/bin/ruff check .
 echo "mypy cadastre gis tiles api"
 .venv/bin/mypy cadastre gis tiles api
-exec .venv/bin/python -m pytest "$@"
+# two processes, each taking whole test files (module fixtures stay in one process); the shared
+# databases are built once under an advisory lock and cloned per test (tests/conftest.py).
+# CADASTRE_TEST_WORKERS=0 runs everything in this process.
+exec .venv/bin/python -m pytest -n "${CADASTRE_TEST_WORKERS:-2}" --dist loadfile "$@"
