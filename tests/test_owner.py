@@ -190,6 +190,20 @@ def _paired_offsets(kinds: dict, call, rounds: int) -> tuple[float, dict[str, fl
     return statistics.median(times), {k: statistics.median(v) for k, v in bias.items()}
 
 
+def _assert_uniform(label: str, kinds: dict, call, floor: float) -> None:
+    """No failure kind is faster or slower than the others by more than ``floor`` or a quarter
+    of the typical time. A measurement over the limit is taken again with more rounds before
+    failing: a real difference (a path that skips the database) shows in both, while a burst of
+    load from the other test process (pytest -n 2) on a 2-core machine rarely hits twice."""
+    for rounds in (40, 120):
+        typical, offsets = _paired_offsets(kinds, call, rounds)
+        print(f"{label}: median {typical * 1000:.2f} ms, offsets (ms)",
+              {k: round(v * 1000, 2) for k, v in offsets.items()})
+        if max(abs(v) for v in offsets.values()) < max(floor, 0.25 * typical):
+            return
+    raise AssertionError(f"{label}: timing differs by kind: {offsets}")
+
+
 def _failure_kinds(c, other) -> dict[str, dict]:
     stranger = build_id_number("330106", date(1979, 3, 2), 555)
     return {
@@ -216,20 +230,14 @@ def test_failure_timing_is_uniform(client, owner_db, cipher, test_settings, peop
                                 certificate_no=owner.clean_input(body.get("certificate_no")))
             assert owner.verify(conn, cipher, key, claim, "10.0.0.99", limits).outcome == "failed"
 
-        typical, offsets = _paired_offsets(kinds, work, 40)
-    print(f"verify() failures: median {typical * 1000:.2f} ms, offsets (ms)",
-          {k: round(v * 1000, 2) for k, v in offsets.items()})
-    assert max(abs(v) for v in offsets.values()) < max(0.0005, 0.25 * typical), offsets
+        _assert_uniform("verify() failures", kinds, work, 0.0005)
 
     # and end to end over HTTP (parsing, thread pool, audit row, error answer)
     def request(kind: str) -> None:
         assert client.post("/api/v1/owner/verify", json=kinds[kind]).status_code == 401
 
-    typical, offsets = _paired_offsets(kinds, request, 40)
-    print(f"POST /owner/verify failures: median {typical * 1000:.2f} ms, offsets (ms)",
-          {k: round(v * 1000, 2) for k, v in offsets.items()})
     # (looser: on a loaded 2-core machine a request's time swings by milliseconds)
-    assert max(abs(v) for v in offsets.values()) < max(0.005, 0.25 * typical), offsets
+    _assert_uniform("POST /owner/verify failures", kinds, request, 0.005)
 
 
 def test_lockout_per_identity(owner_db, test_settings, people):
