@@ -18,6 +18,7 @@ DEMO_NS = uuid.UUID("6c1a4a0e-4d51-4d0a-9d43-3b0d1f3a2e10")
 DEMO_TODAY = date(2026, 6, 30)
 REGISTRY_OFFICE = "杭州市不动产登记服务中心西湖分中心"
 REGISTRARS = ("登簿员甲", "登簿员乙", "登簿员丙")
+VERSION_STRIDE = 10_000    # version ids a block may use in block mode
 
 
 def ts(d: date) -> datetime:
@@ -57,13 +58,37 @@ class RegistryBuilder:
         self._business = 0
         self._cert: dict[int, int] = {}
         self._party_n = 0
+        self._block: int | None = None
         self.banks = [self.people.organisation(b) for b in BANKS]
         self.bank_ids = [self._party_uuid() for _ in self.banks]
         self._orgs_emitted = False
 
+    def begin_block(self, block_id: int, rng: random.Random) -> None:
+        """Block mode (the parallel builder, cadastre.demo.scale): everything numbered from here
+        on is numbered within block ``block_id`` — version ids from ``block_id × VERSION_STRIDE``,
+        party ids, business and certificate numbers, company codes — and drawn from ``rng``, so a
+        block's rows depend only on (seed, block) and never on the blocks built before it. The
+        banks (emitted once by the builder) are not emitted again."""
+        self._block = block_id
+        self.rng = rng
+        self.people.rng = rng
+        self.people.begin_block(block_id)
+        self.sink.next_version = block_id * VERSION_STRIDE + 1
+        self._business = 0
+        self._cert = {}
+        self._party_n = 0
+        self._orgs_emitted = True
+
+    def end_block(self) -> None:
+        assert self._block is not None
+        if self.sink.next_version > (self._block + 1) * VERSION_STRIDE:
+            raise RuntimeError(f"block {self._block}: more than {VERSION_STRIDE} records")
+
     # ------------------------------------------------------------ helpers
     def _party_uuid(self) -> uuid.UUID:
         self._party_n += 1
+        if self._block is not None:
+            return uuid.UUID(int=(0x5C << 120) | (self._block << 40) | self._party_n)
         return uuid.uuid5(DEMO_NS, f"party-{self._party_n}")
 
     def _emit_fixed_orgs(self) -> None:
@@ -80,12 +105,19 @@ class RegistryBuilder:
 
     def _business_no(self, d: date) -> str:
         self._business += 1
+        if self._block is not None:
+            return f"{d.year}{self._block:06d}{self._business:05d}"
         return f"{d.year}{self._business:08d}"
 
     def _certificate(self, d: date, proof: bool) -> str:
+        kind = "不动产证明" if proof else "不动产权"
         n = self._cert.get(d.year, 0) + 1
         self._cert[d.year] = n
-        kind = "不动产证明" if proof else "不动产权"
+        if self._block is not None:
+            # block × 1000 + n: 9 digits at most; past 999 in one year a 10-digit number (not
+            # the national format's sequence, but never a repeat of another block's number)
+            digits = f"{self._block * 1000 + n:07d}" if n < 1000 else f"{self._block:06d}{n:04d}"
+            return f"浙({d.year})杭州市{kind}第{digits}号"
         return f"浙({d.year})杭州市{kind}第{n:07d}号"
 
     def _right(self, kind: str, unit_code: str, djlx: int, qllx: int, reason: str,
