@@ -479,6 +479,16 @@ def _rect_keep_nodes(poly: Polygon, new_x1: float) -> Polygon:
     return Polygon(pts)
 
 
+def ensure_empty(cur: psycopg.Cursor | psycopg.Connection) -> None:
+    """Refuse to load a demo into a registry that has parcels."""
+    existing = cur.execute("SELECT count(*) FROM cad.parcel").fetchone()
+    if existing and existing[0]:
+        from cadastre.errors import InvalidInput
+
+        raise InvalidInput("DEMO_NOT_EMPTY", "数据库已有宗地数据 / the registry is not empty; "
+                           "use `cadastre demo --reset`")
+
+
 def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
               seed: int = DEFAULT_SEED, progress: Progress | None = None,
               units: bool = True) -> DemoStats:
@@ -487,12 +497,7 @@ def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
     with conn.transaction(), conn.cursor() as cur:
         # the tile cache is rebuilt after a bulk load: don't queue per-feature invalidations
         cur.execute("SET LOCAL cadastre.bulk_load = 'on'")
-        existing = cur.execute("SELECT count(*) FROM cad.parcel").fetchone()
-        if existing and existing[0]:
-            from cadastre.errors import InvalidInput
-
-            raise InvalidInput("DEMO_NOT_EMPTY", "数据库已有宗地数据 / the registry is not empty; "
-                               "use `cadastre demo --reset`")
+        ensure_empty(cur)
         loader = DemoLoader(cur, cipher, parcels, seed, units)
         cur.execute("SELECT cad.county_add(%s)", (COUNTY,))   # the district's own partitions
         with deferred_indexes(cur):

@@ -318,6 +318,7 @@ class BuildReport:
     phases: dict[str, float] = field(default_factory=dict)   # seconds per phase
     sizes: list[tuple[str, int]] = field(default_factory=list)   # (table, bytes), largest first
     database_bytes: int = 0
+    restored: dict[str, float] = field(default_factory=dict)   # seconds per index/constraint
 
 
 def url_for(url: str, dbname: str) -> str:
@@ -414,15 +415,18 @@ def _defer(cur: psycopg.Cursor) -> None:
                     "VALUES (1, %s, %s, NULL)", (table, definition))
 
 
-def _restore(url: str, workers: int) -> None:
+def _restore(url: str, workers: int) -> dict[str, float]:
     """Create the deferred indexes and constraints again, ``workers`` at a time (phase by
-    phase), each deleted from ``demo_build.deferred`` when made."""
+    phase), each deleted from ``demo_build.deferred`` when made. Returns seconds by name."""
     with psycopg.connect(url, autocommit=True) as conn:
         items = conn.execute("SELECT id, phase, tbl, name, definition FROM demo_build.deferred "
                              "ORDER BY phase, id").fetchall()
 
+    took: dict[str, float] = {}
+
     def make(item: tuple) -> None:
         id_, _, table, name, definition = item
+        t0 = time.monotonic()
         with psycopg.connect(url, autocommit=True) as c:
             c.execute("SET maintenance_work_mem = '1GB'")
             if definition is None:        # an index: `name` holds its CREATE INDEX
@@ -430,12 +434,15 @@ def _restore(url: str, workers: int) -> None:
             else:
                 c.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
             c.execute("DELETE FROM demo_build.deferred WHERE id = %s", (id_,))
+        label = name.split(" ON ")[0].split()[-1] if definition is None else name
+        took[f"{table} {label}"] = time.monotonic() - t0
 
     for phase in (1, 2):
         todo = [i for i in items if i[1] == phase]
         # biggest tables first, so that the two connections finish together
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             list(pool.map(make, todo))
+    return took
 
 
 def _finish(url: str) -> DemoStats:
@@ -542,7 +549,7 @@ def build(url: str, cipher: PiiCipher, parcels: int, seed: int, workers: int | N
     if stop_after_chunks is not None:
         return BuildReport(DemoStats(), workers, counties, resumed, phases)
     t2 = time.monotonic()
-    _restore(staging_url, workers)
+    restored = _restore(staging_url, workers)
     phases["indexes_constraints"] = time.monotonic() - t2
     t3 = time.monotonic()
     stats = _finish(staging_url)
@@ -552,5 +559,5 @@ def build(url: str, cipher: PiiCipher, parcels: int, seed: int, workers: int | N
     final_url = url if switch_to_target else staging_url
     size, sizes = table_sizes(final_url)
     stats.seconds = time.monotonic() - t0
-    return BuildReport(stats, workers, counties, resumed, phases, sizes, size)
+    return BuildReport(stats, workers, counties, resumed, phases, sizes, size, restored)
 
