@@ -128,9 +128,29 @@ def main() -> None:
     ap.add_argument("--lite", action="store_true",
                     help="district without units/records (same parcels; loads much faster)")
     args = ap.parse_args()
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
     db = scaled_demo(args.scale, units=not args.lite)
-    tiles = tile_list(db, args.tiles)
+    results, sizes_by_zoom = compare(db, args.tiles, args.concurrency)
+    console.print(f"\n{args.tiles} tiles z12–z18, concurrency {args.concurrency}, "
+                  f"{args.scale} parcels")
+    for name, r in results.items():
+        console.print(f"  {name:10s} {r['rps']:8.1f} tiles/s   p50 {r['p50_ms']:7.1f} ms   "
+                      f"p99 {r['p99_ms']:7.1f} ms")
+    t, c, w = results["tipg"], results["ours-cold"], results["ours-warm"]
+    console.print(f"\n  cold throughput ÷ tipg: {c['rps'] / t['rps']:.2f}× (target ≥ 2)")
+    console.print(f"  warm throughput ÷ tipg: {w['rps'] / t['rps']:.2f}× (target ≥ 20)")
+    console.print(f"  our cold p99 {c['p99_ms']:.1f} ms vs tipg p50 {t['p50_ms']:.1f} ms "
+                  f"(target: ≤)")
+    for z in (14, 18):
+        s = sorted(sizes_by_zoom.get(z, [0]))
+        console.print(f"  z{z} tile bytes (gzip): p50 {s[len(s) // 2]}, max {s[-1]}")
+
+
+def compare(db: str, n_tiles: int, concurrency: int
+            ) -> tuple[dict[str, dict[str, float]], dict[int, list[int]]]:
+    """The same ``n_tiles`` parcel tiles from our server cold and warm and from tipg on
+    database ``db``: a summary per server, and our cold tiles' sizes by zoom."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    tiles = tile_list(db, n_tiles)
     fields = [f.name for f in LAYERS["parcels"].visible(Role.PUBLIC)]
     results: dict[str, dict[str, float]] = {}
     sizes_by_zoom: dict[int, list[int]] = {}
@@ -145,8 +165,8 @@ def main() -> None:
         try:
             urls = [f"http://127.0.0.1:{port}/tiles/parcels/{z}/{x}/{y}.mvt" for z, x, y in tiles]
             if mode == "warm":
-                asyncio.run(run(urls, args.concurrency))  # prime the cache
-            lat, wall, sizes = asyncio.run(run(urls, args.concurrency))
+                asyncio.run(run(urls, concurrency))  # prime the cache
+            lat, wall, sizes = asyncio.run(run(urls, concurrency))
             results[f"ours-{mode}"] = summary(lat, wall)
             if mode == "cold":
                 for (z, _, _), n in zip(tiles, sizes, strict=True):
@@ -166,25 +186,13 @@ def main() -> None:
         q = f"?geom-column=geom_3857&properties={','.join(fields)}&filter=valid_to IS NULL"
         urls = [f"http://127.0.0.1:{port}/collections/cad.parcel/tiles/WebMercatorQuad/"
                 f"{z}/{x}/{y}{q}" for z, x, y in tiles]
-        lat, wall, _ = asyncio.run(run(urls, args.concurrency))
+        lat, wall, _ = asyncio.run(run(urls, concurrency))
         results["tipg"] = summary(lat, wall)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
-    console.print(f"\n{args.tiles} tiles z12–z18, concurrency {args.concurrency}, "
-                  f"{args.scale} parcels")
-    for name, r in results.items():
-        console.print(f"  {name:10s} {r['rps']:8.1f} tiles/s   p50 {r['p50_ms']:7.1f} ms   "
-                      f"p99 {r['p99_ms']:7.1f} ms")
-    t, c, w = results["tipg"], results["ours-cold"], results["ours-warm"]
-    console.print(f"\n  cold throughput ÷ tipg: {c['rps'] / t['rps']:.2f}× (target ≥ 2)")
-    console.print(f"  warm throughput ÷ tipg: {w['rps'] / t['rps']:.2f}× (target ≥ 20)")
-    console.print(f"  our cold p99 {c['p99_ms']:.1f} ms vs tipg p50 {t['p50_ms']:.1f} ms "
-                  f"(target: ≤)")
-    for z in (14, 18):
-        s = sorted(sizes_by_zoom.get(z, [0]))
-        console.print(f"  z{z} tile bytes (gzip): p50 {s[len(s) // 2]}, max {s[-1]}")
+    return results, sizes_by_zoom
 
 
 if __name__ == "__main__":
