@@ -66,6 +66,23 @@ def tile_list(url: str, n: int, seed: int = 7) -> list[tuple[int, int, int]]:
     return out
 
 
+def tcp_url(url: str) -> str:
+    """The URL over TCP on 127.0.0.1 (tipg's settings refuse a URL without a host, such as the
+    embedded cluster's Unix-socket one; the cluster listens on 127.0.0.1 too)."""
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    d = conninfo_to_dict(url)
+    host = str(d.get("host") or "127.0.0.1")
+    if host.startswith("/"):
+        host = "127.0.0.1"
+    auth = quote(str(d.get("user") or ""), safe="")
+    if d.get("password"):
+        auth += ":" + quote(str(d["password"]), safe="")
+    return f"postgresql://{auth}@{host}:{d.get('port') or 5432}/{d.get('dbname')}"
+
+
 def tipg_python() -> Path:
     venv = BENCH_DIR / "tipg-venv"
     py = venv / "bin" / "python"
@@ -178,7 +195,7 @@ def compare(db: str, n_tiles: int, concurrency: int
     # --- tipg on the same table
     py = tipg_python()
     port = free_port()
-    env = {"DATABASE_URL": db, "TIPG_DB_SCHEMAS": json.dumps(["cad"]),
+    env = {"DATABASE_URL": tcp_url(db), "TIPG_DB_SCHEMAS": json.dumps(["cad"]),
            "TIPG_DB_TABLES": json.dumps(["cad.parcel"]), "TIPG_MAX_FEATURES_PER_TILE": "20000"}
     proc = start([str(py), "-m", "uvicorn", "tipg.main:app", "--port", str(port),
                   "--log-level", "warning"], env, port, "/collections")
