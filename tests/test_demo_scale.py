@@ -79,6 +79,24 @@ def _constraints(url: str) -> set[tuple[str, str]]:
     return set(rows)
 
 
+def _assert_partitions_indexed(url: str) -> None:
+    """Every index valid, and every partition of a partitioned table has each of its indexes
+    (an index recreated ``ON ONLY`` the parent would leave the partitions without)."""
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_index i JOIN pg_class c "
+                            "ON c.oid = i.indexrelid WHERE NOT i.indisvalid AND "
+                            "c.relnamespace IN ('cad'::regnamespace, 'pii'::regnamespace)"
+                            ).fetchone() == (0,)
+        missing = conn.execute(
+            "SELECT p.indexrelid::regclass::text, part.inhrelid::regclass::text "
+            "FROM pg_index p JOIN pg_class pc ON pc.oid = p.indrelid AND pc.relkind = 'p' "
+            "JOIN pg_inherits part ON part.inhparent = p.indrelid "
+            "WHERE NOT EXISTS (SELECT 1 FROM pg_inherits ii JOIN pg_index ci "
+            "ON ci.indexrelid = ii.inhrelid WHERE ii.inhparent = p.indexrelid "
+            "AND ci.indrelid = part.inhrelid)").fetchall()
+        assert missing == []
+
+
 def test_two_workers_build_the_same_register_as_one(cluster: EmbeddedCluster,
                                                      names: dict[str, str],
                                                      test_settings: Settings,
@@ -114,6 +132,7 @@ def test_two_workers_build_the_same_register_as_one(cluster: EmbeddedCluster,
     # every index and constraint dropped for the load is back
     assert _constraints(url) == _constraints(cluster.url(names["one"]))
     assert ("cad.unit_330106", "unit_330106_code_versions") in _constraints(url)
+    _assert_partitions_indexed(url)
     # progress: from what was done to the whole district, never backwards
     assert seen[0][0] == 0 and seen[-1][0] == seen[-1][1] >= PARCELS
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -157,6 +176,7 @@ def test_killed_build_is_invisible_and_the_next_run_completes_it(
     with psycopg.connect(cluster.url(name)) as conn:
         assert register_fingerprint(conn) == one_worker
     assert _constraints(cluster.url(name)) == _constraints(cluster.url(names["one"]))
+    _assert_partitions_indexed(cluster.url(name))
 
 
 def test_another_build_in_the_staging_database_starts_again(

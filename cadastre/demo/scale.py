@@ -75,6 +75,7 @@ from cadastre.demo.load import (
 from cadastre.demo.registry import RegistryBuilder, ts
 from cadastre.register.boundary import clockwise, ring_points
 from cadastre.register.subdistricts import seed_from_parcels
+from cadastre.store.bulk import recreate_sql
 from cadastre.store.migrate import migrate
 
 PARALLEL_FROM = 20_000          # parcels: below, the standard sequential demo generator
@@ -421,7 +422,7 @@ def _defer(cur: psycopg.Cursor) -> None:
     for table, name, definition in indexes:
         cur.execute(f"DROP INDEX {name}")
         cur.execute("INSERT INTO demo_build.deferred (phase, tbl, name, definition) "
-                    "VALUES (1, %s, %s, NULL)", (table, definition))
+                    "VALUES (1, %s, %s, NULL)", (table, recreate_sql(definition)))
 
 
 def _restore(url: str, workers: int) -> dict[str, float]:

@@ -13,6 +13,13 @@ import psycopg
 SCHEMAS = ["cad", "pii"]
 
 
+def recreate_sql(indexdef: str) -> str:
+    """``pg_get_indexdef`` of an index, as the statement that makes it again with its
+    partitions' indexes: the definition of a partitioned table's index reads ``ON ONLY``,
+    which would make the parent index alone (invalid, and no partition indexed)."""
+    return indexdef.replace(" ON ONLY ", " ON ", 1)
+
+
 @contextmanager
 def deferred_indexes(cur: psycopg.Cursor) -> Iterator[None]:
     constraints = cur.execute(
@@ -34,6 +41,6 @@ def deferred_indexes(cur: psycopg.Cursor) -> Iterator[None]:
         cur.execute(f"DROP INDEX {name}")
     yield
     for _, definition in indexes:
-        cur.execute(definition)
+        cur.execute(recreate_sql(definition))
     for table, name, definition in constraints:
         cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
