@@ -9,7 +9,8 @@ Prints, with the machine it ran on:
   * point lookup (``/api/v1/here``), unit-code lookup (``/api/v1/units/{code}``) and 楼盘表
     (``/api/v1/buildings/{code}/table``) p50/p99 under ``--clients`` (8) concurrent clients for
     ``--seconds`` each (target p99 < 20 ms), and public search (``/api/v1/search``, target
-    p99 < 100 ms), against the real server process over HTTP on 127.0.0.1 (rate limits off:
+    p99 < 100 ms), against the real server (``--workers`` processes, one per core by default)
+    over HTTP on 127.0.0.1 (rate limits off:
     eight clients from one address would otherwise be the designed 429s);
   * parcel tiles cold and warm vs tipg on the same database (``bench.tiles.compare``; targets
     cold ≥ 2×, warm ≥ 20× tipg's throughput);
@@ -116,23 +117,26 @@ async def _load(base: str, paths: list[str], clients: int, seconds: float
     return latencies, statuses, wall
 
 
-def _server(url: str) -> tuple[subprocess.Popen, str]:
+def _server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     data_dir = get_settings().data_dir / "bench-scale"
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
          "--no-proxy-headers", "--host", "127.0.0.1", "--port", str(port), "--log-level",
-         "warning"], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "warning", "--workers", str(workers)], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "DATABASE_URL": url, "CADASTRE_DATA_DIR": str(data_dir),
              "CADASTRE_RATE_LIMIT_ENABLED": "false"})
     return wait_healthy(proc, f"http://127.0.0.1:{port}", 120)
 
 
-def reads(url: str, clients: int, seconds: float) -> dict[str, dict[str, float]]:
+def reads(url: str, clients: int, seconds: float, workers: int
+          ) -> dict[str, dict[str, float]]:
     paths = samples(url, 400)
-    console.print(f"  database: {paths.pop('_version')[0]}")
-    proc, base = _server(url)
+    console.print(f"  database: {paths.pop('_version')[0]}; server: {workers} worker process"
+                  + ("es" if workers > 1 else ""))
+    proc, base = _server(url, workers)
     out: dict[str, dict[str, float]] = {}
     try:
         for kind, urls in paths.items():
@@ -170,6 +174,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--tiles", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="server worker processes for the reads (default: one per core)")
     ap.add_argument("--skip-tiles", action="store_true")
     ap.add_argument("--skip-qa", action="store_true")
     args = ap.parse_args()
@@ -198,7 +204,7 @@ def main() -> None:
 
     console.print(f"\nreads over HTTP, {args.clients} concurrent clients, {args.seconds:.0f} s "
                   "each:")
-    reads(url, args.clients, args.seconds)
+    reads(url, args.clients, args.seconds, args.workers)
 
     if not args.skip_tiles:
         from bench.tiles import compare
