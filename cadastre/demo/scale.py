@@ -44,6 +44,7 @@ import hashlib
 import multiprocessing
 import os
 import random
+import re
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -425,26 +426,63 @@ def _defer(cur: psycopg.Cursor) -> None:
                     "VALUES (1, %s, %s, NULL)", (table, recreate_sql(definition)))
 
 
+_INDEX_SQL = re.compile(r"^(CREATE (?:UNIQUE )?INDEX )(\S+) ON (?:ONLY )?(\S+)( USING .*)$",
+                        re.S)
+
+
+def _split_partitioned(conn: psycopg.Connection) -> None:
+    """Turn each deferred index of a partitioned table into its parent index (``ON ONLY``,
+    no data, made now) and one deferred item per partition (its index, attached to the
+    parent's), in one transaction: a partition's items then lock that partition only, and two
+    connections build two partitions at once (a parent-level CREATE INDEX would wait for every
+    partition's exclusion constraint, and they for it)."""
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT d.id, d.tbl, d.name FROM demo_build.deferred d JOIN pg_class c "
+            "ON c.oid = d.tbl::regclass WHERE d.definition IS NULL AND c.relkind = 'p'"
+        ).fetchall()
+        for id_, table, statement in rows:
+            m = _INDEX_SQL.match(statement)
+            if m is None:
+                continue
+            create, index, _, using = m.groups()
+            schema = table.split(".")[0]
+            conn.execute(f"{create}{index} ON ONLY {table}{using}")
+            parts = conn.execute("SELECT inhrelid::regclass::text FROM pg_inherits "
+                                 "WHERE inhparent = %s::regclass", (table,)).fetchall()
+            for (part,) in parts:
+                child = f"{part.split('.')[-1]}_{index}"[:63]
+                conn.execute(
+                    "INSERT INTO demo_build.deferred (phase, tbl, name, definition) "
+                    "VALUES (1, %s, %s, NULL)",
+                    (part, f"{create}{child} ON {part}{using};\n"
+                           f"ALTER INDEX {schema}.{index} ATTACH PARTITION {schema}.{child}"))
+            conn.execute("DELETE FROM demo_build.deferred WHERE id = %s", (id_,))
+
+
 def _restore(url: str, workers: int) -> dict[str, float]:
     """Create the deferred indexes and constraints again, ``workers`` at a time (phase by
-    phase), each deleted from ``demo_build.deferred`` when made. Returns seconds by name."""
+    phase), each in one transaction with its deletion from ``demo_build.deferred`` (so an
+    interrupted restore resumes exactly). Items on the same table (a partition counts as its
+    own table) run one after the other in one task — they would wait for each other's locks
+    anyway —, the tasks largest first. Returns seconds by name."""
     with psycopg.connect(url, autocommit=True) as conn:
-        # the largest tables first (a partitioned table: its partitions), so that the
-        # connections finish together rather than one building the biggest index alone at the end
+        _split_partitioned(conn)
         items = conn.execute(
-            "SELECT id, phase, tbl, name, definition FROM demo_build.deferred d "
-            "ORDER BY phase, (SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM pg_class c "
-            "WHERE c.oid = d.tbl::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits "
-            "WHERE inhparent = d.tbl::regclass)) DESC, id").fetchall()
+            "SELECT id, phase, tbl, name, definition, "
+            "(SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM pg_class c "
+            " WHERE c.oid = d.tbl::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits "
+            " WHERE inhparent = d.tbl::regclass)) "
+            "FROM demo_build.deferred d ORDER BY phase, id").fetchall()
 
     took: dict[str, float] = {}
 
     def make(item: tuple) -> None:
-        id_, _, table, name, definition = item
+        id_, _, table, name, definition, _ = item
         t0 = time.monotonic()
-        with psycopg.connect(url, autocommit=True) as c:
-            c.execute("SET maintenance_work_mem = '1GB'")
-            if definition is None:        # an index: `name` holds its CREATE INDEX
+        with psycopg.connect(url) as c, c.transaction():
+            c.execute("SET LOCAL maintenance_work_mem = '1GB'")
+            if definition is None:        # an index: `name` holds its statement(s)
                 c.execute(name)
             elif definition.startswith("EXCLUDE USING gist") and " WITH (" not in definition:
                 # an exclusion constraint checks every row against its index as it is built; a
@@ -461,10 +499,19 @@ def _restore(url: str, workers: int) -> dict[str, float]:
         label = name.split(" ON ")[0].split()[-1] if definition is None else name
         took[f"{table} {label}"] = time.monotonic() - t0
 
+    def run(task: list[tuple]) -> None:
+        for item in task:
+            make(item)
+
     for phase in (1, 2):
-        todo = [i for i in items if i[1] == phase]
+        tasks: dict[str, list[tuple]] = {}
+        for item in items:
+            if item[1] == phase:
+                # phase 2 (foreign keys) all read cad.right_record: one task per table is fine
+                tasks.setdefault(item[2], []).append(item)
+        ordered = sorted(tasks.values(), key=lambda t: -t[0][5])
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            list(pool.map(make, todo))
+            list(pool.map(run, ordered))
     return took
 
 
