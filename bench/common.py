@@ -3,26 +3,38 @@ cluster (built once, reused), and small timing helpers."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import time
 
 import psycopg
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from cadastre.access.pii import load_cipher
-from cadastre.demo.load import load_demo
-from cadastre.settings import get_settings
+from cadastre.demo.load import DEFAULT_SEED, load_demo
+from cadastre.demo.scale import PARALLEL_FROM, build
+from cadastre.settings import PROJECT_ROOT, get_settings
 from cadastre.store.db import embedded_cluster
 from cadastre.store.migrate import migrate
 
 console = Console()
+BUILD_LOG = PROJECT_ROOT / "var" / "bench" / "builds.json"   # how each scaled district was built
 
 
 def scaled_demo(parcels: int, units: bool = True) -> str:
     """URL of database ``bench_<parcels>`` (``bench_<parcels>_lite`` without units and
-    records) holding a demo district of that size."""
+    records) holding a demo district of that size. From ``PARALLEL_FROM`` parcels up (with
+    units) it is built by the parallel builder (cadastre.demo.scale), its build time, phases and
+    sizes kept in ``var/bench/builds.json``."""
     settings = get_settings()
     cluster = embedded_cluster(settings)
     cluster.start()
@@ -31,8 +43,32 @@ def scaled_demo(parcels: int, units: bool = True) -> str:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             migrate(cluster.url(name))      # (built by an earlier version of the schema)
             return cluster.url(name)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}_building"')
-        admin.execute(f'CREATE DATABASE "{name}_building"')
+        if units and parcels >= PARALLEL_FROM:
+            built = True
+        else:
+            built = False
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}_building"')
+            admin.execute(f'CREATE DATABASE "{name}_building"')
+    if built:   # the parallel builder: its own staging database, resumed if interrupted
+        with Progress(TextColumn(f"[bold]demo --scale {parcels}[/]"), BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                      TimeRemainingColumn(), console=console) as bar:
+            task = bar.add_task("load", total=parcels)
+            report = build(cluster.url(name), load_cipher(settings), parcels, DEFAULT_SEED,
+                           progress=lambda d, t: bar.update(task, completed=d, total=t))
+        console.print(f"built {parcels} parcels in {report.stats.seconds:.0f} s "
+                      f"({report.stats.units} units, {report.workers} workers; "
+                      + ", ".join(f"{k} {v:.0f} s" for k, v in report.phases.items()) + ")")
+        BUILD_LOG.parent.mkdir(parents=True, exist_ok=True)
+        log = json.loads(BUILD_LOG.read_text()) if BUILD_LOG.exists() else {}
+        log[name] = {"seconds": round(report.stats.seconds, 1), "workers": report.workers,
+                     "phases": {k: round(v, 1) for k, v in report.phases.items()},
+                     "parcels": report.stats.parcels, "units": report.stats.units,
+                     "rights": report.stats.rights, "parties": report.stats.parties,
+                     "resumed_chunks": report.resumed_chunks,
+                     "database_bytes": report.database_bytes, "tables": report.sizes}
+        BUILD_LOG.write_text(json.dumps(log, indent=1))
+        return cluster.url(name)
     url = cluster.url(name + "_building")
     migrate(url)
     t0 = time.monotonic()

@@ -66,6 +66,23 @@ def tile_list(url: str, n: int, seed: int = 7) -> list[tuple[int, int, int]]:
     return out
 
 
+def tcp_url(url: str) -> str:
+    """The URL over TCP on 127.0.0.1 (tipg's settings refuse a URL without a host, such as the
+    embedded cluster's Unix-socket one; the cluster listens on 127.0.0.1 too)."""
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    d = conninfo_to_dict(url)
+    host = str(d.get("host") or "127.0.0.1")
+    if host.startswith("/"):
+        host = "127.0.0.1"
+    auth = quote(str(d.get("user") or ""), safe="")
+    if d.get("password"):
+        auth += ":" + quote(str(d["password"]), safe="")
+    return f"postgresql://{auth}@{host}:{d.get('port') or 5432}/{d.get('dbname')}"
+
+
 def tipg_python() -> Path:
     venv = BENCH_DIR / "tipg-venv"
     py = venv / "bin" / "python"
@@ -128,9 +145,29 @@ def main() -> None:
     ap.add_argument("--lite", action="store_true",
                     help="district without units/records (same parcels; loads much faster)")
     args = ap.parse_args()
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
     db = scaled_demo(args.scale, units=not args.lite)
-    tiles = tile_list(db, args.tiles)
+    results, sizes_by_zoom = compare(db, args.tiles, args.concurrency)
+    console.print(f"\n{args.tiles} tiles z12–z18, concurrency {args.concurrency}, "
+                  f"{args.scale} parcels")
+    for name, r in results.items():
+        console.print(f"  {name:10s} {r['rps']:8.1f} tiles/s   p50 {r['p50_ms']:7.1f} ms   "
+                      f"p99 {r['p99_ms']:7.1f} ms")
+    t, c, w = results["tipg"], results["ours-cold"], results["ours-warm"]
+    console.print(f"\n  cold throughput ÷ tipg: {c['rps'] / t['rps']:.2f}× (target ≥ 2)")
+    console.print(f"  warm throughput ÷ tipg: {w['rps'] / t['rps']:.2f}× (target ≥ 20)")
+    console.print(f"  our cold p99 {c['p99_ms']:.1f} ms vs tipg p50 {t['p50_ms']:.1f} ms "
+                  f"(target: ≤)")
+    for z in (14, 18):
+        s = sorted(sizes_by_zoom.get(z, [0]))
+        console.print(f"  z{z} tile bytes (gzip): p50 {s[len(s) // 2]}, max {s[-1]}")
+
+
+def compare(db: str, n_tiles: int, concurrency: int
+            ) -> tuple[dict[str, dict[str, float]], dict[int, list[int]]]:
+    """The same ``n_tiles`` parcel tiles from our server cold and warm and from tipg on
+    database ``db``: a summary per server, and our cold tiles' sizes by zoom."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    tiles = tile_list(db, n_tiles)
     fields = [f.name for f in LAYERS["parcels"].visible(Role.PUBLIC)]
     results: dict[str, dict[str, float]] = {}
     sizes_by_zoom: dict[int, list[int]] = {}
@@ -145,8 +182,8 @@ def main() -> None:
         try:
             urls = [f"http://127.0.0.1:{port}/tiles/parcels/{z}/{x}/{y}.mvt" for z, x, y in tiles]
             if mode == "warm":
-                asyncio.run(run(urls, args.concurrency))  # prime the cache
-            lat, wall, sizes = asyncio.run(run(urls, args.concurrency))
+                asyncio.run(run(urls, concurrency))  # prime the cache
+            lat, wall, sizes = asyncio.run(run(urls, concurrency))
             results[f"ours-{mode}"] = summary(lat, wall)
             if mode == "cold":
                 for (z, _, _), n in zip(tiles, sizes, strict=True):
@@ -158,7 +195,7 @@ def main() -> None:
     # --- tipg on the same table
     py = tipg_python()
     port = free_port()
-    env = {"DATABASE_URL": db, "TIPG_DB_SCHEMAS": json.dumps(["cad"]),
+    env = {"DATABASE_URL": tcp_url(db), "TIPG_DB_SCHEMAS": json.dumps(["cad"]),
            "TIPG_DB_TABLES": json.dumps(["cad.parcel"]), "TIPG_MAX_FEATURES_PER_TILE": "20000"}
     proc = start([str(py), "-m", "uvicorn", "tipg.main:app", "--port", str(port),
                   "--log-level", "warning"], env, port, "/collections")
@@ -166,25 +203,13 @@ def main() -> None:
         q = f"?geom-column=geom_3857&properties={','.join(fields)}&filter=valid_to IS NULL"
         urls = [f"http://127.0.0.1:{port}/collections/cad.parcel/tiles/WebMercatorQuad/"
                 f"{z}/{x}/{y}{q}" for z, x, y in tiles]
-        lat, wall, _ = asyncio.run(run(urls, args.concurrency))
+        lat, wall, _ = asyncio.run(run(urls, concurrency))
         results["tipg"] = summary(lat, wall)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
-    console.print(f"\n{args.tiles} tiles z12–z18, concurrency {args.concurrency}, "
-                  f"{args.scale} parcels")
-    for name, r in results.items():
-        console.print(f"  {name:10s} {r['rps']:8.1f} tiles/s   p50 {r['p50_ms']:7.1f} ms   "
-                      f"p99 {r['p99_ms']:7.1f} ms")
-    t, c, w = results["tipg"], results["ours-cold"], results["ours-warm"]
-    console.print(f"\n  cold throughput ÷ tipg: {c['rps'] / t['rps']:.2f}× (target ≥ 2)")
-    console.print(f"  warm throughput ÷ tipg: {w['rps'] / t['rps']:.2f}× (target ≥ 20)")
-    console.print(f"  our cold p99 {c['p99_ms']:.1f} ms vs tipg p50 {t['p50_ms']:.1f} ms "
-                  f"(target: ≤)")
-    for z in (14, 18):
-        s = sorted(sizes_by_zoom.get(z, [0]))
-        console.print(f"  z{z} tile bytes (gzip): p50 {s[len(s) // 2]}, max {s[-1]}")
+    return results, sizes_by_zoom
 
 
 if __name__ == "__main__":

@@ -189,13 +189,21 @@ def demo(
     seed: int = typer.Option(20260630, help="random seed (same seed, same district)"),
     reset: bool = typer.Option(False, help="drop the registry and load the demo again"),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="start the server after"),
+    workers: int = typer.Option(0, min=0, help="processes building a large district "
+                                "(--scale ≥ 20000; 0: one per core)"),
 ) -> None:
     """Load the generated demo district (once) and serve it on http://127.0.0.1:8000."""
     from cadastre.access.pii import load_cipher
     from cadastre.demo.load import load_demo
+    from cadastre.demo.scale import PARALLEL_FROM
 
     s = _settings()
     ready = ensure_database(s, migrate=False)
+    if scale >= PARALLEL_FROM:
+        _demo_at_scale(s, ready.url, scale, seed, reset, workers or None)
+        if serve_after:
+            serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
+        return
     if reset:
         migrations.reset(ready.url)
         from tiles.raster import list_rasters, remove_raster
@@ -235,6 +243,52 @@ def demo(
     _emit({**counts, "database_MB": round(size / 2**20, 1)}, False)
     if serve_after:
         serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
+
+
+def _demo_at_scale(s: Settings, url: str, scale: int, seed: int, reset: bool,
+                   workers: int | None) -> None:
+    """A large district (cadastre.demo.scale): built by worker processes in ``<db>_building``
+    (resumed if an earlier run was interrupted) and renamed into place when complete. The
+    standard demo's extras (a year of cases, the orthophoto, pre-rendered tiles, 3D tilesets)
+    are left out at this size: tiles render on demand."""
+    from rich.progress import TimeRemainingColumn
+
+    from cadastre.access.pii import load_cipher
+    from cadastre.demo import scale as scaled
+    from cadastre.demo.load import ensure_empty
+    from tiles.cache import TileCache
+
+    migrations.migrate(url)
+    with connect(url) as conn:
+        if demo_loaded(conn) and not reset:
+            console.print("demo already loaded (use --reset to reload)")
+            return
+        if not demo_loaded(conn):
+            ensure_empty(conn)   # (the built database replaces this one)
+    with Progress(TextColumn(f"[bold]演示数据 demo --scale {scale}[/]"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("parcels", total=scale)
+        report = scaled.build(url, load_cipher(s), scale, seed, workers,
+                              progress=lambda done, total: bar.update(task, completed=done,
+                                                                      total=total))
+    st = report.stats
+    if report.resumed_chunks:
+        console.print(f"resumed an interrupted build ({report.resumed_chunks} chunks were done)")
+    console.print(f"built in {st.seconds:.0f} s with {report.workers} workers ("
+                  + ", ".join(f"{k} {v:.0f} s" for k, v in report.phases.items()) + ")")
+    console.print(f"  {st.parcels} parcels, {st.units} units, {st.rights} rights, "
+                  f"{st.parties} parties; counties {', '.join(report.counties)}")
+    for defect in st.defects:
+        console.print(f"  planted defect: {defect}")
+    console.print(f"disk use 磁盘占用: database {report.database_bytes / 2**30:.2f} GiB")
+    for table, size in report.sizes:
+        console.print(f"  {table:28s} {size / 2**30:8.2f} GiB")
+    TileCache(s.data_dir / "cache" / "tiles").clear()
+    with connect(url) as conn:
+        _ensure_demo_glyphs(conn, s)
+        counts = registry_counts(conn)
+    _emit({**counts, "database_MB": round(report.database_bytes / 2**20, 1)}, False)
 
 
 def _ensure_demo_cases(conn, s: Settings) -> None:  # type: ignore[no-untyped-def]

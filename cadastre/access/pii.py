@@ -7,7 +7,6 @@ embedded setup they are generated once into ``<data_dir>/secrets.json`` (mode 06
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -64,7 +63,7 @@ class PiiCipher:
     def lookup_hash(self, value: str | None) -> bytes | None:
         if value is None:
             return None
-        return hmac.new(self.lookup_key, normalize(value).encode("utf-8"), hashlib.sha256).digest()
+        return hmac.digest(self.lookup_key, normalize(value).encode("utf-8"), "sha256")
 
 
 def load_cipher(settings: Settings) -> PiiCipher:

@@ -25,6 +25,8 @@ NS_ROADS = ("古翠路", "教工路", "竞舟路", "丰潭路", "紫金港路", 
 COMPOUND_A = ("翠苑", "文鼎", "金都", "嘉绿", "西溪", "和家", "紫金", "丹桂", "星洲", "蓝庭",
               "桂花", "春江", "融创", "湖畔", "云栖", "锦绣", "璟园", "枫华", "梧桐", "荷塘",
               "青枫", "望月")
+KINDS = ("residential", "commercial", "school", "park", "lot")
+WEIGHTS = (0.34, 0.14, 0.05, 0.05, 0.42)   # of block kinds (the standard demo: ~16 units a parcel)
 COMPOUND_B = ("花园", "苑", "府", "家园", "公寓", "名邸", "小区", "雅苑", "新村", "里")
 
 
@@ -160,36 +162,47 @@ class DistrictBuilder:
         for block_id, col, row in self.blocks():
             if produced >= self.target:
                 break
-            x0, y0 = self._block_origin(col, row)
-            per_row = math.ceil(self.grid / self.district_side)
-            district = (row // self.district_side) * per_row + col // self.district_side + 1
-            subdistrict = (row % self.district_side) * self.district_side + (
-                col % self.district_side
-            ) + 1
-            roads = {"north": EW_ROADS[(row + 1) % len(EW_ROADS)],
-                     "south": EW_ROADS[row % len(EW_ROADS)],
-                     "west": NS_ROADS[col % len(NS_ROADS)],
-                     "east": NS_ROADS[(col + 1) % len(NS_ROADS)]}
-            kind = self.rng.choices(
-                ("residential", "commercial", "school", "park", "lot"),
-                weights=(0.34, 0.14, 0.05, 0.05, 0.42),
-            )[0]
-            ctx = (block_id, district, subdistrict, x0, y0, roads)
-            parcels: list[ParcelPlan] = []
-            retired: list[RetiredParcel] = []
+            kind = self.rng.choices(KINDS, weights=WEIGHTS)[0]
             if kind == "residential":
                 compound_n += 1
-                parcels.append(self._residential(ctx, compound_n))
-            elif kind == "commercial":
-                parcels.extend(self._commercial(ctx))
-            elif kind == "school":
-                parcels.append(self._single(ctx, "school", "08H2", "第{n}中学", "41"))
-            elif kind == "park":
-                parcels.append(self._single(ctx, "park", "0810", "{road}公园", None))
-            else:
-                self._lots(ctx, parcels, retired)
+            parcels, retired = self.block(block_id, col, row, kind, compound_n)
             produced += len(parcels)
             yield parcels, retired
+
+    def block_context(self, block_id: int, col: int, row: int) -> tuple:
+        """(block id, 地籍区, 地籍子区, x0, y0, the four roads' names) of one block."""
+        x0, y0 = self._block_origin(col, row)
+        per_row = math.ceil(self.grid / self.district_side)
+        district = (row // self.district_side) * per_row + col // self.district_side + 1
+        subdistrict = (row % self.district_side) * self.district_side + (
+            col % self.district_side
+        ) + 1
+        roads = {"north": EW_ROADS[(row + 1) % len(EW_ROADS)],
+                 "south": EW_ROADS[row % len(EW_ROADS)],
+                 "west": NS_ROADS[col % len(NS_ROADS)],
+                 "east": NS_ROADS[(col + 1) % len(NS_ROADS)]}
+        return (block_id, district, subdistrict, x0, y0, roads)
+
+    def block(self, block_id: int, col: int, row: int, kind: str, compound_n: int,
+              counts: tuple[int, ...] | None = None, split: bool = True
+              ) -> tuple[list[ParcelPlan], list[RetiredParcel]]:
+        """One block's parcels (and retired parents) drawn from ``self.rng``. ``counts`` gives
+        the parcel counts drawn beforehand (commercial: (k,), lots: (south, north)); without it
+        they are drawn here, in the sequential demo's order. ``split=False``: no retired parent."""
+        ctx = self.block_context(block_id, col, row)
+        parcels: list[ParcelPlan] = []
+        retired: list[RetiredParcel] = []
+        if kind == "residential":
+            parcels.append(self._residential(ctx, compound_n))
+        elif kind == "commercial":
+            parcels.extend(self._commercial(ctx, counts[0] if counts else None))
+        elif kind == "school":
+            parcels.append(self._single(ctx, "school", "08H2", "第{n}中学", "41"))
+        elif kind == "park":
+            parcels.append(self._single(ctx, "park", "0810", "{road}公园", None))
+        else:
+            self._lots(ctx, parcels, retired, counts, split)
+        return parcels, retired
 
     # ---------------------------------------------------------------- blocks
     def _residential(self, ctx: tuple, n: int) -> ParcelPlan:
@@ -222,10 +235,10 @@ class DistrictBuilder:
             parcel.buildings.append(bld)
         return parcel
 
-    def _commercial(self, ctx: tuple) -> list[ParcelPlan]:
+    def _commercial(self, ctx: tuple, k: int | None = None) -> list[ParcelPlan]:
         block_id, district, subdistrict, x0, y0, roads = ctx
         rng = self.rng
-        k = rng.randint(2, 4)
+        k = rng.randint(2, 4) if k is None else k
         cuts = _cuts(rng, x0, x0 + BLOCK_W, k, min_width=30.0)
         out = []
         for i in range(k):
@@ -267,13 +280,14 @@ class DistrictBuilder:
                 p.buildings.append(bld)
         return p
 
-    def _lots(self, ctx: tuple, parcels: list[ParcelPlan], retired: list[RetiredParcel]) -> None:
+    def _lots(self, ctx: tuple, parcels: list[ParcelPlan], retired: list[RetiredParcel],
+              counts: tuple[int, ...] | None = None, split: bool = True) -> None:
         block_id, district, subdistrict, x0, y0, roads = ctx
         rng = self.rng
         mid = y0 + BLOCK_H / 2
         rows = []
-        for side in ("south", "north"):
-            k = rng.randint(8, 13)
+        for i, side in enumerate(("south", "north")):
+            k = rng.randint(8, 13) if counts is None else counts[i]
             rows.append((side, _cuts(rng, x0, x0 + BLOCK_W, k, min_width=9.0)))
         # a surveyor would make boundaries that meet within half a metre share one point
         south = rows[0][1]
@@ -305,7 +319,7 @@ class DistrictBuilder:
                 p.buildings.append(bld)
                 parcels.append(p)
             # roughly one block in six had a split: two neighbours came from one older parcel
-            if len(cuts) > 3 and rng.random() < 0.18:
+            if split and len(cuts) > 3 and rng.random() < 0.18:
                 j = row_start + rng.randrange(0, len(cuts) - 2)
                 left, right = parcels[j], parcels[j + 1]
                 parent = left.polygon.union(right.polygon)

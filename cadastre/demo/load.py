@@ -163,7 +163,7 @@ class _Writer:
         self.buf = {}
         sink.renew()
         self.wait()
-        self._pending = self._pool.submit(self._copy_batch, *batch)
+        self._pending = self._pool.submit(copy_batch, self.cur, self.cipher, *batch)
         if wait:
             self.wait()
 
@@ -172,34 +172,36 @@ class _Writer:
             pending, self._pending = self._pending, None
             pending.result()  # re-raises a COPY error here
 
-    def _copy_batch(self, buf: dict[str, list[tuple]], cols: dict[str, Sequence[str]],
-                    parties: list[tuple[uuid.UUID, Person]], records: dict[str, list[tuple]]
-                    ) -> None:
-        c = self.cipher
-        party_rows = [
-            (pid, p.party_type, p.id_type, c.encrypt(p.name), c.lookup_hash(p.name),
-             c.encrypt(p.id_number), c.lookup_hash(p.id_number), c.encrypt(p.phone),
-             c.lookup_hash(p.phone), c.encrypt(p.address))
-            for pid, p in parties
-        ]
-        _copy(self.cur, "pii.party", ("party_id", "party_type", "id_type", "name_enc",
-                                      "name_hash", "id_number_enc", "id_number_hash",
-                                      "phone_enc", "phone_hash", "address_enc"), party_rows)
-        order = ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.lineage",
-                 "cad.building", "cad.floor", "cad.unit", "cad.demo_defect")
-        for table in order:
-            if buf.get(table):
-                _copy(self.cur, table, cols[table], buf[table])
-        # the partition key: a right's county is its unit's, its holders' and details' its own
-        county = {r[0]: county_of(r[3]) for r in records["rights"]}
-        _copy(self.cur, "cad.right_record", RIGHT_COLS,
-              ((*r, county[r[0]]) for r in records["rights"]))
-        _copy(self.cur, "cad.right_party", ("right_version_id", "party_id", "role", "seq",
-                                            "share", "co_ownership", "county_code"),
-              ((*r, county[r[0]]) for r in records["right_parties"]))
-        for table, tcols in DETAIL_COLS.items():
-            _copy(self.cur, f"cad.{table}", (*tcols, "county_code"),
-                  ((*r, county[r[0]]) for r in records[SINK_DETAIL[table]]))
+
+def copy_batch(cur: psycopg.Cursor, c: PiiCipher, buf: dict[str, list[tuple]],
+               cols: dict[str, Sequence[str]], parties: list[tuple[uuid.UUID, Person]],
+               records: dict[str, list[tuple]]) -> None:
+    """COPY one batch: parties (encrypted here), the spatial tables in dependency order, then
+    the records with their county (the partition key) taken from the unit code."""
+    party_rows = [
+        (pid, p.party_type, p.id_type, c.encrypt(p.name), c.lookup_hash(p.name),
+         c.encrypt(p.id_number), c.lookup_hash(p.id_number), c.encrypt(p.phone),
+         c.lookup_hash(p.phone), c.encrypt(p.address))
+        for pid, p in parties
+    ]
+    _copy(cur, "pii.party", ("party_id", "party_type", "id_type", "name_enc", "name_hash",
+                             "id_number_enc", "id_number_hash", "phone_enc", "phone_hash",
+                             "address_enc"), party_rows)
+    order = ("cad.parcel", "cad.boundary_point", "cad.boundary_line", "cad.lineage",
+             "cad.building", "cad.floor", "cad.unit", "cad.demo_defect")
+    for table in order:
+        if buf.get(table):
+            _copy(cur, table, cols[table], buf[table])
+    # the partition key: a right's county is its unit's, its holders' and details' its own
+    county = {r[0]: county_of(r[3]) for r in records["rights"]}
+    _copy(cur, "cad.right_record", RIGHT_COLS,
+          ((*r, county[r[0]]) for r in records["rights"]))
+    _copy(cur, "cad.right_party", ("right_version_id", "party_id", "role", "seq", "share",
+                                   "co_ownership", "county_code"),
+          ((*r, county[r[0]]) for r in records["right_parties"]))
+    for table, tcols in DETAIL_COLS.items():
+        _copy(cur, f"cad.{table}", (*tcols, "county_code"),
+              ((*r, county[r[0]]) for r in records[SINK_DETAIL[table]]))
 
 
 class DemoLoader:
@@ -224,6 +226,15 @@ class DemoLoader:
         self._defects_planted = False
         self._defect_block: list[ParcelPlan] | None = None
         self._easements = 0
+
+    county = COUNTY
+
+    def _code(self, district: int, subdistrict: int, seq: int) -> str:
+        return _parcel_code(district, subdistrict, seq, self.county)
+
+    @staticmethod
+    def _id(kind: str, key: str) -> uuid.UUID | str:
+        return _fid(kind, key)
 
     # ------------------------------------------------------------------ run
     def run(self, progress: Progress | None = None) -> DemoStats:
@@ -279,7 +290,7 @@ class DemoLoader:
             p.sequence = seq
         split_dates: dict[int, date] = {}
         for r in retired:
-            code = _parcel_code(r.district, r.subdistrict, r.sequence)
+            code = self._code(r.district, r.subdistrict, r.sequence)
             born = date(2001, 1, 1) + timedelta(days=rng.randrange(0, 3650))
             split = born + timedelta(days=rng.randrange(1500, 5500))
             split = min(split, DEMO_TODAY - timedelta(days=30))
@@ -289,7 +300,7 @@ class DemoLoader:
             self._write_parcel(code, r.polygon, r.seat, None, r.land_use, {}, born, split)
             self.stats.retired_parcels += 1
         for i, p in enumerate(parcels):
-            code = _parcel_code(p.district, p.subdistrict, p.sequence)
+            code = self._code(p.district, p.subdistrict, p.sequence)
             p_from = split_dates.get(i) or self._parcel_start(p)
             area = round(_shift(p.polygon).area, 2)
             registered = area
@@ -304,14 +315,14 @@ class DemoLoader:
                 self._write_building(p, code, b, p_from)
         for r, code, _born, _split in retired_codes:
             for i in r.children:
-                child = _parcel_code(parcels[i].district, parcels[i].subdistrict,
+                child = self._code(parcels[i].district, parcels[i].subdistrict,
                                      parcels[i].sequence)
                 self.w.add("cad.lineage", ("entity", "parent_feature_id", "child_feature_id",
                                            "event", "change_id"),
-                           ("parcel", _fid("parcel", code), _fid("parcel", child), "split",
+                           ("parcel", self._id("parcel", code), self._id("parcel", child), "split",
                             self.change_id))
         if self._defect_block is parcels:
-            codes = [_parcel_code(p.district, p.subdistrict, p.sequence) for p in parcels]
+            codes = [self._code(p.district, p.subdistrict, p.sequence) for p in parcels]
             for kind, (i, j, measure) in self._defects.items():
                 pair = [codes[i]] if i == j else [codes[i], codes[j]]
                 self.w.add("cad.demo_defect", ("kind", "parcel_codes", "measure", "note"),
@@ -323,8 +334,8 @@ class DemoLoader:
         if len(lots) > 2 and rng.random() < 0.15:
             s, d = lots[0], lots[1]
             self.reg.easement(
-                _parcel_code(s.district, s.subdistrict, s.sequence) + "W00000000",
-                _parcel_code(d.district, d.subdistrict, d.sequence) + "W00000000",
+                self._code(s.district, s.subdistrict, s.sequence) + "W00000000",
+                self._code(d.district, d.subdistrict, d.sequence) + "W00000000",
                 date(2015, 1, 1) + timedelta(days=rng.randrange(0, 3000)),
             )
 
@@ -338,7 +349,7 @@ class DemoLoader:
                       land_use: str, nb: dict[str, str], start: date, end: date | None,
                       registered: float | None = None) -> None:
         poly = clockwise(_shift(local))  # 界址点 are numbered clockwise from the north-west
-        fid = _fid("parcel", code)
+        fid = self._id("parcel", code)
         area = registered if registered is not None else round(poly.area, 2)
         vfrom, vto = ts(start), ts(end) if end else None
         retired_by = self.change_id if end else None
@@ -351,13 +362,13 @@ class DemoLoader:
         ring = ring_points(poly)
         for k, (x, y) in enumerate(ring, start=1):
             self.w.add("cad.boundary_point", POINT_COLS, (
-                _fid("jzd", f"{code}:{k}"), code, f"J{k}", k, 1,
+                self._id("jzd", f"{code}:{k}"), code, f"J{k}", k, 1,
                 self.rng.choice((1, 2, 4)), 1, f"{y:.3f}", f"{x:.3f}", SRID,
                 _ewkb(Point(x, y)), vfrom, vto, self.change_id, retired_by, county_of(code)))
             nx, ny = ring[k % len(ring)]
             line = shapely.LineString([(x, y), (nx, ny)])
             self.w.add("cad.boundary_line", LINE_COLS, (
-                _fid("jzx", f"{code}:{k}"), code, f"J{k}", f"J{k % len(ring) + 1}",
+                self._id("jzx", f"{code}:{k}"), code, f"J{k}", f"J{k % len(ring) + 1}",
                 round(line.length, 3), 1, 2, 1, SRID, _ewkb(line), vfrom, vto, self.change_id,
                 retired_by))
             self.stats.boundary_points += 1
@@ -371,7 +382,7 @@ class DemoLoader:
         fp = _shift(b.footprint)
         floor_area = round(fp.area * (b.floors_above + b.floors_below), 2)
         self.w.add("cad.building", BUILDING_COLS, (
-            _fid("zrz", bcode), bcode, b.name, p.compound_name,
+            self._id("zrz", bcode), bcode, b.name, p.compound_name,
             b.floors_above + b.floors_below, b.floors_above, b.floors_below, b.height,
             b.ground_elevation, b.structure, b.planned_use, completion, floor_area,
             round(fp.area, 2), SRID, _ewkb(_multi(fp)), vfrom, self.change_id))
@@ -381,7 +392,7 @@ class DemoLoader:
             return
         for f in b.floors:
             self.w.add("cad.floor", FLOOR_COLS, (
-                _fid("c", f"{bcode}:{f.floor_no}"), bcode, f.floor_no,
+                self._id("c", f"{bcode}:{f.floor_no}"), bcode, f.floor_no,
                 f"{f.floor_no}" if f.floor_no > 0 else f"地下{-f.floor_no}",
                 f.base_elevation, f.storey_height, round(fp.area, 2), SRID, fp_wkb, vfrom,
                 self.change_id))
@@ -396,7 +407,7 @@ class DemoLoader:
                     and p.kind == "residential" else f"{p.seat}{room}")
             coef = round(u.shared_area / u.inner_area, 6) if u.inner_area else 0
             self.w.add("cad.unit", UNIT_COLS, (
-                _fid("h", ucode), ucode, u.floor_no, u.floor_count, u.room_no, seat, u.use,
+                self._id("h", ucode), ucode, u.floor_no, u.floor_count, u.room_no, seat, u.use,
                 1, 0, "三室两厅" if u.use == "11" and u.building_area > 110 else None,
                 u.building_area, u.inner_area, u.shared_area, coef, None, u.base_elevation,
                 u.height, SRID, geom_hex, vfrom, self.change_id, county_of(ucode)))
@@ -453,8 +464,8 @@ def _unit_wkb(units: list) -> list[str]:
     return list(shapely.to_wkb(shapely.set_srid(multi, SRID), hex=True, include_srid=True))
 
 
-def _parcel_code(district: int, subdistrict: int, seq: int) -> str:
-    return f"{COUNTY}{district:03d}{subdistrict:03d}GB{seq:05d}"
+def _parcel_code(district: int, subdistrict: int, seq: int, county: str = COUNTY) -> str:
+    return f"{county}{district:03d}{subdistrict:03d}GB{seq:05d}"
 
 
 def _rect_keep_nodes(poly: Polygon, new_x1: float) -> Polygon:
@@ -468,6 +479,16 @@ def _rect_keep_nodes(poly: Polygon, new_x1: float) -> Polygon:
     return Polygon(pts)
 
 
+def ensure_empty(cur: psycopg.Cursor | psycopg.Connection) -> None:
+    """Refuse to load a demo into a registry that has parcels."""
+    existing = cur.execute("SELECT count(*) FROM cad.parcel").fetchone()
+    if existing and existing[0]:
+        from cadastre.errors import InvalidInput
+
+        raise InvalidInput("DEMO_NOT_EMPTY", "数据库已有宗地数据 / the registry is not empty; "
+                           "use `cadastre demo --reset`")
+
+
 def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
               seed: int = DEFAULT_SEED, progress: Progress | None = None,
               units: bool = True) -> DemoStats:
@@ -476,12 +497,7 @@ def load_demo(conn: psycopg.Connection, cipher: PiiCipher, parcels: int = 2000,
     with conn.transaction(), conn.cursor() as cur:
         # the tile cache is rebuilt after a bulk load: don't queue per-feature invalidations
         cur.execute("SET LOCAL cadastre.bulk_load = 'on'")
-        existing = cur.execute("SELECT count(*) FROM cad.parcel").fetchone()
-        if existing and existing[0]:
-            from cadastre.errors import InvalidInput
-
-            raise InvalidInput("DEMO_NOT_EMPTY", "数据库已有宗地数据 / the registry is not empty; "
-                               "use `cadastre demo --reset`")
+        ensure_empty(cur)
         loader = DemoLoader(cur, cipher, parcels, seed, units)
         cur.execute("SELECT cad.county_add(%s)", (COUNTY,))   # the district's own partitions
         with deferred_indexes(cur):

@@ -11,8 +11,6 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from cadastre.access.idnumber import build_id_number
-
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
     "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
@@ -49,6 +47,18 @@ def uscc_check_char(first17: str) -> str:
     return USCC_CHARS[(31 - total % 31) % 31]
 
 
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def _id_number(region: str, birth: date, seq: int) -> str:
+    """``build_id_number`` for the generator's own (always valid) parts, without its checks:
+    the same string, a tenth of the time (millions of parties at scale)."""
+    first17 = f"{region}{birth.year:04d}{birth.month:02d}{birth.day:02d}{seq:03d}"
+    total = sum(map(int.__mul__, map(int, first17), _ID_WEIGHTS))
+    return first17 + _ID_CHECK[total % 11]
+
+
 @dataclass(frozen=True)
 class Person:
     party_type: int          # QLRLX 1 个人, 2 企业, 3 事业单位, 4 国家机关
@@ -65,6 +75,12 @@ class PeopleFactory:
         self._seq: dict[tuple[str, date], int] = {}
         self._uscc = 0
 
+    def begin_block(self, block_id: int) -> None:
+        """Block mode (see RegistryBuilder.begin_block): company codes numbered within the block
+        (block × 1000 + n; a block has a few hundred companies at most)."""
+        self._seq = {}
+        self._uscc = block_id * 1000
+
     def _name(self) -> str:
         r = self.rng
         given = r.choice(GIVEN_CHARS) if r.random() < 0.3 else r.choice(GIVEN_CHARS) + r.choice(
@@ -80,7 +96,7 @@ class PeopleFactory:
         # sequence numbers must not repeat for the same region and birth date
         seq = self._seq.get(key, r.randrange(1, 400)) + 1
         self._seq[key] = seq
-        return build_id_number(region, birth, seq % 1000 or 1)
+        return _id_number(region, birth, seq % 1000 or 1)
 
     def _phone(self) -> str:
         return self.rng.choice(MOBILE_PREFIXES) + f"{self.rng.randrange(0, 10**8):08d}"

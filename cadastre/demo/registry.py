@@ -6,6 +6,7 @@ Works on plain row tuples so the loader can stream them into PostgreSQL with COP
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ DEMO_NS = uuid.UUID("6c1a4a0e-4d51-4d0a-9d43-3b0d1f3a2e10")
 DEMO_TODAY = date(2026, 6, 30)
 REGISTRY_OFFICE = "杭州市不动产登记服务中心西湖分中心"
 REGISTRARS = ("登簿员甲", "登簿员乙", "登簿员丙")
+VERSION_STRIDE = 10_000    # version ids a block may use in block mode
 
 
 def ts(d: date) -> datetime:
@@ -57,14 +59,45 @@ class RegistryBuilder:
         self._business = 0
         self._cert: dict[int, int] = {}
         self._party_n = 0
+        self._block: int | None = None
         self.banks = [self.people.organisation(b) for b in BANKS]
         self.bank_ids = [self._party_uuid() for _ in self.banks]
         self._orgs_emitted = False
 
+    def begin_block(self, block_id: int, rng: random.Random) -> None:
+        """Block mode (the parallel builder, cadastre.demo.scale): everything numbered from here
+        on is numbered within block ``block_id`` — version ids from ``block_id × VERSION_STRIDE``,
+        party ids, business and certificate numbers, company codes — and drawn from ``rng``, so a
+        block's rows depend only on (seed, block) and never on the blocks built before it. The
+        banks (emitted once by the builder) are not emitted again."""
+        self._block = block_id
+        self.rng = rng
+        self.people.rng = rng
+        self.people.begin_block(block_id)
+        self.sink.next_version = block_id * VERSION_STRIDE + 1
+        self._business = 0
+        self._cert = {}
+        self._party_n = 0
+        self._orgs_emitted = True
+
+    def end_block(self) -> None:
+        assert self._block is not None
+        if self.sink.next_version > (self._block + 1) * VERSION_STRIDE:
+            raise RuntimeError(f"block {self._block}: more than {VERSION_STRIDE} records")
+
     # ------------------------------------------------------------ helpers
     def _party_uuid(self) -> uuid.UUID:
         self._party_n += 1
+        if self._block is not None:
+            return uuid.UUID(int=(0x5C << 120) | (self._block << 40) | self._party_n)
         return uuid.uuid5(DEMO_NS, f"party-{self._party_n}")
+
+    def _uuid(self, key: str) -> uuid.UUID:
+        """The demo's name-based id of ``key``; in block mode an md5-based one (uuid5's sha1
+        and checks cost several times as much, for ~15 M rights at scale)."""
+        if self._block is not None:
+            return uuid.UUID(bytes=hashlib.md5(key.encode()).digest())
+        return uuid.uuid5(DEMO_NS, key)
 
     def _emit_fixed_orgs(self) -> None:
         if not self._orgs_emitted:
@@ -80,12 +113,19 @@ class RegistryBuilder:
 
     def _business_no(self, d: date) -> str:
         self._business += 1
+        if self._block is not None:
+            return f"{d.year}{self._block:06d}{self._business:05d}"
         return f"{d.year}{self._business:08d}"
 
     def _certificate(self, d: date, proof: bool) -> str:
+        kind = "不动产证明" if proof else "不动产权"
         n = self._cert.get(d.year, 0) + 1
         self._cert[d.year] = n
-        kind = "不动产证明" if proof else "不动产权"
+        if self._block is not None:
+            # block × 1000 + n: 9 digits at most; past 999 in one year a 10-digit number (not
+            # the national format's sequence, but never a repeat of another block's number)
+            digits = f"{self._block * 1000 + n:07d}" if n < 1000 else f"{self._block:06d}{n:04d}"
+            return f"浙({d.year})杭州市{kind}第{digits}号"
         return f"浙({d.year})杭州市{kind}第{n:07d}号"
 
     def _right(self, kind: str, unit_code: str, djlx: int, qllx: int, reason: str,
@@ -95,7 +135,7 @@ class RegistryBuilder:
         s = self.sink
         vid = s.next_version
         s.next_version += 1
-        rid = right_id or uuid.uuid5(DEMO_NS, f"right-{vid}")
+        rid = right_id or self._uuid(f"right-{vid}")
         status = 2 if ended else 1
         s.rights.append((
             vid, rid, kind, unit_code, self._business_no(registered), djlx, qllx, reason, cert,
@@ -178,7 +218,7 @@ class RegistryBuilder:
         transfer: date | None = None
         if rng.random() < 0.14 and (DEMO_TODAY - first).days > 400:
             transfer = self._rand_date(first + timedelta(days=365), DEMO_TODAY)
-        right_id = uuid.uuid5(DEMO_NS, f"ownership-{unit_code}-1")
+        right_id = self._uuid(f"ownership-{unit_code}-1")
         vid = self._right("ownership", unit_code, 200, 4, "买卖", first, transfer,
                           self._certificate(first, False), completion, None, right_id)
         owners = ([self.new_party(owner_factory())] if owner_factory else self._owners(vid))
@@ -190,7 +230,7 @@ class RegistryBuilder:
         if transfer:
             vid2 = self._right("ownership", unit_code, 200, 4, "买卖", transfer, None,
                                self._certificate(transfer, False), completion, None,
-                               uuid.uuid5(DEMO_NS, f"ownership-{unit_code}-2"))
+                               self._uuid(f"ownership-{unit_code}-2"))
             owners = self._owners(vid2)
             self._ownership_detail(vid2, house_use, structure, floor_label, floors_total, area,
                                    inner, shared, transfer)
@@ -242,6 +282,6 @@ class RegistryBuilder:
         self.sink.mortgage.append((vid, 1, 2, amount, None, d,
                                    date(d.year + 20, d.month, min(d.day, 28)), "主债权及利息"))
         if closed is not None:
-            cid = uuid.uuid5(DEMO_NS, f"right-{vid}")
+            cid = self._uuid(f"right-{vid}")
             vc = self._right("cancellation", unit_code, 400, 23, "主债权消灭", closed, None, None)
             self.sink.cancellation.append((vc, cid, "主债权消灭，抵押权注销", ts(closed)))

@@ -1,9 +1,7 @@
 """Bulk loads into an empty registry: GiST/GIN indexes and exclusion constraints are dropped
 before and rebuilt after (one index build is much faster than millions of inserts into it).
 A partitioned table's index is dropped and rebuilt on the table (its partitions' indexes go and
-come with it: ``pg_get_indexdef`` writes such an index ``ON ONLY`` the parent, which would rebuild
-an invalid index on the parent alone, so ``ONLY`` is taken out); exclusion constraints live on the
-partitions themselves."""
+come with it); exclusion constraints live on the partitions themselves."""
 
 from __future__ import annotations
 
@@ -13,6 +11,13 @@ from contextlib import contextmanager
 import psycopg
 
 SCHEMAS = ["cad", "pii"]
+
+
+def recreate_sql(indexdef: str) -> str:
+    """``pg_get_indexdef`` of an index, as the statement that makes it again with its
+    partitions' indexes: the definition of a partitioned table's index reads ``ON ONLY``,
+    which would make the parent index alone (invalid, and no partition indexed)."""
+    return indexdef.replace(" ON ONLY ", " ON ", 1)
 
 
 @contextmanager
@@ -36,6 +41,6 @@ def deferred_indexes(cur: psycopg.Cursor) -> Iterator[None]:
         cur.execute(f"DROP INDEX {name}")
     yield
     for _, definition in indexes:
-        cur.execute(definition.replace(" ON ONLY ", " ON ", 1))
+        cur.execute(recreate_sql(definition))
     for table, name, definition in constraints:
         cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
