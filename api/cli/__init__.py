@@ -189,8 +189,9 @@ def demo(
     seed: int = typer.Option(20260630, help="random seed (same seed, same district)"),
     reset: bool = typer.Option(False, help="drop the registry and load the demo again"),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="start the server after"),
-    workers: int = typer.Option(0, min=0, help="processes building a large district "
-                                "(--scale ≥ 20000; 0: one per core)"),
+    workers: int = typer.Option(0, min=0, help="processes building the district in parallel "
+                                "(by default from --scale 20000 up, one per core; given, "
+                                "the parallel builder at any scale)"),
 ) -> None:
     """Load the generated demo district (once) and serve it on http://127.0.0.1:8000."""
     from cadastre.access.pii import load_cipher
@@ -199,7 +200,7 @@ def demo(
 
     s = _settings()
     ready = ensure_database(s, migrate=False)
-    if scale >= PARALLEL_FROM:
+    if scale >= PARALLEL_FROM or workers:
         _demo_at_scale(s, ready.url, scale, seed, reset, workers or None)
         if serve_after:
             serve(host=s.api.host, port=s.api.port, workers=s.api.workers)
