@@ -250,13 +250,17 @@ def export(conn: psycopg.Connection, since: datetime | None = None,
            until: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Rows for auditors (hashes in hex), oldest first."""
     cur = conn.execute(
-        "SELECT seq, at, " + ", ".join(FIELDS) + ", prev_hash, row_hash FROM audit.log "
-        "WHERE (%(since)s::timestamptz IS NULL OR at >= %(since)s) "
+        ROWS_SQL + " WHERE (%(since)s::timestamptz IS NULL OR at >= %(since)s) "
         "AND (%(until)s::timestamptz IS NULL OR at < %(until)s) ORDER BY seq",
         {"since": since, "until": until},
     )
     for rec in cur:
-        out: dict[str, Any] = {"seq": rec[0], "at": rec[1].isoformat()}
-        out.update(zip(FIELDS, rec[2:2 + len(FIELDS)], strict=True))
-        out["prev_hash"], out["row_hash"] = bytes(rec[-2]).hex(), bytes(rec[-1]).hex()
-        yield out
+        yield row_dict(rec)
+
+
+def row_dict(rec: tuple[Any, ...]) -> dict[str, Any]:
+    """A row read by ``ROWS_SQL`` for auditors and archives: time in ISO form, hashes in hex."""
+    out: dict[str, Any] = {"seq": rec[0], "at": rec[1].isoformat()}
+    out.update(zip(FIELDS, rec[2:2 + len(FIELDS)], strict=True))
+    out["prev_hash"], out["row_hash"] = bytes(rec[-2]).hex(), bytes(rec[-1]).hex()
+    return out

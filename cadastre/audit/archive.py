@@ -88,13 +88,6 @@ def _rows(conn: psycopg.Connection, table: str) -> Iterator[tuple[Any, ...]]:
             yield from chunk
 
 
-def _as_dict(rec: tuple[Any, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {"seq": rec[0], "at": rec[1].isoformat()}
-    out.update(zip(audit.FIELDS, rec[2:2 + len(audit.FIELDS)], strict=True))
-    out["prev_hash"], out["row_hash"] = bytes(rec[-2]).hex(), bytes(rec[-1]).hex()
-    return out
-
-
 def _write_atomically(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
     tmp = path.with_name(path.name + ".part")
     with open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
@@ -203,7 +196,7 @@ def _dump_json(fh: Any, data: dict[str, Any]) -> None:
 def _gzip_lines(fh: Any, records: list[tuple[Any, ...]]) -> None:
     with gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
         for rec in records:
-            gz.write(serialize.json_line(_as_dict(rec)).encode("utf-8"))
+            gz.write(serialize.json_line(audit.row_dict(rec)).encode("utf-8"))
 
 
 def _record_json(r: audit.Archived) -> dict[str, Any]:

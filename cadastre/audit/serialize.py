@@ -51,15 +51,11 @@ def rows(conn: psycopg.Connection, since: datetime | None = None, until: datetim
     with conn.cursor(name="audit_export") as cur:
         cur.itersize = batch
         cur.execute(
-            "SELECT seq, at, " + ", ".join(audit.FIELDS) + ", prev_hash, row_hash FROM audit.log "
-            "WHERE (%(since)s::timestamptz IS NULL OR at >= %(since)s) "
+            audit.ROWS_SQL + " WHERE (%(since)s::timestamptz IS NULL OR at >= %(since)s) "
             "AND (%(until)s::timestamptz IS NULL OR at < %(until)s) ORDER BY seq",
             {"since": since, "until": until})
         for rec in cur:
-            out: dict[str, Any] = {"seq": rec[0], "at": rec[1].isoformat()}
-            out.update(zip(audit.FIELDS, rec[2:2 + len(audit.FIELDS)], strict=True))
-            out["prev_hash"], out["row_hash"] = bytes(rec[-2]).hex(), bytes(rec[-1]).hex()
-            yield out
+            yield audit.row_dict(rec)
 
 
 def csv_header() -> str:

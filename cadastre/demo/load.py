@@ -212,13 +212,7 @@ class DemoLoader:
         self.rng = random.Random(seed)
         self.builder = DistrictBuilder(target, seed)
         self.target = target
-        row = cur.execute(
-            "INSERT INTO cad.change_set (kind, created_at, actor, note) "
-            "VALUES ('demo', %s, 'cadastre demo', %s) RETURNING id",
-            (ts(date(2026, 6, 30)), f"demo district, {target} parcels, seed {seed}"),
-        ).fetchone()
-        assert row is not None
-        self.change_id: int = row[0]
+        self.change_id: int = demo_change_set(cur, target, seed)
         first = cur.execute("SELECT coalesce(max(version_id), 0) + 1 FROM cad.right_record")
         self.reg = RegistryBuilder(self.rng, self.change_id, first.fetchone()[0])  # type: ignore
         self.w = _Writer(cur, cipher)
@@ -452,6 +446,17 @@ class DemoLoader:
                                          else "杭州市西湖区园林和文物局", 3 if p.kind == "school"
                                          else 4)
             self.reg.land_use_right(land, holder, start, None, area, years=50)
+
+
+def demo_change_set(cur: psycopg.Cursor, parcels: int, seed: int) -> int:
+    """The change set every row of a generated district is written under; its id."""
+    row = cur.execute(
+        "INSERT INTO cad.change_set (kind, created_at, actor, note) "
+        "VALUES ('demo', %s, 'cadastre demo', %s) RETURNING id",
+        (ts(date(2026, 6, 30)), f"demo district, {parcels} parcels, seed {seed}"),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _unit_wkb(units: list) -> list[str]:

@@ -72,6 +72,7 @@ from cadastre.demo.load import (
     _multi,
     _shift,
     copy_batch,
+    demo_change_set,
 )
 from cadastre.demo.registry import RegistryBuilder, ts
 from cadastre.register.boundary import clockwise, ring_points
@@ -371,13 +372,7 @@ def _prepare(url: str, cipher: PiiCipher, parcels: int, seed: int, counties: lis
         cur.execute(STATE_SQL)
         for c in counties:
             cur.execute("SELECT cad.county_add(%s)", (c,))
-        row = cur.execute(
-            "INSERT INTO cad.change_set (kind, created_at, actor, note) "
-            "VALUES ('demo', %s, 'cadastre demo', %s) RETURNING id",
-            (ts(date(2026, 6, 30)), f"demo district, {parcels} parcels, seed {seed}"),
-        ).fetchone()
-        assert row is not None
-        change_id = int(row[0])
+        change_id = demo_change_set(cur, parcels, seed)
         cur.execute("INSERT INTO demo_build.meta (parcels, seed, chunk_blocks, change_id) "
                     "VALUES (%s, %s, %s, %s)", (parcels, seed, chunk_blocks, change_id))
         _defer(cur)
