@@ -122,9 +122,10 @@ class RegistryBuilder:
         n = self._cert.get(d.year, 0) + 1
         self._cert[d.year] = n
         if self._block is not None:
-            # block × 1000 + n: 9 digits at most; past 999 in one year a 10-digit number (not
-            # the national format's sequence, but never a repeat of another block's number)
-            digits = f"{self._block * 1000 + n:07d}" if n < 1000 else f"{self._block:06d}{n:04d}"
+            # block × 10,000 + n (a block has fewer than VERSION_STRIDE records): never a repeat
+            # of another block's number, and 9 digits at most below block 100,000 (~1.05 M
+            # parcels), the longest sequence cad.certificate_number_parts reads as well formed
+            digits = f"{self._block * VERSION_STRIDE + n:07d}"
             return f"浙({d.year})杭州市{kind}第{digits}号"
         return f"浙({d.year})杭州市{kind}第{n:07d}号"
 
