@@ -7,11 +7,14 @@ Prints, with the machine it ran on:
   * the district's build time (as recorded by the build, ``var/bench/builds.json``) and its
     database size, per big table;
   * point lookup (``/api/v1/here``), unit-code lookup (``/api/v1/units/{code}``) and 楼盘表
-    (``/api/v1/buildings/{code}/table``) p50/p99 under ``--clients`` (8) concurrent clients for
-    ``--seconds`` each (target p99 < 20 ms), and public search (``/api/v1/search``, target
-    p99 < 100 ms), against the real server (``--workers`` processes, one per core by default)
-    over HTTP on 127.0.0.1 (rate limits off:
-    eight clients from one address would otherwise be the designed 429s);
+    (``/api/v1/buildings/{code}/table``) p50/p99 under ``--clients`` (8) concurrent clients
+    (target p99 < 20 ms), and public search (``/api/v1/search``, target p99 < 100 ms), against
+    the real server (``--workers`` processes, one per core by default) over HTTP on 127.0.0.1
+    (rate limits off: eight clients from one address would otherwise be the designed 429s):
+    first a cold pass (each sample path once: its pages are read from disk), then the steady
+    state over the same paths for ``--seconds`` with ``wrk`` (Debian package; a C client, so
+    the figures are the server's and not a Python client's share of the cores; httpx when wrk
+    is missing);
   * parcel tiles cold and warm vs tipg on the same database (``bench.tiles.compare``; targets
     cold ≥ 2×, warm ≥ 20× tipg's throughput);
   * a full QA run over the whole district (``cadastre.qa.engine.check``, scope ``district``;
@@ -28,11 +31,14 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -91,19 +97,19 @@ def samples(url: str, n: int, seed: int = 18) -> dict[str, list[str]]:
     }
 
 
-async def _load(base: str, paths: list[str], clients: int, seconds: float
+async def _load(base: str, paths: list[str], clients: int, seconds: float | None
                 ) -> tuple[list[float], Counter[int], float]:
+    """``clients`` concurrent clients (httpx) over ``paths``: each path once when ``seconds``
+    is None (the cold pass: never requested before), else round and round for ``seconds``."""
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        for p in paths[: clients * 2]:              # warm-up (connections, plans)
-            await client.get(p)
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + (seconds or 0.0)
 
         async def worker(i: int) -> None:
             n = i
-            while time.monotonic() < deadline:
+            while (n < len(paths)) if seconds is None else (time.monotonic() < deadline):
                 path = paths[n % len(paths)]
                 n += clients
                 t0 = time.perf_counter()
@@ -115,6 +121,46 @@ async def _load(base: str, paths: list[str], clients: int, seconds: float
         await asyncio.gather(*(worker(i) for i in range(clients)))
         wall = time.monotonic() - t0
     return latencies, statuses, wall
+
+
+# wrk (Debian package ``wrk``, a load generator in C): the steady-state figures without a
+# Python client taking its share of the two cores. Each connection cycles through the paths.
+_WRK_LUA = """
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+local i = math.random(#paths)
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], {["Accept-Encoding"] = "gzip"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %.1f %.1f %.1f %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+"""
+
+
+def wrk_load(base: str, paths: list[str], clients: int, seconds: float
+             ) -> dict[str, float] | None:
+    """Steady state with wrk (None when wrk is not installed)."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
+        (Path(tmp) / "cycle.lua").write_text(_WRK_LUA)
+        out = subprocess.run(
+            [exe, "-t", "1", "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "30s",
+             "-s", str(Path(tmp) / "cycle.lua"), base], capture_output=True, text=True,
+            env={**os.environ, "WRK_PATHS": str(Path(tmp) / "paths.txt")}, timeout=seconds + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WRK ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    n, micros, p50, p99, worst, errors = line.split()[1:]
+    return {"n": int(n), "rps": int(n) / (int(micros) / 1e6), "p50_ms": float(p50) / 1000,
+            "p99_ms": float(p99) / 1000, "max_ms": float(worst) / 1000, "errors": int(errors)}
 
 
 def _server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
@@ -131,25 +177,38 @@ def _server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
     return wait_healthy(proc, f"http://127.0.0.1:{port}", 120)
 
 
-def reads(url: str, clients: int, seconds: float, workers: int
-          ) -> dict[str, dict[str, float]]:
-    paths = samples(url, 400)
+def reads(url: str, clients: int, seconds: float, workers: int, n: int = 400
+          ) -> dict[str, dict[str, Any]]:
+    """Per kind of read: a cold pass (each of ``n`` sample paths once, 8 httpx clients: pages
+    read from disk for the first time), then the steady state over the same paths for
+    ``seconds`` with wrk (or httpx when wrk is not installed)."""
+    paths = samples(url, n)
     console.print(f"  database: {paths.pop('_version')[0]}; server: {workers} worker process"
-                  + ("es" if workers > 1 else ""))
+                  + ("es" if workers > 1 else "") + f"; {n} sample paths per kind, drawn over "
+                  "the whole district")
     proc, base = _server(url, workers)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     try:
         for kind, urls in paths.items():
-            lat, st, wall = asyncio.run(_load(base, urls, clients, seconds))
-            ok = sum(n for s, n in st.items() if s == 200)
-            out[kind] = {"n": len(lat), "rps": len(lat) / wall, "ok": ok,
-                         "p50_ms": percentile(lat, 50) * 1000,
-                         "p99_ms": percentile(lat, 99) * 1000}
-            bad = {s: n for s, n in st.items() if s != 200}
-            console.print(f"  {kind:15s} {out[kind]['rps']:7.0f} req/s  p50 "
-                          f"{out[kind]['p50_ms']:6.1f} ms  p99 {out[kind]['p99_ms']:6.1f} ms  "
-                          f"(target < {TARGETS_MS[kind]} ms)  ok {ok}"
-                          + (f"  other statuses {bad}" if bad else ""))
+            lat, st, wall = asyncio.run(_load(base, urls, clients, None))
+            cold = {"n": len(lat), "p50_ms": percentile(lat, 50) * 1000,
+                    "p99_ms": percentile(lat, 99) * 1000,
+                    "ok": sum(c for s, c in st.items() if s == 200)}
+            warm = wrk_load(base, urls, clients, seconds)
+            client = "wrk"
+            if warm is None:
+                client = "httpx (wrk not installed)"
+                lat, st, wall = asyncio.run(_load(base, urls, clients, seconds))
+                warm = {"n": len(lat), "rps": len(lat) / wall,
+                        "p50_ms": percentile(lat, 50) * 1000,
+                        "p99_ms": percentile(lat, 99) * 1000,
+                        "errors": sum(c for s, c in st.items() if s != 200)}
+            out[kind] = {"cold": cold, "warm": warm, "client": client}
+            console.print(f"  {kind:15s} cold (each path once): p50 {cold['p50_ms']:6.1f} ms  "
+                          f"p99 {cold['p99_ms']:6.1f} ms  ok {cold['ok']}/{cold['n']}")
+            console.print(f"  {'':15s} steady ({client}): {warm['rps']:7.0f} req/s  p50 "
+                          f"{warm['p50_ms']:6.1f} ms  p99 {warm['p99_ms']:6.1f} ms  "
+                          f"(target < {TARGETS_MS[kind]} ms)  errors {warm['errors']}")
     finally:
         proc.terminate()
         proc.wait(30)

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auditing import record
-from api.auth import principal
+from api.auth import caller
 from api.routers import tiles as tile_routes
 from api.state import app_state
 from cadastre.access.principal import Principal
@@ -208,7 +208,7 @@ async def collection(request: Request, collection_id: str) -> JSONResponse:
 @router.get("/collections/{collection_id}/items", summary="要素 / features (GeoJSON)",
             openapi_extra=_ITEMS_OPENAPI, responses={200: {"content": {GEOJSON: {}}}})
 async def items(request: Request, collection_id: str,
-                who: Principal = Depends(principal)) -> JSONResponse:
+                who: Principal = Depends(caller)) -> JSONResponse:
     _check_format(request, "geojson")
     chosen = oq.get_collection(collection_id)
     query = oq.parse_items_query(chosen, who, request.query_params)
@@ -242,7 +242,7 @@ async def items(request: Request, collection_id: str,
 async def item(request: Request, collection_id: str, feature_id: str,
                datetime_: str | None = Query(None, alias="datetime",
                                              description="RFC 3339 instant: as-of version"),
-               who: Principal = Depends(principal)) -> JSONResponse:
+               who: Principal = Depends(caller)) -> JSONResponse:
     _check_format(request, "geojson")
     chosen = oq.get_collection(collection_id)
     query = oq.ItemsQuery(chosen, who, time=oq.parse_datetime(datetime_))
@@ -328,7 +328,7 @@ _JSON_TYPES = {"String": "string", "Number": "number", "Boolean": "boolean"}
 @router.get("/collections/{collection_id}/tiles/{tile_matrix_set_id}",
             summary="矢量瓦片集元数据 / tileset metadata")
 async def tileset(request: Request, collection_id: str, tile_matrix_set_id: str,
-                  who: Principal = Depends(principal)) -> JSONResponse:
+                  who: Principal = Depends(caller)) -> JSONResponse:
     _check_format(request)
     chosen = oq.get_collection(collection_id)
     _tms(tile_matrix_set_id)
@@ -362,7 +362,7 @@ async def tileset(request: Request, collection_id: str, tile_matrix_set_id: str,
 async def tile(request: Request, collection_id: str, tile_matrix_set_id: str, tile_matrix: str,
                tile_row: str, tile_col: str,
                floor: int | None = Query(None, ge=-9, le=200, description="楼层 (units)"),
-               who: Principal = Depends(principal)) -> Response:
+               who: Principal = Depends(caller)) -> Response:
     chosen = oq.get_collection(collection_id)
     _tms(tile_matrix_set_id)
     if chosen.layer.floor_filter and floor is None:

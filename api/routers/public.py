@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg import AsyncConnection
 
 from api.auditing import record
-from api.auth import principal
+from api.auth import caller
 from api.ratelimit import rate_class
 from api.state import app_state
 from cadastre.access.principal import Principal, view
@@ -28,7 +28,7 @@ from cadastre.query import search as S
 router = APIRouter(prefix="/api/v1", tags=["public"])
 
 VARY = "Authorization, X-API-Key"
-Caller = Annotated[Principal, Depends(principal)]
+Caller = Annotated[Principal, Depends(caller)]
 
 # one answer for an unknown, malformed or out-of-scope ref: no existence oracle
 _NOT_FOUND = {

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from psycopg import AsyncConnection
 
-from api.auth import principal
+from api.auth import caller
 from api.state import app_state
 from cadastre.access.principal import Principal
 from cadastre.access.privacy import Role
@@ -44,7 +44,7 @@ STAFF = {Role.REGISTRAR, Role.SURVEYOR, Role.AUDITOR}
 @router.get("/health", summary="服务健康状态 / health (up or down; details for staff)",
             responses={503: {"description": "数据库不可用 / the database is down"}})
 async def health(request: Request,
-                 who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+                 who: Annotated[Principal, Depends(caller)]) -> dict[str, Any]:
     """``{"status": "ok"}`` when the database answers (503 ``DATABASE_UNREACHABLE`` with
     Retry-After when it does not). Staff tokens also get the PostgreSQL/PostGIS versions, schema
     version, database size, registry row counts and the read replicas' state (healthy, lag)."""

@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auditing import record
-from api.auth import principal
+from api.auth import caller
 from api.httpcache import TILE_PRIVATE, TILE_PUBLIC, respond
 from api.state import app_state
 from cadastre.access.principal import Principal
@@ -93,7 +93,7 @@ async def tile_role(request: Request, who: Principal, layers: tuple[Layer, ...],
 async def vector_tile(
     request: Request, layers: str, z: str, x: str, y: str,
     floor: int | None = Query(None, ge=-9, le=200, description="楼层 (units layer)"),
-    who: Principal = Depends(principal),
+    who: Principal = Depends(caller),
 ) -> Response:
     chosen = parse_layers(layers)
     req = TileRequest(_int(z, "z"), _int(x, "x"), _int(y, "y"), floor)
@@ -127,7 +127,7 @@ async def vector_tile(
 @router.get("/tiles/{layers}/tilejson.json", summary="TileJSON 3.0")
 async def tilejson(request: Request, layers: str,
                    floor: int | None = Query(None, ge=-9, le=200),
-                   who: Principal = Depends(principal)) -> dict[str, Any]:
+                   who: Principal = Depends(caller)) -> dict[str, Any]:
     chosen = parse_layers(layers)
     base = str(request.base_url).rstrip("/")
     query = f"?floor={floor}" if floor is not None and any(
