@@ -83,6 +83,7 @@ def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings,
     exist on ``conn`` (see ``check``)."""
     bound = {**(params if params is not None else scope.sql_params()), **qa.tolerances(),
              "part": part, "parts": parts}
+    bound.setdefault("whole_register", False)     # (set by ScopeTables)
     # a part's share of the subject parcels: a range of their numbers (``sid``, 1..size)
     size = int(bound.get("subject_size") or 0)
     bound["sid_lo"], bound["sid_hi"] = size * part // parts, size * (part + 1) // parts
@@ -114,8 +115,9 @@ def _session(conn: psycopg.Connection) -> Iterator[None]:
     """Planner settings of a QA run on ``conn`` (restored afterwards): enough work memory,
     no JIT (it compiles every rule's plan for seconds and wins nothing on geometry functions),
     large local buffers for the temp tables if this session has not used temp tables yet."""
-    saved = conn.execute("SELECT current_setting('work_mem'), current_setting('jit')"
-                         ).fetchone()
+    saved = conn.execute("SELECT current_setting('work_mem'), current_setting('jit'), "
+                         "current_setting('enable_partitionwise_join'), "
+                         "current_setting('enable_partitionwise_aggregate')").fetchone()
     try:
         with conn.transaction():
             conn.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")
@@ -123,12 +125,18 @@ def _session(conn: psycopg.Connection) -> Iterator[None]:
         pass    # temp tables were used before in this session: keep its buffers
     conn.execute(f"SET work_mem = '{WORK_MEM}'")
     conn.execute("SET jit = off")
+    # records, holders, details and units are partitioned by county alike (0024): a join on
+    # the county key is made county by county (a 1M-parcel district: hash tables of ~2 M
+    # units instead of one of 10 M spilling to disk), and so are groupings by a code
+    conn.execute("SET enable_partitionwise_join = on")
+    conn.execute("SET enable_partitionwise_aggregate = on")
     try:
         yield
     finally:
         if saved and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-            conn.execute("SELECT set_config('work_mem', %s, false), set_config('jit', %s, false)",
-                         (saved[0], saved[1]))
+            conn.execute("SELECT set_config('work_mem', %s, false), set_config('jit', %s, false), "
+                         "set_config('enable_partitionwise_join', %s, false), "
+                         "set_config('enable_partitionwise_aggregate', %s, false)", saved)
 
 
 def second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:

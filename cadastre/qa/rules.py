@@ -369,9 +369,9 @@ RULES: tuple[Rule, ...] = (
                NULL::geometry
         FROM cad.right_record r
         WHERE r.status = 1
-          AND left(r.unit_code, 19) IN (SELECT code FROM subject)
+          AND (%(whole_register)s OR left(r.unit_code, 19) IN (SELECT code FROM subject))
           AND NOT EXISTS (SELECT 1 FROM cad.unit u WHERE u.unit_code = r.unit_code
-                          AND u.valid_to IS NULL)
+                          AND u.county_code = r.county_code AND u.valid_to IS NULL)
           AND NOT (substr(r.unit_code, 20, 1) = 'W' AND EXISTS (
                    SELECT 1 FROM cad.parcel p WHERE p.parcel_code = left(r.unit_code, 19)
                    AND p.valid_to IS NULL))

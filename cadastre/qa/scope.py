@@ -182,6 +182,9 @@ class ScopeTables:
         conn.execute("SET default_statistics_target = 10")
         conn.execute("ANALYZE subject")
         params["subject_size"] = self.size
+        # the whole register: rules over records need not look each record's parcel up
+        params["whole_register"] = (not self.scope.is_submission and params.get("bbox") is None
+                                    and params.get("codes") is None)
         extent = conn.execute("SELECT ST_SetSRID(ST_Extent(g3857), 3857)::text FROM subject"
                               ).fetchone()
         # an empty scope: a box nothing intersects

@@ -8,12 +8,14 @@ the caller applies the policy to every record before anything leaves the server.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from cadastre import labels as L
@@ -257,7 +259,16 @@ class Sensitive:
 async def unit(conn: AsyncConnection, ref: str, sensitive: Sensitive = Sensitive()
                ) -> Feature | None:
     """A unit with its floor (``related['floor']``) and building (``related['building']``)."""
-    row = await _row(conn, "unit", ref, _UNIT, sensitive.params())
+    if conn.info.transaction_status is TransactionStatus.IDLE:
+        # PostgreSQL's generic plan of this statement prunes the county partitions at run time
+        # and runs in 0.16 ms, but its estimate counts every partition, so the plan cache keeps
+        # planning a custom plan instead (1.2 ms of planning per call on the 1M-parcel
+        # district: 1.9 ms a call, 0.85 ms with the generic plan, the transaction included)
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            row = await _row(conn, "unit", ref, _UNIT, sensitive.params())
+    else:
+        row = await _row(conn, "unit", ref, _UNIT, sensitive.params())
     if row is None:
         return None
     floor = {"building_code": row["building_code"], "floor_no": row["floor_no"],
@@ -307,6 +318,7 @@ WHERE {{where}}
 _NUMBER = re.compile(r"(\d+)")
 
 
+@functools.lru_cache(maxsize=65536)   # a few thousand distinct room numbers in a district
 def room_order(room_no: str | None) -> tuple[Any, ...]:
     """Natural order of room numbers (2 < 10, '1203' < '1204'; text after numbers)."""
     parts = _NUMBER.split(room_no or "")
