@@ -61,6 +61,13 @@ def rules_for(scope: Scope, qa: QaSettings, only: Iterable[str] | None = None) -
 WORK_MEM = "256MB"
 # Local buffers for the scope's temp tables (settable only before a session's first temp table).
 TEMP_BUFFERS = "256MB"
+# a QA run's planner settings (restored afterwards). No JIT: it compiles every rule's plan for
+# seconds and wins nothing on geometry functions. Records, holders, details and units are
+# partitioned by county alike (0024): joins on the county key are made county by county (a
+# 1M-parcel district: hash tables of ~2 M units instead of one of 10 M spilling to disk), and
+# so are groupings by a code.
+SESSION = {"work_mem": WORK_MEM, "jit": "off", "enable_partitionwise_join": "on",
+           "enable_partitionwise_aggregate": "on"}
 # Scopes with at least this many parcels run their rules on two connections at once.
 PARALLEL_MIN_PARCELS = 20_000
 _UNITS_OR_BUILDINGS = ("subject_buildings", "subject_units")
@@ -83,7 +90,6 @@ def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings,
     exist on ``conn`` (see ``check``)."""
     bound = {**(params if params is not None else scope.sql_params()), **qa.tolerances(),
              "part": part, "parts": parts}
-    bound.setdefault("whole_register", False)     # (set by ScopeTables)
     # a part's share of the subject parcels: a range of their numbers (``sid``, 1..size)
     size = int(bound.get("subject_size") or 0)
     bound["sid_lo"], bound["sid_hi"] = size * part // parts, size * (part + 1) // parts
@@ -112,31 +118,23 @@ def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings,
 
 @contextmanager
 def _session(conn: psycopg.Connection) -> Iterator[None]:
-    """Planner settings of a QA run on ``conn`` (restored afterwards): enough work memory,
-    no JIT (it compiles every rule's plan for seconds and wins nothing on geometry functions),
-    large local buffers for the temp tables if this session has not used temp tables yet."""
-    saved = conn.execute("SELECT current_setting('work_mem'), current_setting('jit'), "
-                         "current_setting('enable_partitionwise_join'), "
-                         "current_setting('enable_partitionwise_aggregate')").fetchone()
+    """``SESSION``'s settings on ``conn`` for a QA run (restored afterwards), and large local
+    buffers for the temp tables if this session has not used temp tables yet."""
+    saved = conn.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in SESSION),
+                         ).fetchone()
     try:
         with conn.transaction():
             conn.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")
     except psycopg.errors.InvalidParameterValue:
         pass    # temp tables were used before in this session: keep its buffers
-    conn.execute(f"SET work_mem = '{WORK_MEM}'")
-    conn.execute("SET jit = off")
-    # records, holders, details and units are partitioned by county alike (0024): a join on
-    # the county key is made county by county (a 1M-parcel district: hash tables of ~2 M
-    # units instead of one of 10 M spilling to disk), and so are groupings by a code
-    conn.execute("SET enable_partitionwise_join = on")
-    conn.execute("SET enable_partitionwise_aggregate = on")
+    for name, value in SESSION.items():
+        conn.execute(f"SET {name} = '{value}'")
     try:
         yield
     finally:
         if saved and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-            conn.execute("SELECT set_config('work_mem', %s, false), set_config('jit', %s, false), "
-                         "set_config('enable_partitionwise_join', %s, false), "
-                         "set_config('enable_partitionwise_aggregate', %s, false)", saved)
+            conn.execute("SELECT " + ", ".join(f"set_config('{name}', %s, false)"
+                                                for name in SESSION), saved)
 
 
 def second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:

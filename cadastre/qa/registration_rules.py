@@ -186,6 +186,14 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
 # rows and look up the records of the few bad details by key, instead of joining every current
 # record with its details (1 M parcels: ~15 M records, three detail tables); at 登簿 (CASE_SQL)
 # the templates above, which start from the case's units.
+# the current record of each bad detail ``m`` (right_version_id, county_code), by its key: the
+# few bad details' records are looked up, never every record joined with its details
+_RECORD_OF_DETAIL = """
+        CROSS JOIN LATERAL (
+            SELECT r.unit_code, r.business_no FROM cad.right_record r
+            WHERE r.version_id = m.right_version_id AND r.county_code = m.county_code
+              AND r.valid_to IS NULL AND r.status = 1 AND {r_units}) r"""
+
 _SCOPE_SQL: dict[str, str] = {
     "REG_DICTIONARY_VALUE": """
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
@@ -207,10 +215,7 @@ _SCOPE_SQL: dict[str, str] = {
               UNION ALL
               SELECT right_version_id, county_code, 'YGDJZL' FROM cad.pre_notice_detail
               WHERE notice_kind NOT BETWEEN 1 AND 4) m
-        CROSS JOIN LATERAL (  -- the few bad details' records by key, never a join of all
-            SELECT r.unit_code, r.business_no FROM cad.right_record r
-            WHERE r.version_id = m.right_version_id AND r.county_code = m.county_code
-              AND r.valid_to IS NULL AND r.status = 1 AND {r_units}) r""",
+""" + _RECORD_OF_DETAIL,
     "REG_REQUIRED_FIELD": """
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
                format('缺少 %s / missing %s', m.field, m.field), NULL::geometry
@@ -234,9 +239,8 @@ _SCOPE_SQL: dict[str, str] = {
           AND {r_units}""",
     "REG_TERM_ORDER": """
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
-               format('%s 结束早于开始 / %s ends before it starts', m.field, m.field),
-               NULL::geometry
-        FROM (SELECT 'QLQSSJ/QLJSSJ' AS field) m, cad.right_record r
+               'QLQSSJ/QLJSSJ 结束早于开始 / QLQSSJ/QLJSSJ ends before it starts', NULL::geometry
+        FROM cad.right_record r
         WHERE r.right_end <= r.right_start AND r.valid_to IS NULL AND r.status = 1 AND {r_units}
         UNION ALL
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
@@ -247,10 +251,7 @@ _SCOPE_SQL: dict[str, str] = {
               UNION ALL
               SELECT right_version_id, county_code, 'ZWLXQSSJ/ZWLXJSSJ' FROM cad.mortgage_detail
               WHERE debt_end < debt_start) m
-        CROSS JOIN LATERAL (
-            SELECT r.unit_code, r.business_no FROM cad.right_record r
-            WHERE r.version_id = m.right_version_id AND r.county_code = m.county_code
-              AND r.valid_to IS NULL AND r.status = 1 AND {r_units}) r""",
+""" + _RECORD_OF_DETAIL,
 }
 
 BLOCKING = frozenset(("REG_TWO_OWNERSHIPS", "REG_MORTGAGE_WITHOUT_BASE",

@@ -147,7 +147,10 @@ class Scope:
             x0, y0, x1, y1 = self.bbox_3857
             bbox = f"SRID=3857;POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"
         return {"bbox": bbox, "codes": list(self.codes) if self.codes else None,
-                "submission": self.submission, **self.params}
+                "submission": self.submission,
+                # the whole register: rules over records need not look each record's parcel up
+                "whole_register": bbox is None and not self.codes and not self.is_submission,
+                **self.params}
 
 
 class ScopeTables:
@@ -182,9 +185,6 @@ class ScopeTables:
         conn.execute("SET default_statistics_target = 10")
         conn.execute("ANALYZE subject")
         params["subject_size"] = self.size
-        # the whole register: rules over records need not look each record's parcel up
-        params["whole_register"] = (not self.scope.is_submission and params.get("bbox") is None
-                                    and params.get("codes") is None)
         extent = conn.execute("SELECT ST_SetSRID(ST_Extent(g3857), 3857)::text FROM subject"
                               ).fetchone()
         # an empty scope: a box nothing intersects
