@@ -155,6 +155,39 @@ def test_search_fuzzy_address_and_geometry(client: TestClient,
     assert bid in [i["id"] for i in items]
 
 
+def test_search_near_misses_follow_the_matches(client: TestClient,
+                                               demo_conn: psycopg.Connection) -> None:
+    """Near-misses (similar 坐落, not containing the query) come after every substring match,
+    and only when the matches run out: a page the matches fill has none, one where they end
+    is filled up with near-misses, and pages chained across that point equal one big page."""
+    seat, n_sub = one(demo_conn, """
+        SELECT p.seat, (SELECT count(*) FROM cad.parcel q WHERE q.valid_to IS NULL
+                        AND q.seat LIKE '%%' || p.seat || '%%') AS n
+        FROM cad.parcel p WHERE p.valid_to IS NULL AND length(p.seat) >= 6
+        ORDER BY 2, p.parcel_code LIMIT 1""")
+    assert 1 <= n_sub < 10
+    items = get(client, "/api/v1/search", q=seat, kind="parcel", limit=30)["items"]
+    contains = [seat in (i["seat"] or "") for i in items]
+    assert contains == [True] * n_sub + [False] * (len(items) - n_sub), (seat, contains)
+    assert len(items) > n_sub         # near-misses follow on the page where the matches end
+    chained: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = get(client, "/api/v1/search", q=seat, kind="parcel", limit=1,
+                   **({"cursor": cursor} if cursor else {}))
+        chained += page["items"]
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert [i["id"] for i in chained] == [i["id"] for i in items]
+    # a road name fills a page with matches: no near-miss on it
+    road = seat[:3]
+    assert all(road in (i["seat"] or "") for i in
+               get(client, "/api/v1/search", q=road, kind="parcel", limit=50)["items"])
+    assert "<%" not in S.build_sql(S.parse_query(road))[0]
+    assert "<%" in S.build_sql(S.parse_query(road), near=True)[0]
+
+
 def test_search_pages_limits_and_cap(client: TestClient, demo_conn: psycopg.Connection) -> None:
     county = one(demo_conn, "SELECT min(county_code) FROM cad.parcel")[0]
     seen: list[str] = []

@@ -7,9 +7,13 @@ word similarity) against compound names, building and project names and 坐落 o
 units. Text of 2 characters is matched as a prefix of names and parcel 坐落 only: a 2-character
 substring has no trigram the index could use, and the unit table is by far the largest.
 
-Ranking: exact match, then prefix, then substring, each tier ordered by trigram similarity (for
-codes: by kind, parcel → building → unit, then code). Results are paged with an opaque cursor and
-capped at :data:`MAX_RESULTS` per query to hinder bulk harvesting.
+Ranking: exact match, then prefix, then substring, then near-misses (trigram word similarity
+only), each tier ordered by trigram similarity (for codes: by kind, parcel → building → unit, then
+code). Near-misses rank below every substring match, so they are looked for only when the
+substring matches run out before the end of the requested page: a street name shares trigrams
+with tens of thousands of 坐落, and scanning those for a page the substring matches already fill
+is wasted (at 10 M units it was most of a search's time). Results are paged with an opaque
+cursor and capped at :data:`MAX_RESULTS` per query to hinder bulk harvesting.
 
 Returns plain records keyed by the privacy policy's field names; the caller applies the policy.
 """
@@ -163,10 +167,17 @@ def _score(col: str) -> str:
 
 
 def _match(col: str, full: bool) -> str:
-    """Full (3+ characters): substring or trigram word similarity (<%, catches near-misses).
-    Two characters: a prefix only — a 2-character substring has no trigram the index could
-    use, a prefix has (the start of a string is a word boundary)."""
-    return f"({col} ILIKE %(pat)s OR %(q)s <%% {col})" if full else f"{col} ILIKE %(prefix)s"
+    """Full (3+ characters): a substring. Two characters: a prefix only — a 2-character
+    substring has no trigram the index could use, a prefix has (the start of a string is a word
+    boundary)."""
+    return f"{col} ILIKE %(pat)s" if full else f"{col} ILIKE %(prefix)s"
+
+
+def _near(cols: tuple[str, ...]) -> str:
+    """A near-miss: trigram word similarity (<%) with some column, a substring of none."""
+    similar = " OR ".join(f"%(q)s <%% {c}" for c in cols)
+    not_sub = " AND ".join(f"NOT coalesce({c} ILIKE %(pat)s, false)" for c in cols)
+    return f"({similar}) AND {not_sub}"
 
 
 _SCOPE = ("AND (cardinality(%(counties)s::text[]) = 0 OR "
@@ -190,12 +201,13 @@ _TEXT = {
 }
 
 
-def _text_branch(kind: str, full: bool, with_compound: bool) -> str:
+def _text_branch(kind: str, full: bool, with_compound: bool, near: bool = False) -> str:
     """At most POOL candidates from the trigram indexes, then scored and ranked: a broad query
     (a road name matches thousands of units) costs POOL similarity computations, not one per
-    match."""
+    match. ``near``: the near-misses (similar, not a substring) instead of the matches."""
     table, code, cols = _TEXT[kind]
-    match = " OR ".join(_match(f"t.{c}", full) for c in cols)
+    match = (_near(tuple(f"t.{c}" for c in cols)) if near
+             else " OR ".join(_match(f"t.{c}", full) for c in cols))
     # a compound's parcel already listed as the compound is not listed again by its 坐落
     skip = ("AND NOT coalesce(t.compound_name ILIKE %(pat)s, false)"
             if kind == "parcel" and with_compound and full else "")
@@ -255,8 +267,14 @@ ORDER BY h.score DESC, h.kind_rank, h.code COLLATE "C"
 """
 
 
-def build_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
-    """The one statement of a search page and its bound parameters."""
+def has_near_misses(query: SearchQuery) -> bool:
+    """Whether the query can have near-misses: text of 3 or more characters."""
+    return not query.is_code and len(query.text) >= MIN_UNIT_TEXT
+
+
+def build_sql(query: SearchQuery, near: bool = False) -> tuple[str, dict[str, Any]]:
+    """The statement of a search page and its bound parameters: the matches only, or with
+    ``near`` the matches and then the near-misses (:func:`has_near_misses`)."""
     if query.is_code:
         kinds = [k for k in query.kinds if len(query.text) <= _CODE_TABLES[k][3]]
         branches = [_code_branch(k) for k in kinds]
@@ -265,6 +283,8 @@ def build_sql(query: SearchQuery) -> tuple[str, dict[str, Any]]:
         full = len(query.text) >= MIN_UNIT_TEXT
         with_compound = "compound" in query.kinds
         branches = [_text_branch(k, full, with_compound) for k in query.kinds]
+        if near and has_near_misses(query):
+            branches += [_text_branch(k, full, with_compound, near=True) for k in query.kinds]
         esc = _like_escape(query.text)
         params = {"q": query.text, "pat": f"%{esc}%", "prefix": f"{esc}%"}
     if not branches:
@@ -292,6 +312,18 @@ class SearchPage:
     next_offset: int | None
 
 
+async def _page_rows(conn: AsyncConnection, query: SearchQuery, counties: tuple[str, ...],
+                     near: bool) -> list[tuple[Any, ...]]:
+    sql, params = build_sql(query, near)
+    if not sql:
+        return []
+    params["counties"] = list(counties)
+    # never a prepared (generic) plan: LIKE 'prefix%' can use an index only when the planner
+    # sees the pattern, and psycopg prepares a statement after a few executions
+    cur = await conn.execute(sql, params, prepare=False)  # type: ignore[arg-type]
+    return await cur.fetchall()
+
+
 def _hit(row: tuple[Any, ...]) -> SearchHit:
     (kind, fid, code, parcel_seat, compound, name, project, building_seat, unit_seat, room_no,
      floor_no, lon, lat, w, s, e, n) = row
@@ -312,14 +344,10 @@ def _hit(row: tuple[Any, ...]) -> SearchHit:
 async def search(conn: AsyncConnection, query: SearchQuery,
                  counties: tuple[str, ...] = ()) -> SearchPage:
     """One page of results; ``counties`` limits staff accounts and keys to their scope."""
-    sql, params = build_sql(query)
-    if not sql:
-        return SearchPage([], None)
-    params["counties"] = list(counties)
-    # never a prepared (generic) plan: LIKE 'prefix%' can use an index only when the planner
-    # sees the pattern, and psycopg prepares a statement after a few executions
-    cur = await conn.execute(sql, params, prepare=False)  # type: ignore[arg-type]
-    rows = await cur.fetchall()
+    rows = await _page_rows(conn, query, counties, near=False)
+    if len(rows) < min(query.limit, MAX_RESULTS - query.offset) + 1 and has_near_misses(query):
+        # the matches end on this page: the near-misses come after them
+        rows = await _page_rows(conn, query, counties, near=True)
     more = len(rows) > query.limit and query.offset + query.limit < MAX_RESULTS
     hits = [_hit(r) for r in rows[:query.limit]]
     return SearchPage(hits, query.offset + query.limit if more else None)
