@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,8 @@ TEMP_BUFFERS = "256MB"
 # so are groupings by a code.
 SESSION = {"work_mem": WORK_MEM, "jit": "off", "enable_partitionwise_join": "on",
            "enable_partitionwise_aggregate": "on"}
-# Scopes with at least this many parcels run their rules on two connections at once.
+# Scopes with at least this many parcels run their rules on several connections at once
+# (QaSettings.workers).
 PARALLEL_MIN_PARCELS = 20_000
 _UNITS_OR_BUILDINGS = ("subject_buildings", "subject_units")
 
@@ -156,8 +157,8 @@ def second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
 
 
 class _Run:
-    """The work of one ``check``: (rule, part) jobs, slowest first, taken by one or two
-    connections; findings and timings collected under a lock."""
+    """The work of one ``check``: (rule, part) jobs, slowest first, taken by the connections
+    as they come free; findings and timings collected under a lock."""
 
     def __init__(self, scope: Scope, qa: QaSettings, rules: list[Rule], parts: int,
                  progress: Progress | None, timings: dict[str, float]) -> None:
@@ -218,31 +219,40 @@ def check(conn: psycopg.Connection, scope: Scope, qa: QaSettings,
     """All findings of the enabled rules over the scope (nothing stored), in rule order.
 
     The scope is materialised as temp tables on each connection used (``ScopeTables``).
-    ``workers``: 1 runs every rule on ``conn``; 2 runs them on ``conn`` and a second
-    connection at once, the slowest rules first and the slowest split in parts (``Rule.parts``)
-    so that both connections finish together. By default two are used for scopes of at least
-    ``PARALLEL_MIN_PARCELS`` parcels when ``conn`` holds no uncommitted writes.
+    ``workers``: 1 runs every rule on ``conn``; N runs them on ``conn`` and N - 1 more
+    connections at once, the slowest rules first and the slowest split in parts (``Rule.parts``)
+    so that the connections finish together. By default ``qa.workers`` are used for scopes of
+    at least ``PARALLEL_MIN_PARCELS`` parcels when ``conn`` holds no uncommitted writes (other
+    sessions could not see them).
     ``timings`` (optional) receives each rule's seconds (summed over its parts) and the
-    scope's set-up (``"scope"``, the slower connection's).
+    scope's set-up (``"scope"``, the slowest connection's).
     """
     rules = rules_for(scope, qa, only)
     if workers is None:
-        workers = 2 if len(rules) > 1 and _scope_size(conn, scope) >= PARALLEL_MIN_PARCELS else 1
-    other = second_connection(conn) if workers > 1 else None
-    run = _Run(scope, qa, rules, 2 if other is not None else 1, progress,
-               timings if timings is not None else {})
-    if other is None:
-        run.work(conn)
-    else:
-        with other, ThreadPoolExecutor(1, thread_name_prefix="qa") as pool:
-            helper = pool.submit(run.work, other)
-            try:
-                run.work(conn)
-            except BaseException:
-                run.stop()                # the helper ends after its current job
-                wait([helper])
-                raise
-            helper.result()
+        large = len(rules) > 1 and _scope_size(conn, scope) >= PARALLEL_MIN_PARCELS
+        workers = qa.workers if large else 1
+    with ExitStack() as stack:
+        others: list[psycopg.Connection] = []
+        for _ in range(min(workers, len(rules)) - 1):
+            other = second_connection(conn)
+            if other is None:
+                break
+            others.append(stack.enter_context(other))
+        run = _Run(scope, qa, rules, 1 + len(others), progress,
+                   timings if timings is not None else {})
+        if not others:
+            run.work(conn)
+        else:
+            with ThreadPoolExecutor(len(others), thread_name_prefix="qa") as pool:
+                helpers = [pool.submit(run.work, other) for other in others]
+                try:
+                    run.work(conn)
+                except BaseException:
+                    run.stop()                # the helpers end after their current jobs
+                    wait(helpers)
+                    raise
+                for helper in helpers:
+                    helper.result()
     if progress:
         progress(len(rules), len(rules), "done")
     return run.findings()
