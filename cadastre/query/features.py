@@ -259,7 +259,7 @@ class Sensitive:
 
 
 @contextlib.asynccontextmanager
-async def _generic_plan(conn: AsyncConnection) -> AsyncIterator[None]:
+async def generic_plan(conn: AsyncConnection) -> AsyncIterator[None]:
     """Statements run inside use PostgreSQL's generic plan (on a connection not already in a
     transaction, whose settings are left alone). The unit read's generic plan prunes the county
     partitions at run time and runs in 0.16 ms, but its estimate counts every partition, so the
@@ -276,7 +276,7 @@ async def _generic_plan(conn: AsyncConnection) -> AsyncIterator[None]:
 async def unit(conn: AsyncConnection, ref: str, sensitive: Sensitive = Sensitive()
                ) -> Feature | None:
     """A unit with its floor (``related['floor']``) and building (``related['building']``)."""
-    async with _generic_plan(conn):
+    async with generic_plan(conn):
         row = await _row(conn, "unit", ref, _UNIT, sensitive.params())
     if row is None:
         return None

@@ -33,6 +33,7 @@ from psycopg import AsyncConnection
 
 from cadastre.codes import county_sql
 from cadastre.errors import InvalidInput
+from cadastre.query.features import generic_plan
 
 KINDS = ("compound", "building", "parcel", "unit")
 ENTITY = {"compound": "parcel", "parcel": "parcel", "building": "building", "unit": "unit"}
@@ -320,11 +321,20 @@ async def _page_rows(conn: AsyncConnection, query: SearchQuery, counties: tuple[
     if not sql:
         return []
     params["counties"] = list(counties)
-    # never a prepared (generic) plan: LIKE 'prefix%' can use an index only when the planner
-    # sees the pattern, and psycopg prepares a statement after a few executions (measured at
-    # 10 M units: generic plans of a code search 90 ms, custom ones 3 ms with the planning)
-    cur = await conn.execute(sql, params, prepare=False)  # type: ignore[arg-type]
-    return await cur.fetchall()
+    if query.is_code or counties:
+        # never a prepared (generic) plan: LIKE 'prefix%' can use the code index only when the
+        # planner sees the pattern (at 10 M units a code search's generic plan took 90 ms, its
+        # custom plans 3 ms with the planning), and a county-scoped caller's units are pruned
+        # to their counties at planning
+        cur = await conn.execute(sql, params, prepare=False)  # type: ignore[arg-type]
+        return await cur.fetchall()
+    # text: the trigram indexes take the pattern at run time, and the statement is one of a
+    # few (by kinds and length): a prepared generic plan saves the planning, 2-3 ms of a 10 ms
+    # search at 10 M units (not prepared where the connection must not: a transaction pooler)
+    async with generic_plan(conn):
+        cur = await conn.execute(sql, params,  # type: ignore[arg-type]
+                                 prepare=conn.prepare_threshold is not None)
+        return await cur.fetchall()
 
 
 def _hit(row: tuple[Any, ...]) -> SearchHit:
