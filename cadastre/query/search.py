@@ -45,7 +45,10 @@ MAX_QUERY = 100
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 MAX_RESULTS = 500     # per query, over all pages
-POOL = 1000           # candidates per kind that a text query scores and ranks
+# candidates per kind that a text query scores and ranks. Over 200 address queries of the
+# 1M-parcel district the top 20 with 300 differ from those with 1,000 only among results of
+# equal score (166 the same, 34 other ties); with 150, four queries lost a better result.
+POOL = 300
 
 _CODE = re.compile(r"^[0-9][0-9A-Z]*$")
 _SPACES = re.compile(r"\s+")
