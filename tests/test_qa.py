@@ -142,6 +142,12 @@ def test_each_planted_defect_is_found(small: str) -> None:
         both = check(conn, Scope("district"), QA, workers=2)
         assert _keys(both) == _keys(check(conn, Scope("district"), QA, workers=1))
         assert _keys(both) == _keys(check(conn, Scope("district"), QA, workers=3))
+        # the units with no registration record at all (info), exactly
+        never = {r[0] for r in conn.execute(
+            "SELECT u.unit_code::text FROM cad.unit_current u WHERE NOT EXISTS (SELECT 1 "
+            "FROM cad.right_record r WHERE r.unit_code = u.unit_code)")}
+        assert never and {f.subject for f in both if f.rule_id == "UNIT_WITHOUT_RECORD"} == {
+            (code,) for code in never}
         assert _keys(f for f in both if f.severity != "info") == _keys(findings)
         # the run's temp tables are gone and the session's settings are back
         assert conn.execute("SELECT to_regclass('pg_temp.subject')").fetchone() == (None,)

@@ -36,6 +36,7 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
         FROM cad.right_record r
         WHERE r.valid_to IS NULL AND r.status = 1 AND r.kind = 'mortgage' AND {r_units}
           AND NOT EXISTS (SELECT 1 FROM cad.right_record b WHERE b.unit_code = r.unit_code
+                          AND b.county_code = r.county_code
                           AND b.valid_to IS NULL AND b.status = 1
                           AND b.kind IN ('ownership', 'land_use'))"""),
     ("REG_TRANSFER_WHILE_SEIZED", "principle", "error", "查封期间办理了转移登记",
@@ -47,7 +48,8 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
         WHERE r.kind = 'ownership' AND r.registration_type = 200 AND r.status IN (1, 2)
           AND {r_units}
           AND EXISTS (SELECT 1 FROM cad.right_record s WHERE s.unit_code = r.unit_code
-                      AND s.kind = 'seizure' AND s.valid_from < r.registered_at
+                      AND s.county_code = r.county_code AND s.kind = 'seizure'
+                      AND s.valid_from < r.registered_at
                       AND (s.valid_to IS NULL OR s.valid_to > r.registered_at))"""),
     # ------------------------------------------------------------------ 内容 content
     ("REG_REQUIRED_FIELD", "content", "error", "登记记录缺少必填项",
@@ -56,6 +58,7 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
                format('缺少 %s / missing %s', m.field, m.field), NULL::geometry
         FROM cad.right_record r
         LEFT JOIN cad.mortgage_detail md ON md.right_version_id = r.version_id
+            AND md.county_code = r.county_code
         CROSS JOIN LATERAL (VALUES
             ('DJJG', r.registry_office IS NULL),
             ('DBR', r.registrar_name IS NULL),
@@ -72,8 +75,11 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
                NULL::geometry
         FROM cad.right_record r
         LEFT JOIN cad.mortgage_detail md ON md.right_version_id = r.version_id
+            AND md.county_code = r.county_code
         LEFT JOIN cad.seizure_detail sd ON sd.right_version_id = r.version_id
+            AND sd.county_code = r.county_code
         LEFT JOIN cad.pre_notice_detail pd ON pd.right_version_id = r.version_id
+            AND pd.county_code = r.county_code
         CROSS JOIN LATERAL (VALUES
             ('DJLX', r.registration_type NOT IN (100, 200, 300, 400, 500, 600, 700, 800, 900)),
             ('QLLX', r.right_type NOT BETWEEN 1 AND 99),
@@ -112,6 +118,7 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
                '权利已有新版本，原证书仍为现势 / the right changed but its certificate is current',
                NULL::geometry
         FROM cad.certificate c JOIN cad.right_record r ON r.version_id = c.right_version_id
+             AND r.county_code = c.county_code
         WHERE c.status = 'current' AND r.valid_to IS NOT NULL AND {c_units}"""),
     # ------------------------------------------------------------------ 年限 period
     ("REG_TERM_ORDER", "period", "error", "权利或债务期限起止颠倒",
@@ -121,7 +128,9 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
                NULL::geometry
         FROM cad.right_record r
         LEFT JOIN cad.ownership_detail o ON o.right_version_id = r.version_id
+            AND o.county_code = r.county_code
         LEFT JOIN cad.mortgage_detail md ON md.right_version_id = r.version_id
+            AND md.county_code = r.county_code
         CROSS JOIN LATERAL (VALUES
             ('QLQSSJ/QLJSSJ', r.right_end <= r.right_start),
             ('TDSYQSSJ/TDSYJSSJ', o.land_use_end <= o.land_use_start),
@@ -136,6 +145,7 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
                       round(((o.land_use_end - o.land_use_start) / 365.25)::numeric, 1)),
                NULL::geometry
         FROM cad.right_record r JOIN cad.ownership_detail o ON o.right_version_id = r.version_id
+             AND o.county_code = r.county_code
         WHERE r.valid_to IS NULL AND r.status = 1 AND o.house_use IN """ + RESIDENTIAL_USES + """
           AND o.land_use_end > o.land_use_start + interval '70 years' + interval '1 day'
           AND {r_units}"""),
@@ -145,9 +155,11 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
                '债务履行期限晚于土地使用期限届满 / the debt ends after the land-use term',
                NULL::geometry
         FROM cad.right_record r JOIN cad.mortgage_detail md ON md.right_version_id = r.version_id
-        JOIN cad.right_record b ON b.unit_code = r.unit_code AND b.valid_to IS NULL
-             AND b.status = 1 AND b.kind IN ('ownership', 'land_use')
+             AND md.county_code = r.county_code
+        JOIN cad.right_record b ON b.unit_code = r.unit_code AND b.county_code = r.county_code
+             AND b.valid_to IS NULL AND b.status = 1 AND b.kind IN ('ownership', 'land_use')
         JOIN cad.ownership_detail o ON o.right_version_id = b.version_id
+             AND o.county_code = b.county_code
         WHERE r.valid_to IS NULL AND r.status = 1 AND md.debt_end > o.land_use_end
           AND {r_units}"""),
     # ------------------------------------------------------------------ 时效 time limit
@@ -231,6 +243,7 @@ _SCOPE_SQL: dict[str, str] = {
                format('缺少 %s / missing %s', m.field, m.field), NULL::geometry
         FROM cad.right_record r
         LEFT JOIN cad.mortgage_detail md ON md.right_version_id = r.version_id
+            AND md.county_code = r.county_code
              AND md.county_code = r.county_code
         CROSS JOIN LATERAL (VALUES
             ('ZWLXQSSJ', md.debt_start IS NULL),

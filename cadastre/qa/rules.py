@@ -382,7 +382,9 @@ RULES: tuple[Rule, ...] = (
                '未登记的空间单元 / spatial unit never registered',
                ST_Transform(ST_PointOnSurface(u.geom), 3857)
         FROM subject_units u
-        WHERE NOT EXISTS (SELECT 1 FROM cad.right_record r WHERE r.unit_code = u.code)""",
+        -- (records are partitioned by the unit code's county: joined county by county)
+        WHERE NOT EXISTS (SELECT 1 FROM cad.right_record r WHERE r.unit_code = u.code
+                          AND r.county_code = u.county_code)""",
        registry_only=True),
 )
 
