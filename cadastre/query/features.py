@@ -261,7 +261,8 @@ class Sensitive:
 @contextlib.asynccontextmanager
 async def generic_plan(conn: AsyncConnection) -> AsyncIterator[None]:
     """Statements run inside use PostgreSQL's generic plan (on a connection not already in a
-    transaction, whose settings are left alone). The unit read's generic plan prunes the county
+    transaction, whose settings are left alone): the unit read here, text search
+    (``cadastre.query.search``). The unit read's generic plan prunes the county
     partitions at run time and runs in 0.16 ms, but its estimate counts every partition, so the
     plan cache kept planning a custom plan instead: 1.2 ms of planning a call on the 1M-parcel
     district (1.9 ms a call; 0.85 ms with the generic plan, the transaction included)."""
