@@ -53,7 +53,7 @@ def _ownership(conn: psycopg.Connection, unit: str) -> int:
 
 def _plant(conn: psycopg.Connection, url: str, env: dict) -> set[tuple[str, str]]:
     owned = units(url, "owned", 40)
-    mortgaged = units(url, "mortgaged", 3)
+    mortgaged = units(url, "mortgaged", 4)
     planted: set[tuple[str, str]] = set()
     change = conn.execute("INSERT INTO cad.change_set (kind, actor) VALUES ('edit', 'test') "
                           "RETURNING id").fetchone()[0]
@@ -99,6 +99,14 @@ def _plant(conn: psycopg.Connection, url: str, env: dict) -> set[tuple[str, str]
                  "(SELECT version_id FROM cad.right_record WHERE unit_code = %s AND "
                  "kind = 'mortgage' AND valid_to IS NULL)", (mortgaged[1],))
     planted.add(("REG_DICTIONARY_VALUE", mortgaged[1]))
+    # ... on the record itself: a right type outside its table; a mortgage without its debt start
+    conn.execute("UPDATE cad.right_record SET right_type = 0 WHERE version_id = %s",
+                 (_ownership(conn, owned[10]),))
+    planted.add(("REG_DICTIONARY_VALUE", owned[10]))
+    conn.execute("UPDATE cad.mortgage_detail SET debt_start = NULL WHERE right_version_id = "
+                 "(SELECT version_id FROM cad.right_record WHERE unit_code = %s AND "
+                 "kind = 'mortgage' AND valid_to IS NULL)", (mortgaged[3],))
+    planted.add(("REG_REQUIRED_FIELD", mortgaged[3]))
     # 证书: one number on two units' ownerships; a malformed number
     cert = conn.execute("SELECT certificate_no FROM cad.right_record WHERE version_id = %s",
                         (_ownership(conn, owned[2]),)).fetchone()[0]
