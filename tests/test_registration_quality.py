@@ -46,9 +46,13 @@ def _findings(url: str) -> set[tuple[str, str]]:
     return {(f.rule_id, f.subject[0].strip()) for f in found}
 
 
-def _ownership(conn: psycopg.Connection, unit: str) -> int:
+def _current(conn: psycopg.Connection, unit: str, kind: str) -> int:
     return conn.execute("SELECT version_id FROM cad.right_record WHERE unit_code = %s AND "
-                        "kind = 'ownership' AND valid_to IS NULL", (unit,)).fetchone()[0]
+                        "kind = %s AND valid_to IS NULL", (unit, kind)).fetchone()[0]
+
+
+def _ownership(conn: psycopg.Connection, unit: str) -> int:
+    return _current(conn, unit, "ownership")
 
 
 def _plant(conn: psycopg.Connection, url: str, env: dict) -> set[tuple[str, str]]:
@@ -95,17 +99,15 @@ def _plant(conn: psycopg.Connection, url: str, env: dict) -> set[tuple[str, str]
     conn.execute("UPDATE cad.right_record SET registrar_name = NULL WHERE version_id = %s",
                  (_ownership(conn, owned[1]),))
     planted.add(("REG_REQUIRED_FIELD", owned[1]))
-    conn.execute("UPDATE cad.mortgage_detail SET mortgage_type = 7 WHERE right_version_id = "
-                 "(SELECT version_id FROM cad.right_record WHERE unit_code = %s AND "
-                 "kind = 'mortgage' AND valid_to IS NULL)", (mortgaged[1],))
+    conn.execute("UPDATE cad.mortgage_detail SET mortgage_type = 7 WHERE right_version_id = %s",
+                 (_current(conn, mortgaged[1], "mortgage"),))
     planted.add(("REG_DICTIONARY_VALUE", mortgaged[1]))
     # ... on the record itself: a right type outside its table; a mortgage without its debt start
     conn.execute("UPDATE cad.right_record SET right_type = 0 WHERE version_id = %s",
                  (_ownership(conn, owned[10]),))
     planted.add(("REG_DICTIONARY_VALUE", owned[10]))
-    conn.execute("UPDATE cad.mortgage_detail SET debt_start = NULL WHERE right_version_id = "
-                 "(SELECT version_id FROM cad.right_record WHERE unit_code = %s AND "
-                 "kind = 'mortgage' AND valid_to IS NULL)", (mortgaged[3],))
+    conn.execute("UPDATE cad.mortgage_detail SET debt_start = NULL WHERE right_version_id = %s",
+                 (_current(conn, mortgaged[3], "mortgage"),))
     planted.add(("REG_REQUIRED_FIELD", mortgaged[3]))
     # 证书: one number on two units' ownerships; a malformed number
     cert = conn.execute("SELECT certificate_no FROM cad.right_record WHERE version_id = %s",

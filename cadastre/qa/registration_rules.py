@@ -18,6 +18,46 @@ SCOPE_FILTER = "(%(whole_register)s OR left({col}, 19) IN (SELECT code FROM subj
 CASE_FILTER = "{col} = ANY(%(units)s::char(28)[])"
 RESIDENTIAL_USES = "('10', '11', '12', '0701', '071')"
 
+# The fields of two content rules, each test written once: the 登簿 statements list them record
+# by record; over a scope the statements first test whether any fails (their disjunction) and
+# list them only for the few records that fail one (13 s of the 1M-parcel district otherwise).
+Tests = tuple[tuple[str, str], ...]         # (exchange field, the SQL test that it is bad)
+_REQUIRED_ON_RECORD: Tests = (
+    ("DJJG", "r.registry_office IS NULL"),
+    ("DBR", "r.registrar_name IS NULL"),
+    ("BDCQZH", "r.certificate_no IS NULL AND r.kind IN ('ownership', 'land_use', 'mortgage', "
+               "'pre_notice')"))
+_REQUIRED_ON_MORTGAGE: Tests = (
+    ("ZWLXQSSJ", "md.debt_start IS NULL"),
+    ("BDBZZQSE", "md.secured_amount IS NULL AND md.max_amount IS NULL"))
+_CODES_ON_RECORD: Tests = (
+    ("DJLX", "r.registration_type NOT IN (100, 200, 300, 400, 500, 600, 700, 800, 900)"),
+    ("QLLX", "r.right_type NOT BETWEEN 1 AND 99"))
+_CODES_ON_DETAIL = (      # (exchange field, detail table, its alias, the test on its row)
+    ("DYFS", "mortgage_detail", "md", "mortgage_type NOT IN (1, 2)"),
+    ("CFLX", "seizure_detail", "sd", "seizure_type NOT BETWEEN 1 AND 5"),
+    ("YGDJZL", "pre_notice_detail", "pd", "notice_kind NOT BETWEEN 1 AND 4"))
+
+
+def _listed(tests: Tests, flag: str) -> str:
+    """``CROSS JOIN LATERAL (VALUES (field, bad), ...) m(field, <flag>)``: a row a test."""
+    rows = ",\n            ".join(f"('{field}', {test})" for field, test in tests)
+    return f"CROSS JOIN LATERAL (VALUES\n            {rows}) m(field, {flag})"
+
+
+def _any(tests: Tests) -> str:
+    """Whether any of the tests fails (one test of the row, before the list is built)."""
+    return "(" + " OR ".join(f"({test})" for _, test in tests) + ")"
+
+
+_MORTGAGE_REQUIRED_AT_ENTRY: Tests = tuple(
+    (field, f"r.kind = 'mortgage' AND ({test})") for field, test in _REQUIRED_ON_MORTGAGE)
+_DETAIL_CODES_AT_ENTRY: Tests = tuple(
+    (field, f"{alias}.{test}") for field, _, alias, test in _CODES_ON_DETAIL)
+_DETAIL_CODES_OVER_SCOPE = "\n              UNION ALL\n".join(
+    f"              SELECT right_version_id, county_code, '{field}' AS field FROM cad.{table}"
+    f"\n              WHERE {test}" for field, table, _, test in _CODES_ON_DETAIL)
+
 _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
     # ------------------------------------------------------------------ 原则 principle
     ("REG_TWO_OWNERSHIPS", "principle", "error", "同一单元有两个现势所有权",
@@ -59,14 +99,7 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
         FROM cad.right_record r
         LEFT JOIN cad.mortgage_detail md ON md.right_version_id = r.version_id
             AND md.county_code = r.county_code
-        CROSS JOIN LATERAL (VALUES
-            ('DJJG', r.registry_office IS NULL),
-            ('DBR', r.registrar_name IS NULL),
-            ('BDCQZH', r.certificate_no IS NULL AND r.kind IN ('ownership', 'land_use',
-                                                             'mortgage', 'pre_notice')),
-            ('ZWLXQSSJ', r.kind = 'mortgage' AND md.debt_start IS NULL),
-            ('BDBZZQSE', r.kind = 'mortgage' AND md.secured_amount IS NULL
-                         AND md.max_amount IS NULL)) m(field, missing)
+        """ + _listed(_REQUIRED_ON_RECORD + _MORTGAGE_REQUIRED_AT_ENTRY, "missing") + """
         WHERE r.valid_to IS NULL AND r.status = 1 AND m.missing AND {r_units}"""),
     ("REG_DICTIONARY_VALUE", "content", "error", "登记记录的字典值不在代码表中",
      "a registration record holds a value outside its code table", """
@@ -80,12 +113,7 @@ _TEMPLATES: tuple[tuple[str, str, str, str, str, str], ...] = (
             AND sd.county_code = r.county_code
         LEFT JOIN cad.pre_notice_detail pd ON pd.right_version_id = r.version_id
             AND pd.county_code = r.county_code
-        CROSS JOIN LATERAL (VALUES
-            ('DJLX', r.registration_type NOT IN (100, 200, 300, 400, 500, 600, 700, 800, 900)),
-            ('QLLX', r.right_type NOT BETWEEN 1 AND 99),
-            ('DYFS', md.mortgage_type NOT IN (1, 2)),
-            ('CFLX', sd.seizure_type NOT BETWEEN 1 AND 5),
-            ('YGDJZL', pd.notice_kind NOT BETWEEN 1 AND 4)) m(field, bad)
+        """ + _listed(_CODES_ON_RECORD + _DETAIL_CODES_AT_ENTRY, "bad") + """
         WHERE r.valid_to IS NULL AND r.status = 1 AND m.bad AND {r_units}"""),
     # ------------------------------------------------------------------ 证书 certificate
     ("REG_CERT_DUPLICATE", "certificate", "error", "不动产权证书号重复",
@@ -211,51 +239,31 @@ _SCOPE_SQL: dict[str, str] = {
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
                format('%s 的值不在代码表中 / %s not in its code table', m.field, m.field),
                NULL::geometry
-        FROM cad.right_record r CROSS JOIN LATERAL (VALUES
-            ('DJLX', r.registration_type NOT IN (100, 200, 300, 400, 500, 600, 700, 800, 900)),
-            ('QLLX', r.right_type NOT BETWEEN 1 AND 99)) m(field, bad)
-        WHERE r.valid_to IS NULL AND r.status = 1 AND m.bad AND {r_units}
-          AND (r.registration_type NOT IN (100, 200, 300, 400, 500, 600, 700, 800, 900)
-               OR r.right_type NOT BETWEEN 1 AND 99)    -- (the list only for bad records)
+        FROM cad.right_record r """ + _listed(_CODES_ON_RECORD, "bad") + """
+        WHERE r.valid_to IS NULL AND r.status = 1 AND """ + _any(_CODES_ON_RECORD) + """
+          AND m.bad AND {r_units}
         UNION ALL
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
                format('%s 的值不在代码表中 / %s not in its code table', m.field, m.field),
                NULL::geometry
-        FROM (SELECT right_version_id, county_code, 'DYFS' AS field FROM cad.mortgage_detail
-              WHERE mortgage_type NOT IN (1, 2)
-              UNION ALL
-              SELECT right_version_id, county_code, 'CFLX' FROM cad.seizure_detail
-              WHERE seizure_type NOT BETWEEN 1 AND 5
-              UNION ALL
-              SELECT right_version_id, county_code, 'YGDJZL' FROM cad.pre_notice_detail
-              WHERE notice_kind NOT BETWEEN 1 AND 4) m
+        FROM (
+""" + _DETAIL_CODES_OVER_SCOPE + """) m
 """ + _RECORD_OF_DETAIL,
     "REG_REQUIRED_FIELD": """
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
                format('缺少 %s / missing %s', m.field, m.field), NULL::geometry
-        FROM cad.right_record r CROSS JOIN LATERAL (VALUES
-            ('DJJG', r.registry_office IS NULL),
-            ('DBR', r.registrar_name IS NULL),
-            ('BDCQZH', r.certificate_no IS NULL AND r.kind IN ('ownership', 'land_use',
-                                                             'mortgage', 'pre_notice'))
-            ) m(field, missing)
-        WHERE r.valid_to IS NULL AND r.status = 1 AND m.missing AND {r_units}
-          -- (the fields' test once on the record: the list above is then built for the few
-          -- records missing one, not for all ~13 M of a 1M-parcel district, 13 s)
-          AND (r.registry_office IS NULL OR r.registrar_name IS NULL OR (r.certificate_no IS NULL
-               AND r.kind IN ('ownership', 'land_use', 'mortgage', 'pre_notice')))
+        FROM cad.right_record r """ + _listed(_REQUIRED_ON_RECORD, "missing") + """
+        WHERE r.valid_to IS NULL AND r.status = 1 AND """ + _any(_REQUIRED_ON_RECORD) + """
+          AND m.missing AND {r_units}
         UNION ALL  -- the mortgages' terms and amounts: only mortgages meet their details
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
                format('缺少 %s / missing %s', m.field, m.field), NULL::geometry
         FROM cad.right_record r
         LEFT JOIN cad.mortgage_detail md ON md.right_version_id = r.version_id
              AND md.county_code = r.county_code
-        CROSS JOIN LATERAL (VALUES
-            ('ZWLXQSSJ', md.debt_start IS NULL),
-            ('BDBZZQSE', md.secured_amount IS NULL AND md.max_amount IS NULL)) m(field, missing)
-        WHERE r.kind = 'mortgage' AND r.valid_to IS NULL AND r.status = 1 AND m.missing
-          AND {r_units}
-          AND (md.debt_start IS NULL OR (md.secured_amount IS NULL AND md.max_amount IS NULL))""",
+        """ + _listed(_REQUIRED_ON_MORTGAGE, "missing") + """
+        WHERE r.kind = 'mortgage' AND r.valid_to IS NULL AND r.status = 1
+          AND """ + _any(_REQUIRED_ON_MORTGAGE) + """ AND m.missing AND {r_units}""",
     "REG_TERM_ORDER": """
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
                'QLQSSJ/QLJSSJ 结束早于开始 / QLQSSJ/QLJSSJ ends before it starts', NULL::geometry
