@@ -44,7 +44,7 @@ _REG_BUILDINGS = """
 _REG_UNITS = """
     SELECT u.unit_code::text AS ref, u.unit_code::text AS code,
            u.building_code::text AS building_code, u.floor_no, u.floor_count, u.geom,
-           u.geom_3857 AS g3857, u.building_area, u.county_code
+           u.geom_3857 AS g3857, u.building_area, u.county_code, u.unit_code
     FROM cad.unit_current u
     WHERE (%(bbox)s::geometry IS NULL OR u.geom_3857 && %(bbox)s::geometry)
       AND (%(codes)s::text[] IS NULL OR u.parcel_code = ANY(%(codes)s::text[]))"""
@@ -71,7 +71,8 @@ _SUB_UNITS = """
            (f.props->>'floor_no')::int AS floor_no,
            coalesce((f.props->>'floor_count')::int, 1) AS floor_count, f.geom,
            f.geom_3857 AS g3857, (f.props->>'building_area')::numeric AS building_area,
-           left(f.props->>'unit_code', 6)::bpchar AS county_code
+           left(f.props->>'unit_code', 6)::bpchar AS county_code,
+           (f.props->>'unit_code')::bpchar AS unit_code
     FROM cad.survey_feature f
     WHERE f.submission_id = %(submission)s AND f.kind = 'unit'"""
 
