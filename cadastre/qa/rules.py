@@ -171,35 +171,39 @@ RULES: tuple[Rule, ...] = (
           AND ST_Area(ST_Difference(x.geom, x.p_geom)) > %(overlap_m2)s""", cost=15, parts=2),
     _r("UNIT_OUTSIDE_BUILDING", "content", "error", "户超出自然幢轮廓",
        "unit plan outside its building footprint", """
-        WITH stacks AS MATERIALIZED (
-            -- flats stacked floor above floor share their outline: each outline once
-            SELECT building_code, geom, array_agg(ref) AS refs FROM subject_units
-            WHERE building_code IS NOT NULL GROUP BY building_code, geom)
+        WITH buildings AS MATERIALIZED (  -- each building's bounding box, once
+            SELECT b.ref, b.code, b.geom, ST_XMin(e.box) AS x0, ST_YMin(e.box) AS y0,
+                   ST_XMax(e.box) AS x1, ST_YMax(e.box) AS y1,
+                   ST_Area(e.box) - ST_Area(b.geom) AS box_gap
+            FROM subject_buildings b, LATERAL (SELECT ST_Envelope(b.geom) AS box) e),
+          -- inside the building's bounding box, a unit can only stick out where the box is
+          -- not the building: if that is within the tolerance, so is the rest (the cheap test
+          -- first, for every unit: a hash join on the code, nothing sorted)
+          candidates AS (
+            SELECT u.ref, u.geom, b.code
+            FROM (SELECT ref, geom, building_code, geom::box3d AS box FROM subject_units
+                  OFFSET 0) u     -- (each unit's box computed once)
+            JOIN buildings b ON b.code = u.building_code
+            WHERE NOT (ST_XMin(u.box) >= b.x0 AND ST_XMax(u.box) <= b.x1
+                       AND ST_YMin(u.box) >= b.y0 AND ST_YMax(u.box) <= b.y1
+                       AND b.box_gap <= %(overlap_m2)s * 0.999999)),
+          -- flats stacked floor above floor share their outline: each outline once
+          stacks AS MATERIALIZED (
+            SELECT code, geom, array_agg(ref) AS refs FROM candidates GROUP BY code, geom)
         SELECT ARRAY[r.ref, x.b_ref], ST_Area(ST_Difference(x.geom, x.b_geom))::float8,
                format('超出 %s m² / %s m² outside the building',
                       round(ST_Area(ST_Difference(x.geom, x.b_geom))::numeric, 2),
                       round(ST_Area(ST_Difference(x.geom, x.b_geom))::numeric, 2)),
                ST_Transform(ST_Difference(x.geom, x.b_geom), 3857)
-        FROM (SELECT u.refs, u.geom, b.ref AS b_ref, b.geom AS b_geom
-              FROM stacks u
-              JOIN (SELECT b.ref, b.code, b.geom, ST_XMin(e.box) AS x0, ST_YMin(e.box) AS y0,
-                           ST_XMax(e.box) AS x1, ST_YMax(e.box) AS y1,
-                           ST_Area(e.box) - ST_Area(b.geom) AS box_gap
-                    FROM subject_buildings b, LATERAL (SELECT ST_Envelope(b.geom) AS box) e
-                    OFFSET 0) b ON b.code = u.building_code      -- (once per building)
-              -- inside the building's bounding box, a unit can only stick out where the box
-              -- is not the building: if that is within the tolerance, so is the rest
-              WHERE NOT (ST_XMin(u.geom) >= b.x0 AND ST_XMax(u.geom) <= b.x1
-                         AND ST_YMin(u.geom) >= b.y0 AND ST_YMax(u.geom) <= b.y1
-                         AND b.box_gap <= %(overlap_m2)s * 0.999999)
-              OFFSET 0) x                 -- (the cheap test first, for every outline)
+        FROM (SELECT s.refs, s.geom, b.ref AS b_ref, b.geom AS b_geom
+              FROM stacks s JOIN buildings b ON b.code = s.code ORDER BY s.code OFFSET 0) x
         CROSS JOIN LATERAL unnest(x.refs) AS r(ref)
         WHERE ST_IsValid(x.geom) AND ST_IsValid(x.b_geom)
-          -- a unit its building covers has nothing outside it (and the units of a building
+          -- a unit its building covers has nothing outside it (the outlines of a building
           -- come one after another, so the building is prepared once for all of them)
           AND NOT ST_Covers(x.b_geom, x.geom)
           AND ST_Area(ST_Difference(x.geom, x.b_geom)) > %(overlap_m2)s""", cost=8,
-       settings=(_ALL_UNITS_IN_MEMORY,)),
+       settings=(("enable_mergejoin", "off"), _ALL_UNITS_IN_MEMORY)),
     _r("UNIT_OVERLAP", "content", "error", "同层户重叠", "units overlap on the same floor", """
         WITH units AS MATERIALIZED (
             -- narrow rows: a district has millions of units, and the pairs are found from
