@@ -222,7 +222,8 @@ RULES: tuple[Rule, ...] = (
             SELECT a.ref AS a_ref, b.ref AS b_ref, b.floor_no, a.bx0, a.by0, a.bx1, a.by1,
                    b.bx0 AS cx0, b.by0 AS cy0, b.bx1 AS cx1, b.by1 AS cy1
             FROM units a JOIN units b ON b.building_code = a.building_code
-                                     AND b.floor_no = a.floor_no AND a.ref < b.ref
+                                     AND b.floor_no = a.floor_no
+                                     AND a.ref COLLATE "C" < b.ref COLLATE "C"   -- (bytes)
             UNION ALL
             SELECT a.ref, b.ref, b.floor_no, a.bx0, a.by0, a.bx1, a.by1,
                    b.bx0, b.by0, b.bx1, b.by1
