@@ -75,6 +75,11 @@ def _plant(conn: psycopg.Connection, url: str, env: dict) -> set[tuple[str, str]
     # while a seizure was in force
     add_right(owned[0], "ownership", 100, CERT.format(9_999_001), "2024-01-01")
     planted.add(("REG_TWO_OWNERSHIPS", owned[0]))
+    # ... but an ownership not yet in force (status 0: its registration under way) is none
+    conn.execute("INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, "
+                 "registration_type, right_type, status, valid_from, change_id, county_code) "
+                 "VALUES (%s, 'ownership', %s, 'T-PENDING', 200, 4, 0, now(), %s, %s)",
+                 (uuid.uuid4(), owned[30], change, owned[30][:6]))
     closed = _ownership(conn, mortgaged[0])
     conn.execute("UPDATE cad.right_record SET status = 2, valid_to = now(), retired_by = %s "
                  "WHERE version_id = %s", (change, closed))

@@ -235,6 +235,21 @@ _RECORD_OF_DETAIL = """
               AND r.valid_to IS NULL AND r.status = 1 AND {r_units}) r"""
 
 _SCOPE_SQL: dict[str, str] = {
+    # the units with two current ownership versions (of any status) first, counted in the
+    # order of the (unit_code, kind) index (no rows read, nothing hashed); their records then,
+    # by code (1M parcels, alone: 7.0 s; grouping the ownerships of every record: 15.3 s)
+    "REG_TWO_OWNERSHIPS": """
+        SELECT ARRAY[r.unit_code::text], count(*)::float8,
+               format('单元有 %s 个现势所有权 / %s current ownerships', count(*), count(*)),
+               NULL::geometry
+        FROM (SELECT c.unit_code FROM cad.right_record c
+              WHERE c.valid_to IS NULL AND c.kind = 'ownership' AND {c_units}
+              GROUP BY c.unit_code HAVING count(*) > 1) o
+        CROSS JOIN LATERAL (
+            SELECT r.unit_code, r.right_id FROM cad.right_record r
+            WHERE r.unit_code = o.unit_code AND r.county_code = left(o.unit_code, 6)::bpchar
+              AND r.valid_to IS NULL AND r.status = 1 AND r.kind = 'ownership' OFFSET 0) r
+        GROUP BY r.unit_code HAVING count(DISTINCT r.right_id) > 1""",
     "REG_DICTIONARY_VALUE": """
         SELECT ARRAY[r.unit_code::text, r.business_no], NULL::float8,
                format('%s 的值不在代码表中 / %s not in its code table', m.field, m.field),
@@ -294,8 +309,14 @@ def _fill(sql: str, flt: str) -> str:
                       c_units=flt.format(col="c.unit_code"), case_units=cases)
 
 
+# planner settings of scope statements: codes counted in an index's order by one process
+_SCOPE_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "REG_TWO_OWNERSHIPS": (("enable_hashagg", "off"), ("max_parallel_workers_per_gather", "0")),
+}
+
 REGISTRATION_RULES: tuple[Rule, ...] = tuple(
-    _r(rid, cat, sev, zh, en, _fill(_SCOPE_SQL.get(rid, sql), SCOPE_FILTER), registry_only=True)
+    _r(rid, cat, sev, zh, en, _fill(_SCOPE_SQL.get(rid, sql), SCOPE_FILTER), registry_only=True,
+       settings=_SCOPE_SETTINGS.get(rid, ()))
     for rid, cat, sev, zh, en, sql in _TEMPLATES)
 # the same statements for the units of one registration (at 登簿)
 CASE_SQL: dict[str, str] = {t[0]: _r(*t[:5], _fill(t[5], CASE_FILTER)).sql for t in _TEMPLATES}
