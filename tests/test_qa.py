@@ -127,20 +127,15 @@ def test_each_planted_defect_is_found(small: str) -> None:
                      "AND seq = 3 AND valid_to IS NULL", (lots[40],))
         # an orphan record, and a building area that no longer matches its floors
         conn.execute("INSERT INTO cad.change_set (kind, actor) VALUES ('edit', 'qa test')")
-        conn.execute("""INSERT INTO cad.right_record (right_id, kind, unit_code, business_no,
-                            registration_type, right_type, status, registered_at, valid_from,
-                            change_id, county_code)
-                        VALUES (%s, 'ownership', %s, 'TEST-1', 200, 4, 1, now(), now(),
-                                (SELECT max(id) FROM cad.change_set), %s)""",
-                     (uuid.uuid4(), lots[41] + "F00099999", lots[41][:6]))
-        # ... but a record no longer in force (status 2, ended) and one not yet entered in the
-        # register (status 0) are not orphans
-        for code, status, valid_to in ((lots[42] + "F00099998", 2, "now()"),
+        # (not orphans: a record no longer in force, status 2, ended; and one not yet entered
+        # in the register, status 0)
+        for code, status, valid_to in ((lots[41] + "F00099999", 1, "NULL"),
+                                       (lots[42] + "F00099998", 2, "now()"),
                                        (lots[42] + "F00099997", 0, "NULL")):
             conn.execute(f"""INSERT INTO cad.right_record (right_id, kind, unit_code,
                                 business_no, registration_type, right_type, status,
                                 registered_at, valid_from, valid_to, change_id, county_code)
-                            VALUES (%s, 'ownership', %s, 'TEST-2', 200, 4, %s, now(),
+                            VALUES (%s, 'ownership', %s, 'TEST-1', 200, 4, %s, now(),
                                     now() - interval '1 day', {valid_to},
                                     (SELECT max(id) FROM cad.change_set), %s)""",
                          (uuid.uuid4(), code, status, code[:6]))

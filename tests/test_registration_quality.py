@@ -62,24 +62,29 @@ def _plant(conn: psycopg.Connection, url: str, env: dict) -> set[tuple[str, str]
     change = conn.execute("INSERT INTO cad.change_set (kind, actor) VALUES ('edit', 'test') "
                           "RETURNING id").fetchone()[0]
 
-    def add_right(unit: str, kind: str, djlx: int, cert: str | None, at: str) -> None:
+    def add_right(unit: str, kind: str, djlx: int, cert: str | None, at: str,
+                  status: int = 1) -> None:
         conn.execute(
             "INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, "
             "registration_type, right_type, certificate_no, registry_office, registrar_name, "
             "registered_at, status, valid_from, change_id, county_code) VALUES (%s, %s, %s, %s, "
-            "%s, 4, %s, '登记中心', '登簿员', %s, 1, %s, %s, %s)",
-            (uuid.uuid4(), kind, unit, f"T{uuid.uuid4().hex[:8]}", djlx, cert, at, at, change,
-             unit[:6]))
+            "%s, 4, %s, '登记中心', '登簿员', %s, %s, %s, %s, %s)",
+            (uuid.uuid4(), kind, unit, f"T{uuid.uuid4().hex[:8]}", djlx, cert, at, status, at,
+             change, unit[:6]))
+
+    def update(table: str, sets: str, unit: str, kind: str = "ownership",
+               args: tuple = ()) -> None:
+        """``UPDATE`` the unit's current right of ``kind`` (``right_record``) or its detail."""
+        key = "version_id" if table == "right_record" else "right_version_id"
+        conn.execute(f"UPDATE cad.{table} SET {sets} WHERE {key} = %s",
+                     (*args, _current(conn, unit, kind)))
 
     # 原则: a second current ownership; a mortgage whose ownership ended; a transfer entered
     # while a seizure was in force
     add_right(owned[0], "ownership", 100, CERT.format(9_999_001), "2024-01-01")
     planted.add(("REG_TWO_OWNERSHIPS", owned[0]))
     # ... but an ownership not yet in force (status 0: its registration under way) is none
-    conn.execute("INSERT INTO cad.right_record (right_id, kind, unit_code, business_no, "
-                 "registration_type, right_type, status, valid_from, change_id, county_code) "
-                 "VALUES (%s, 'ownership', %s, 'T-PENDING', 200, 4, 0, now(), %s, %s)",
-                 (uuid.uuid4(), owned[30], change, owned[30][:6]))
+    add_right(owned[30], "ownership", 200, None, "2024-01-01", status=0)
     closed = _ownership(conn, mortgaged[0])
     conn.execute("UPDATE cad.right_record SET status = 2, valid_to = now(), retired_by = %s "
                  "WHERE version_id = %s", (change, closed))
@@ -100,44 +105,33 @@ def _plant(conn: psycopg.Connection, url: str, env: dict) -> set[tuple[str, str]
     add_right(transferred[0].strip(), "seizure", 800, None,
               (transferred[1].replace(year=transferred[1].year - 1)).isoformat())
     planted.add(("REG_TRANSFER_WHILE_SEIZED", transferred[0].strip()))
-    # 内容: a missing registrar; a mortgage type outside its code table
-    conn.execute("UPDATE cad.right_record SET registrar_name = NULL WHERE version_id = %s",
-                 (_ownership(conn, owned[1]),))
+    # 内容: a missing registrar; a mortgage type outside its code table; on the record itself a
+    # right type outside its table; a mortgage without its debt start
+    update("right_record", "registrar_name = NULL", owned[1])
     planted.add(("REG_REQUIRED_FIELD", owned[1]))
-    conn.execute("UPDATE cad.mortgage_detail SET mortgage_type = 7 WHERE right_version_id = %s",
-                 (_current(conn, mortgaged[1], "mortgage"),))
+    update("mortgage_detail", "mortgage_type = 7", mortgaged[1], "mortgage")
     planted.add(("REG_DICTIONARY_VALUE", mortgaged[1]))
-    # ... on the record itself: a right type outside its table; a mortgage without its debt start
-    conn.execute("UPDATE cad.right_record SET right_type = 0 WHERE version_id = %s",
-                 (_ownership(conn, owned[10]),))
+    update("right_record", "right_type = 0", owned[10])
     planted.add(("REG_DICTIONARY_VALUE", owned[10]))
-    conn.execute("UPDATE cad.mortgage_detail SET debt_start = NULL WHERE right_version_id = %s",
-                 (_current(conn, mortgaged[3], "mortgage"),))
+    update("mortgage_detail", "debt_start = NULL", mortgaged[3], "mortgage")
     planted.add(("REG_REQUIRED_FIELD", mortgaged[3]))
     # 证书: one number on two units' ownerships; a malformed number
     cert = conn.execute("SELECT certificate_no FROM cad.right_record WHERE version_id = %s",
                         (_ownership(conn, owned[2]),)).fetchone()[0]
-    conn.execute("UPDATE cad.right_record SET certificate_no = %s WHERE version_id = %s",
-                 (cert, _ownership(conn, owned[3])))
+    update("right_record", "certificate_no = %s", owned[3], args=(cert,))
     planted.add(("REG_CERT_DUPLICATE", min(owned[2], owned[3])))
-    conn.execute("UPDATE cad.right_record SET certificate_no = 'X-123' WHERE version_id = %s",
-                 (_ownership(conn, owned[4]),))
+    update("right_record", "certificate_no = 'X-123'", owned[4])
     planted.add(("REG_CERT_FORMAT", owned[4]))
     # 年限: a land-use term ending before it starts; a residential term of 75 years; a debt
     # running past the land-use term
-    conn.execute("UPDATE cad.ownership_detail SET land_use_start = '2010-01-01', "
-                 "land_use_end = '2009-12-31' "
-                 "WHERE right_version_id = %s", (_ownership(conn, owned[5]),))
+    update("ownership_detail", "land_use_start = '2010-01-01', land_use_end = '2009-12-31'",
+           owned[5])
     planted.add(("REG_TERM_ORDER", owned[5]))
-    conn.execute("UPDATE cad.ownership_detail SET house_use = '10', land_use_start = "
-                 "'2000-01-01', land_use_end = '2075-01-01' WHERE right_version_id = %s",
-                 (_ownership(conn, owned[6]),))
+    update("ownership_detail", "house_use = '10', land_use_start = '2000-01-01', "
+           "land_use_end = '2075-01-01'", owned[6])
     planted.add(("REG_RESIDENTIAL_TERM", owned[6]))
-    conn.execute("UPDATE cad.ownership_detail SET land_use_end = '2030-01-01' "
-                 "WHERE right_version_id = %s", (_ownership(conn, mortgaged[2]),))
-    conn.execute("UPDATE cad.mortgage_detail SET debt_end = '2031-01-01' WHERE "
-                 "right_version_id = (SELECT version_id FROM cad.right_record WHERE unit_code = "
-                 "%s AND kind = 'mortgage' AND valid_to IS NULL)", (mortgaged[2],))
+    update("ownership_detail", "land_use_end = '2030-01-01'", mortgaged[2])
+    update("mortgage_detail", "debt_end = '2031-01-01'", mortgaged[2], "mortgage")
     planted.add(("REG_DEBT_AFTER_LAND_TERM", mortgaged[2]))
     conn.commit()
     # 时效 and 上报: a case past its promised limit; a registration without its message; one
