@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import errors
+from api import errors, pooling
+from api.answers import AnswerMemo
 from api.fastpath import WarmTileMiddleware
 from api.guards import HeadAsGet, RequestGuard, SecurityHeaders
 from api.httpcache import ValidatedGZip
@@ -144,13 +146,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_url = db.pooler_url.get_secret_value()
             conn_kwargs = {**{k: v for k, v in conn_kwargs.items() if k != "options"},
                            "prepare_threshold": None}
+        pool_min, pool_max = db.pool_sizes(settings.api.workers)
         pool = AsyncConnectionPool(
             pool_url,
-            min_size=db.pool_min,
-            max_size=db.pool_max,
+            min_size=pool_min,
+            max_size=pool_max,
             kwargs=conn_kwargs,
             configure=_configure,
-            check=AsyncConnectionPool.check_connection,   # no broken connection after an outage
+            check=pooling.check, reset=pooling.returned,   # no broken connection after an outage
             timeout=db.pool_timeout_s,
             open=False,
         )
@@ -171,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher=Dispatcher(url, settings).start() if settings.api.deliveries else None,
             tile_cache=TileCache(settings.data_dir / "cache" / "tiles",
                                  enabled=settings.tiles.cache),
-            reads=reads)
+            reads=reads, answers=AnswerMemo(settings.api.answer_memo_mb * 2**20))
         install_state(app, state)
         # the office's signing key and certificate: the local CA's are made on first start;
         # configured files that are missing stop the start here
@@ -179,6 +182,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listener = asyncio.create_task(_invalidation_listener(state))
         scheduled = (asyncio.create_task(_scheduled_qa(state))
                      if settings.qa.schedule_hours > 0 else None)
+        # What start-up made (modules, routes, models, pools: ~260,000 objects) lives as long as
+        # the process: out of the collector's sight, a full collection no longer stops every
+        # request of this worker for 80-190 ms under load (the 99.9th percentile was those).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

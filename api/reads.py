@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from api import pooling
 from cadastre.settings import Settings
 
 log = logging.getLogger("api.reads")
@@ -64,8 +65,9 @@ class ReadRouter:
     def create(cls, primary: AsyncConnectionPool, urls: list[str], max_lag: float,
                interval: float, kwargs: dict[str, Any], configure: Any) -> ReadRouter:
         replicas = [Replica(u, AsyncConnectionPool(
-            u, min_size=1, max_size=primary.max_size, kwargs=kwargs, configure=configure,
-            check=AsyncConnectionPool.check_connection, timeout=1.0, open=False,
+            u, min_size=primary.min_size, max_size=primary.max_size, kwargs=kwargs,
+            configure=configure,
+            check=pooling.check, reset=pooling.returned, timeout=1.0, open=False,
             reconnect_timeout=3600)) for u in urls]
         return cls(primary, replicas, max_lag, interval)
 

@@ -26,13 +26,14 @@ def log_config(workers: int) -> dict[str, Any]:
     return config
 
 
-def start_pgbouncer(settings: Settings, url: str) -> pgbouncer.Bouncer:
+def start_pgbouncer(settings: Settings, url: str, workers: int) -> pgbouncer.Bouncer:
     """pgbouncer in front of ``url`` for the workers about to start (they read its address
     from CADASTRE_POOLER_URL). The caller stops it when uvicorn returns."""
     # uvicorn raises the SIGTERM it caught again after its shutdown: exit through the caller's
     # `finally` (which stops pgbouncer) instead of dying of it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    bouncer = pgbouncer.start(url, settings.data_dir, pool_size=settings.database.pool_max,
+    bouncer = pgbouncer.start(url, settings.data_dir,
+                              pool_size=settings.database.pool_sizes(workers)[1] * workers,
                               statement_timeout_ms=settings.database.statement_timeout_ms)
     os.environ["CADASTRE_POOLER_URL"] = bouncer.url
     return bouncer

@@ -20,6 +20,7 @@ from cadastre.store.db import ServerInfo
 from tiles.cache import TileCache
 
 if TYPE_CHECKING:
+    from api.answers import AnswerMemo
     from api.jobs import WorkerThreads
     from api.reads import ReadRouter
     from cadastre.certificates.issue import IssuingContext
@@ -38,6 +39,7 @@ class AppState:
     dispatcher: Dispatcher | None      # event deliveries of this process (cadastre.sharing)
     tile_cache: TileCache
     reads: ReadRouter                  # public reads and tiles: replicas, else the primary
+    answers: AnswerMemo                # public answers by the rows they were made from
     tile_epoch: int = 0                # bumped whenever cached tiles were dropped
     # short-lived caches: (monotonic time, value)
     health: tuple[float, dict[str, Any]] | None = None

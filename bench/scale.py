@@ -172,8 +172,9 @@ def _server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
          "--no-proxy-headers", "--host", "127.0.0.1", "--port", str(port), "--log-level",
          "warning", "--workers", str(workers)], cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # CADASTRE_WORKERS as `cadastre serve --workers` sets it: each process sizes its pool
         env={**os.environ, "DATABASE_URL": url, "CADASTRE_DATA_DIR": str(data_dir),
-             "CADASTRE_RATE_LIMIT_ENABLED": "false"})
+             "CADASTRE_WORKERS": str(workers), "CADASTRE_RATE_LIMIT_ENABLED": "false"})
     return wait_healthy(proc, f"http://127.0.0.1:{port}", 120)
 
 

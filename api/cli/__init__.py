@@ -420,7 +420,7 @@ def serve(
     os.environ["CADASTRE_WORKERS"] = str(n)   # the worker processes read their settings anew
     console.print(f"serving on http://{host}:{port}  ·  地图 / viewer: http://{host}:{port}/"
                   f"  ·  API: http://{host}:{port}/docs" + (f"  ·  {n} workers" if n > 1 else ""))
-    bouncer = start_pgbouncer(s, url) if pgbouncer else None
+    bouncer = start_pgbouncer(s, url, n) if pgbouncer else None
     if bouncer is not None:
         console.print(f"pgbouncer (transaction pooling) on 127.0.0.1:{bouncer.port}",
                       markup=False)

@@ -14,11 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg import AsyncConnection
 
+from api.answers import Encoded, answer, encode, known_or_loaded
 from api.auditing import record
 from api.auth import caller
 from api.ratelimit import rate_class
 from api.state import app_state
-from cadastre.access.principal import Principal, view
+from cadastre.access.principal import PUBLIC, Principal, view
 from cadastre.access.privacy import Role, visible_fields
 from cadastre.codes import CODE_COLUMN
 from cadastre.errors import InvalidInput, NotFound
@@ -81,6 +82,12 @@ def _vary(response: Response) -> None:
     response.headers["Vary"] = VARY
 
 
+async def _known(request: Request, who: Principal, action: str, known: Encoded) -> Response:
+    """An answer already made from the same rows (``api.answers``), read like a new one."""
+    await record(request, who, action, target=known.target, result_count=known.count)
+    return answer(request, known)
+
+
 # ------------------------------------------------------------------ search
 def _item(who: Principal, hit: S.SearchHit) -> dict[str, Any]:
     rec = view(who, hit.entity, hit.record)
@@ -115,19 +122,26 @@ async def search(
 
 # ------------------------------------------------------------------ what is here
 @router.get("/here", summary="此处有什么：宗地、自然幢、户 / what is here",
-            openapi_extra=rate_class("search"))
+            openapi_extra=rate_class("search"), response_model=dict[str, Any])
 async def here(
     request: Request, response: Response, who: Caller,
     lon: float = Query(..., description="经度 / longitude (EPSG:4326)"),
     lat: float = Query(..., description="纬度 / latitude (EPSG:4326)"),
     floor: int | None = Query(None, ge=-9, le=200,
                               description="只返回该层的户 / only units on this floor"),
-) -> dict[str, Any]:
+) -> Any:
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180
             and -85 <= lat <= 85):
         raise PointInvalid(message="经纬度超出范围 / lon must be -180..180 and lat -85..85")
-    found = await app_state(request).reads.run(lambda conn: F.here(conn, lon, lat, floor),
-                                               replica=who.role is Role.PUBLIC)
+    state = app_state(request)
+    memo = state.answers if who == PUBLIC else None
+    got = await state.reads.run(
+        lambda conn: known_or_loaded(memo, "here", F.here_rows(conn, lon, lat, floor)),
+        replica=who.role is Role.PUBLIC)
+    if got.known is not None:
+        return await _known(request, who, "here", got.known)
+    found = got.loaded
+    assert found is not None
     parcel = found.parcel
     if parcel is not None and not who.in_scope(parcel.record["parcel_code"]):
         parcel = None
@@ -141,9 +155,11 @@ async def here(
         # at_point: the unit's plan contains the point (geometry, not an attribute)
         "units": [{**_unit(who, u), "kind": "unit", "at_point": u["at_point"]} for u in units],
     }
-    await record(request, who, "here",
-                 target=parcel.record["parcel_code"] if parcel else None,
-                 result_count=(1 if parcel else 0) + len(buildings) + len(units))
+    target = parcel.record["parcel_code"] if parcel else None
+    count = (1 if parcel else 0) + len(buildings) + len(units)
+    await record(request, who, "here", target=target, result_count=count)
+    if memo is not None:
+        return answer(request, memo.put("here", got.digest, encode(out, target, count)))
     _vary(response)
     return out
 
@@ -195,11 +211,17 @@ async def unit_detail(ref: str, request: Request, response: Response,
                          lambda conn: F.unit(conn, ref, sensitive(who)), shape)
 
 
-@router.get("/buildings/{ref}/table", summary="楼盘表：各层各户 / the building's unit table")
-async def building_table(ref: str, request: Request, response: Response,
-                         who: Caller) -> dict[str, Any]:
-    async with app_state(request).pool.connection() as conn:
-        table = await F.building_table(conn, ref, sensitive(who))
+@router.get("/buildings/{ref}/table", summary="楼盘表：各层各户 / the building's unit table",
+            response_model=dict[str, Any])
+async def building_table(ref: str, request: Request, response: Response, who: Caller) -> Any:
+    state = app_state(request)
+    memo = state.answers if who == PUBLIC else None
+    async with state.pool.connection() as conn:
+        got = await known_or_loaded(memo, "building.table",
+                                    F.building_table_rows(conn, ref, sensitive(who)))
+    if got.known is not None:
+        return await _known(request, who, "building.table", got.known)
+    table = got.loaded
     if table is None or not who.in_scope(table.building["building_code"]):
         raise _not_found("building")
     code = table.building["building_code"]
@@ -215,5 +237,7 @@ async def building_table(ref: str, request: Request, response: Response,
     out = {"building": {**view(who, "building", table.building), "kind": "building"},
            "floors": floors}
     await record(request, who, "building.table", target=code, result_count=count)
+    if memo is not None:
+        return answer(request, memo.put("building.table", got.digest, encode(out, code, count)))
     _vary(response)
     return out
