@@ -14,7 +14,9 @@ Prints, with the machine it ran on:
     first a cold pass (each sample path once: its pages are read from disk), then the steady
     state over the same paths for ``--seconds`` with ``wrk`` (Debian package; a C client, so
     the figures are the server's and not a Python client's share of the cores; httpx when wrk
-    is missing);
+    is missing), after ``--warmup`` seconds (5) of the same load that are not counted (each
+    worker process meets each path once before its answer is known: the cold pass went to
+    either worker);
   * parcel tiles cold and warm vs tipg on the same database (``bench.tiles.compare``; targets
     cold ≥ 2×, warm ≥ 20× tipg's throughput);
   * a full QA run over the whole district (``cadastre.qa.engine.check``, scope ``district``;
@@ -178,8 +180,8 @@ def _server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
     return wait_healthy(proc, f"http://127.0.0.1:{port}", 120)
 
 
-def reads(url: str, clients: int, seconds: float, workers: int, n: int = 400, seed: int = 18
-          ) -> dict[str, dict[str, Any]]:
+def reads(url: str, clients: int, seconds: float, workers: int, n: int = 400, seed: int = 18,
+          warmup: float = 5.0) -> dict[str, dict[str, Any]]:
     """Per kind of read: a cold pass (each of ``n`` sample paths once, 8 httpx clients: pages
     read from disk for the first time), then the steady state over the same paths for
     ``seconds`` with wrk (or httpx when wrk is not installed)."""
@@ -195,6 +197,8 @@ def reads(url: str, clients: int, seconds: float, workers: int, n: int = 400, se
             cold = {"n": len(lat), "p50_ms": percentile(lat, 50) * 1000,
                     "p99_ms": percentile(lat, 99) * 1000,
                     "ok": sum(c for s, c in st.items() if s == 200)}
+            if warmup > 0:
+                wrk_load(base, urls, clients, warmup)
             warm = wrk_load(base, urls, clients, seconds)
             client = "wrk"
             if warm is None:
@@ -233,6 +237,8 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=1_000_000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--warmup", type=float, default=5.0,
+                    help="seconds of steady load before the measured ones (not counted)")
     ap.add_argument("--tiles", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="server worker processes for the reads (default: one per core)")
@@ -268,7 +274,7 @@ def main() -> None:
     if not args.skip_reads:
         console.print(f"\nreads over HTTP, {args.clients} concurrent clients, {args.seconds:.0f} s "
                       "each:")
-        reads(url, args.clients, args.seconds, args.workers, seed=args.seed)
+        reads(url, args.clients, args.seconds, args.workers, seed=args.seed, warmup=args.warmup)
 
     if not args.skip_tiles:
         from bench.tiles import compare
