@@ -32,8 +32,9 @@ def start_pgbouncer(settings: Settings, url: str, workers: int) -> pgbouncer.Bou
     # uvicorn raises the SIGTERM it caught again after its shutdown: exit through the caller's
     # `finally` (which stops pgbouncer) instead of dying of it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # the server connections: as many as one worker's request pool (N workers' pools share them)
     bouncer = pgbouncer.start(url, settings.data_dir,
-                              pool_size=settings.database.pool_sizes(workers)[1] * workers,
+                              pool_size=settings.database.pool_sizes(workers)[1],
                               statement_timeout_ms=settings.database.statement_timeout_ms)
     os.environ["CADASTRE_POOLER_URL"] = bouncer.url
     return bouncer
