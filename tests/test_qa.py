@@ -8,8 +8,9 @@ import uuid
 import psycopg
 import pytest
 
-from cadastre.qa.engine import check, draw_sample, run_qa, set_status
+from cadastre.qa.engine import check, draw_sample, needs_scope_tables, run_qa, run_rule, set_status
 from cadastre.qa.report import findings_rows
+from cadastre.qa.rules import RULES
 from cadastre.qa.scope import Scope
 from cadastre.settings import Settings
 
@@ -20,6 +21,24 @@ QA = Settings().qa
 # stay pending (no sender runs) until they age past the limit; their planted defects are found in
 # tests/test_registration_quality.py
 PROCESS = ("time_limit", "reporting")
+
+
+def test_whole_register_rules_read_no_scope_tables(demo_conn: psycopg.Connection) -> None:
+    """Over the whole register the record and unit rules' scope filter is written out as true:
+    they need no temp tables, so a second QA connection runs them without building its own
+    copy of the scope; over a bbox the filter (and the need) stays."""
+    district, box = Scope("district"), Scope("bbox", bbox_3857=(0.0, 0.0, 1.0, 1.0))
+    lazy = {r.id for r in RULES if not needs_scope_tables(r, district)}
+    assert {"UNIT_OVERLAP", "UNIT_WITHOUT_RECORD", "RECORD_ORPHAN", "REG_TERM_ORDER",
+            "REG_TWO_OWNERSHIPS", "REG_CERT_DUPLICATE"} <= lazy
+    assert lazy.isdisjoint({"OVERLAP", "GAP_SLIVER", "UNIT_CODE_PARCEL_MISMATCH",
+                            "BOUNDARY_POINT_MISMATCH", "GEOM_SPIKE"})
+    assert all(needs_scope_tables(r, box) for r in RULES if "whole_register" in r.sql)
+    # and they run on a session that has none of the scope's tables
+    assert demo_conn.execute("SELECT to_regclass('pg_temp.subject')").fetchone() == (None,)
+    for rule in RULES:
+        if rule.id in lazy:
+            run_rule(demo_conn, rule, district, QA)
 
 
 def test_demo_has_exactly_its_planted_defects(demo_conn: psycopg.Connection) -> None:

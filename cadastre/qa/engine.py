@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 import uuid
@@ -77,14 +78,31 @@ PARALLEL_MIN_PARCELS = 20_000
 _UNITS_OR_BUILDINGS = ("subject_buildings", "subject_units")
 
 
+# Over the whole register the record and unit rules' scope filter ("the code's parcel is one of
+# the subject parcels") is true. Written out as such, those statements read none of the scope's
+# temp tables, so a connection can run them without building its own copy of the scope (a
+# 1M-parcel district: ~10 s of CPU a connection).
+_WHOLE_REGISTER_FILTER = re.compile(
+    r"\(%\(whole_register\)s OR left\([\w.]+, 19\) IN \(SELECT code FROM subject\)\)")
+_SCOPE_TABLE = re.compile(r"\b(subject|context|replaced)\b")
+
+
 def rule_sql(rule: Rule, scope: Scope) -> str:
     """The rule's statement, with the WITH-clause of buildings/units in front if it uses them."""
-    if not scope.ctes() or not any(name in rule.sql for name in _UNITS_OR_BUILDINGS):
-        return rule.sql
-    body = rule.sql.lstrip()
+    sql = _WHOLE_REGISTER_FILTER.sub("true", rule.sql) if scope.whole_register else rule.sql
+    if not scope.ctes() or not any(name in sql for name in _UNITS_OR_BUILDINGS):
+        return sql
+    body = sql.lstrip()
     if body[:4].upper() == "WITH":
         return scope.ctes() + ",\n" + body[4:]
     return scope.ctes() + "\n" + body
+
+
+def needs_scope_tables(rule: Rule, scope: Scope) -> bool:
+    """Whether the rule's statement reads the temp tables of ``ScopeTables``."""
+    sql = rule_sql(rule, scope)
+    return bool(_SCOPE_TABLE.search(sql)) or (
+        scope.is_submission and any(name in sql for name in _UNITS_OR_BUILDINGS))
 
 
 def run_rule(conn: psycopg.Connection, rule: Rule, scope: Scope, qa: QaSettings,
@@ -161,7 +179,10 @@ def second_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
 
 class _Run:
     """The work of one ``check``: (rule, part) jobs, slowest first, taken by the connections
-    as they come free; findings and timings collected under a lock."""
+    as they come free; findings and timings collected under a lock. The first connection builds
+    the scope's temp tables at once and takes the jobs that read them first; the others build
+    their copy only when nothing is left but such jobs (over the whole register most rules of
+    records and units read none)."""
 
     def __init__(self, scope: Scope, qa: QaSettings, rules: list[Rule], parts: int,
                  progress: Progress | None, timings: dict[str, float]) -> None:
@@ -173,33 +194,47 @@ class _Run:
         self.results: dict[tuple[str, int], list[Finding]] = {}
         self.timings = timings
         self.started: set[str] = set()
+        self.needs = {r.id: needs_scope_tables(r, scope) for r in rules}
 
-    def work(self, conn: psycopg.Connection) -> None:
-        """Set up the scope on ``conn``, then run jobs until none are left."""
+    def work(self, conn: psycopg.Connection, first: bool = True) -> None:
+        """Run jobs on ``conn`` until none are left, with the scope's temp tables set up at
+        once (``first``) or when a job needs them."""
         with _session(conn), conn.transaction():
-            t0 = time.perf_counter()
-            tables = ScopeTables(conn, self.scope).__enter__()
-            self._time("scope", time.perf_counter() - t0, max)
+            tables = self._tables(conn) if first else None
             try:
-                while job := self._next():
+                while job := self._next(tables is not None):
                     rule, part, parts = job
+                    if tables is None and self.needs[rule.id]:
+                        tables = self._tables(conn)
+                    params = tables.params if tables is not None else self.scope.sql_params()
                     t0 = time.perf_counter()
-                    found = run_rule(conn, rule, self.scope, self.qa, tables.params, part, parts)
+                    found = run_rule(conn, rule, self.scope, self.qa, params, part, parts)
                     with self.lock:
                         self.results[(rule.id, part)] = found
                     self._time(rule.id, time.perf_counter() - t0, sum)
             finally:
-                tables.__exit__()
+                if tables is not None:
+                    tables.__exit__()
+
+    def _tables(self, conn: psycopg.Connection) -> ScopeTables:
+        t0 = time.perf_counter()
+        tables = ScopeTables(conn, self.scope).__enter__()
+        self._time("scope", time.perf_counter() - t0, max)
+        return tables
 
     def stop(self) -> None:
         with self.lock:
             self.jobs.clear()
 
-    def _next(self) -> tuple[Rule, int, int] | None:
+    def _next(self, has_tables: bool) -> tuple[Rule, int, int] | None:
+        """The slowest job left whose need of the scope's tables matches ``has_tables``, else
+        the slowest job left."""
         with self.lock:
             if not self.jobs:
                 return None
-            job = self.jobs.pop(0)
+            i = next((k for k, (rule, _, _) in enumerate(self.jobs)
+                      if self.needs[rule.id] == has_tables), 0)
+            job = self.jobs.pop(i)
             if job[0].id not in self.started:
                 self.started.add(job[0].id)
                 if self.progress:
@@ -221,7 +256,8 @@ def check(conn: psycopg.Connection, scope: Scope, qa: QaSettings,
           ) -> list[Finding]:
     """All findings of the enabled rules over the scope (nothing stored), in rule order.
 
-    The scope is materialised as temp tables on each connection used (``ScopeTables``).
+    The scope is materialised as temp tables on each connection whose rules read them
+    (``ScopeTables``).
     ``workers``: 1 runs every rule on ``conn``; N runs them on ``conn`` and N - 1 more
     connections at once, the slowest rules first and the slowest split in parts (``Rule.parts``)
     so that the connections finish together. By default ``qa.workers`` are used for scopes of
@@ -247,7 +283,7 @@ def check(conn: psycopg.Connection, scope: Scope, qa: QaSettings,
             run.work(conn)
         else:
             with ThreadPoolExecutor(len(others), thread_name_prefix="qa") as pool:
-                helpers = [pool.submit(run.work, other) for other in others]
+                helpers = [pool.submit(run.work, other, False) for other in others]
                 try:
                     run.work(conn)
                 except BaseException:

@@ -124,6 +124,11 @@ class Scope:
     def is_submission(self) -> bool:
         return self.kind == "submission"
 
+    @property
+    def whole_register(self) -> bool:
+        """The current register everywhere: no bbox, no codes, not a submission."""
+        return not self.bbox_3857 and not self.codes and not self.is_submission
+
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
         if self.bbox_3857:
@@ -151,7 +156,7 @@ class Scope:
         return {"bbox": bbox, "codes": list(self.codes) if self.codes else None,
                 "submission": self.submission,
                 # the whole register: rules over records need not look each record's parcel up
-                "whole_register": bbox is None and not self.codes and not self.is_submission,
+                "whole_register": self.whole_register,
                 **self.params}
 
 
