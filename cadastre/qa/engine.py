@@ -76,6 +76,9 @@ SESSION = {"work_mem": WORK_MEM, "jit": "off", "enable_partitionwise_join": "on"
 # (QaSettings.workers).
 PARALLEL_MIN_PARCELS = 20_000
 _UNITS_OR_BUILDINGS = ("subject_buildings", "subject_units")
+# building a scope's temp tables, in the rules' cost units (about GEOM_SPIKE's, ~10 s for a
+# 1M-parcel district): a second connection builds its copy only for more work than that
+_SCOPE_COST = 20
 
 
 # Over the whole register the record and unit rules' scope filter ("the code's parcel is one of
@@ -195,6 +198,7 @@ class _Run:
         self.timings = timings
         self.started: set[str] = set()
         self.needs = {r.id: needs_scope_tables(r, scope) for r in rules}
+        self.built = False
 
     def work(self, conn: psycopg.Connection, first: bool = True) -> None:
         """Run jobs on ``conn`` until none are left, with the scope's temp tables set up at
@@ -220,6 +224,8 @@ class _Run:
         t0 = time.perf_counter()
         tables = ScopeTables(conn, self.scope).__enter__()
         self._time("scope", time.perf_counter() - t0, max)
+        with self.lock:
+            self.built = True
         return tables
 
     def stop(self) -> None:
@@ -228,13 +234,17 @@ class _Run:
 
     def _next(self, has_tables: bool) -> tuple[Rule, int, int] | None:
         """The slowest job left whose need of the scope's tables matches ``has_tables``, else
-        the slowest job left."""
+        the slowest job left; none for a connection without the tables when the jobs left
+        would cost less than building them (another connection has them)."""
         with self.lock:
             if not self.jobs:
                 return None
             i = next((k for k, (rule, _, _) in enumerate(self.jobs)
-                      if self.needs[rule.id] == has_tables), 0)
-            job = self.jobs.pop(i)
+                      if self.needs[rule.id] == has_tables), None)
+            if i is None and not has_tables and self.built and sum(
+                    rule.cost / parts for rule, _, parts in self.jobs) < _SCOPE_COST:
+                return None     # leave the last small jobs to a connection that has the tables
+            job = self.jobs.pop(i or 0)
             if job[0].id not in self.started:
                 self.started.add(job[0].id)
                 if self.progress:
