@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            gc.unfreeze()     # (an app started again in this process, as tests do)
             listener.cancel()
             if scheduled:
                 scheduled.cancel()
