@@ -14,6 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -140,4 +141,7 @@ def test_pool_check_skipped_only_for_connections_that_just_worked(answers_db: st
         async with fresh:
             await pooling.check(fresh)        # never returned yet: checked, and fine
 
-    asyncio.run(run())
+    # in a thread of its own: an earlier test of this process may have left an event loop
+    # running in this one (Playwright's sync API does)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
