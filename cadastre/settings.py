@@ -6,6 +6,7 @@ embedded PostgreSQL/PostGIS cluster under the data dir is used.
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import time
 from functools import lru_cache
@@ -88,7 +89,7 @@ class DatabaseSettings(_Base):
         111 ms with a 1..10 pool and 17 ms with 2..2. Fixed, because a pool that grows under
         load makes requests wait for new backends, whose first query (loading the partitioned
         tables' catalog) takes ~100 ms."""
-        auto = max(2, -(-2 * (cores or os.cpu_count() or 1) // max(workers, 1)))
+        auto = max(2, math.ceil(2 * (cores or os.cpu_count() or 1) / max(workers, 1)))
         high = self.pool_max if self.pool_max is not None else max(auto, self.pool_min or 0)
         low = self.pool_min if self.pool_min is not None else (
             high if self.pool_max is None else min(1, high))

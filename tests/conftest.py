@@ -195,14 +195,15 @@ def api_settings(test_settings: Settings) -> Settings:
     return test_settings
 
 
-def client_for(url: str, settings: Settings, **tile_opts: object):
-    """A TestClient (lifespan run) on the database at ``url``; use as a context manager."""
+def client_for(url: str, settings: Settings, *, api: dict | None = None, **tile_opts: object):
+    """A TestClient (lifespan run) on the database at ``url``, with ``settings``' data dir and
+    the given API and tile settings; use as a context manager."""
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
     s = Settings(storage={"data_dir": settings.data_dir}, database={"url": url},
-                 tiles=tile_opts or {})
+                 tiles=tile_opts or {}, api=api or {})
     return TestClient(create_app(s))
 
 

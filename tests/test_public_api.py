@@ -18,13 +18,12 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.auth import issue_token
 from cadastre.access.pii import load_cipher
 from cadastre.access.privacy import Role
 from cadastre.query import search as S
 from cadastre.settings import Settings
-from tests.conftest import app_data_dir
+from tests.conftest import app_data_dir, client_for
 
 PUBLIC_BODIES: list[str] = []          # every body the public received in this module
 PURPOSE = {"X-Purpose": "litigation", "X-Case-Ref": "ZJ-2024-000123"}
@@ -35,9 +34,8 @@ ENCUMBRANCE_FIELDS = {"mortgaged", "seized", "pre_noticed", "objected", "encumbr
 def client(demo_url: str, test_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[TestClient]:
     data_dir = app_data_dir(test_settings, tmp_path_factory.mktemp("public_api"))
-    settings = Settings(storage={"data_dir": data_dir}, database={"url": demo_url},
-                        api={"rate_limit_enabled": False})
-    with TestClient(create_app(settings)) as c:
+    with client_for(demo_url, Settings(storage={"data_dir": data_dir}),
+                    api={"rate_limit_enabled": False}) as c:   # (limits: their own tests)
         yield c
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from cadastre.errors import InvalidInput, NotFound
+from cadastre.qa.registration_rules import SCOPE_FILTER
 from cadastre.qa.rules import RULES, RULES_BY_ID, Rule
 from cadastre.qa.scope import Scope, ScopeTables
 from cadastre.settings import QaSettings
@@ -81,12 +82,12 @@ _UNITS_OR_BUILDINGS = ("subject_buildings", "subject_units")
 _SCOPE_COST = 20
 
 
-# Over the whole register the record and unit rules' scope filter ("the code's parcel is one of
-# the subject parcels") is true. Written out as such, those statements read none of the scope's
-# temp tables, so a connection can run them without building its own copy of the scope (a
-# 1M-parcel district: ~10 s of CPU a connection).
+# Over the whole register the record and unit rules' scope filter (``SCOPE_FILTER``: "the
+# code's parcel is one of the subject parcels") is true. Written out as such, those statements
+# read none of the scope's temp tables, so a connection can run them without building its own
+# copy of the scope (a 1M-parcel district: ~10 s of CPU a connection).
 _WHOLE_REGISTER_FILTER = re.compile(
-    r"\(%\(whole_register\)s OR left\([\w.]+, 19\) IN \(SELECT code FROM subject\)\)")
+    re.escape(SCOPE_FILTER).replace(re.escape("{col}"), r"[\w.]+"))
 _SCOPE_TABLE = re.compile(r"\b(subject|context|replaced)\b")
 
 

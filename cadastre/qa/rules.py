@@ -17,7 +17,7 @@ certificate (证书), period (期限), time_limit (时限), reporting (汇交).
 
 from __future__ import annotations
 
-from cadastre.qa.registration_rules import REGISTRATION_RULES
+from cadastre.qa.registration_rules import REGISTRATION_RULES, SCOPE_FILTER
 from cadastre.qa.rule import CATEGORIES as CATEGORIES
 from cadastre.qa.rule import Rule as Rule
 from cadastre.qa.rule import _r
@@ -397,7 +397,7 @@ RULES: tuple[Rule, ...] = (
         -- in force, status 1, is a current version) ...
         FROM (SELECT DISTINCT c.unit_code FROM cad.right_record c
               WHERE c.valid_to IS NULL
-                AND (%(whole_register)s OR left(c.unit_code, 19) IN (SELECT code FROM subject))
+                AND """ + SCOPE_FILTER.format(col="c.unit_code") + """
                 AND NOT EXISTS (SELECT 1 FROM cad.unit u WHERE u.unit_code = c.unit_code
                                 AND u.valid_to IS NULL)) o
         -- ... then the few records with those codes, in their county's partition
