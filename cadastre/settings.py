@@ -42,6 +42,9 @@ class StorageSettings(_Base):
     data_dir: Path = Field(default_factory=_default_data_dir, description="数据目录 / data dir")
 
 
+POOL_AUTO_MAX = 10   # connections of one process's request pool sized from the machine
+
+
 class DatabaseSettings(_Base):
     url: SecretStr | None = Field(
         default=None,
@@ -88,8 +91,10 @@ class DatabaseSettings(_Base):
         queue). On this 2-core machine with 2 workers and 8 clients what-is-here's p99 was
         111 ms with a 1..10 pool and 17 ms with 2..2. Fixed, because a pool that grows under
         load makes requests wait for new backends, whose first query (loading the partitioned
-        tables' catalog) takes ~100 ms."""
+        tables' catalog) takes ~100 ms. At most ``POOL_AUTO_MAX`` a process: a many-core
+        machine's processes together stay within the embedded cluster's max_connections."""
         auto = max(2, math.ceil(2 * (cores or os.cpu_count() or 1) / max(workers, 1)))
+        auto = min(auto, POOL_AUTO_MAX)
         high = self.pool_max if self.pool_max is not None else max(auto, self.pool_min or 0)
         low = self.pool_min if self.pool_min is not None else (
             high if self.pool_max is None else min(1, high))

@@ -23,6 +23,12 @@ from cadastre.settings import PROJECT_ROOT, Settings
 from cadastre.store.cluster import EmbeddedCluster
 from cadastre.store.migrate import migrate
 
+# Many apps live at once in a test session (two sessions under -n 2, on one cluster): each keeps
+# a small request pool that shrinks when idle, not the fixed machine-sized one of a server (on a
+# many-core CI machine those exhausted max_connections). Set before any Settings is read.
+os.environ.setdefault("CADASTRE_POOL_MIN", "1")
+os.environ.setdefault("CADASTRE_POOL_MAX", "4")
+
 TEST_DATA_DIR = Path(os.environ.get("CADASTRE_TEST_DATA_DIR", PROJECT_ROOT / "var" / "test"))
 DEMO_PARCELS = 2000
 SMALL_PARCELS, SMALL_SEED = 60, 11
@@ -87,7 +93,9 @@ def _build_once(cluster: EmbeddedCluster, name: str, build, template: str | None
 def cluster() -> Iterator[EmbeddedCluster]:
     # Left running at the end: other pytest processes may be using it; `cadastre db stop` style
     # cleanup is `EmbeddedCluster(TEST_DATA_DIR).stop()`.
-    c = EmbeddedCluster(TEST_DATA_DIR)
+    # two pytest sessions (-n 2) share it, each with several apps alive at once (pools, job
+    # threads, listeners: ~10 connections an app), and the crash tests' server processes
+    c = EmbeddedCluster(TEST_DATA_DIR, max_connections=200)
     TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
     with open(TEST_DATA_DIR / ".cluster.lock", "w") as lock:   # one initdb/start at a time
         fcntl.flock(lock, fcntl.LOCK_EX)                       # (pytest -n: several sessions)

@@ -40,7 +40,9 @@ def test_every_settings_variable_is_known(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings().qa.sample_fraction == 0.1
 
 
-def test_pool_sizes_follow_the_machine_unless_set() -> None:
+def test_pool_sizes_follow_the_machine_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CADASTRE_POOL_MIN", raising=False)   # (conftest sets both)
+    monkeypatch.delenv("CADASTRE_POOL_MAX", raising=False)
     db = Settings().database
     assert db.pool_min is None and db.pool_max is None
     # two connections per core over all the worker processes, at least two each; fixed size
@@ -48,6 +50,7 @@ def test_pool_sizes_follow_the_machine_unless_set() -> None:
     assert db.pool_sizes(2, cores=2) == (2, 2)
     assert db.pool_sizes(3, cores=8) == (6, 6)
     assert db.pool_sizes(4, cores=2) == (2, 2)
+    assert db.pool_sizes(1, cores=64) == (10, 10)     # at most ten a process
     # what is set is kept; a maximum alone keeps a pool that may shrink to one
     assert Settings(database={"pool_max": 10}).database.pool_sizes(2, cores=2) == (1, 10)
     assert Settings(database={"pool_min": 6}).database.pool_sizes(2, cores=2) == (6, 6)

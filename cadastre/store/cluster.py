@@ -146,10 +146,12 @@ class ClusterStatus:
 
 
 class EmbeddedCluster:
-    def __init__(self, data_dir: Path, shared_buffers: str = "256MB", port: int | None = None):
+    def __init__(self, data_dir: Path, shared_buffers: str = "256MB", port: int | None = None,
+                 max_connections: int = 100):
         self.data_dir = Path(data_dir).resolve()
         self.state_file = self.data_dir / "pg.json"
         self.shared_buffers = shared_buffers
+        self.max_connections = max_connections     # (written at initdb)
         self.fixed_port = port
 
     # ----------------------------------------------------------------- state
@@ -259,7 +261,7 @@ class EmbeddedCluster:
                 "listen_addresses = '127.0.0.1'",
                 f"unix_socket_directories = '{sockdir}'",
                 f"shared_buffers = '{self.shared_buffers}'",
-                "max_connections = 100",
+                f"max_connections = {self.max_connections}",
                 "work_mem = '32MB'",
                 "maintenance_work_mem = '256MB'",
                 "max_wal_size = '2GB'",
