@@ -4,9 +4,13 @@ cluster (built once, reused), and small timing helpers."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import psycopg
 from rich.console import Console
@@ -113,3 +117,43 @@ def wait_healthy(proc: subprocess.Popen, base: str,
             time.sleep(0.3)
     proc.kill()
     raise SystemExit("server did not start")
+
+
+# wrk (Debian package ``wrk``, a load generator in C): the steady-state figures without a
+# Python client taking its share of the two cores. Each connection cycles through the paths.
+_WRK_LUA = """
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+local i = math.random(#paths)
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], {["Accept-Encoding"] = "gzip"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %.1f %.1f %.1f %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+"""
+
+
+def wrk_load(base: str, paths: list[str], clients: int, seconds: float
+             ) -> dict[str, float] | None:
+    """Steady state with wrk (None when wrk is not installed)."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
+        (Path(tmp) / "cycle.lua").write_text(_WRK_LUA)
+        out = subprocess.run(
+            [exe, "-t", "1", "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "30s",
+             "-s", str(Path(tmp) / "cycle.lua"), base], capture_output=True, text=True,
+            env={**os.environ, "WRK_PATHS": str(Path(tmp) / "paths.txt")}, timeout=seconds + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WRK ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    n, micros, p50, p99, worst, errors = line.split()[1:]
+    return {"n": int(n), "rps": int(n) / (int(micros) / 1e6), "p50_ms": float(p50) / 1000,
+            "p99_ms": float(p99) / 1000, "max_ms": float(worst) / 1000, "errors": int(errors)}

@@ -33,10 +33,8 @@ import json
 import os
 import platform
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -46,7 +44,7 @@ from urllib.parse import quote
 import httpx
 import psycopg
 
-from bench.common import BUILD_LOG, console, percentile, scaled_demo, wait_healthy
+from bench.common import BUILD_LOG, console, percentile, scaled_demo, wait_healthy, wrk_load
 from cadastre.settings import PROJECT_ROOT, get_settings
 from cadastre.store.cluster import free_port
 
@@ -123,46 +121,6 @@ async def _load(base: str, paths: list[str], clients: int, seconds: float | None
         await asyncio.gather(*(worker(i) for i in range(clients)))
         wall = time.monotonic() - t0
     return latencies, statuses, wall
-
-
-# wrk (Debian package ``wrk``, a load generator in C): the steady-state figures without a
-# Python client taking its share of the two cores. Each connection cycles through the paths.
-_WRK_LUA = """
-local paths = {}
-for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
-local i = math.random(#paths)
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i], {["Accept-Encoding"] = "gzip"})
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("WRK %d %d %.1f %.1f %.1f %d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect + e.read + e.write + e.timeout + e.status))
-end
-"""
-
-
-def wrk_load(base: str, paths: list[str], clients: int, seconds: float
-             ) -> dict[str, float] | None:
-    """Steady state with wrk (None when wrk is not installed)."""
-    exe = shutil.which("wrk")
-    if exe is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
-        (Path(tmp) / "cycle.lua").write_text(_WRK_LUA)
-        out = subprocess.run(
-            [exe, "-t", "1", "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "30s",
-             "-s", str(Path(tmp) / "cycle.lua"), base], capture_output=True, text=True,
-            env={**os.environ, "WRK_PATHS": str(Path(tmp) / "paths.txt")}, timeout=seconds + 60)
-    line = next((x for x in out.stdout.splitlines() if x.startswith("WRK ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
-    n, micros, p50, p99, worst, errors = line.split()[1:]
-    return {"n": int(n), "rps": int(n) / (int(micros) / 1e6), "p50_ms": float(p50) / 1000,
-            "p99_ms": float(p99) / 1000, "max_ms": float(worst) / 1000, "errors": int(errors)}
 
 
 def _server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
@@ -277,16 +235,11 @@ def main() -> None:
         reads(url, args.clients, args.seconds, args.workers, seed=args.seed, warmup=args.warmup)
 
     if not args.skip_tiles:
-        from bench.tiles import compare
+        from bench.tiles import compare, report
 
         console.print(f"\nparcel tiles z12–z18 ({args.tiles}), concurrency {args.clients}:")
-        results, _ = compare(url, args.tiles, args.clients)
-        for k, r in results.items():
-            console.print(f"  {k:10s} {r['rps']:8.1f} tiles/s   p50 {r['p50_ms']:7.1f} ms   "
-                          f"p99 {r['p99_ms']:7.1f} ms")
-        t, c, w = results["tipg"], results["ours-cold"], results["ours-warm"]
-        console.print(f"  cold ÷ tipg {c['rps'] / t['rps']:.2f}× (target ≥ 2), "
-                      f"warm ÷ tipg {w['rps'] / t['rps']:.2f}× (target ≥ 20)")
+        results, _ = compare(url, args.tiles, args.clients, args.seconds)
+        report(results)
 
     if not args.skip_qa:
         console.print("\nQA over the whole district (every enabled rule):")
