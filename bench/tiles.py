@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -173,24 +172,23 @@ def compare(db: str, n_tiles: int, concurrency: int, seconds: float = 20.0
     Each server first gets every tile of the list once from ``concurrency`` httpx clients
     (``ours-cold``, ``ours-warm``, ``tipg``; for ours-warm after a priming pass). With wrk
     installed, ours-warm and tipg are then also loaded for ``seconds`` by ``concurrency`` wrk
-    connections going round the list (``ours-warm-wrk``, ``tipg-wrk``): the httpx client, Python
-    on the same two cores, tops out near 450 requests a second while our server answers warm
-    tiles with a fraction of a core, so the warm ratio is taken between the wrk figures, the
-    same client on both sides (tipg at ~20 tiles/s never goes round the list)."""
+    connections going round the list (``ours-warm-wrk``, ``tipg-wrk``): under the httpx client,
+    Python on the same two cores, our warm server used a fifth of a core (the client was the
+    limit), so the warm ratio is taken between the wrk figures, the same client on both sides
+    (tipg, a few dozen tiles a second, never goes round the list)."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     tiles = tile_list(db, n_tiles)
     fields = [f.name for f in LAYERS["parcels"].visible(Role.PUBLIC)]
     results: dict[str, dict[str, float]] = {}
     sizes_by_zoom: dict[int, list[int]] = {}
-    use_wrk = shutil.which("wrk") is not None
 
     def steady(name: str, base: str, paths: list[str]) -> None:
-        if use_wrk:
-            r = wrk_load(base, paths, concurrency, seconds)
-            assert r is not None
-            if r["errors"]:
-                raise SystemExit(f"{name}: {r['errors']} failed requests under wrk")
-            results[f"{name}-wrk"] = {**r, "wrapped": float(r["n"] > len(paths))}
+        r = wrk_load(base, paths, concurrency, seconds)     # (None without wrk)
+        if r is None:
+            return
+        if r["errors"]:
+            raise SystemExit(f"{name}: {r['errors']} failed requests under wrk")
+        results[f"{name}-wrk"] = {**r, "wrapped": float(r["n"] > len(paths))}
 
     # --- ours, cold and warm
     for mode in ("cold", "warm"):
